@@ -1,0 +1,108 @@
+/* Non-convolution kernels (kernels): GEMM, dense, pooling, activations, softmax, batch norm.
+ * Same conventions as conv.h: row-major PyTorch layouts, output first, no allocation,
+ * forward/backward_data WRITE, parameter gradients ACCUMULATE (+=). Shapes are given as
+ * (N, C, S) where S is the product of the spatial extents. */
+#ifndef DPT_OPS_H
+#define DPT_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpt/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, like cblas_sgemm ------------------ */
+typedef enum { DPT_GEMM_BLAS, DPT_GEMM_NAIVE } dpt_gemm_backend;
+void dpt_sgemm(dpt_gemm_backend be, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+               float *C, int64_t ldc);
+/* Pins OpenBLAS to one thread (one rank per core); called once at start-up, idempotent. */
+void dpt_gemm_init(void);
+
+/* ---- dense: y = x W^T + b   x: (N, I)  w: (O, I)  b: (O)  y: (N, O) -------------------------- */
+void dpt_dense_forward(dpt_gemm_backend be, float *y, const float *x, const float *w,
+                       const float *b, int64_t N, int64_t I, int64_t O);
+/* dx = dy W  (writes) */
+void dpt_dense_backward_data(dpt_gemm_backend be, float *dx, const float *dy, const float *w,
+                             int64_t N, int64_t I, int64_t O);
+/* dw += dy^T x,  db += sum_n dy  (db may be NULL) */
+void dpt_dense_backward_weight(dpt_gemm_backend be, float *dw, float *db, const float *dy,
+                               const float *x, int64_t N, int64_t I, int64_t O);
+
+/* ---- pooling (torch max_pool/avg_pool, ceil_mode=False, dilation 1) -------------------------- */
+typedef struct {
+    int dims;          /* 1, 2 or 3 */
+    int64_t N, C;
+    int64_t in[3];     /* (D, H, W), 0 means 1 */
+    int64_t k[3];      /* window; 0 means 1 */
+    int64_t stride[3]; /* 0 means the window size (torch's default) */
+    int64_t pad[3];    /* 2*pad <= k */
+    int count_include_pad; /* avg only */
+    int64_t out[3];    /* filled by dpt_pool_geom_check */
+} dpt_pool_geom;
+
+dpt_status dpt_pool_geom_check(dpt_pool_geom *g);
+/* x: (N, C, in)  y: (N, C, out)  argmax: (N, C, out) flat index into the (D, H, W) plane of x,
+ * saved for backward (padding is -inf, never selected; ties keep the first index). */
+void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g);
+/* dx = 0, then dx[argmax] += dy */
+void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
+                          const dpt_pool_geom *g);
+void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g);
+void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g);
+
+/* ---- elementwise activations: y = f(x), dx = dy * f'(x) over n elements ---------------------- */
+typedef enum {
+    DPT_ACT_RELU,
+    DPT_ACT_LEAKY_RELU, /* param: negative slope */
+    DPT_ACT_SIGMOID,
+    DPT_ACT_TANH,
+    DPT_ACT_ELU,        /* param: alpha */
+    DPT_ACT_GELU,       /* exact (erf) form */
+    DPT_ACT_COUNT
+} dpt_act;
+
+const char *dpt_act_name(dpt_act a);
+void dpt_act_forward(dpt_act a, float param, float *y, const float *x, int64_t n);
+/* Needs x (the forward input) and y (the forward output); may use either. dx may alias dy. */
+void dpt_act_backward(dpt_act a, float param, float *dx, const float *dy, const float *x,
+                      const float *y, int64_t n);
+
+/* ---- softmax along C of (N, C, S) ------------------------------------------------------------ */
+void dpt_softmax_forward(float *y, const float *x, int64_t N, int64_t C, int64_t S);
+/* dx = y * (dy - sum_c dy*y) */
+void dpt_softmax_backward(float *dx, const float *dy, const float *y, int64_t N, int64_t C,
+                          int64_t S);
+
+/* ---- batch norm over (N, C, S), statistics per channel --------------------------------------
+ * Split into sums and apply steps so that ghost BN (sub-batches) and synced BN (sums allreduced
+ * across ranks between the two steps) reuse the same kernels. Sums are in double.
+ * https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html */
+/* sum[c] = sum x, sumsq[c] = sum x^2 over N and S (writes). */
+void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S);
+/* From sums over m elements: mean and biased var, invstd = 1/sqrt(var + eps). */
+void dpt_bn_moments(float *mean, float *invstd, double *var, const double *sum,
+                    const double *sumsq, int64_t m, int64_t C, double eps);
+/* running = (1-momentum)*running + momentum*batch, with the unbiased variance var*m/(m-1). */
+void dpt_bn_update_running(float *running_mean, float *running_var, const float *mean,
+                           const double *var, int64_t m, int64_t C, double momentum);
+/* y = gamma * (x - mean) * invstd + beta  (training: batch mean/invstd; eval: running ones). */
+void dpt_bn_apply(float *y, const float *x, const float *mean, const float *invstd,
+                  const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S);
+/* Eval-mode invstd from running_var. */
+void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, double eps);
+/* dbeta_sum[c] = sum dy, dgamma_sum[c] = sum dy * xhat (writes, double). */
+void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
+                          const float *mean, const float *invstd, int64_t N, int64_t C, int64_t S);
+/* dx = gamma*invstd*(dy - dbeta_sum/m - xhat*dgamma_sum/m), m the (global) count (writes). */
+void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const double *dbeta_sum,
+                          const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
