@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# README command 2: install dependencies, build with warnings as errors, run every test.
+#   scripts/test.sh              normal build in build/
+#   scripts/test.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+dpt_install_deps
+
+build=build
+flags=(-DDPT_WERROR=ON)
+if [ "${1:-}" = "--sanitize" ]; then
+    build=build-asan
+    flags+=(-DDPT_SANITIZE=ON -DDPT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug)
+    # Open MPI's and HDF5's own allocations are reported as leaks: suppressed by library,
+    # LeakSanitizer stays on for our code.
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_odr_violation=0"
+    export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+export OMPI_MCA_mpi_yield_when_idle=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+cmake -S . -B "$build" "${flags[@]}"
+cmake --build "$build" -j "$(nproc)"
+cd "$build"
+ctest --output-on-failure -j "$(nproc)"
