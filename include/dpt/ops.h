@@ -22,15 +22,16 @@ void dpt_sgemm(dpt_gemm_backend be, int trans_a, int trans_b, int64_t M, int64_t
 /* Pins OpenBLAS to one thread (one rank per core); called once at start-up, idempotent. */
 void dpt_gemm_init(void);
 
-/* ---- dense: y = x W^T + b   x: (N, I)  w: (O, I)  b: (O)  y: (N, O) -------------------------- */
+/* ---- dense: y = x W^T + b   x: (N, K)  w: (O, K)  b: (O)  y: (N, O) --------------------------
+ * (K, not I, for the inputs: cblas.h includes <complex.h>, whose macro I would break a prototype) */
 void dpt_dense_forward(dpt_gemm_backend be, float *y, const float *x, const float *w,
-                       const float *b, int64_t N, int64_t I, int64_t O);
+                       const float *b, int64_t N, int64_t K, int64_t O);
 /* dx = dy W  (writes) */
 void dpt_dense_backward_data(dpt_gemm_backend be, float *dx, const float *dy, const float *w,
-                             int64_t N, int64_t I, int64_t O);
+                             int64_t N, int64_t K, int64_t O);
 /* dw += dy^T x,  db += sum_n dy  (db may be NULL) */
 void dpt_dense_backward_weight(dpt_gemm_backend be, float *dw, float *db, const float *dy,
-                               const float *x, int64_t N, int64_t I, int64_t O);
+                               const float *x, int64_t N, int64_t K, int64_t O);
 
 /* ---- pooling (torch max_pool/avg_pool, ceil_mode=False, dilation 1) -------------------------- */
 typedef struct {
