@@ -1,0 +1,217 @@
+/* Pooling kernels (kernels): max and average pooling over 1-, 2- and 3-D windows, forward and
+ * backward, as torch.nn.functional.max_pool{n}d / avg_pool{n}d with ceil_mode=False, dilation 1.
+ * 1-D and 2-D are 3-D with unit leading extents. Knows no layers; never allocates.
+ * https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "dpt/ops.h"
+
+static const char *const dim_letter[3] = {"D", "H", "W"};
+
+dpt_status dpt_pool_geom_check(dpt_pool_geom *g) {
+    if (g->dims < 1 || g->dims > 3)
+        return dpt_errorf(DPT_EINVAL, "pool: dims = %d must be 1, 2 or 3", g->dims);
+    if (g->N < 1)
+        return dpt_errorf(DPT_EINVAL, "pool: N = %lld must be >= 1", (long long)g->N);
+    if (g->C < 1)
+        return dpt_errorf(DPT_EINVAL, "pool: C = %lld must be >= 1", (long long)g->C);
+    if (g->count_include_pad != 0 && g->count_include_pad != 1)
+        return dpt_errorf(DPT_EINVAL, "pool: count_include_pad = %d must be 0 or 1",
+                          g->count_include_pad);
+    int64_t plane = 1;
+    for (int i = 0; i < 3; i++) {
+        const char *L = dim_letter[i];
+        int unused = i < 3 - g->dims; /* a leading dimension the user does not see */
+        if (g->in[i] == 0)
+            g->in[i] = 1;
+        if (g->k[i] == 0)
+            g->k[i] = 1;
+        if (g->stride[i] == 0)
+            g->stride[i] = g->k[i];
+        if (g->in[i] < 1)
+            return dpt_errorf(DPT_EINVAL, "pool: in[%d] (%s) = %lld must be >= 1", i, L,
+                              (long long)g->in[i]);
+        if (g->k[i] < 1)
+            return dpt_errorf(DPT_EINVAL, "pool: k[%d] (%s) = %lld must be >= 1", i, L,
+                              (long long)g->k[i]);
+        if (g->stride[i] < 1)
+            return dpt_errorf(DPT_EINVAL, "pool: stride[%d] (%s) = %lld must be >= 1", i, L,
+                              (long long)g->stride[i]);
+        if (g->pad[i] < 0)
+            return dpt_errorf(DPT_EINVAL, "pool: pad[%d] (%s) = %lld must be >= 0", i, L,
+                              (long long)g->pad[i]);
+        if (unused && (g->in[i] != 1 || g->k[i] != 1 || g->pad[i] != 0))
+            return dpt_errorf(DPT_EINVAL,
+                              "pool: a %d-D pool has no %s dimension, but in[%d] = %lld, "
+                              "k[%d] = %lld, pad[%d] = %lld (must be 1, 1, 0)",
+                              g->dims, L, i, (long long)g->in[i], i, (long long)g->k[i], i,
+                              (long long)g->pad[i]);
+        /* pad <= k - pad is 2*pad <= k without overflow. */
+        if (g->pad[i] > g->k[i] - g->pad[i])
+            return dpt_errorf(DPT_EINVAL,
+                              "pool: pad[%d] (%s) = %lld must be at most half the window "
+                              "k[%d] = %lld",
+                              i, L, (long long)g->pad[i], i, (long long)g->k[i]);
+        if (g->k[i] - 2 * g->pad[i] > g->in[i])
+            return dpt_errorf(DPT_EINVAL,
+                              "pool: window k[%d] (%s) = %lld is larger than the padded input "
+                              "in[%d] + 2*pad[%d] = %lld + %lld",
+                              i, L, (long long)g->k[i], i, i, (long long)g->in[i],
+                              (long long)(2 * g->pad[i]));
+        /* in - (k - 2 pad) >= 0 by the check above: no overflow. */
+        g->out[i] = (g->in[i] - (g->k[i] - 2 * g->pad[i])) / g->stride[i] + 1;
+        if (__builtin_mul_overflow(plane, g->in[i], &plane) || plane > INT32_MAX)
+            return dpt_errorf(DPT_ERANGE,
+                              "pool: the input plane in[0]*in[1]*in[2] exceeds %d elements "
+                              "(argmax is int32)",
+                              INT32_MAX);
+    }
+    /* The output can be larger than the input (2*pad = k, stride 1), so both are checked. */
+    int64_t nc, total, out_total;
+    if (__builtin_mul_overflow(g->N, g->C, &nc) || __builtin_mul_overflow(nc, plane, &total) ||
+        __builtin_mul_overflow(nc, g->out[0], &out_total) ||
+        __builtin_mul_overflow(out_total, g->out[1], &out_total) ||
+        __builtin_mul_overflow(out_total, g->out[2], &out_total))
+        return dpt_errorf(DPT_ERANGE, "pool: N*C times the input or output plane overflows int64");
+    return DPT_OK;
+}
+
+/* The in-bounds part [lo, hi) of window p along one dimension; never empty when 2*pad <= k. */
+static inline void window(int64_t p, int64_t stride, int64_t pad, int64_t k, int64_t in,
+                          int64_t *lo, int64_t *hi) {
+    int64_t a = p * stride - pad, b = a + k;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > in ? in : b;
+}
+
+/* x: (N, C, D, H, W)  y, argmax: (N, C, oD, oH, oW). Scans each window in (d, h, w) order and
+ * moves only on a strictly larger value, so ties keep the first index; a NaN is taken (and
+ * propagated) as torch does. Padding is never a candidate. */
+void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        const float *restrict xp = x + nc * plane;
+        float *restrict yp = y + nc * oplane;
+        int32_t *restrict ap = argmax + nc * oplane;
+        for (int64_t od = 0; od < oD; od++) {
+            int64_t d0, d1;
+            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
+            for (int64_t oh = 0; oh < oH; oh++) {
+                int64_t h0, h1;
+                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
+                for (int64_t ow = 0; ow < oW; ow++) {
+                    int64_t w0, w1;
+                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
+                    float best = -INFINITY;
+                    int64_t at = (d0 * H + h0) * W + w0; /* kept if the window is all -inf */
+                    for (int64_t d = d0; d < d1; d++)
+                        for (int64_t h = h0; h < h1; h++) {
+                            const int64_t row = (d * H + h) * W;
+                            for (int64_t w = w0; w < w1; w++) {
+                                float v = xp[row + w];
+                                if (v > best || isnan(v)) {
+                                    best = v;
+                                    at = row + w;
+                                }
+                            }
+                        }
+                    int64_t o = (od * oH + oh) * oW + ow;
+                    yp[o] = best;
+                    ap[o] = (int32_t)at;
+                }
+            }
+        }
+    }
+}
+
+/* dy, argmax: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: zero, then dx[argmax] += dy. */
+void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
+                          const dpt_pool_geom *g) {
+    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
+    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
+    memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        float *restrict dxp = dx + nc * plane;
+        const float *restrict dyp = dy + nc * oplane;
+        const int32_t *restrict ap = argmax + nc * oplane;
+        for (int64_t o = 0; o < oplane; o++) {
+            DPT_ASSERT(ap[o] >= 0 && ap[o] < plane);
+            dxp[ap[o]] += dyp[o];
+        }
+    }
+}
+
+static inline int64_t avg_divisor(const dpt_pool_geom *g, int64_t nd, int64_t nh, int64_t nw) {
+    return g->count_include_pad ? g->k[0] * g->k[1] * g->k[2] : nd * nh * nw;
+}
+
+/* x: (N, C, D, H, W)  y: (N, C, oD, oH, oW). The sum covers the in-bounds elements only; the
+ * divisor is the whole window (count_include_pad) or the in-bounds count. With floor mode a window
+ * never reaches past the padding, so the whole window is prod(k), as in torch. */
+void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        const float *restrict xp = x + nc * plane;
+        float *restrict yp = y + nc * oplane;
+        for (int64_t od = 0; od < oD; od++) {
+            int64_t d0, d1;
+            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
+            for (int64_t oh = 0; oh < oH; oh++) {
+                int64_t h0, h1;
+                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
+                for (int64_t ow = 0; ow < oW; ow++) {
+                    int64_t w0, w1;
+                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
+                    float s = 0.0f;
+                    for (int64_t d = d0; d < d1; d++)
+                        for (int64_t h = h0; h < h1; h++) {
+                            const float *row = xp + (d * H + h) * W;
+                            for (int64_t w = w0; w < w1; w++)
+                                s += row[w];
+                        }
+                    int64_t div = avg_divisor(g, d1 - d0, h1 - h0, w1 - w0);
+                    yp[(od * oH + oh) * oW + ow] = s / (float)div;
+                }
+            }
+        }
+    }
+}
+
+/* dy: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: every in-bounds element of a window gets
+ * dy/divisor, accumulated over overlapping windows. */
+void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g) {
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        float *restrict dxp = dx + nc * plane;
+        const float *restrict dyp = dy + nc * oplane;
+        for (int64_t od = 0; od < oD; od++) {
+            int64_t d0, d1;
+            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
+            for (int64_t oh = 0; oh < oH; oh++) {
+                int64_t h0, h1;
+                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
+                for (int64_t ow = 0; ow < oW; ow++) {
+                    int64_t w0, w1;
+                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
+                    int64_t div = avg_divisor(g, d1 - d0, h1 - h0, w1 - w0);
+                    const float v = dyp[(od * oH + oh) * oW + ow] / (float)div;
+                    for (int64_t d = d0; d < d1; d++)
+                        for (int64_t h = h0; h < h1; h++) {
+                            float *row = dxp + (d * H + h) * W;
+                            for (int64_t w = w0; w < w1; w++)
+                                row[w] += v;
+                        }
+                }
+            }
+        }
+    }
+}
