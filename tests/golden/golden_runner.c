@@ -126,8 +126,8 @@ static void test_golden_file(void **state) {
         fail_msg("%s: %d failures (details above)", gf->base, failures);
 }
 
-static int compare_names(const void *a, const void *b) {
-    return strcmp(((const golden_file *)a)->base, ((const golden_file *)b)->base);
+static int compare_paths(const void *a, const void *b) {
+    return strcmp(((const golden_file *)a)->path, ((const golden_file *)b)->path);
 }
 
 int main(int argc, char **argv) {
@@ -148,7 +148,6 @@ int main(int argc, char **argv) {
         if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
             continue;
         snprintf(files[n].path, sizeof files[n].path, "%s/%s", dir, e->d_name);
-        files[n].base = strrchr(files[n].path, '/') + 1;
         n++;
     }
     closedir(d);
@@ -156,7 +155,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "golden: error: %s: no .h5 files\n", dir);
         return 1;
     }
-    qsort(files, (size_t)n, sizeof files[0], compare_names);
+    qsort(files, (size_t)n, sizeof files[0], compare_paths);
+    for (int i = 0; i < n; i++) /* after sorting: `base` points into the entry's own path */
+        files[i].base = strrchr(files[i].path, '/') + 1;
     printf("golden: %d files in %s\n", n, dir);
     static struct CMUnitTest tests[MAX_FILES];
     for (int i = 0; i < n; i++)
