@@ -1,0 +1,189 @@
+/* Batch norm layers (nn), 1-D to 3-D, as torch.nn.BatchNorm{1,2,3}d: weight (gamma) and bias
+ * (beta) parameters, running mean and variance buffers. Training statistics come from the whole
+ * local batch, passed through the model's reducer (synced batch norm: the dist module sums them
+ * over ranks; nn never sees MPI), or from consecutive ghost batches of a fixed size, each of which
+ * also updates the running statistics in turn, as a chunked torch BatchNorm would.
+ * https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html */
+#include <math.h>
+
+#include "nn/layer.h"
+
+/* Views of l->state. Doubles: per-channel sums | sums of squares | element count, then the two
+ * backward sums, the batch variance, and each chunk's element count. Floats: each chunk's mean and
+ * invstd (chunk 0's invstd holds the eval-mode one after an eval forward). */
+typedef struct {
+    double *sums;   /* 2C + 1: sum, sumsq, m */
+    double *dsums;  /* 2C: dbeta_sum, dgamma_sum */
+    double *var;    /* C */
+    double *m;      /* chunks */
+    float *mean;    /* chunks * C */
+    float *invstd;  /* chunks * C */
+} bn_state;
+
+static size_t state_bytes(int64_t C, int64_t chunks) {
+    return (size_t)(6 * C + 1 + chunks) * sizeof(double) + (size_t)(2 * chunks * C) * sizeof(float);
+}
+
+static bn_state state_of(const dpt__layer *l) {
+    const int64_t C = l->u.bn.C, chunks = l->u.bn.chunks;
+    bn_state s;
+    s.sums = l->state;
+    s.dsums = s.sums + 2 * C + 1;
+    s.var = s.dsums + 2 * C;
+    s.m = s.var + C;
+    s.mean = (float *)(s.m + chunks);
+    s.invstd = s.mean + chunks * C;
+    return s;
+}
+
+static dpt_status bn_configure(dpt__layer *l, dpt__args *a) {
+    dpt_status st = dpt__arg_double(l, a, -1, "eps", 1e-5, 0.0, 1.0, &l->u.bn.eps);
+    if (st != DPT_OK)
+        return st;
+    return dpt__arg_double(l, a, -1, "momentum", 0.1, 0.0, 1.0, &l->u.bn.momentum);
+}
+
+static dpt_status bn_infer(dpt__layer *l, const dpt__build *b) {
+    const int nd = l->in.ndim;
+    const int dims = nd <= 2 ? 1 : nd - 1; /* (C) and (C, L) are both BatchNorm1d inputs */
+    if (nd < 1 || nd > 4 || (l->dims && l->dims != dims)) {
+        char s[96];
+        dpt_shape_format(&l->in, s, sizeof s);
+        return dpt__layer_error(l, DPT_EINVAL, "needs a %s input, got %s",
+                                l->dims == 1   ? "(C) or (C, L)"
+                                : l->dims == 2 ? "(C, H, W)"
+                                : l->dims == 3 ? "(C, D, H, W)"
+                                               : "(C), (C, L), (C, H, W) or (C, D, H, W)",
+                                s);
+    }
+    l->dims = dims;
+    const int64_t C = l->in.d[0];
+    l->u.bn.C = C;
+    l->u.bn.S = dpt_shape_count(&l->in) / C;
+    l->u.bn.chunks = b->bn_ghost > 0 ? (b->max_batch + b->bn_ghost - 1) / b->bn_ghost : 1;
+    l->out = l->in;
+    snprintf(l->kind, sizeof l->kind, "batchnorm%dd", dims);
+    dpt__layer_add_param(l, "weight", DPT_PARAM_NORM, 1, &C);
+    dpt__layer_add_param(l, "bias", DPT_PARAM_NORM, 1, &C);
+    dpt__layer_add_buffer(l, "running_mean", 1, &C);
+    dpt__layer_add_buffer(l, "running_var", 1, &C);
+    l->state_bytes = state_bytes(C, l->u.bn.chunks);
+    l->flops = 4.0 * (double)dpt_shape_count(&l->in);
+    return DPT_OK;
+}
+
+static void bn_init(dpt__layer *l, dpt_rng_key key) {
+    for (int64_t c = 0; c < l->u.bn.C; c++) {
+        l->param[0].v[c] = 1.0f;
+        l->param[1].v[c] = 0.0f;
+        l->buffer[0].v[c] = 0.0f;
+        l->buffer[1].v[c] = 1.0f;
+    }
+}
+
+/* Rows per statistics chunk: the ghost size, or the whole batch. */
+static int64_t chunk_rows(const dpt__run *r) { return r->bn_ghost > 0 ? r->bn_ghost : r->n; }
+
+static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
+    const int64_t C = l->u.bn.C, S = l->u.bn.S;
+    const float *gamma = l->param[0].v, *beta = l->param[1].v;
+    float *rmean = l->buffer[0].v, *rvar = l->buffer[1].v;
+    bn_state s = state_of(l);
+    if (!r->training) {
+        dpt_bn_eval_invstd(s.invstd, rvar, C, l->u.bn.eps);
+        dpt_bn_apply(y, x, rmean, s.invstd, gamma, beta, r->n, C, S);
+        return DPT_OK;
+    }
+    const int64_t G = chunk_rows(r);
+    for (int64_t k = 0, n0 = 0; n0 < r->n; k++, n0 += G) {
+        const int64_t nk = r->n - n0 < G ? r->n - n0 : G;
+        const float *xk = x + n0 * C * S;
+        float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
+        dpt_bn_stats(s.sums, s.sums + C, xk, nk, C, S);
+        s.sums[2 * C] = (double)(nk * S);
+        if (r->bn_ghost == 0 && r->reduce) {
+            dpt_status st = r->reduce(r->reduce_ctx, s.sums, 2 * C + 1);
+            if (st != DPT_OK)
+                return st;
+        }
+        const int64_t m = (int64_t)llround(s.sums[2 * C]);
+        if (m < 2)
+            return dpt__layer_error(l, DPT_EINVAL, "training needs more than one value per "
+                                    "channel, got %lld", (long long)m);
+        s.m[k] = (double)m;
+        dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
+        dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
+        dpt_bn_apply(y + n0 * C * S, xk, mean, invstd, gamma, beta, nk, C, S);
+    }
+    return DPT_OK;
+}
+
+/* dgamma += sum dy*xhat, dbeta += sum dy: this rank's share, before any reduction. */
+static void accumulate_param_grads(dpt__layer *l, const double *dsums) {
+    const int64_t C = l->u.bn.C;
+    for (int64_t c = 0; c < C; c++) {
+        l->param[0].g[c] += (float)dsums[C + c];
+        l->param[1].g[c] += (float)dsums[c];
+    }
+}
+
+static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
+                              const float *x, const float *y) {
+    const int64_t C = l->u.bn.C, S = l->u.bn.S;
+    const float *gamma = l->param[0].v;
+    bn_state s = state_of(l);
+    if (!r->training) { /* y = gamma*(x - running_mean)*invstd + beta: a per-channel affine map */
+        dpt_bn_backward_sums(s.dsums, s.dsums + C, dy, x, l->buffer[0].v, s.invstd, r->n, C, S);
+        accumulate_param_grads(l, s.dsums);
+        for (int64_t i = 0; dx && i < r->n * C; i++) {
+            const float scale = gamma[i % C] * s.invstd[i % C];
+            for (int64_t j = 0; j < S; j++)
+                dx[i * S + j] = dy[i * S + j] * scale;
+        }
+        return DPT_OK;
+    }
+    const int64_t G = chunk_rows(r);
+    for (int64_t k = 0, n0 = 0; n0 < r->n; k++, n0 += G) {
+        const int64_t nk = r->n - n0 < G ? r->n - n0 : G, off = n0 * C * S;
+        const float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
+        dpt_bn_backward_sums(s.dsums, s.dsums + C, dy + off, x + off, mean, invstd, nk, C, S);
+        accumulate_param_grads(l, s.dsums);
+        if (!dx)
+            continue;
+        if (r->bn_ghost == 0 && r->reduce) {
+            dpt_status st = r->reduce(r->reduce_ctx, s.dsums, 2 * C);
+            if (st != DPT_OK)
+                return st;
+        }
+        dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums,
+                             s.dsums + C, (int64_t)s.m[k], nk, C, S);
+    }
+    return DPT_OK;
+}
+
+static int bn_describe(const dpt__layer *l, char *buf, size_t n) {
+    int used = 0, opts = 0;
+    dpt__fmt(buf, n, &used, "%s", l->kind);
+    if (l->u.bn.eps != 1e-5) {
+        dpt__fmt(buf, n, &used, "(eps=");
+        dpt__fmt_double(buf, n, &used, l->u.bn.eps);
+        opts++;
+    }
+    if (l->u.bn.momentum != 0.1) {
+        dpt__fmt(buf, n, &used, "%smomentum=", opts ? "," : "(");
+        dpt__fmt_double(buf, n, &used, l->u.bn.momentum);
+        opts++;
+    }
+    if (opts)
+        dpt__fmt(buf, n, &used, ")");
+    return used;
+}
+
+const dpt__layer_ops dpt__batchnorm_ops = {
+    .configure = bn_configure,
+    .infer = bn_infer,
+    .init = bn_init,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .describe = bn_describe,
+};

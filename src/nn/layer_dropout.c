@@ -1,0 +1,78 @@
+/* Dropout layers (nn): inverted dropout as torch.nn.Dropout (training: zero with probability p,
+ * scale the rest by 1/(1-p); eval: identity). The mask of a sample comes from the Philox stream
+ * keyed by (seed, DPT_RNG_DROPOUT, member) at counter (step, layer << 48 | global sample index),
+ * so it does not depend on the rank or the batch row that processes the sample.
+ * https://pytorch.org/docs/stable/generated/torch.nn.Dropout.html */
+#include <string.h>
+
+#include "nn/layer.h"
+
+static dpt_status dropout_configure(dpt__layer *l, dpt__args *a) {
+    return dpt__arg_double(l, a, 0, "p", 0.5, 0.0, 1.0, &l->u.drop.p);
+}
+
+static dpt_status dropout_infer(dpt__layer *l, const dpt__build *b) {
+    l->out = l->in;
+    snprintf(l->kind, sizeof l->kind, "dropout");
+    l->flops = (double)dpt_shape_count(&l->in);
+    /* the scaled mask of every element, kept for backward */
+    l->state_bytes = dpt_size_mul(dpt_size_mul((size_t)b->max_batch,
+                                               (size_t)dpt_shape_count(&l->in)), sizeof(float));
+    return DPT_OK;
+}
+
+static dpt_status dropout_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
+    const int64_t per = dpt_shape_count(&l->in);
+    if (!r->training) {
+        memcpy(y, x, (size_t)(r->n * per) * sizeof *y);
+        return DPT_OK;
+    }
+    DPT_ASSERT(r->rng); /* the contract: rng may be NULL only for models without dropout */
+    const double p = l->u.drop.p;
+    const float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+    const dpt_rng_key key = dpt_rng_key_make(r->rng->seed, DPT_RNG_DROPOUT, r->rng->member);
+    float *mask = l->state;
+    for (int64_t i = 0; i < r->n; i++) {
+        const int64_t sample = r->rng->sample ? r->rng->sample[i] : i;
+        DPT_ASSERT(sample >= 0 && sample < ((int64_t)1 << 48));
+        dpt_rng g;
+        dpt_rng_init(&g, key, r->rng->step, ((uint64_t)l->index << 48) | (uint64_t)sample);
+        float *mi = mask + i * per;
+        for (int64_t j = 0; j < per; j++)
+            mi[j] = (double)dpt_rng_uniformf(&g) >= p ? scale : 0.0f;
+    }
+    for (int64_t j = 0; j < r->n * per; j++)
+        y[j] = x[j] * mask[j];
+    return DPT_OK;
+}
+
+static dpt_status dropout_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
+                                   const float *x, const float *y) {
+    const int64_t count = r->n * dpt_shape_count(&l->in);
+    if (!dx)
+        return DPT_OK;
+    if (!r->training) {
+        memcpy(dx, dy, (size_t)count * sizeof *dx);
+        return DPT_OK;
+    }
+    const float *mask = l->state;
+    for (int64_t j = 0; j < count; j++)
+        dx[j] = dy[j] * mask[j];
+    return DPT_OK;
+}
+
+static int dropout_describe(const dpt__layer *l, char *buf, size_t n) {
+    int used = 0;
+    dpt__fmt(buf, n, &used, "dropout(");
+    dpt__fmt_double(buf, n, &used, l->u.drop.p);
+    dpt__fmt(buf, n, &used, ")");
+    return used;
+}
+
+const dpt__layer_ops dpt__dropout_ops = {
+    .configure = dropout_configure,
+    .infer = dropout_infer,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .describe = dropout_describe,
+};

@@ -1,0 +1,481 @@
+/* Models (nn): ordered layers, the flat parameter / gradient / running-statistics buffers and the
+ * one arena that holds them with every activation and scratch buffer; weight initialization; the
+ * forward and backward passes with their hooks; the summary table. Knows no MPI and no files:
+ * the batch-norm reducer and the backward hook are how the dist module gets in. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/model.h"
+#include "nn/layer.h"
+
+typedef struct {
+    float *y;       /* own output buffer (NULL for views) */
+    const float *x; /* input of the last forward */
+    const float *out; /* output of the last forward */
+} layer_io;
+
+struct dpt_model {
+    int nlayers;
+    dpt__layer *layers;
+    layer_io *io;
+    dpt_model_cfg cfg;
+    dpt_shape input;
+    const dpt_conv_impl *conv;
+    char *spec; /* canonical */
+
+    float *params, *grads, *buffers;
+    int64_t nparams, nbuffers;
+    dpt_model_segment *psegs, *bsegs;
+    int npsegs, nbsegs;
+
+    float *pingpong[2]; /* backward: dy and dx alternate between these */
+    float *work;
+    size_t work_floats;
+    float *dlogits;
+    const float *input_grad;
+
+    int64_t n;
+    int training;
+    dpt_backward_hook hook;
+    void *hook_ctx;
+    dpt_bn_reduce_fn reduce;
+    void *reduce_ctx;
+
+    void *arena;
+};
+
+/* ---- helpers for layers ------------------------------------------------------------------------- */
+
+static void add_slot(dpt__tensor_slot *slot, const char *name, dpt_param_kind kind, int ndim,
+                     const int64_t *d) {
+    memset(slot, 0, sizeof *slot);
+    slot->name = name;
+    slot->kind = kind;
+    slot->shape = dpt_shape_make(ndim, d);
+}
+
+void dpt__layer_add_param(dpt__layer *l, const char *name, dpt_param_kind kind, int ndim,
+                          const int64_t *d) {
+    DPT_ASSERT(l->nparams < DPT__LAYER_MAX_TENSORS);
+    add_slot(&l->param[l->nparams++], name, kind, ndim, d);
+}
+
+void dpt__layer_add_buffer(dpt__layer *l, const char *name, int ndim, const int64_t *d) {
+    DPT_ASSERT(l->nbuffers < DPT__LAYER_MAX_TENSORS);
+    add_slot(&l->buffer[l->nbuffers++], name, DPT_PARAM_NORM, ndim, d);
+}
+
+void dpt__layer_init_kaiming(dpt__layer *l, dpt_rng_key key) {
+    DPT_ASSERT(l->nparams >= 1);
+    const dpt_shape *ws = &l->param[0].shape;
+    const int64_t fan_in = dpt_shape_count(ws) / ws->d[0];
+    const double bound = 1.0 / sqrt((double)fan_in);
+    for (int j = 0; j < l->nparams; j++) {
+        dpt_rng r;
+        dpt_rng_init(&r, key, 0, (uint64_t)(l->first_segment + j));
+        const int64_t count = dpt_shape_count(&l->param[j].shape);
+        for (int64_t i = 0; i < count; i++)
+            l->param[j].v[i] = (float)((2.0 * dpt_rng_uniform(&r) - 1.0) * bound);
+    }
+}
+
+/* ---- the arena ---------------------------------------------------------------------------------- */
+
+/* Two passes over the same carving code: the first (base NULL) measures, the second hands out
+ * 64-byte aligned pieces of one block. */
+typedef struct {
+    char *base;
+    size_t used;
+    int overflow;
+} arena;
+
+static void *take(arena *a, size_t count, size_t elsize) {
+    const size_t bytes = dpt_size_mul(count, elsize);
+    const size_t at = (a->used + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
+    if (bytes == SIZE_MAX || at > SIZE_MAX - bytes) {
+        a->overflow = 1;
+        return NULL;
+    }
+    a->used = at + bytes;
+    return a->base ? a->base + at : NULL;
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static void carve(dpt_model *m, arena *a) {
+    const int64_t B = m->cfg.max_batch;
+    size_t pp = 0, work = 0;
+    m->params = take(a, (size_t)m->nparams, sizeof(float));
+    m->grads = take(a, (size_t)m->nparams, sizeof(float));
+    m->buffers = take(a, (size_t)m->nbuffers, sizeof(float));
+    for (int i = 0; i < m->nlayers; i++) {
+        dpt__layer *l = &m->layers[i];
+        const size_t in = (size_t)(B * dpt_shape_count(&l->in));
+        const size_t out = (size_t)(B * dpt_shape_count(&l->out));
+        m->io[i].y = l->is_view ? NULL : take(a, out, sizeof(float));
+        l->state = l->state_bytes ? take(a, l->state_bytes, 1) : NULL;
+        pp = max_size(pp, max_size(in, out));
+        work = max_size(work, l->work_floats);
+    }
+    m->pingpong[0] = take(a, pp, sizeof(float));
+    m->pingpong[1] = take(a, pp, sizeof(float));
+    m->work_floats = work;
+    m->work = take(a, max_size(work, 1), sizeof(float));
+    const dpt__layer *last = &m->layers[m->nlayers - 1];
+    m->dlogits = take(a, (size_t)(B * dpt_shape_count(&last->out)), sizeof(float));
+}
+
+/* Views of the flat buffers for every layer's tensors, and the segment tables. */
+static dpt_status make_segments(dpt_model *m) {
+    int np = 0, nb = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        np += m->layers[i].nparams;
+        nb += m->layers[i].nbuffers;
+    }
+    m->psegs = calloc((size_t)np + 1, sizeof *m->psegs);
+    m->bsegs = calloc((size_t)nb + 1, sizeof *m->bsegs);
+    if (!m->psegs || !m->bsegs)
+        return dpt_errorf(DPT_ENOMEM, "model: cannot allocate the segment tables");
+    int64_t po = 0, bo = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        dpt__layer *l = &m->layers[i];
+        l->first_segment = m->npsegs;
+        for (int pass = 0; pass < 2; pass++) {
+            const int count = pass ? l->nbuffers : l->nparams;
+            for (int j = 0; j < count; j++) {
+                const dpt__tensor_slot *t = pass ? &l->buffer[j] : &l->param[j];
+                dpt_model_segment *s = pass ? &m->bsegs[m->nbsegs++] : &m->psegs[m->npsegs++];
+                int64_t *off = pass ? &bo : &po;
+                snprintf(s->name, sizeof s->name, "%s/%s", l->name, t->name);
+                s->offset = *off;
+                s->count = dpt_shape_count(&t->shape);
+                s->shape = t->shape;
+                s->layer = i;
+                s->kind = t->kind;
+                s->no_decay = t->kind != DPT_PARAM_WEIGHT;
+                *off += s->count;
+            }
+        }
+    }
+    m->nparams = po;
+    m->nbuffers = bo;
+    return DPT_OK;
+}
+
+static void bind_views(dpt_model *m) {
+    int ip = 0, ib = 0; /* segments were made in the same layer order */
+    for (int i = 0; i < m->nlayers; i++) {
+        dpt__layer *l = &m->layers[i];
+        for (int j = 0; j < l->nparams; j++, ip++) {
+            l->param[j].v = m->params + m->psegs[ip].offset;
+            l->param[j].g = m->grads + m->psegs[ip].offset;
+        }
+        for (int j = 0; j < l->nbuffers; j++, ib++)
+            l->buffer[j].v = m->buffers + m->bsegs[ib].offset;
+    }
+}
+
+/* ---- create / destroy ------------------------------------------------------------------------- */
+
+static dpt_status check_input(dpt_shape input, const dpt_model_cfg *cfg) {
+    char s[96];
+    dpt_shape_format(&input, s, sizeof s);
+    if (input.ndim < 1 || input.ndim > 4)
+        return dpt_errorf(DPT_EINVAL, "model: input shape %s must be (C), (C, L), (C, H, W) or "
+                          "(C, D, H, W)", s);
+    for (int i = 0; i < input.ndim; i++)
+        if (input.d[i] < 1)
+            return dpt_errorf(DPT_EINVAL, "model: input shape %s has an empty dimension", s);
+    if (cfg->max_batch < 1)
+        return dpt_errorf(DPT_EINVAL, "model: max batch %lld must be >= 1",
+                          (long long)cfg->max_batch);
+    if (cfg->num_classes < 0 || cfg->bn_ghost < 0)
+        return dpt_errorf(DPT_EINVAL, "model: negative class count or ghost batch size");
+    int64_t numel;
+    return dpt_shape_numel(&input, &numel);
+}
+
+static dpt_status infer_all(dpt_model *m) {
+    const dpt__build b = {.max_batch = m->cfg.max_batch,
+                          .num_classes = m->cfg.num_classes,
+                          .bn_ghost = m->cfg.bn_ghost,
+                          .conv = m->conv};
+    dpt_shape in = m->input;
+    for (int i = 0; i < m->nlayers; i++) {
+        dpt__layer *l = &m->layers[i];
+        l->in = in;
+        dpt_status st = l->ops->infer(l, &b);
+        if (st != DPT_OK)
+            return st;
+        int64_t numel;
+        if ((st = dpt_shape_numel(&l->out, &numel)) != DPT_OK ||
+            numel > INT64_MAX / m->cfg.max_batch)
+            return dpt__layer_error(l, DPT_ERANGE, "output too large");
+        snprintf(l->name, sizeof l->name, "%02d_%s", i, l->kind);
+        in = l->out;
+    }
+    if (m->cfg.num_classes > 0 && (in.ndim != 1 || in.d[0] != m->cfg.num_classes)) {
+        char s[96];
+        dpt_shape_format(&in, s, sizeof s);
+        return dpt_errorf(DPT_EINVAL, "model spec: output %s does not match %lld classes", s,
+                          (long long)m->cfg.num_classes);
+    }
+    return DPT_OK;
+}
+
+static dpt_status make_spec(dpt_model *m) {
+    int len = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        len += m->layers[i].ops->describe(&m->layers[i], NULL, 0) + 1;
+    m->spec = malloc((size_t)len + 1);
+    if (!m->spec)
+        return dpt_errorf(DPT_ENOMEM, "model: cannot allocate the spec");
+    int used = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        used += m->layers[i].ops->describe(&m->layers[i], m->spec + used, (size_t)(len + 1 - used));
+        if (i + 1 < m->nlayers)
+            m->spec[used++] = ' ';
+    }
+    m->spec[used] = '\0';
+    return DPT_OK;
+}
+
+/* The preset's spec when `spec` is a single word naming one, else NULL. */
+static const char *resolve_preset(const char *spec) {
+    const char *blank = " \t\r\n";
+    const size_t b = strspn(spec, blank), len = strcspn(spec + b, blank);
+    char name[64];
+    if (len >= sizeof name || spec[b + len + strspn(spec + b + len, blank)] != '\0')
+        return NULL;
+    memcpy(name, spec + b, len);
+    name[len] = '\0';
+    return dpt_model_preset(name);
+}
+
+dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
+                            const dpt_model_cfg *cfg) {
+    DPT_ASSERT(out && spec && cfg);
+    *out = NULL;
+    dpt_status st = check_input(input, cfg);
+    if (st != DPT_OK)
+        return st;
+    const char *preset = resolve_preset(spec);
+
+    dpt_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return dpt_errorf(DPT_ENOMEM, "model: cannot allocate");
+    m->cfg = *cfg;
+    m->input = input;
+    dpt_gemm_init();
+    m->conv = dpt_conv_default();
+    if ((st = dpt__spec_parse(preset ? preset : spec, &m->layers, &m->nlayers)) != DPT_OK)
+        goto fail;
+    m->io = calloc((size_t)m->nlayers, sizeof *m->io);
+    if (!m->io) {
+        st = dpt_errorf(DPT_ENOMEM, "model: cannot allocate");
+        goto fail;
+    }
+    if ((st = infer_all(m)) != DPT_OK || (st = make_segments(m)) != DPT_OK ||
+        (st = make_spec(m)) != DPT_OK)
+        goto fail;
+
+    arena a = {0};
+    carve(m, &a);
+    if (a.overflow) {
+        st = dpt_errorf(DPT_ENOMEM, "model: activations for batch %lld overflow the address space",
+                        (long long)cfg->max_batch);
+        goto fail;
+    }
+    if (!(m->arena = dpt_alloc_aligned(a.used))) {
+        st = dpt_errorf(DPT_ENOMEM, "model: cannot allocate %zu bytes for batch %lld", a.used,
+                        (long long)cfg->max_batch);
+        goto fail;
+    }
+    a = (arena){.base = m->arena};
+    carve(m, &a);
+    bind_views(m);
+    dpt_model_init(m, cfg->seed, cfg->member);
+    *out = m;
+    return DPT_OK;
+fail:
+    dpt_model_destroy(m);
+    return st;
+}
+
+void dpt_model_destroy(dpt_model *m) {
+    if (!m)
+        return;
+    dpt_free_aligned(m->arena);
+    free(m->layers);
+    free(m->io);
+    free(m->psegs);
+    free(m->bsegs);
+    free(m->spec);
+    free(m);
+}
+
+void dpt_model_init(dpt_model *m, uint32_t seed, uint32_t member) {
+    const dpt_rng_key key = dpt_rng_key_make(seed, DPT_RNG_INIT, member);
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].ops->init)
+            m->layers[i].ops->init(&m->layers[i], key);
+}
+
+/* ---- passes ------------------------------------------------------------------------------------ */
+
+static dpt__run run_of(const dpt_model *m, const dpt_model_rng *rng) {
+    return (dpt__run){.n = m->n,
+                      .training = m->training,
+                      .conv = m->conv,
+                      .work = m->work,
+                      .work_floats = m->work_floats,
+                      .rng = rng,
+                      .bn_ghost = m->cfg.bn_ghost,
+                      .reduce = m->reduce,
+                      .reduce_ctx = m->reduce_ctx};
+}
+
+dpt_status dpt_model_forward(dpt_model *m, const float *x, int64_t n, int training,
+                             const dpt_model_rng *rng) {
+    DPT_ASSERT(x && n >= 1 && n <= m->cfg.max_batch);
+    m->n = n;
+    m->training = training != 0;
+    m->input_grad = NULL;
+    const dpt__run r = run_of(m, rng);
+    const float *in = x;
+    for (int i = 0; i < m->nlayers; i++) {
+        dpt__layer *l = &m->layers[i];
+        m->io[i].x = in;
+        if (l->is_view) {
+            m->io[i].out = in;
+            continue;
+        }
+        dpt_status st = l->ops->forward(l, &r, m->io[i].y, in);
+        if (st != DPT_OK)
+            return st;
+        in = m->io[i].out = m->io[i].y;
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt_model_backward(dpt_model *m, const float *dlogits) {
+    DPT_ASSERT(dlogits && m->n >= 1);
+    const dpt__run r = run_of(m, NULL);
+    const float *dy = dlogits;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        dpt__layer *l = &m->layers[i];
+        if (!l->is_view) {
+            float *dx = NULL;
+            if (i > 0 || m->cfg.input_grad)
+                dx = dy == m->pingpong[0] ? m->pingpong[1] : m->pingpong[0];
+            dpt_status st = l->ops->backward(l, &r, dx, dy, m->io[i].x, m->io[i].out);
+            if (st != DPT_OK)
+                return st;
+            dy = dx;
+        }
+        if (m->hook)
+            m->hook(m->hook_ctx, i);
+    }
+    m->input_grad = m->cfg.input_grad ? dy : NULL;
+    return DPT_OK;
+}
+
+void dpt_model_zero_grad(dpt_model *m) {
+    memset(m->grads, 0, (size_t)m->nparams * sizeof *m->grads);
+}
+
+void dpt_model_set_backward_hook(dpt_model *m, dpt_backward_hook fn, void *ctx) {
+    m->hook = fn;
+    m->hook_ctx = ctx;
+}
+
+void dpt_model_set_bn_reducer(dpt_model *m, dpt_bn_reduce_fn fn, void *ctx) {
+    m->reduce = fn;
+    m->reduce_ctx = ctx;
+}
+
+/* ---- accessors --------------------------------------------------------------------------------- */
+
+const float *dpt_model_logits(const dpt_model *m) { return m->io[m->nlayers - 1].out; }
+float *dpt_model_dlogits_buffer(dpt_model *m) { return m->dlogits; }
+const float *dpt_model_input_grad(const dpt_model *m) { return m->input_grad; }
+dpt_shape dpt_model_input_shape(const dpt_model *m) { return m->input; }
+dpt_shape dpt_model_output_shape(const dpt_model *m) { return m->layers[m->nlayers - 1].out; }
+int64_t dpt_model_max_batch(const dpt_model *m) { return m->cfg.max_batch; }
+int64_t dpt_model_batch(const dpt_model *m) { return m->n; }
+int dpt_model_training(const dpt_model *m) { return m->training; }
+const char *dpt_model_spec(const dpt_model *m) { return m->spec; }
+
+double dpt_model_flops(const dpt_model *m) {
+    double f = 0.0;
+    for (int i = 0; i < m->nlayers; i++)
+        f += m->layers[i].flops;
+    return f;
+}
+
+float *dpt_model_params(dpt_model *m, int64_t *count) {
+    *count = m->nparams;
+    return m->params;
+}
+
+float *dpt_model_grads(dpt_model *m, int64_t *count) {
+    *count = m->nparams;
+    return m->grads;
+}
+
+float *dpt_model_buffers(dpt_model *m, int64_t *count) {
+    *count = m->nbuffers;
+    return m->buffers;
+}
+
+const dpt_model_segment *dpt_model_param_segments(const dpt_model *m, int *n) {
+    *n = m->npsegs;
+    return m->psegs;
+}
+
+const dpt_model_segment *dpt_model_buffer_segments(const dpt_model *m, int *n) {
+    *n = m->nbsegs;
+    return m->bsegs;
+}
+
+int dpt_model_num_layers(const dpt_model *m) { return m->nlayers; }
+
+const char *dpt_model_layer_name(const dpt_model *m, int layer) {
+    DPT_ASSERT(layer >= 0 && layer < m->nlayers);
+    return m->layers[layer].name;
+}
+
+const float *dpt_model_layer_output(const dpt_model *m, int layer, dpt_shape *shape) {
+    DPT_ASSERT(layer >= 0 && layer < m->nlayers);
+    if (shape)
+        *shape = m->layers[layer].out;
+    return m->io[layer].out;
+}
+
+int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
+    int used = 0;
+    char shape[64], token[DPT__TOKEN_LEN];
+    dpt_shape_format(&m->input, shape, sizeof shape);
+    dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12s %10s\n", "layer", "spec", "output", "params",
+             "MFLOPs");
+    dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12s %10s\n", "input", "", shape, "", "");
+    int64_t total = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dpt__layer *l = &m->layers[i];
+        int64_t params = 0;
+        for (int j = 0; j < l->nparams; j++)
+            params += dpt_shape_count(&l->param[j].shape);
+        total += params;
+        l->ops->describe(l, token, sizeof token);
+        dpt_shape_format(&l->out, shape, sizeof shape);
+        dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12lld %10.3f\n", l->name, token, shape,
+                 (long long)params, l->flops * 1e-6);
+    }
+    dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12lld %10.3f\n", "total", "", "",
+             (long long)total, dpt_model_flops(m) * 1e-6);
+    dpt__fmt(buf, n, &used, "%lld parameters (%.2f MiB), %lld buffer values; MFLOPs are per "
+             "sample, forward\n", (long long)total, (double)total * 4.0 / (1024.0 * 1024.0),
+             (long long)m->nbuffers);
+    return used;
+}
