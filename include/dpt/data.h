@@ -1,0 +1,111 @@
+/* Datasets (data): in-memory labelled samples loaded from IDX (.gz) or HDF5 files, the `--data`
+ * resolver (fashion-mnist, sample, a directory of IDX files, an .h5 file) and per-channel
+ * normalization with statistics from the training samples only. Knows no models and no MPI:
+ * every rank loads the same files and so holds the same dataset. */
+#ifndef DPT_DATA_H
+#define DPT_DATA_H
+
+#include <stdint.h>
+
+#include "dpt/status.h"
+#include "dpt/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where the Debian package dataset-fashion-mnist installs its files. */
+#define DPT_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* The bundled sample, relative to a source tree (or an installed share directory). */
+#define DPT_SAMPLE_SUBDIR "datasets/fashion-mnist-sample"
+
+/* One split (train or test) held in memory.
+ * Every sample is stored as (C, D, H, W) with unused extents 1, whatever `sdims` says:
+ *   sdims 1: (C, L)        stored as (C, 1, 1, W=L)
+ *   sdims 2: (C, H, W)     stored as (C, 1, H, W)
+ *   sdims 3: (C, D, H, W)
+ * `x` and `y` are owned (dpt_dataset_free releases them). uint8 inputs are scaled to [0, 1] at
+ * load time; after dpt_dataset_normalize, x = (raw - norm_mean[c]) / norm_std[c]. */
+typedef struct {
+    int64_t N, C, D, H, W;
+    int sdims;          /* 1, 2 or 3 spatial dimensions (see above) */
+    int64_t K;          /* number of classes: every label is in [0, K) */
+    float *x;           /* (N, C, D, H, W), DPT_ALIGN-aligned */
+    int32_t *y;         /* (N) */
+    double *norm_mean;  /* (C): the normalization applied to x; 0 before normalization */
+    double *norm_std;   /* (C): 1 before normalization */
+    int normalized;     /* 1 once dpt_dataset_normalize has run */
+} dpt_dataset;
+
+/* Allocates a zero-filled dataset of N samples of shape (C, D, H, W) and K classes. Zeroes *ds
+ * first, so dpt_dataset_free is always safe. DPT_EINVAL on a bad extent or sdims, DPT_ENOMEM. */
+dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H,
+                            int64_t W, int sdims, int64_t K);
+void dpt_dataset_free(dpt_dataset *ds);
+/* C*D*H*W: floats per sample. */
+int64_t dpt_dataset_sample_numel(const dpt_dataset *ds);
+/* The shape a model sees for a batch of n samples: (n, C, L), (n, C, H, W) or (n, C, D, H, W).
+ * The memory layout is the same as (n, C, D, H, W). */
+dpt_shape dpt_dataset_batch_shape(const dpt_dataset *ds, int64_t n);
+
+/* Per-channel mean and population standard deviation (divide by the count) over the samples
+ * idx[0..n) of `ds` (idx NULL: all N samples), accumulated in double in a fixed order, so every
+ * rank computes the same numbers. mean, std: (C). DPT_EINVAL when there are no samples. */
+dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
+                                     double *mean, double *std);
+/* x = (x - mean[c]) / std[c] in place, recorded in norm_mean/norm_std. A channel whose std is 0
+ * (constant input) is divided by 1 instead. DPT_EINVAL if `ds` was already normalized. */
+dpt_status dpt_dataset_normalize(dpt_dataset *ds, const double *mean, const double *std);
+
+/* IDX reader (http://yann.lecun.com/exdb/mnist/ format; plain or gzip, detected from the bytes).
+ * images: magic 0x00000803 (uint8, scaled to [0, 1]) or 0x00000d03 (big-endian float32), shape
+ * (N, H, W), stored as C = 1, sdims 2. labels: magic 0x00000801 (uint8), shape (N).
+ * The counts must agree, every dimension must be non-zero, the body must hold exactly the
+ * declared bytes (short and over-long files are errors), and every label must be < K when
+ * K > 0; K = 0 sets K = max label + 1. Errors name the file. On error *ds is left freed. */
+dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *labels_path,
+                        int64_t K);
+
+/* Train and test splits of one data source. Owns both datasets. */
+typedef struct {
+    dpt_dataset train, test;
+    char source[512]; /* the resolved path, for messages and checkpoints */
+} dpt_data;
+
+/* HDF5 reader. Contract (datasets/README.md): /train/x, /train/y, /test/x, /test/y; x is uint8
+ * (scaled to [0, 1]) or floating point (read as float32, must be finite), of rank 3 (N, H, W),
+ * 4 (N, C, H, W) or 5 (N, C, D, H, W); a rank-3 x is read as (N, C, L) when it carries the
+ * string attribute layout="NCL" (accepted values: "NHW", "NCL", "NCHW", "NCDHW"). y is any
+ * integer type of rank 1 with the same N. The number of classes is the root attribute
+ * n_classes when present (labels must be in [0, n_classes)), else max label + 1 (labels must be
+ * >= 0). Train and test samples must have the same shape. Errors name the file and dataset. */
+dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path);
+
+/* Options of dpt_data_load; zero means default. */
+typedef struct {
+    /* Colon-separated base directories searched for "sample": BASE/datasets/fashion-mnist-sample,
+     * then BASE/fashion-mnist-sample. NULL or "": "sample" is an error. */
+    const char *search_path;
+    /* Where "fashion-mnist" is looked for; NULL: DPT_FASHION_MNIST_DIR. */
+    const char *fashion_mnist_dir;
+} dpt_data_opts;
+
+/* Resolves a `--data` value and loads both splits:
+ *   "fashion-mnist"  the Debian package's files (10 classes checked); when they are missing the
+ *                    message names `apt-get install dataset-fashion-mnist`;
+ *   "sample"         the bundled 3000 + 1000 image Fashion-MNIST sample (see search_path);
+ *   a directory      {train,t10k,test}-{images-idx3,labels-idx1}-ubyte[.gz];
+ *   a file           HDF5 (see dpt_hdf5_dataset_load).
+ * Zeroes *d first; on error *d is left freed and the message names the value or the file.
+ * Both splits get the same K (the larger inferred one). */
+dpt_status dpt_data_load(dpt_data *d, const char *spec, const dpt_data_opts *opts);
+void dpt_data_free(dpt_data *d);
+/* Normalizes train and test with per-channel statistics of train samples idx[0..n) only
+ * (idx NULL: all of train). Pass the training indices left after a validation split, so the
+ * held-out samples do not leak into the statistics. */
+dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

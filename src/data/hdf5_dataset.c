@@ -1,0 +1,297 @@
+/* HDF5 dataset reader (data): /train/x, /train/y, /test/x, /test/y with the shape, type, layout
+ * and label-range checks of the contract in datasets/README.md. HDF5's own error printing is
+ * switched off while we read, and its failures become messages naming the file and dataset.
+ * Knows no models and no MPI. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dpt/data.h"
+
+typedef struct {
+    hid_t file;
+    const char *path;
+} h5_src;
+
+/* Samples of one split: which dataset, its rank and extents, and how to read it. */
+typedef struct {
+    int64_t N, C, D, H, W;
+    int sdims;
+    int is_u8;
+} x_info;
+
+/* The string attribute `layout` of a dataset into buf: 1 if present (buf "" when unreadable). */
+static int read_layout(hid_t dset, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (H5Aexists(dset, "layout") <= 0)
+        return 0;
+    hid_t a = H5Aopen(dset, "layout", H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        if (H5Tis_variable_str(t) > 0) {
+            char *str = NULL;
+            H5Tset_size(mt, H5T_VARIABLE);
+            if (H5Aread(a, mt, &str) >= 0 && str) {
+                snprintf(buf, size, "%s", str);
+                H5free_memory(str);
+            }
+        } else if (H5Tget_size(t) < size) {
+            H5Tset_size(mt, size);
+            H5Tset_strpad(mt, H5T_STR_NULLTERM);
+            if (H5Aread(a, mt, buf) < 0)
+                buf[0] = '\0';
+        }
+        H5Tclose(mt);
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    return 1;
+}
+
+static dpt_status open_dset(hid_t *out, const h5_src *src, const char *name) {
+    char group[64];
+    size_t glen = (size_t)(strrchr(name, '/') - name); /* names are "/split/x" */
+    snprintf(group, sizeof group, "%.*s", (int)glen, name);
+    htri_t exists = H5Lexists(src->file, group, H5P_DEFAULT);
+    if (exists > 0)
+        exists = H5Lexists(src->file, name, H5P_DEFAULT);
+    if (exists <= 0)
+        return dpt_errorf(DPT_EFORMAT, "%s: missing dataset %s", src->path, name);
+    *out = H5Dopen2(src->file, name, H5P_DEFAULT);
+    if (*out < 0)
+        return dpt_errorf(DPT_EHDF5, "%s: cannot open dataset %s", src->path, name);
+    return DPT_OK;
+}
+
+static dpt_status read_x_info(x_info *xi, hid_t dset, const h5_src *src, const char *name) {
+    memset(xi, 0, sizeof *xi);
+    dpt_status st = DPT_OK;
+    hid_t space = H5Dget_space(dset), type = H5Dget_type(dset);
+    hsize_t dims[8] = {0};
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (rank < 0 || type < 0) {
+        st = dpt_errorf(DPT_EHDF5, "%s: cannot read the shape of %s", src->path, name);
+        goto out;
+    }
+    if (rank < 3 || rank > 5) {
+        st = dpt_errorf(DPT_ESHAPE,
+                        "%s: %s has rank %d (expected 3 (N,H,W) or (N,C,L), 4 (N,C,H,W) or 5 "
+                        "(N,C,D,H,W))",
+                        src->path, name, rank);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    H5T_class_t cls = H5Tget_class(type);
+    if (cls == H5T_INTEGER && H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE) {
+        xi->is_u8 = 1;
+    } else if (cls != H5T_FLOAT) {
+        st = dpt_errorf(DPT_EFORMAT, "%s: %s must be uint8 or floating point", src->path, name);
+        goto out;
+    }
+    static const char *const layouts[] = {NULL, NULL, NULL, "NHW", "NCHW", "NCDHW"};
+    char layout[16];
+    int present = read_layout(dset, layout, sizeof layout);
+    int ncl = rank == 3 && present && strcmp(layout, "NCL") == 0;
+    if (present && !ncl && strcmp(layout, layouts[rank]) != 0) {
+        st = dpt_errorf(DPT_EFORMAT, "%s: %s: attribute layout does not fit rank %d (expected "
+                                     "\"%s\"%s)",
+                        src->path, name, rank, layouts[rank], rank == 3 ? " or \"NCL\"" : "");
+        goto out;
+    }
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == 0 || dims[i] > INT32_MAX) {
+            st = dpt_errorf(DPT_ESHAPE, "%s: %s has extent %llu in dimension %d", src->path, name,
+                            (unsigned long long)dims[i], i);
+            goto out;
+        }
+    xi->N = (int64_t)dims[0];
+    xi->C = xi->D = xi->H = 1;
+    if (rank == 3 && ncl) {
+        xi->C = (int64_t)dims[1], xi->W = (int64_t)dims[2], xi->sdims = 1;
+    } else if (rank == 3) {
+        xi->H = (int64_t)dims[1], xi->W = (int64_t)dims[2], xi->sdims = 2;
+    } else if (rank == 4) {
+        xi->C = (int64_t)dims[1], xi->H = (int64_t)dims[2], xi->W = (int64_t)dims[3];
+        xi->sdims = 2;
+    } else {
+        xi->C = (int64_t)dims[1], xi->D = (int64_t)dims[2], xi->H = (int64_t)dims[3];
+        xi->W = (int64_t)dims[4], xi->sdims = 3;
+    }
+out:
+    if (type >= 0)
+        H5Tclose(type);
+    if (space >= 0)
+        H5Sclose(space);
+    return st;
+}
+
+static dpt_status read_x(dpt_dataset *ds, hid_t dset, const x_info *xi, const h5_src *src,
+                         const char *name) {
+    uint64_t n = (uint64_t)dpt_dataset_sample_numel(ds) * (uint64_t)ds->N;
+    if (xi->is_u8) {
+        unsigned char *bytes = (unsigned char *)ds->x + 3 * n; /* widened in place, as in idx.c */
+        if (H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes) < 0)
+            return dpt_errorf(DPT_EHDF5, "%s: cannot read %s", src->path, name);
+        for (uint64_t i = 0; i < n; i++)
+            ds->x[i] = (float)bytes[i] / 255.0f;
+        return DPT_OK;
+    }
+    if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->x) < 0)
+        return dpt_errorf(DPT_EHDF5, "%s: cannot read %s as float32", src->path, name);
+    for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(ds->x[i]))
+            return dpt_errorf(DPT_ENONFINITE, "%s: %s: sample %llu has a non-finite value",
+                              src->path, name,
+                              (unsigned long long)(i / (uint64_t)dpt_dataset_sample_numel(ds)));
+    return DPT_OK;
+}
+
+/* Labels as int64 (HDF5 converts any integer type), checked against [0, K) when K > 0 and
+ * against >= 0 otherwise; *max receives the largest label. */
+static dpt_status read_y(dpt_dataset *ds, const h5_src *src, const char *name, int64_t K,
+                         int64_t *max) {
+    hid_t dset = -1, space = -1, type = -1;
+    int64_t *tmp = NULL;
+    dpt_status st = open_dset(&dset, src, name);
+    if (st != DPT_OK)
+        return st;
+    space = H5Dget_space(dset);
+    type = H5Dget_type(dset);
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    hsize_t n = 0;
+    if (rank != 1) {
+        st = dpt_errorf(DPT_ESHAPE, "%s: %s has rank %d (expected 1: (N))", src->path, name, rank);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(space, &n, NULL);
+    if ((int64_t)n != ds->N) {
+        st = dpt_errorf(DPT_ESHAPE, "%s: %s has %llu labels for %lld samples", src->path, name,
+                        (unsigned long long)n, (long long)ds->N);
+        goto out;
+    }
+    if (H5Tget_class(type) != H5T_INTEGER) {
+        st = dpt_errorf(DPT_EFORMAT, "%s: %s must be of an integer type", src->path, name);
+        goto out;
+    }
+    tmp = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int64_t)));
+    if (!tmp) {
+        st = DPT_ENOMEM;
+        goto out;
+    }
+    if (H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0) {
+        st = dpt_errorf(DPT_EHDF5, "%s: cannot read %s", src->path, name);
+        goto out;
+    }
+    *max = 0;
+    for (int64_t i = 0; i < ds->N; i++) {
+        if (tmp[i] < 0 || (K > 0 && tmp[i] >= K) || tmp[i] > INT32_MAX - 1) {
+            if (K > 0)
+                st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range [0, %lld)",
+                                src->path, name, (long long)i, (long long)tmp[i], (long long)K);
+            else
+                st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range (labels are "
+                                            ">= 0)",
+                                src->path, name, (long long)i, (long long)tmp[i]);
+            goto out;
+        }
+        ds->y[i] = (int32_t)tmp[i];
+        if (tmp[i] > *max)
+            *max = tmp[i];
+    }
+out:
+    dpt_free_aligned(tmp);
+    if (type >= 0)
+        H5Tclose(type);
+    if (space >= 0)
+        H5Sclose(space);
+    H5Dclose(dset);
+    return st;
+}
+
+static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
+    *K = 0;
+    if (H5Aexists(src->file, "n_classes") <= 0)
+        return DPT_OK;
+    hid_t a = H5Aopen(src->file, "n_classes", H5P_DEFAULT);
+    long long v = 0;
+    herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &v) : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    if (rc < 0 || v < 1 || v > INT32_MAX)
+        return dpt_errorf(DPT_EFORMAT, "%s: attribute n_classes must be a positive integer",
+                          src->path);
+    *K = v;
+    return DPT_OK;
+}
+
+static dpt_status load_split(dpt_dataset *ds, const h5_src *src, const char *xname,
+                             const char *yname, int64_t K, int64_t *max) {
+    hid_t dset = -1;
+    x_info xi;
+    dpt_status st = open_dset(&dset, src, xname);
+    if (st != DPT_OK)
+        return st;
+    st = read_x_info(&xi, dset, src, xname);
+    if (st == DPT_OK)
+        st = dpt_dataset_init(ds, xi.N, xi.C, xi.D, xi.H, xi.W, xi.sdims, K > 0 ? K : 1);
+    if (st == DPT_OK)
+        st = read_x(ds, dset, &xi, src, xname);
+    H5Dclose(dset);
+    if (st == DPT_OK)
+        st = read_y(ds, src, yname, K, max);
+    return st;
+}
+
+dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->source, sizeof d->source, "%s", path);
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    h5_src src = {.file = -1, .path = path};
+    dpt_status st = DPT_OK;
+    if (H5Fis_hdf5(path) <= 0) {
+        st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", path);
+        goto out;
+    }
+    src.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (src.file < 0) {
+        st = dpt_errorf(DPT_EHDF5, "%s: cannot open as HDF5", path);
+        goto out;
+    }
+    int64_t K = 0, max_train = 0, max_test = 0;
+    if ((st = read_n_classes(&src, &K)) != DPT_OK)
+        goto out;
+    if ((st = load_split(&d->train, &src, "/train/x", "/train/y", K, &max_train)) != DPT_OK)
+        goto out;
+    if ((st = load_split(&d->test, &src, "/test/x", "/test/y", K, &max_test)) != DPT_OK)
+        goto out;
+    const dpt_dataset *a = &d->train, *b = &d->test;
+    if (a->C != b->C || a->D != b->D || a->H != b->H || a->W != b->W || a->sdims != b->sdims) {
+        char sa[96], sb[96];
+        dpt_shape ta = dpt_dataset_batch_shape(a, a->N), tb = dpt_dataset_batch_shape(b, b->N);
+        dpt_shape_format(&ta, sa, sizeof sa);
+        dpt_shape_format(&tb, sb, sizeof sb);
+        st = dpt_errorf(DPT_ESHAPE, "%s: /test/x %s and /train/x %s have different samples", path,
+                        sb, sa);
+        goto out;
+    }
+    if (K == 0)
+        K = (max_train > max_test ? max_train : max_test) + 1;
+    d->train.K = d->test.K = K;
+out:
+    if (src.file >= 0)
+        H5Fclose(src.file);
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    if (st != DPT_OK) {
+        dpt_dataset_free(&d->train);
+        dpt_dataset_free(&d->test);
+    }
+    return st;
+}

@@ -1,0 +1,194 @@
+/* IDX reader (data): images (N, H, W) of uint8 or big-endian float32 and labels (N) of uint8, from
+ * plain or gzip files (zlib detects which from the bytes). Validates magic, rank, dimensions,
+ * body size, image/label counts and the label range; every message names the file. Knows no
+ * models, no MPI, and nothing about where files live (dataset.c resolves paths). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "dpt/data.h"
+
+#define IDX_IMAGES_U8 0x00000803u
+#define IDX_IMAGES_F32 0x00000d03u
+#define IDX_LABELS_U8 0x00000801u
+
+typedef struct {
+    gzFile f;
+    const char *path;
+    uint32_t magic;
+    int64_t dims[3];
+    int ndim;
+} idx_file;
+
+static dpt_status open_idx(idx_file *h, const char *path) {
+    memset(h, 0, sizeof *h);
+    h->path = path;
+    errno = 0;
+    h->f = gzopen(path, "rb");
+    if (!h->f)
+        return dpt_errorf(DPT_EIO, "%s: cannot open: %s", path,
+                          errno ? strerror(errno) : "out of memory");
+    return DPT_OK;
+}
+
+static void close_idx(idx_file *h) {
+    if (h->f)
+        gzclose(h->f);
+    h->f = NULL;
+}
+
+/* Reads exactly n bytes; a short read is a truncated file, a zlib error a corrupt stream. */
+static dpt_status read_exact(idx_file *h, void *buf, uint64_t n, const char *what) {
+    unsigned char *p = buf;
+    uint64_t done = 0;
+    while (done < n) {
+        uint64_t chunk = n - done < (1u << 30) ? n - done : (1u << 30);
+        int got = gzread(h->f, p + done, (unsigned)chunk);
+        if (got < 0) {
+            int zerr = 0;
+            const char *msg = gzerror(h->f, &zerr);
+            return dpt_errorf(DPT_EFORMAT, "%s: corrupt gzip stream while reading the %s: %s",
+                              h->path, what, msg);
+        }
+        if (got == 0)
+            return dpt_errorf(DPT_EFORMAT,
+                              "%s: truncated: the %s needs %llu bytes, the file ends after %llu",
+                              h->path, what, (unsigned long long)n, (unsigned long long)done);
+        done += (uint64_t)got;
+    }
+    return DPT_OK;
+}
+
+static uint32_t be32(const unsigned char *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+/* Magic and dimensions. `want` lists the accepted magics (0-terminated); the first is the one
+ * named in the message. */
+static dpt_status read_header(idx_file *h, const uint32_t *want) {
+    unsigned char b[12];
+    dpt_status st = read_exact(h, b, 4, "header");
+    if (st != DPT_OK)
+        return st;
+    h->magic = be32(b);
+    int ok = 0;
+    for (int i = 0; want[i]; i++)
+        ok |= h->magic == want[i];
+    if (!ok)
+        return dpt_errorf(DPT_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x)", h->path,
+                          h->magic, want[0]);
+    h->ndim = (int)(h->magic & 0xff);
+    if ((st = read_exact(h, b, 4 * (uint64_t)h->ndim, "header")) != DPT_OK)
+        return st;
+    for (int i = 0; i < h->ndim; i++) {
+        h->dims[i] = be32(b + 4 * i);
+        if (h->dims[i] == 0)
+            return dpt_errorf(DPT_EFORMAT, "%s: dimension %d is 0", h->path, i);
+        if (h->dims[i] > INT32_MAX)
+            return dpt_errorf(DPT_EFORMAT, "%s: dimension %d is %lld (larger than 2^31 - 1)",
+                              h->path, i, (long long)h->dims[i]);
+    }
+    return DPT_OK;
+}
+
+/* After the body: anything left over means the header does not describe the file. Reading to
+ * the end also makes zlib check the gzip CRC. */
+static dpt_status expect_end(idx_file *h) {
+    unsigned char extra[64];
+    int got = gzread(h->f, extra, sizeof extra);
+    if (got < 0) {
+        int zerr = 0;
+        return dpt_errorf(DPT_EFORMAT, "%s: corrupt gzip stream: %s", h->path,
+                          gzerror(h->f, &zerr));
+    }
+    if (got > 0)
+        return dpt_errorf(DPT_EFORMAT,
+                          "%s: trailing bytes after the %lld items its header declares", h->path,
+                          (long long)h->dims[0]);
+    return DPT_OK;
+}
+
+/* Images go straight into ds->x: the uint8 body is read into the last quarter of the float
+ * buffer and widened front to back, which never overwrites a byte not yet read (float i ends
+ * at byte 4i + 3 < 3n + i + 1 for every i < n). */
+static dpt_status read_images(idx_file *h, dpt_dataset *ds) {
+    uint64_t n = (uint64_t)ds->N * (uint64_t)ds->H * (uint64_t)ds->W;
+    unsigned char *bytes = (unsigned char *)ds->x;
+    if (h->magic == IDX_IMAGES_U8) {
+        unsigned char *src = bytes + 3 * n;
+        dpt_status st = read_exact(h, src, n, "image data");
+        if (st != DPT_OK)
+            return st;
+        for (uint64_t i = 0; i < n; i++)
+            ds->x[i] = (float)src[i] / 255.0f;
+        return DPT_OK;
+    }
+    dpt_status st = read_exact(h, bytes, 4 * n, "image data");
+    if (st != DPT_OK)
+        return st;
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t u = be32(bytes + 4 * i);
+        float v;
+        memcpy(&v, &u, sizeof v);
+        if (!isfinite(v))
+            return dpt_errorf(DPT_ENONFINITE, "%s: image %llu has a non-finite value", h->path,
+                              (unsigned long long)(i / ((uint64_t)ds->H * (uint64_t)ds->W)));
+        ds->x[i] = v;
+    }
+    return DPT_OK;
+}
+
+static dpt_status read_labels(idx_file *h, dpt_dataset *ds, int64_t K) {
+    unsigned char *src = (unsigned char *)ds->y + 3 * (uint64_t)ds->N; /* as in read_images */
+    dpt_status st = read_exact(h, src, (uint64_t)ds->N, "label data");
+    if (st != DPT_OK)
+        return st;
+    int64_t max = 0;
+    for (int64_t i = 0; i < ds->N; i++) {
+        int32_t v = src[i];
+        if (K > 0 && v >= K)
+            return dpt_errorf(DPT_ERANGE, "%s: label %d of item %lld is out of range [0, %lld)",
+                              h->path, v, (long long)i, (long long)K);
+        ds->y[i] = v;
+        if (v > max)
+            max = v;
+    }
+    ds->K = K > 0 ? K : max + 1;
+    return DPT_OK;
+}
+
+dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *labels_path,
+                        int64_t K) {
+    static const uint32_t image_magics[] = {IDX_IMAGES_U8, IDX_IMAGES_F32, 0};
+    static const uint32_t label_magics[] = {IDX_LABELS_U8, 0};
+    idx_file im, lb;
+    memset(ds, 0, sizeof *ds);
+    memset(&lb, 0, sizeof lb);
+    dpt_status st = open_idx(&im, images_path);
+    if (st == DPT_OK)
+        st = open_idx(&lb, labels_path);
+    if (st == DPT_OK)
+        st = read_header(&im, image_magics);
+    if (st == DPT_OK)
+        st = read_header(&lb, label_magics);
+    if (st == DPT_OK && im.dims[0] != lb.dims[0])
+        st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", labels_path,
+                        (long long)lb.dims[0], (long long)im.dims[0], images_path);
+    if (st == DPT_OK)
+        st = dpt_dataset_init(ds, im.dims[0], 1, 1, im.dims[1], im.dims[2], 2, K > 0 ? K : 1);
+    if (st == DPT_OK)
+        st = read_images(&im, ds);
+    if (st == DPT_OK)
+        st = expect_end(&im);
+    if (st == DPT_OK)
+        st = read_labels(&lb, ds, K);
+    if (st == DPT_OK)
+        st = expect_end(&lb);
+    close_idx(&im);
+    close_idx(&lb);
+    if (st != DPT_OK)
+        dpt_dataset_free(ds);
+    return st;
+}

@@ -1,0 +1,185 @@
+/* Index lists (data): stratified validation split, bootstrap replica with out-of-bag set, K-fold
+ * partition. Pure functions of (pool, labels, seed, member) computed identically on every rank;
+ * they allocate only scratch that is freed before returning. Knows no models and no MPI. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/rng.h"
+#include "dpt/sampler.h"
+#include "dpt/tensor.h"
+
+/* Counter values of the DPT_RNG_SPLIT stream, so the split and the folds never share numbers. */
+enum { SPLIT_CTR_VALIDATION = 0, SPLIT_CTR_KFOLD = 1 };
+
+static int64_t pool_at(const int64_t *pool, int64_t i) { return pool ? pool[i] : i; }
+
+/* Class of pool position i (0 when not stratified). */
+static int32_t class_at(const int32_t *y, const int64_t *pool, int64_t i) {
+    return y ? y[pool_at(pool, i)] : 0;
+}
+
+static dpt_status check_labels(const char *what, const int32_t *y, const int64_t *pool,
+                               int64_t n, int64_t K) {
+    if (!y)
+        return DPT_OK;
+    if (K < 1)
+        return dpt_errorf(DPT_EINVAL, "%s: %lld classes", what, (long long)K);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = class_at(y, pool, i);
+        if (c < 0 || c >= K)
+            return dpt_errorf(DPT_ERANGE, "%s: label %d of sample %lld is out of range [0, %lld)",
+                              what, c, (long long)pool_at(pool, i), (long long)K);
+    }
+    return DPT_OK;
+}
+
+typedef struct {
+    double rem;
+    int64_t cls;
+} class_share;
+
+static int by_remainder(const void *pa, const void *pb) {
+    const class_share *a = pa, *b = pb;
+    if (a->rem != b->rem)
+        return a->rem > b->rem ? -1 : 1;
+    return a->cls < b->cls ? -1 : a->cls > b->cls;
+}
+
+dpt_status dpt_resample_split(int64_t *train, int64_t *n_train, int64_t *val, int64_t *n_val,
+                              const int64_t *pool, int64_t n, const int32_t *y, int64_t K,
+                              double fraction, uint32_t seed, uint32_t member) {
+    *n_train = *n_val = 0;
+    if (!(fraction >= 0.0 && fraction < 1.0))
+        return dpt_errorf(DPT_EINVAL, "validation split: fraction %g is not in [0, 1)", fraction);
+    if (n < 1 || n > (int64_t)UINT32_MAX)
+        return dpt_errorf(DPT_EINVAL, "validation split: %lld samples", (long long)n);
+    if (!y)
+        K = 1;
+    dpt_status st = check_labels("validation split", y, pool, n, K);
+    if (st != DPT_OK)
+        return st;
+    int64_t *perm = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int64_t)));
+    int64_t *count = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)K, sizeof(int64_t)));
+    class_share *rems = dpt_alloc_aligned(dpt_size_mul((size_t)K, sizeof(class_share)));
+    unsigned char *in_val = dpt_alloc_aligned((size_t)n);
+    if (!perm || !count || !rems || !in_val) {
+        st = DPT_ENOMEM;
+        goto out;
+    }
+    int64_t *quota = count + K;
+    for (int64_t i = 0; i < n; i++)
+        count[class_at(y, pool, i)]++;
+    /* Largest remainders: each class gets floor or ceil of fraction * n_c, total round(f * n). */
+    int64_t total = (int64_t)llround(fraction * (double)n), assigned = 0;
+    for (int64_t c = 0; c < K; c++) {
+        double share = fraction * (double)count[c];
+        quota[c] = (int64_t)floor(share);
+        rems[c] = (class_share){share - (double)quota[c], c};
+        assigned += quota[c];
+    }
+    qsort(rems, (size_t)K, sizeof *rems, by_remainder);
+    for (int64_t j = 0; j < K && assigned < total; j++) {
+        int64_t c = rems[j].cls;
+        if (rems[j].rem > 0.0 && quota[c] < count[c]) {
+            quota[c]++;
+            assigned++;
+        }
+    }
+    dpt_rng_permutation(perm, n, dpt_rng_key_make(seed, DPT_RNG_SPLIT, member),
+                        SPLIT_CTR_VALIDATION);
+    for (int64_t c = 0; c < K; c++)
+        count[c] = 0; /* now: taken so far */
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = class_at(y, pool, perm[i]);
+        if (count[c] < quota[c]) {
+            count[c]++;
+            in_val[perm[i]] = 1;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (in_val[i])
+            val[(*n_val)++] = pool_at(pool, i);
+        else
+            train[(*n_train)++] = pool_at(pool, i);
+    }
+out:
+    dpt_free_aligned(perm);
+    dpt_free_aligned(count);
+    dpt_free_aligned(rems);
+    dpt_free_aligned(in_val);
+    return st;
+}
+
+static int by_value(const void *pa, const void *pb) {
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return (a > b) - (a < b);
+}
+
+void dpt_resample_bootstrap(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n_oob,
+                            const int64_t *pool, int64_t n, uint32_t seed, uint32_t member) {
+    DPT_ASSERT(n >= 1 && n <= (int64_t)UINT32_MAX && m >= 0);
+    dpt_rng r;
+    dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_BOOTSTRAP, member), 0, 0);
+    for (int64_t i = 0; i < m; i++)
+        in_bag[i] = dpt_rng_below(&r, (uint32_t)n);
+    qsort(in_bag, (size_t)m, sizeof *in_bag, by_value);
+    /* Positions never drawn: one merge walk over the sorted draws. */
+    *n_oob = 0;
+    int64_t j = 0;
+    for (int64_t p = 0; p < n; p++) {
+        while (j < m && in_bag[j] < p)
+            j++;
+        if (j == m || in_bag[j] != p)
+            oob[(*n_oob)++] = pool_at(pool, p);
+    }
+    for (int64_t i = 0; i < m; i++)
+        in_bag[i] = pool_at(pool, in_bag[i]);
+}
+
+dpt_status dpt_resample_kfold(int32_t *fold_of, const int64_t *pool, int64_t n, const int32_t *y,
+                              int64_t K, int k, uint32_t seed, uint32_t member) {
+    if (k < 2 || k > n)
+        return dpt_errorf(DPT_EINVAL, "k-fold: %d folds for %lld samples (need 2 <= k <= n)", k,
+                          (long long)n);
+    if (n > (int64_t)UINT32_MAX)
+        return dpt_errorf(DPT_EINVAL, "k-fold: %lld samples", (long long)n);
+    if (!y)
+        K = 1;
+    dpt_status st = check_labels("k-fold", y, pool, n, K);
+    if (st != DPT_OK)
+        return st;
+    int64_t *perm = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)n, sizeof(int64_t)));
+    int64_t *offset = dpt_alloc_aligned(dpt_size_mul((size_t)K + 1, sizeof(int64_t)));
+    if (!perm || !offset) {
+        st = DPT_ENOMEM;
+        goto out;
+    }
+    int64_t *grouped = perm + n;
+    dpt_rng_permutation(perm, n, dpt_rng_key_make(seed, DPT_RNG_SPLIT, member), SPLIT_CTR_KFOLD);
+    /* Stable counting sort of the permuted positions by class, then deal round robin: every
+     * class is a contiguous run, so each fold gets floor or ceil of n_c / k of it. */
+    for (int64_t i = 0; i < n; i++)
+        offset[class_at(y, pool, i) + 1]++;
+    for (int64_t c = 0; c < K; c++)
+        offset[c + 1] += offset[c];
+    for (int64_t i = 0; i < n; i++)
+        grouped[offset[class_at(y, pool, perm[i])]++] = perm[i];
+    for (int64_t i = 0; i < n; i++)
+        fold_of[grouped[i]] = (int32_t)(i % k);
+out:
+    dpt_free_aligned(perm);
+    dpt_free_aligned(offset);
+    return st;
+}
+
+void dpt_resample_fold(int64_t *train, int64_t *n_train, int64_t *val, int64_t *n_val,
+                       const int32_t *fold_of, const int64_t *pool, int64_t n, int fold) {
+    *n_train = *n_val = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (fold_of[i] == fold)
+            val[(*n_val)++] = pool_at(pool, i);
+        else
+            train[(*n_train)++] = pool_at(pool, i);
+    }
+}
