@@ -1,0 +1,801 @@
+/* Direct / implicit-GEMM convolution on the simd.h vocabulary (kernels), compiled once per ISA by
+ * conv_avx512.c and conv_avx2.c inside their target regions. Owns the blocking, the internal
+ * layouts (padded input, channel-last copies, packed weights) and the micro-kernels of forward,
+ * backward-data and backward-weight for any geometry; knows nothing of dispatch or the CPU.
+ *
+ * Two micro-kernel families:
+ *  - channel-vectorized (mk): acc[r][v] += x[r] * w[v], channels in the lanes, R positions in
+ *    registers, reduction over a table of offsets. Forward (over c,taps), scattered
+ *    backward-data (over o) and backward-weight (over positions) are all this one loop.
+ *  - position-vectorized (pv, dw): positions along a row in the lanes, for layers with few
+ *    channels (the first layer, depthwise), where channel lanes would sit mostly empty. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conv_impl.h"
+#include "dpt/status.h"
+
+/* Everything below, down to the pop, is compiled for DPT_SIMD_TARGET. */
+#define SIMD_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define SIMD_TARGET_PUSH(t) SIMD_PRAGMA(clang attribute push(__attribute__((target(t))), \
+                                                             apply_to = function))
+SIMD_TARGET_PUSH(DPT_SIMD_TARGET)
+#else
+#define SIMD_TARGET_PUSH(t) SIMD_PRAGMA(GCC target(t))
+#pragma GCC push_options
+SIMD_TARGET_PUSH(DPT_SIMD_TARGET)
+#endif
+
+#include "simd.h"
+
+/* Floats of zeroed slack after a padded buffer: vector loads of the last row may run past it. */
+#define SLACK (2 * VL)
+
+typedef struct {
+    int64_t N, C, O, G, Cg, Og;
+    int64_t in[3], out[3], k[3], s[3], p[3], d[3]; /* (D, H, W) */
+    int64_t pin[3];     /* padded input extents */
+    int64_t ps;         /* padded positions per channel */
+    int64_t kvol, K;    /* taps; Cg * taps: the forward reduction length */
+    int64_t P, X;       /* output and input positions per image and channel */
+    int64_t OgPad, CgPad; /* channel counts rounded up to whole vectors */
+} geo;
+
+static int64_t at_least_1(int64_t v) { return v > 0 ? v : 1; }
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static void geo_derive(geo *q) {
+    q->Cg = q->C / q->G;
+    q->Og = q->O / q->G;
+    q->kvol = q->k[0] * q->k[1] * q->k[2];
+    q->K = q->Cg * q->kvol;
+    q->P = q->out[0] * q->out[1] * q->out[2];
+    q->X = q->in[0] * q->in[1] * q->in[2];
+    for (int i = 0; i < 3; i++)
+        q->pin[i] = q->in[i] + 2 * q->p[i];
+    q->ps = q->pin[0] * q->pin[1] * q->pin[2];
+    q->OgPad = round_up(q->Og, VL);
+    q->CgPad = round_up(q->Cg, VL);
+}
+
+static void geo_from(geo *q, const dpt_conv_geom *g) {
+    memset(q, 0, sizeof *q);
+    q->N = g->N;
+    q->C = g->C;
+    q->O = g->O;
+    q->G = at_least_1(g->groups);
+    for (int i = 0; i < 3; i++) {
+        q->in[i] = at_least_1(g->in[i]);
+        q->out[i] = at_least_1(g->out[i]);
+        q->k[i] = at_least_1(g->k[i]);
+        q->s[i] = at_least_1(g->stride[i]);
+        q->p[i] = g->pad[i];
+        q->d[i] = at_least_1(g->dil[i]);
+    }
+    geo_derive(q);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Layout transforms. */
+
+/* xp: (nch, pD, pH, pW) + SLACK, zero borders; x: (nch, D, H, W). Only the interior is written,
+ * so the borders zeroed once by the caller stay zero across images. */
+static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
+    const int64_t H = q->in[1], W = q->in[2];
+    for (int64_t c = 0; c < nch; c++)
+        for (int64_t d = 0; d < q->in[0]; d++)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(xp + c * q->ps + ((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] +
+                           q->p[2],
+                       x + ((c * q->in[0] + d) * H + h) * W, (size_t)W * sizeof(float));
+}
+
+/* xcl: (pD, pH, pW, ld) channel-last with zero borders; x: (nch, D, H, W). */
+static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, const geo *q) {
+    const int64_t H = q->in[1], W = q->in[2];
+    for (int64_t d = 0; d < q->in[0]; d++)
+        for (int64_t h = 0; h < H; h++) {
+            float *row = xcl + (((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] + q->p[2]) * ld;
+            for (int64_t c = 0; c < nch; c++) {
+                const float *xr = x + ((c * q->in[0] + d) * H + h) * W;
+                for (int64_t w = 0; w < W; w++)
+                    row[w * ld + c] = xr[w];
+            }
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Channel-vectorized micro-kernel.
+ * out: (R, NV*VL) = sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for r < R. */
+SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const float *a,
+                    const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+    vf c[MK_ACC_MAX];
+    SIMD_UNROLL
+    for (int i = 0; i < R * NV; i++)
+        c[i] = V_ZERO();
+    for (int64_t k = 0; k < K; k++) {
+        const float *ap = a + koff[k];
+        const float *bp = B + k * ldb;
+        const vf b0 = V_LOAD(bp);
+        const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;
+        SIMD_UNROLL
+        for (int r = 0; r < R; r++) {
+            const vf xa = V_SET1(ap[r * rs]);
+            c[r * NV] = V_FMA(xa, b0, c[r * NV]);
+            if (NV > 1)
+                c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);
+        }
+    }
+    SIMD_UNROLL
+    for (int i = 0; i < R * NV; i++)
+        V_STORE(out + i * VL, c[i]);
+}
+
+/* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
+static void mk_run(float *out, int R, int NV, int64_t rs, const float *a, const int32_t *koff,
+                   int64_t K, const float *B, int64_t ldb) {
+#define MK_CASE2(r)                                                                                \
+    case r:                                                                                        \
+        if (rs == 1)                                                                               \
+            mk(out, r, 2, 1, a, koff, K, B, ldb);                                                  \
+        else                                                                                       \
+            mk(out, r, 2, rs, a, koff, K, B, ldb);                                                 \
+        return;
+#define MK_CASE1(r)                                                                                \
+    case r:                                                                                        \
+        if (rs == 1)                                                                               \
+            mk(out, r, 1, 1, a, koff, K, B, ldb);                                                  \
+        else                                                                                       \
+            mk(out, r, 1, rs, a, koff, K, B, ldb);                                                 \
+        return;
+    if (NV == 2) {
+        switch (R) {
+            MK_R2_LIST(MK_CASE2)
+        default:
+            break;
+        }
+    } else {
+        switch (R) {
+            MK_R1_LIST(MK_CASE1)
+        default:
+            break;
+        }
+    }
+#undef MK_CASE2
+#undef MK_CASE1
+    DPT_ASSERT(!"mk_run: register block out of range");
+}
+
+/* Splits n into the fewest tiles of at most rmax, of nearly equal size: tile t is [*lo, *lo+*len). */
+static int64_t tiles_count(int64_t n, int64_t rmax) { return (n + rmax - 1) / rmax; }
+static void tile_bounds(int64_t n, int64_t nt, int64_t t, int64_t *lo, int *len) {
+    const int64_t base = n / nt, extra = n % nt;
+    *lo = t * base + min64(t, extra);
+    *len = (int)(base + (t < extra));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Forward. */
+
+/* Position-vectorized when the stride along W is 1 and channel lanes would be mostly empty or
+ * the reduction too short to pay for the transposed tile store. */
+static int fwd_uses_pv(const geo *q) { return q->s[2] == 1 && (2 * q->Og <= VL || q->K < 32); }
+
+typedef struct {
+    int64_t koff, wp, xp, end; /* offsets in floats */
+} fwd_ws;
+
+static int64_t fwd_plan(const geo *q, fwd_ws *b) {
+    int64_t o = 0;
+    b->koff = o;
+    o += round_up(q->K, 16);
+    b->wp = o;
+    if (!fwd_uses_pv(q))
+        o += round_up(q->G * q->K * q->OgPad, 16);
+    b->xp = o;
+    o += round_up(q->Cg * q->ps + SLACK, 16);
+    b->end = o;
+    return o;
+}
+
+/* koff[k] for k = (c, kd, kh, kw): offset of tap k in the padded input xp. */
+static void fwd_koff(int32_t *koff, const geo *q) {
+    DPT_ASSERT(q->Cg * q->ps + SLACK < INT32_MAX);
+    int64_t k = 0;
+    for (int64_t c = 0; c < q->Cg; c++)
+        for (int64_t kd = 0; kd < q->k[0]; kd++)
+            for (int64_t kh = 0; kh < q->k[1]; kh++)
+                for (int64_t kw = 0; kw < q->k[2]; kw++)
+                    koff[k++] = (int32_t)(c * q->ps +
+                                          (kd * q->d[0] * q->pin[1] + kh * q->d[1]) * q->pin[2] +
+                                          kw * q->d[2]);
+}
+
+/* y: (R positions) of NL channels, y[l*ys + r] = out[r][l] + bias[l]; out: (R, ld). */
+static void store_tile(float *y, int64_t ys, const float *out, int64_t ld, int R, int64_t NL,
+                       const float *bias) {
+    for (int64_t l = 0; l < NL; l++) {
+        const float bl = bias ? bias[l] : 0.0f;
+        float *yl = y + l * ys;
+        for (int r = 0; r < R; r++)
+            yl[r] = out[r * ld + l] + bl;
+    }
+}
+
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  b: (O) or NULL  wp: (G, K, OgPad) packed weights */
+static void fwd_cv(float *y, const float *x, const float *b, const geo *q, const float *wp,
+                   const int32_t *koff, float *xp) {
+    float out[MK_ACC_MAX * VL];
+    const int64_t rs = q->s[2];
+    memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t gi = 0; gi < q->G; gi++) {
+            pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
+            for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
+                const int NV = q->Og - ob > VL ? 2 : 1;
+                const int64_t NL = min64(NV * VL, q->Og - ob);
+                const int64_t nt = tiles_count(q->out[2], NV == 2 ? MK_RMAX2 : MK_RMAX1);
+                const float *B = wp + gi * q->K * q->OgPad + ob;
+                const float *bias = b ? b + gi * q->Og + ob : NULL;
+                float *yo = y + (n * q->O + gi * q->Og + ob) * q->P;
+                for (int64_t od = 0; od < q->out[0]; od++)
+                    for (int64_t oh = 0; oh < q->out[1]; oh++) {
+                        const float *arow =
+                            xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
+                        float *yrow = yo + (od * q->out[1] + oh) * q->out[2];
+                        for (int64_t t = 0; t < nt; t++) {
+                            int64_t ow0;
+                            int R;
+                            tile_bounds(q->out[2], nt, t, &ow0, &R);
+                            mk_run(out, R, NV, rs, arow + ow0 * rs, koff, q->K, B, q->OgPad);
+                            store_tile(yrow + ow0, q->P, out, NV * VL, R, NL, bias);
+                        }
+                    }
+            }
+        }
+}
+
+/* Position-vectorized block: OB channels x RB rows x WV vectors along a row.
+ * y: rows of the block, y[o*yso + r*ysr + j]; a: padded input at the block origin, rows asr apart;
+ * w: (OB, K) natural weights; nlast: valid lanes of the last vector. */
+SIMD_INLINE void pv_mk(float *y, int64_t yso, int64_t ysr, int nlast, const int OB, const int RB,
+                       const int WV, const float *a, int64_t asr, const int32_t *koff, int64_t K,
+                       const float *w, const float *bias) {
+    vf c[(PV_OB * PV_RB > PV_RB1 ? PV_OB * PV_RB : PV_RB1) * PV_WV];
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        const vf bo = bias ? V_SET1(bias[o]) : V_ZERO();
+        SIMD_UNROLL
+        for (int i = 0; i < RB * WV; i++)
+            c[o * RB * WV + i] = bo;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *ap = a + koff[k];
+        vf wv[PV_OB];
+        SIMD_UNROLL
+        for (int o = 0; o < OB; o++)
+            wv[o] = V_SET1(w[o * K + k]);
+        SIMD_UNROLL
+        for (int r = 0; r < RB; r++) {
+            SIMD_UNROLL
+            for (int v = 0; v < WV; v++) {
+                const vf xv = V_LOAD(ap + r * asr + v * VL);
+                SIMD_UNROLL
+                for (int o = 0; o < OB; o++)
+                    c[(o * RB + r) * WV + v] = V_FMA(wv[o], xv, c[(o * RB + r) * WV + v]);
+            }
+        }
+    }
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        SIMD_UNROLL
+        for (int r = 0; r < RB; r++) {
+            SIMD_UNROLL
+            for (int v = 0; v < WV - 1; v++)
+                V_STORE(y + o * yso + r * ysr + v * VL, c[(o * RB + r) * WV + v]);
+            float *yl = y + o * yso + r * ysr + (WV - 1) * VL;
+            if (nlast == VL)
+                V_STORE(yl, c[(o * RB + r) * WV + WV - 1]);
+            else
+                V_STORE_N(yl, c[(o * RB + r) * WV + WV - 1], nlast);
+        }
+    }
+}
+
+static void pv_run(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, int nlast,
+                   const float *a, int64_t asr, const int32_t *koff, int64_t K, const float *w,
+                   const float *bias) {
+#define PV_CALL(ob, rb, wv) pv_mk(y, yso, ysr, nlast, ob, rb, wv, a, asr, koff, K, w, bias)
+#define PV_WVS(ob, rb)                                                                             \
+    do {                                                                                           \
+        if (WV == 1)                                                                               \
+            PV_CALL(ob, rb, 1);                                                                    \
+        else                                                                                       \
+            PV_CALL(ob, rb, PV_WV);                                                                \
+    } while (0)
+    DPT_ASSERT(WV == 1 || WV == PV_WV);
+    if (OB == PV_OB && RB == PV_RB)
+        PV_WVS(PV_OB, PV_RB);
+    else if (OB == PV_OB && RB == 1)
+        PV_WVS(PV_OB, 1);
+    else if (OB == 1 && RB == PV_RB1)
+        PV_WVS(1, PV_RB1);
+    else if (OB == 1 && RB == 1)
+        PV_WVS(1, 1);
+    else
+        DPT_ASSERT(!"pv_run: register block out of range");
+#undef PV_WVS
+#undef PV_CALL
+}
+
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, Cg, kD, kH, kW)  b: (O) or NULL.
+ * Requires stride 1 along W. */
+static void fwd_pv(float *y, const float *x, const float *w, const float *b, const geo *q,
+                   const int32_t *koff, float *xp) {
+    const int64_t oW = q->out[2], asr = q->s[1] * q->pin[2];
+    memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t gi = 0; gi < q->G; gi++) {
+            pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
+            for (int64_t o = 0; o < q->Og;) {
+                const int OB = q->Og - o >= PV_OB ? PV_OB : 1;
+                const int RBmax = OB == 1 ? PV_RB1 : PV_RB;
+                const float *wo = w + (gi * q->Og + o) * q->K;
+                const float *bo = b ? b + gi * q->Og + o : NULL;
+                float *yo = y + (n * q->O + gi * q->Og + o) * q->P;
+                for (int64_t od = 0; od < q->out[0]; od++)
+                    for (int64_t oh = 0; oh < q->out[1];) {
+                        const int RB = q->out[1] - oh >= RBmax ? RBmax : 1;
+                        const float *arow = xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
+                        float *yrow = yo + (od * q->out[1] + oh) * oW;
+                        for (int64_t ow = 0; ow < oW; ow += PV_WV * VL) {
+                            const int64_t rem = min64(oW - ow, PV_WV * VL);
+                            const int WV = rem > VL ? PV_WV : 1;
+                            const int nlast = (int)(rem - (WV - 1) * VL);
+                            pv_run(OB, RB, WV, yrow + ow, q->P, oW, nlast, arow + ow, asr, koff,
+                                   q->K, wo, bo);
+                        }
+                        oh += RB;
+                    }
+                o += OB;
+            }
+        }
+}
+
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, Cg, kD, kH, kW)  b: (O) or NULL;
+ * work: fwd_plan(q) floats. */
+static void fwd_core(float *y, const float *x, const float *w, const float *b, const geo *q,
+                     float *work) {
+    fwd_ws ws;
+    fwd_plan(q, &ws);
+    int32_t *koff = (int32_t *)(work + ws.koff);
+    fwd_koff(koff, q);
+    if (fwd_uses_pv(q)) {
+        fwd_pv(y, x, w, b, q, koff, work + ws.xp);
+        return;
+    }
+    float *wp = work + ws.wp;
+    for (int64_t gi = 0; gi < q->G; gi++)
+        for (int64_t k = 0; k < q->K; k++) {
+            float *row = wp + (gi * q->K + k) * q->OgPad;
+            for (int64_t o = 0; o < q->OgPad; o++)
+                row[o] = o < q->Og ? w[(gi * q->Og + o) * q->K + k] : 0.0f;
+        }
+    fwd_cv(y, x, b, q, wp, koff, work + ws.xp);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Backward-data. With stride 1 and pad <= dil*(k-1) it is a forward convolution of dy, padded by
+ * dil*(k-1) - pad, with the kernel flipped and the channel roles swapped; any other geometry
+ * scatters per-tap products into a channel-last dx. */
+
+static int bwd_is_fwd(const geo *q) {
+    for (int i = 0; i < 3; i++)
+        if (q->s[i] != 1 || q->p[i] > q->d[i] * (q->k[i] - 1))
+            return 0;
+    return 1;
+}
+
+static void geo_transposed(geo *t, const geo *q) {
+    *t = *q;
+    t->C = q->O;
+    t->O = q->C;
+    for (int i = 0; i < 3; i++) {
+        t->in[i] = q->out[i];
+        t->out[i] = q->in[i];
+        t->p[i] = q->d[i] * (q->k[i] - 1) - q->p[i];
+    }
+    geo_derive(t);
+}
+
+typedef struct {
+    int64_t wf, fwd;                /* via forward: flipped weights, forward workspace */
+    int64_t koff, wb, dxcl;         /* scatter: o offsets, (taps, Og, CgPad) weights, dx */
+    int64_t end;
+} bwd_ws;
+
+static int64_t bwd_plan(const geo *q, bwd_ws *b) {
+    int64_t o = 0;
+    memset(b, 0, sizeof *b);
+    if (bwd_is_fwd(q)) {
+        geo t;
+        fwd_ws f;
+        geo_transposed(&t, q);
+        b->wf = o;
+        o += round_up(q->C * q->Og * q->kvol, 16);
+        b->fwd = o;
+        o += fwd_plan(&t, &f);
+    } else {
+        b->koff = o;
+        o += round_up(q->Og, 16);
+        b->wb = o;
+        o += round_up(q->kvol * q->Og * q->CgPad, 16);
+        b->dxcl = o;
+        o += round_up(q->ps * q->CgPad, 16);
+    }
+    b->end = o;
+    return o;
+}
+
+/* dx: (N, C, D, H, W)  dy: (N, O, oD, oH, oW)  w: (O, Cg, kD, kH, kW) */
+static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q, int32_t *koff,
+                        float *wb, float *dxcl) {
+    float out[MK_ACC_MAX * VL];
+    const int64_t ld = q->CgPad;
+    DPT_ASSERT(q->Og * q->P < INT32_MAX);
+    for (int64_t o = 0; o < q->Og; o++)
+        koff[o] = (int32_t)(o * q->P);
+    for (int64_t gi = 0; gi < q->G; gi++) {
+        for (int64_t t = 0; t < q->kvol; t++)
+            for (int64_t o = 0; o < q->Og; o++)
+                for (int64_t c = 0; c < ld; c++)
+                    wb[(t * q->Og + o) * ld + c] =
+                        c < q->Cg ? w[((gi * q->Og + o) * q->Cg + c) * q->kvol + t] : 0.0f;
+        for (int64_t n = 0; n < q->N; n++) {
+            const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
+            memset(dxcl, 0, (size_t)(q->ps * ld) * sizeof(float));
+            for (int64_t kd = 0; kd < q->k[0]; kd++)
+                for (int64_t kh = 0; kh < q->k[1]; kh++)
+                    for (int64_t kw = 0; kw < q->k[2]; kw++) {
+                        const int64_t t = (kd * q->k[1] + kh) * q->k[2] + kw;
+                        for (int64_t cb = 0; cb < q->Cg; cb += 2 * VL) {
+                            const int NV = q->Cg - cb > VL ? 2 : 1;
+                            const int64_t nt =
+                                tiles_count(q->out[2], NV == 2 ? MK_RMAX2 : MK_RMAX1);
+                            const float *B = wb + t * q->Og * ld + cb;
+                            for (int64_t od = 0; od < q->out[0]; od++)
+                                for (int64_t oh = 0; oh < q->out[1]; oh++) {
+                                    const float *arow = dyg + (od * q->out[1] + oh) * q->out[2];
+                                    const int64_t irow =
+                                        ((od * q->s[0] + kd * q->d[0]) * q->pin[1] +
+                                         oh * q->s[1] + kh * q->d[1]) * q->pin[2] +
+                                        kw * q->d[2];
+                                    for (int64_t ti = 0; ti < nt; ti++) {
+                                        int64_t ow0;
+                                        int R;
+                                        tile_bounds(q->out[2], nt, ti, &ow0, &R);
+                                        mk_run(out, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
+                                        for (int r = 0; r < R; r++) {
+                                            float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
+                                            for (int v = 0; v < NV; v++)
+                                                V_STORE(dst + v * VL,
+                                                        V_ADD(V_LOAD(dst + v * VL),
+                                                              V_LOAD(out + (r * NV + v) * VL)));
+                                        }
+                                    }
+                                }
+                        }
+                    }
+            for (int64_t c = 0; c < q->Cg; c++)
+                for (int64_t d = 0; d < q->in[0]; d++)
+                    for (int64_t h = 0; h < q->in[1]; h++) {
+                        float *dxr = dx + (((n * q->C + gi * q->Cg + c) * q->in[0] + d) * q->in[1] +
+                                           h) * q->in[2];
+                        const float *src =
+                            dxcl + (((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] + q->p[2]) *
+                                       ld + c;
+                        for (int64_t w2 = 0; w2 < q->in[2]; w2++)
+                            dxr[w2] = src[w2 * ld];
+                    }
+        }
+    }
+}
+
+/* dx: (N, C, D, H, W)  dy: (N, O, oD, oH, oW)  w: (O, Cg, kD, kH, kW) */
+static void bwd_data_core(float *dx, const float *dy, const float *w, const geo *q, float *work) {
+    bwd_ws ws;
+    bwd_plan(q, &ws);
+    if (!bwd_is_fwd(q)) {
+        bwd_scatter(dx, dy, w, q, (int32_t *)(work + ws.koff), work + ws.wb, work + ws.dxcl);
+        return;
+    }
+    geo t;
+    geo_transposed(&t, q);
+    /* wf: (C, Og, kD, kH, kW), tap order reversed: wf[c][o][t] = w[o][c][kvol-1-t] per group. */
+    float *wf = work + ws.wf;
+    for (int64_t gi = 0; gi < q->G; gi++)
+        for (int64_t c = 0; c < q->Cg; c++)
+            for (int64_t o = 0; o < q->Og; o++)
+                for (int64_t tp = 0; tp < q->kvol; tp++)
+                    wf[((gi * q->Cg + c) * q->Og + o) * q->kvol + tp] =
+                        w[((gi * q->Og + o) * q->Cg + c) * q->kvol + q->kvol - 1 - tp];
+    fwd_core(dx, dy, wf, NULL, &t, work + ws.fwd);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Backward-weight. */
+
+/* Position-vectorized dot products when stride along W is 1 and the channels are too few to fill
+ * the rows of the channel-vectorized kernel. */
+static int dw_uses_pv(const geo *q) { return q->s[2] == 1 && q->Cg * q->k[2] < MK_RMAX2; }
+
+typedef struct {
+    int64_t koff, xp, dwv;   /* pv: tap offsets, padded x, (Og, K, VL) partial sums */
+    int64_t xcl, dyt, dwt;   /* cv: position offsets (koff), channel-last x, dy^T, dw^T */
+    int64_t end;
+} dw_ws;
+
+static int64_t dw_plan(const geo *q, dw_ws *b) {
+    int64_t o = 0;
+    memset(b, 0, sizeof *b);
+    b->koff = o;
+    if (dw_uses_pv(q)) {
+        o += round_up(q->K, 16);
+        b->xp = o;
+        o += round_up(q->Cg * q->ps + SLACK, 16);
+        b->dwv = o;
+        o += round_up(q->Og * q->K * VL, 16);
+    } else {
+        o += round_up(q->P, 16);
+        b->xcl = o;
+        o += round_up(q->ps * q->Cg, 16);
+        b->dyt = o;
+        o += round_up(q->P * q->OgPad, 16);
+        b->dwt = o;
+        o += round_up(q->kvol * q->Cg * q->OgPad, 16);
+    }
+    b->end = o;
+    return o;
+}
+
+/* acc: (OB, KB, VL) running vector sums, o-th row acc + o*accso; dy: rows of OB channels, dyso
+ * apart, of one image; xp: padded input of the image; koff: KB tap offsets. */
+SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, const float *dy,
+                       int64_t dyso, const float *xp, const int32_t *koff, const geo *q) {
+    vf c[DW_OB * DW_KB];
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        SIMD_UNROLL
+        for (int j = 0; j < KB; j++)
+            c[o * KB + j] = V_LOAD(acc + o * accso + j * VL);
+    }
+    const int64_t oW = q->out[2];
+    for (int64_t od = 0; od < q->out[0]; od++)
+        for (int64_t oh = 0; oh < q->out[1]; oh++) {
+            const float *dyr = dy + (od * q->out[1] + oh) * oW;
+            const float *xr = xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
+            int64_t ow = 0;
+            vf g[DW_OB];
+            for (; ow + VL <= oW; ow += VL) {
+                SIMD_UNROLL
+                for (int o = 0; o < OB; o++)
+                    g[o] = V_LOAD(dyr + o * dyso + ow);
+                SIMD_UNROLL
+                for (int j = 0; j < KB; j++) {
+                    const vf xv = V_LOAD(xr + koff[j] + ow);
+                    SIMD_UNROLL
+                    for (int o = 0; o < OB; o++)
+                        c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
+                }
+            }
+            if (ow < oW) { /* masked tail: dy lanes past the row read as 0 */
+                const int nl = (int)(oW - ow);
+                SIMD_UNROLL
+                for (int o = 0; o < OB; o++)
+                    g[o] = V_LOAD_N(dyr + o * dyso + ow, nl);
+                SIMD_UNROLL
+                for (int j = 0; j < KB; j++) {
+                    const vf xv = V_LOAD(xr + koff[j] + ow);
+                    SIMD_UNROLL
+                    for (int o = 0; o < OB; o++)
+                        c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
+                }
+            }
+        }
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        SIMD_UNROLL
+        for (int j = 0; j < KB; j++)
+            V_STORE(acc + o * accso + j * VL, c[o * KB + j]);
+    }
+}
+
+static void dw_run(int OB, int KB, float *acc, int64_t accso, const float *dy, int64_t dyso,
+                   const float *xp, const int32_t *koff, const geo *q) {
+#define DW_CASE(ob, kb)                                                                            \
+    case (ob) * 16 + (kb):                                                                         \
+        dw_mk(ob, kb, acc, accso, dy, dyso, xp, koff, q);                                          \
+        return;
+    switch (OB * 16 + KB) {
+        DW_KB_LIST(DW_CASE)
+    default:
+        break;
+    }
+#undef DW_CASE
+    DPT_ASSERT(!"dw_run: register block out of range");
+}
+
+/* dw: (O, Cg, kD, kH, kW) +=  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W) */
+static void dw_pv(float *dw, const float *dy, const float *x, const geo *q, int32_t *koff,
+                  float *xp, float *dwv) {
+    fwd_koff(koff, q);
+    memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    for (int64_t gi = 0; gi < q->G; gi++) {
+        memset(dwv, 0, (size_t)(q->Og * q->K * VL) * sizeof(float));
+        for (int64_t n = 0; n < q->N; n++) {
+            pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
+            const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
+            for (int64_t o = 0; o < q->Og; o += DW_OB) {
+                const int OB = (int)min64(DW_OB, q->Og - o);
+                for (int64_t k = 0; k < q->K; k += DW_KB) {
+                    const int KB = (int)min64(DW_KB, q->K - k);
+                    dw_run(OB, KB, dwv + (o * q->K + k) * VL, q->K * VL, dyg + o * q->P, q->P, xp,
+                           koff + k, q);
+                }
+            }
+        }
+        for (int64_t o = 0; o < q->Og; o++)
+            for (int64_t k = 0; k < q->K; k++)
+                dw[(gi * q->Og + o) * q->K + k] += V_REDUCE(V_LOAD(dwv + (o * q->K + k) * VL));
+    }
+}
+
+/* dw: (O, Cg, kD, kH, kW) +=  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W). Rows of the micro-kernel
+ * are consecutive entries of the channel-last input: (kw, c) runs when dilation along W is 1. */
+static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int32_t *koff,
+                  float *xcl, float *dyt, float *dwt) {
+    float out[MK_ACC_MAX * VL];
+    const int64_t Cg = q->Cg, ld = q->OgPad;
+    const int runs_kw = q->d[2] == 1;
+    const int64_t L = runs_kw ? q->k[2] * Cg : Cg; /* rows per run */
+    DPT_ASSERT(q->ps * Cg < INT32_MAX);
+    int64_t p = 0;
+    for (int64_t od = 0; od < q->out[0]; od++)
+        for (int64_t oh = 0; oh < q->out[1]; oh++)
+            for (int64_t ow = 0; ow < q->out[2]; ow++)
+                koff[p++] = (int32_t)(((od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2] +
+                                       ow * q->s[2]) * Cg);
+    memset(xcl, 0, (size_t)(q->ps * Cg) * sizeof(float));
+    memset(dyt, 0, (size_t)(q->P * ld) * sizeof(float));
+    for (int64_t gi = 0; gi < q->G; gi++) {
+        memset(dwt, 0, (size_t)(q->kvol * Cg * ld) * sizeof(float));
+        for (int64_t n = 0; n < q->N; n++) {
+            pad_fill_cl(xcl, Cg, x + (n * q->C + gi * Cg) * q->X, Cg, q);
+            const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
+            for (int64_t o = 0; o < q->Og; o++)
+                for (int64_t pp = 0; pp < q->P; pp++)
+                    dyt[pp * ld + o] = dyg[o * q->P + pp];
+            for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
+                const int NV = q->Og - ob > VL ? 2 : 1;
+                const int64_t nt = tiles_count(L, NV == 2 ? MK_RMAX2 : MK_RMAX1);
+                for (int64_t kd = 0; kd < q->k[0]; kd++)
+                    for (int64_t kh = 0; kh < q->k[1]; kh++)
+                        for (int64_t kw = 0; kw < (runs_kw ? 1 : q->k[2]); kw++) {
+                            const int64_t base =
+                                ((kd * q->d[0] * q->pin[1] + kh * q->d[1]) * q->pin[2] +
+                                 kw * q->d[2]) * Cg;
+                            const int64_t row0 = ((kd * q->k[1] + kh) * q->k[2] + kw) * Cg;
+                            for (int64_t t = 0; t < nt; t++) {
+                                int64_t j0;
+                                int R;
+                                tile_bounds(L, nt, t, &j0, &R);
+                                mk_run(out, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
+                                for (int r = 0; r < R; r++) {
+                                    float *dst = dwt + (row0 + j0 + r) * ld + ob;
+                                    for (int v = 0; v < NV; v++)
+                                        V_STORE(dst + v * VL, V_ADD(V_LOAD(dst + v * VL),
+                                                                    V_LOAD(out + (r * NV + v) * VL)));
+                                }
+                            }
+                        }
+            }
+        }
+        for (int64_t o = 0; o < q->Og; o++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t t = 0; t < q->kvol; t++)
+                    dw[((gi * q->Og + o) * Cg + c) * q->kvol + t] += dwt[(t * Cg + c) * ld + o];
+    }
+}
+
+/* db: (O) += sum over n and positions of dy: (N, O, oD, oH, oW) */
+static void bias_grad(float *db, const float *dy, const geo *q) {
+    for (int64_t o = 0; o < q->O; o++) {
+        double s = 0.0;
+        for (int64_t n = 0; n < q->N; n++) {
+            const float *r = dy + (n * q->O + o) * q->P;
+            vf acc = V_ZERO();
+            int64_t i = 0;
+            for (; i + VL <= q->P; i += VL)
+                acc = V_ADD(acc, V_LOAD(r + i));
+            float t = V_REDUCE(acc);
+            for (; i < q->P; i++)
+                t += r[i];
+            s += t;
+        }
+        db[o] += (float)s;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The table. */
+
+static size_t simd_workspace(const dpt_conv_geom *g) {
+    geo q;
+    fwd_ws f;
+    bwd_ws b;
+    dw_ws d;
+    geo_from(&q, g);
+    int64_t n = fwd_plan(&q, &f);
+    int64_t m = bwd_plan(&q, &b);
+    if (m > n)
+        n = m;
+    m = dw_plan(&q, &d);
+    if (m > n)
+        n = m;
+    return (size_t)n;
+}
+
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, C/groups, kD, kH, kW)  b: (O) or NULL */
+static void simd_forward(float *y, const float *x, const float *w, const float *b,
+                         const dpt_conv_geom *g, float *work) {
+    geo q;
+    geo_from(&q, g);
+    fwd_core(y, x, w, g->has_bias ? b : NULL, &q, work);
+}
+
+/* dx: (N, C, D, H, W)  dy: (N, O, oD, oH, oW)  w: (O, C/groups, kD, kH, kW) */
+static void simd_backward_data(float *dx, const float *dy, const float *w, const dpt_conv_geom *g,
+                               float *work) {
+    geo q;
+    geo_from(&q, g);
+    bwd_data_core(dx, dy, w, &q, work);
+}
+
+/* dw: (O, C/groups, kD, kH, kW) +=  db: (O) += or NULL  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W) */
+static void simd_backward_weight(float *dw, float *db, const float *dy, const float *x,
+                                 const dpt_conv_geom *g, float *work) {
+    geo q;
+    dw_ws ws;
+    geo_from(&q, g);
+    dw_plan(&q, &ws);
+    if (dw_uses_pv(&q))
+        dw_pv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xp, work + ws.dwv);
+    else
+        dw_cv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xcl, work + ws.dyt,
+              work + ws.dwt);
+    if (db)
+        bias_grad(db, dy, &q);
+}
+
+static const dpt_conv_impl simd_impl = {
+    .name = SIMD_NAME,
+    .workspace = simd_workspace,
+    .forward = simd_forward,
+    .backward_data = simd_backward_data,
+    .backward_weight = simd_backward_weight,
+};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+/* Outside the target region: runs on any x86-64 and asks the CPU (and OS) once. */
+const dpt_conv_impl *DPT_SIMD_GETTER(void) {
+    __builtin_cpu_init();
+    return DPT_SIMD_CPU_OK() ? &simd_impl : NULL;
+}

@@ -1,0 +1,98 @@
+/* Internal vector macro layer (kernels): one vocabulary (vf, VL, V_LOAD, V_FMA, ...) over AVX-512F
+ * (16 lanes, 32 registers) or AVX2+FMA (8 lanes, 16 registers), plus the register-blocking sizes
+ * that fit each register file. The including file defines DPT_SIMD_AVX512 or DPT_SIMD_AVX2 and
+ * opens the matching target-attribute region first; only conv_avx512.c and conv_avx2.c include it. */
+#ifndef DPT_KERNELS_SIMD_H
+#define DPT_KERNELS_SIMD_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* Full unrolling of the register-block loops, so that accumulator arrays become registers. */
+#define SIMD_UNROLL _Pragma("GCC unroll 32")
+#define SIMD_INLINE static inline __attribute__((always_inline))
+
+#if defined(DPT_SIMD_AVX512)
+
+typedef __m512 vf;
+#define VL 16
+#define SIMD_NAME "avx512"
+#define V_ZERO() _mm512_setzero_ps()
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_STORE(p, v) _mm512_storeu_ps((p), (v))
+#define V_SET1(s) _mm512_set1_ps(s)
+#define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c)) /* a*b + c */
+#define V_ADD(a, b) _mm512_add_ps((a), (b))
+/* The first n (0 < n <= VL) lanes; the others read as 0 and are never written. */
+#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
+#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
+#define V_REDUCE(v) _mm512_reduce_add_ps(v)
+
+/* Channel-vectorized micro-kernel: R positions x NV vectors of channels, R*NV <= 28 accumulators
+ * + NV weight vectors + 1 broadcast in 32 registers. */
+#define MK_RMAX2 14
+#define MK_RMAX1 28
+#define MK_R2_LIST(X)                                                                              \
+    X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14)
+#define MK_R1_LIST(X)                                                                              \
+    MK_R2_LIST(X) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27)  \
+    X(28)
+/* Position-vectorized forward: OB channels x RB rows x WV vectors along the row. */
+#define PV_OB 4
+#define PV_RB 3
+#define PV_RB1 12 /* rows when there is a single output channel */
+#define PV_WV 2
+/* Position-vectorized weight gradient: DW_OB channels x DW_KB taps of dot products. */
+#define DW_OB 3
+#define DW_KB 9
+#define DW_OB_LIST(X, KB) X(1, KB) X(2, KB) X(3, KB)
+
+#elif defined(DPT_SIMD_AVX2)
+
+typedef __m256 vf;
+#define VL 8
+#define SIMD_NAME "avx2"
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define V_SET1(s) _mm256_set1_ps(s)
+#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define V_ADD(a, b) _mm256_add_ps((a), (b))
+#define V_LOAD_N(p, n) _mm256_maskload_ps((p), simd_tail_mask(n))
+#define V_STORE_N(p, v, n) _mm256_maskstore_ps((p), simd_tail_mask(n), (v))
+#define V_REDUCE(v) simd_reduce(v)
+
+SIMD_INLINE __m256i simd_tail_mask(int n) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+SIMD_INLINE float simd_reduce(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define MK_RMAX2 6
+#define MK_RMAX1 12
+#define MK_R2_LIST(X) X(1) X(2) X(3) X(4) X(5) X(6)
+#define MK_R1_LIST(X) MK_R2_LIST(X) X(7) X(8) X(9) X(10) X(11) X(12)
+#define PV_OB 2
+#define PV_RB 2
+#define PV_RB1 5
+#define PV_WV 2
+#define DW_OB 1
+#define DW_KB 9
+#define DW_OB_LIST(X, KB) X(1, KB)
+
+#else
+#error "define DPT_SIMD_AVX512 or DPT_SIMD_AVX2 before including simd.h"
+#endif
+
+#define MK_ACC_MAX (MK_RMAX1 > 2 * MK_RMAX2 ? MK_RMAX1 : 2 * MK_RMAX2)
+#define DW_KB_LIST(X)                                                                              \
+    DW_OB_LIST(X, 1) DW_OB_LIST(X, 2) DW_OB_LIST(X, 3) DW_OB_LIST(X, 4) DW_OB_LIST(X, 5)           \
+    DW_OB_LIST(X, 6) DW_OB_LIST(X, 7) DW_OB_LIST(X, 8) DW_OB_LIST(X, 9)
+
+#endif
