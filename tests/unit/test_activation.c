@@ -140,6 +140,12 @@ static void test_act_kinks_and_extremes(void **state) {
     assert_true(y == 0.0f && dx == 0.0f);
     dpt_act_backward(DPT_ACT_LEAKY_RELU, 0.1f, &dx, &one, &zero, &y, 1);
     assert_true(dx == 0.1f);
+    /* a NaN goes through every activation (as in torch), so the non-finite guard sees it */
+    const float nan = NAN;
+    for (int a = 0; a < DPT_ACT_COUNT; a++) {
+        dpt_act_forward(a, 0.5f, &y, &nan, 1);
+        assert_true(isnan(y));
+    }
 
     enum { n = 8 };
     const float x[n] = {-FLT_MAX, -1e4f, -100.0f, -30.0f, 30.0f, 100.0f, 1e4f, FLT_MAX};
@@ -267,22 +273,34 @@ static void test_softmax_matches_closed_form_and_fd(void **state) {
 }
 
 /* Closed form: logits of order 1e4 (which overflow exp in float without the max subtraction)
- * give finite probabilities that match the double reference; equal logits give 1/C. */
+ * give finite probabilities that match the double reference, on rows (S = 1) and on strided
+ * positions (S = 2): spread over +-1e4, and 1e4 + [-3, 3) where every probability matters (x - max
+ * is then exact in float, Sterbenz). Equal logits give 1/C. */
 static void test_softmax_huge_inputs(void **state) {
     (void)state;
-    enum { N = 3, C = 6, S = 2, n = N * C * S };
-    float x[n], y[n];
-    double xd[n], yref[n];
-    dpt_fill_uniform(x, n, -1e4f, 1e4f, SEED, 30);
-    x[0] = x[2] = 1e4f; /* two equal maxima in one column */
-    for (int i = 0; i < n; i++)
-        xd[i] = x[i];
-    dpt_softmax_forward(y, x, N, C, S);
-    ref_softmax(yref, xd, N, C, S);
-    for (int i = 0; i < n; i++)
-        assert_true(isfinite(y[i]));
-    dpt_assert_close_f32_f64("softmax of 1e4-sized logits", y, yref, n, SOFTMAX_TOL,
-                             SOFTMAX_TOL);
+    enum { N = 3, C = 6, nmax = N * C * 2 };
+    for (int S = 1; S <= 2; S++)
+        for (int spread = 0; spread < 2; spread++) {
+            const int n = N * C * S;
+            float x[nmax], y[nmax];
+            double xd[nmax], yref[nmax];
+            if (spread) {
+                dpt_fill_uniform(x, n, -1e4f, 1e4f, SEED, 30 + S);
+                x[0] = x[S] = 1e4f; /* two equal maxima in one column */
+            } else {
+                dpt_fill_uniform(x, n, -3.0f, 3.0f, SEED, 32 + S);
+                for (int i = 0; i < n; i++)
+                    x[i] += 1e4f;
+            }
+            for (int i = 0; i < n; i++)
+                xd[i] = x[i];
+            dpt_softmax_forward(y, x, N, C, S);
+            ref_softmax(yref, xd, N, C, S);
+            for (int i = 0; i < n; i++)
+                assert_true(isfinite(y[i]));
+            dpt_assert_close_f32_f64("softmax of 1e4-sized logits", y, yref, n, SOFTMAX_TOL,
+                                     SOFTMAX_TOL);
+        }
 
     float z[C], p[C];
     for (int c = 0; c < C; c++)

@@ -268,6 +268,19 @@ static void test_maxpool_ties_keep_first(void **state) {
     free(x), free(y), free(xd), free(yref), free(arg), free(argref);
 }
 
+/* A NaN in a max window is the window's maximum (torch's rule), so it reaches the loss. */
+static void test_maxpool_propagates_nan(void **state) {
+    (void)state;
+    dpt_pool_geom g = G1(1, 1, 6, 2, 2, 0);
+    assert_int_equal(dpt_pool_geom_check(&g), DPT_OK);
+    const float x[6] = {1, 2, NAN, 0.5f, 3, 4};
+    float y[3];
+    int32_t arg[3];
+    dpt_maxpool_forward(y, arg, x, &g);
+    assert_true(y[0] == 2 && isnan(y[1]) && y[2] == 4);
+    assert_int_equal(arg[1], 2);
+}
+
 static void expect_error(dpt_pool_geom g, dpt_status want, const char *field) {
     dpt_error_clear();
     dpt_status st = dpt_pool_geom_check(&g);
@@ -321,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_pool_overlap_by_hand),
         cmocka_unit_test(test_pool_padding),
         cmocka_unit_test(test_maxpool_ties_keep_first),
+        cmocka_unit_test(test_maxpool_propagates_nan),
         cmocka_unit_test(test_pool_geom_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
