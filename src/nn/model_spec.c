@@ -137,8 +137,13 @@ dpt_status dpt__arg_dims(const dpt__layer *l, dpt__args *a, int pos, const char 
             return dpt__layer_error(l, DPT_EINVAL, "%s: \"%s\" has more than 3 parts", name, text);
         memcpy(part, p, len);
         part[len] = '\0';
-        if ((st = parse_int(l, name, part, lo, INT64_MAX, &v[count])) != DPT_OK)
-            return st;
+        char *end = NULL;
+        errno = 0;
+        long long val = strtoll(part, &end, 10);
+        if (end == part || *end != '\0' || errno == ERANGE || val < lo)
+            return dpt__layer_error(l, DPT_EINVAL, "%s: expected integers >= %lld joined by 'x', "
+                                    "got \"%s\"", name, (long long)lo, text);
+        v[count] = val;
         if (!x) {
             count++;
             break;
@@ -299,8 +304,6 @@ static dpt_status split_token(const dpt__layer *l, dpt__args *a) {
         return dpt__layer_error(l, DPT_EINVAL, "expected a layer name");
     memcpy(a->name, t, name_len);
     a->name[name_len] = '\0';
-    if (!is_identifier(a->name))
-        return dpt__layer_error(l, DPT_EINVAL, "\"%s\" is not a layer name", a->name);
     if (!open)
         return DPT_OK;
     const char *close = strchr(open, ')');
@@ -338,6 +341,9 @@ static dpt_status configure_layer(dpt__layer *l) {
                 return st;
             return dpt__args_done(l, &a);
         }
+    if (dpt_model_preset(a.name))
+        return dpt__layer_error(l, DPT_EINVAL, "unknown layer \"%s\" (a preset is a whole spec on "
+                                "its own)", a.name);
     return dpt__layer_error(l, DPT_EINVAL, "unknown layer \"%s\"", a.name);
 }
 
