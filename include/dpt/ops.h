@@ -24,6 +24,7 @@ void dpt_gemm_init(void);
 
 /* ---- dense: y = x W^T + b   x: (N, K)  w: (O, K)  b: (O)  y: (N, O) --------------------------
  * (K, not I, for the inputs: cblas.h includes <complex.h>, whose macro I would break a prototype) */
+/* b may be NULL (no bias); N may be 0. */
 void dpt_dense_forward(dpt_gemm_backend be, float *y, const float *x, const float *w,
                        const float *b, int64_t N, int64_t K, int64_t O);
 /* dx = dy W  (writes) */
@@ -45,14 +46,21 @@ typedef struct {
     int64_t out[3];    /* filled by dpt_pool_geom_check */
 } dpt_pool_geom;
 
+/* Fills the defaults and `out`; DPT_EINVAL with a message naming the field for an impossible
+ * geometry (dims, N, C, a size < 1, pad < 0, 2*pad > k, k > in + 2*pad, a unit leading dimension
+ * with k != 1 or pad != 0), DPT_ERANGE when the (D, H, W) plane exceeds int32 or a tensor size
+ * overflows int64. */
 dpt_status dpt_pool_geom_check(dpt_pool_geom *g);
 /* x: (N, C, in)  y: (N, C, out)  argmax: (N, C, out) flat index into the (D, H, W) plane of x,
- * saved for backward (padding is -inf, never selected; ties keep the first index). */
+ * saved for backward (padding is -inf, never selected; ties keep the first index in (d, h, w)
+ * order; a NaN in a window is its maximum, as in torch). */
 void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g);
 /* dx = 0, then dx[argmax] += dy */
 void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
                           const dpt_pool_geom *g);
+/* y = sum of the in-bounds x / divisor: prod(k) if count_include_pad, else the in-bounds count. */
 void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g);
+/* dx = 0, then each in-bounds x of a window += dy/divisor (overlapping windows accumulate). */
 void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g);
 
 /* ---- elementwise activations: y = f(x), dx = dy * f'(x) over n elements ---------------------- */
@@ -66,15 +74,19 @@ typedef enum {
     DPT_ACT_COUNT
 } dpt_act;
 
+/* "relu", "leaky_relu", ... (the golden files' op names); "unknown" outside the enum. */
 const char *dpt_act_name(dpt_act a);
+/* y may alias x (in place). A NaN input gives a NaN output. */
 void dpt_act_forward(dpt_act a, float param, float *y, const float *x, int64_t n);
-/* Needs x (the forward input) and y (the forward output); may use either. dx may alias dy. */
+/* dx may alias dy. relu, leaky relu, elu and gelu read x (f'(0) = 0 for relu); sigmoid and tanh
+ * read y. The argument an op does not read may be NULL. */
 void dpt_act_backward(dpt_act a, float param, float *dx, const float *dy, const float *x,
                       const float *y, int64_t n);
 
 /* ---- softmax along C of (N, C, S) ------------------------------------------------------------ */
+/* exp(x - max) / sum, the sum in double; y may alias x. */
 void dpt_softmax_forward(float *y, const float *x, int64_t N, int64_t C, int64_t S);
-/* dx = y * (dy - sum_c dy*y) */
+/* dx = y * (dy - sum_c dy*y); dx may alias dy. */
 void dpt_softmax_backward(float *dx, const float *dy, const float *y, int64_t N, int64_t C,
                           int64_t S);
 
@@ -84,13 +96,16 @@ void dpt_softmax_backward(float *dx, const float *dy, const float *y, int64_t N,
  * https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html */
 /* sum[c] = sum x, sumsq[c] = sum x^2 over N and S (writes). */
 void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S);
-/* From sums over m elements: mean and biased var, invstd = 1/sqrt(var + eps). */
+/* From sums over m elements: mean and biased var, invstd = 1/sqrt(var + eps). var may be NULL.
+ * E[x^2] - mean^2 in double errs by ~1e-16 (mean/std)^2 relative: negligible for float data. */
 void dpt_bn_moments(float *mean, float *invstd, double *var, const double *sum,
                     const double *sumsq, int64_t m, int64_t C, double eps);
-/* running = (1-momentum)*running + momentum*batch, with the unbiased variance var*m/(m-1). */
+/* running = (1-momentum)*running + momentum*batch, with the unbiased variance var*m/(m-1);
+ * m >= 2 (asserted: the layer rejects a batch with one value per channel). */
 void dpt_bn_update_running(float *running_mean, float *running_var, const float *mean,
                            const double *var, int64_t m, int64_t C, double momentum);
-/* y = gamma * (x - mean) * invstd + beta  (training: batch mean/invstd; eval: running ones). */
+/* y = gamma * (x - mean) * invstd + beta  (training: batch mean/invstd; eval: running ones).
+ * gamma NULL means 1 and beta NULL means 0 (affine=False); y may alias x. */
 void dpt_bn_apply(float *y, const float *x, const float *mean, const float *invstd,
                   const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S);
 /* Eval-mode invstd from running_var. */
@@ -98,7 +113,8 @@ void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, doub
 /* dbeta_sum[c] = sum dy, dgamma_sum[c] = sum dy * xhat (writes, double). */
 void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
                           const float *mean, const float *invstd, int64_t N, int64_t C, int64_t S);
-/* dx = gamma*invstd*(dy - dbeta_sum/m - xhat*dgamma_sum/m), m the (global) count (writes). */
+/* dx = gamma*invstd*(dy - dbeta_sum/m - xhat*dgamma_sum/m), m the (global) count (writes).
+ * gamma NULL means 1; dx may alias dy. */
 void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const float *mean,
                           const float *invstd, const float *gamma, const double *dbeta_sum,
                           const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S);

@@ -289,7 +289,7 @@ static void expect_error(dpt_pool_geom g, dpt_status want, const char *field) {
                  dpt_status_name(st), dpt_last_error());
 }
 
-/* Defaults (0 -> 1, stride 0 -> window), the output formula, and every rejection names its field. */
+/* Defaults (0 -> 1, stride 0 -> window), the output formula; every rejection names its field. */
 static void test_pool_geom_check(void **state) {
     (void)state;
     dpt_pool_geom g = {.dims = 2, .N = 1, .C = 1, .in = {0, 9, 8}, .k = {0, 2, 3}};
