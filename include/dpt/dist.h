@@ -44,8 +44,9 @@ typedef struct {
     const char *what;     /* names the layout in errors, e.g. "--members 3"; NULL: "groups" */
 } dpt_group_cfg;
 
-/* Where a rank is. Read the fields; do not write them. */
-typedef struct {
+/* Where a rank is. Read the fields; do not write them. Tagged, so that other headers can
+ * forward-declare `struct dpt_group` without including MPI. */
+typedef struct dpt_group {
     MPI_Comm world;       /* duplicate of the parent communicator (MPI_ERRORS_RETURN) */
     MPI_Comm comm;        /* this rank's group, ranks in world order (MPI_ERRORS_RETURN);
                            * MPI_COMM_NULL when dpt_group_init failed */
@@ -167,7 +168,7 @@ typedef struct {
  *   dpt_bucketer_wait(b);   -> every rank holds sum over the group * scale, bit-identical
  * Once a segment is marked, its gradient memory belongs to MPI until dpt_bucketer_wait returns:
  * do not read or write it. Nothing here allocates after dpt_bucketer_init. */
-typedef struct {
+typedef struct dpt_bucketer {
     const dpt_group *g;          /* borrowed */
     float *grad;                 /* borrowed flat gradient buffer of n floats */
     int64_t n;
@@ -284,7 +285,7 @@ dpt_status dpt_exact_agree(const dpt_group *g, double local_maxabs, int64_t tota
                            dpt_exact_scale *out);
 
 /* An int64 accumulator over n values (plus one slot counting chunks). init allocates once. */
-typedef struct {
+typedef struct dpt_exact_acc {
     int64_t n;
     int64_t *acc;           /* n + 1: the sums, then the number of chunks added */
     dpt_exact_scale scale;
