@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch (oneDNN) side of the per-layer convolution benchmark: the layers of fmnist-cnn and lenet5
-at batch 64 and 256, one thread, each pass timed alone through aten.convolution_backward. Prints one
+at batch 64 and 256, one thread, thread CPU time (as the C side),
+each pass timed alone through aten.convolution_backward. Prints one
 line per (layer, batch, pass): "torch LAYER N PASS GFLOPS SECONDS" with the same layer names as
 tests/bench/bench_conv_simd.c, which reads these lines (scripts/bench-conv.sh joins the two)."""
 import argparse
@@ -25,11 +26,11 @@ def median_time(fn, reps, min_seconds):
     fn()
     fn()
     times = []
-    start = time.perf_counter()
-    while len(times) < reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
+    start = time.thread_time()
+    while len(times) < reps or time.thread_time() - start < min_seconds:
+        t0 = time.thread_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.thread_time() - t0)
         if len(times) >= 20 * reps:
             break
     return statistics.median(times)

@@ -93,18 +93,34 @@ static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
                        x + ((c * q->in[0] + d) * H + h) * W, (size_t)W * sizeof(float));
 }
 
+/* dst[j*ldd + i] = src[i*lds + j] for i < ni, j < nj: VL x VL blocks in registers (the last
+ * block along j read with masked loads), then a scalar tail along i. */
+static void transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t ni,
+                      int64_t nj) {
+    int64_t i = 0;
+    for (; i + VL <= ni; i += VL)
+        for (int64_t j = 0; j < nj; j += VL) {
+            const int nl = (int)min64(VL, nj - j);
+            vf r[VL];
+            SIMD_UNROLL
+            for (int a = 0; a < VL; a++)
+                r[a] = nl == VL ? V_LOAD(src + (i + a) * lds + j) : V_LOAD_N(src + (i + a) * lds + j, nl);
+            v_transpose(r);
+            for (int b = 0; b < nl; b++)
+                V_STORE(dst + (j + b) * ldd + i, r[b]);
+        }
+    for (; i < ni; i++)
+        for (int64_t j = 0; j < nj; j++)
+            dst[j * ldd + i] = src[i * lds + j];
+}
+
 /* xcl: (pD, pH, pW, ld) channel-last with zero borders; x: (nch, D, H, W). */
 static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, const geo *q) {
     const int64_t H = q->in[1], W = q->in[2];
     for (int64_t d = 0; d < q->in[0]; d++)
-        for (int64_t h = 0; h < H; h++) {
-            float *row = xcl + (((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] + q->p[2]) * ld;
-            for (int64_t c = 0; c < nch; c++) {
-                const float *xr = x + ((c * q->in[0] + d) * H + h) * W;
-                for (int64_t w = 0; w < W; w++)
-                    row[w * ld + c] = xr[w];
-            }
-        }
+        for (int64_t h = 0; h < H; h++)
+            transpose(xcl + (((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] + q->p[2]) * ld,
+                      ld, x + (d * H + h) * W, q->X, nch, W);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -214,15 +230,27 @@ static void fwd_koff(int32_t *koff, const geo *q) {
                                           kw * q->d[2]);
 }
 
-/* y: (R positions) of NL channels, y[l*ys + r] = out[r][l] + bias[l]; out: (R, ld). */
+/* y: (R positions) of NL channels, y[l*ys + r] = out[r][l] + bias[l]; out: (R, ld). Transposed
+ * VL x VL in registers; rows past R are zeros, never stored. */
 static void store_tile(float *y, int64_t ys, const float *out, int64_t ld, int R, int64_t NL,
                        const float *bias) {
-    for (int64_t l = 0; l < NL; l++) {
-        const float bl = bias ? bias[l] : 0.0f;
-        float *yl = y + l * ys;
-        for (int r = 0; r < R; r++)
-            yl[r] = out[r * ld + l] + bl;
-    }
+    for (int64_t l0 = 0; l0 < NL; l0 += VL)
+        for (int r0 = 0; r0 < R; r0 += VL) {
+            const int nr = R - r0 < VL ? R - r0 : VL;
+            const int64_t nl = min64(VL, NL - l0);
+            vf t[VL];
+            SIMD_UNROLL
+            for (int a = 0; a < VL; a++)
+                t[a] = a < nr ? V_LOAD(out + (r0 + a) * ld + l0) : V_ZERO();
+            v_transpose(t);
+            for (int64_t l = 0; l < nl; l++) {
+                const vf v = bias ? V_ADD(t[l], V_SET1(bias[l0 + l])) : t[l];
+                if (nr == VL)
+                    V_STORE(y + (l0 + l) * ys + r0, v);
+                else
+                    V_STORE_N(y + (l0 + l) * ys + r0, v, nr);
+            }
+        }
 }
 
 /* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  b: (O) or NULL  wp: (G, K, OgPad) packed weights */
@@ -675,9 +703,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
         for (int64_t n = 0; n < q->N; n++) {
             pad_fill_cl(xcl, Cg, x + (n * q->C + gi * Cg) * q->X, Cg, q);
             const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
-            for (int64_t o = 0; o < q->Og; o++)
-                for (int64_t pp = 0; pp < q->P; pp++)
-                    dyt[pp * ld + o] = dyg[o * q->P + pp];
+            transpose(dyt, ld, dyg, q->P, q->Og, q->P);
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
                 const int NV = q->Og - ob > VL ? 2 : 1;
                 const int64_t nt = tiles_count(L, NV == 2 ? MK_RMAX2 : MK_RMAX1);

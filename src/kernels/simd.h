@@ -28,6 +28,35 @@ typedef __m512 vf;
 #define V_STORE_N(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define V_REDUCE(v) _mm512_reduce_add_ps(v)
 
+#define V_PD(x) _mm512_castps_pd(x)
+#define V_PS(x) _mm512_castpd_ps(x)
+/* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i (64 shuffles). */
+SIMD_INLINE void v_transpose(vf r[VL]) {
+    vf t[16], s[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* s[4i+m], 128-bit group L: column 4L+m, rows 4i..4i+3 */
+    for (int i = 0; i < 4; i++) {
+        s[4 * i] = V_PS(_mm512_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
+        s[4 * i + 1] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
+        s[4 * i + 2] = V_PS(_mm512_unpacklo_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
+        s[4 * i + 3] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
+    }
+    /* 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] */
+    for (int m = 0; m < 4; m++) {
+        const vf p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x44);
+        const vf p1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xEE);
+        const vf p2 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x44);
+        const vf p3 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xEE);
+        r[m] = _mm512_shuffle_f32x4(p0, p2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(p0, p2, 0xDD);
+        r[8 + m] = _mm512_shuffle_f32x4(p1, p3, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(p1, p3, 0xDD);
+    }
+}
+
 /* Channel-vectorized micro-kernel: R positions x NV vectors of channels, R*NV <= 28 accumulators
  * + NV weight vectors + 1 broadcast in 32 registers. */
 #define MK_RMAX2 14
@@ -72,6 +101,27 @@ SIMD_INLINE float simd_reduce(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+#define V_PD(x) _mm256_castps_pd(x)
+#define V_PS(x) _mm256_castpd_ps(x)
+/* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i. */
+SIMD_INLINE void v_transpose(vf r[VL]) {
+    vf t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        s[4 * i] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
+        s[4 * i + 1] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
+        s[4 * i + 2] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
+        s[4 * i + 3] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
+    }
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x20);
+        r[4 + m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x31);
+    }
 }
 
 #define MK_RMAX2 6
