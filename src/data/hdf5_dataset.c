@@ -30,6 +30,7 @@ static int read_layout(hid_t dset, char *buf, size_t size) {
     hid_t t = a >= 0 ? H5Aget_type(a) : -1;
     if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py) */
         if (H5Tis_variable_str(t) > 0) {
             char *str = NULL;
             H5Tset_size(mt, H5T_VARIABLE);

@@ -50,11 +50,15 @@ static void put(hid_t file, const char *name, hid_t type, int rank, const hsize_
     assert_true(d >= 0);
     assert_true(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     if (layout) {
+        /* "NCL" as h5py writes strings (variable length, UTF-8), the others fixed-size ASCII */
+        int vlen = strcmp(layout, "NCL") == 0;
         hid_t st = H5Tcopy(H5T_C_S1);
-        H5Tset_size(st, strlen(layout) + 1);
+        H5Tset_size(st, vlen ? H5T_VARIABLE : strlen(layout) + 1);
+        if (vlen)
+            H5Tset_cset(st, H5T_CSET_UTF8);
         hid_t as = H5Screate(H5S_SCALAR);
         hid_t a = H5Acreate2(d, "layout", st, as, H5P_DEFAULT, H5P_DEFAULT);
-        H5Awrite(a, st, layout);
+        assert_true(H5Awrite(a, st, vlen ? (const void *)&layout : (const void *)layout) >= 0);
         H5Aclose(a);
         H5Sclose(as);
         H5Tclose(st);
