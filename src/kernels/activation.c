@@ -29,20 +29,83 @@ const char *dpt_act_name(dpt_act a) {
     return "unknown";
 }
 
-/* The loops below carry no restrict: y may alias x (in-place activation) and dx may alias dy.
- * Each iteration reads element i before writing element i, which makes aliasing safe. */
+/* Branch-free elementwise maps run in blocks of VB elements with a scalar tail: GCC's default -O2
+ * cost model vectorizes a loop of fixed trip count but not one that needs an epilogue, and relu
+ * sits after every convolution (4x the throughput measured for in-cache data). Each block is read
+ * into locals before anything is written, so y may alias x and dx may alias dy (in place) without
+ * restrict and without run-time alias checks. Same operations in block and tail, and no FP
+ * contraction under -std=c11: results do not depend on the position in the block. */
+enum { VB = 8 };
+
+/* out[i] = EXPR of u = a[i] */
+#define MAP1(out, a, n, EXPR)                                                                      \
+    do {                                                                                           \
+        int64_t i_ = 0;                                                                            \
+        for (; i_ + VB <= (n); i_ += VB) {                                                         \
+            float a_[VB];                                                                          \
+            for (int j_ = 0; j_ < VB; j_++)                                                        \
+                a_[j_] = (a)[i_ + j_];                                                             \
+            for (int j_ = 0; j_ < VB; j_++) {                                                      \
+                const float u = a_[j_];                                                            \
+                (out)[i_ + j_] = (EXPR);                                                           \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i_ < (n); i_++) {                                                                   \
+            const float u = (a)[i_];                                                               \
+            (out)[i_] = (EXPR);                                                                    \
+        }                                                                                          \
+    } while (0)
+
+/* out[i] = EXPR of u = a[i], v = b[i] */
+#define MAP2(out, a, b, n, EXPR)                                                                   \
+    do {                                                                                           \
+        int64_t i_ = 0;                                                                            \
+        for (; i_ + VB <= (n); i_ += VB) {                                                         \
+            float a_[VB], b_[VB];                                                                  \
+            for (int j_ = 0; j_ < VB; j_++)                                                        \
+                a_[j_] = (a)[i_ + j_], b_[j_] = (b)[i_ + j_];                                      \
+            for (int j_ = 0; j_ < VB; j_++) {                                                      \
+                const float u = a_[j_], v = b_[j_];                                                \
+                (out)[i_ + j_] = (EXPR);                                                           \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i_ < (n); i_++) {                                                                   \
+            const float u = (a)[i_], v = (b)[i_];                                                  \
+            (out)[i_] = (EXPR);                                                                    \
+        }                                                                                          \
+    } while (0)
+
+/* out[i] = (a[i] > 0 ? 1 : slope) * b[i]: leaky relu forward (b = x) and backward (b = dy). The
+ * factor goes through its own array before the product: written as `a > 0 ? a : slope*a`, the
+ * product would be conditional, and the compiler does not speculate FP operations (they may trap)
+ * so it would not vectorize. 1*b is exact, and NaN still propagates. */
+static void leaky_map(float *out, const float *a, const float *b, float slope, int64_t n) {
+    int64_t i = 0;
+    for (; i + VB <= n; i += VB) {
+        float f[VB], v[VB];
+        for (int j = 0; j < VB; j++)
+            f[j] = a[i + j] > 0.0f ? 1.0f : slope;
+        for (int j = 0; j < VB; j++)
+            v[j] = b[i + j];
+        for (int j = 0; j < VB; j++)
+            out[i + j] = f[j] * v[j];
+    }
+    for (; i < n; i++)
+        out[i] = (a[i] > 0.0f ? 1.0f : slope) * b[i];
+}
+
+/* The loops that call libm (expf, tanhf, erfcf) are not vectorized without -ffast-math; they are
+ * plain loops that read element i before writing it, which keeps aliasing safe too. */
 void dpt_act_forward(dpt_act a, float param, float *y, const float *x, int64_t n) {
     DPT_ASSERT(n >= 0);
     switch (a) {
     case DPT_ACT_RELU:
         /* `x < 0 ? 0 : x` (not `x > 0 ? x : 0`) lets a NaN through, so the non-finite guard
          * downstream sees it. */
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        MAP1(y, x, n, u < 0.0f ? 0.0f : u);
         return;
     case DPT_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : param * x[i];
+        leaky_map(y, x, x, param, n);
         return;
     case DPT_ACT_SIGMOID:
         /* e = exp(-|x|) <= 1 never overflows: sigma = 1/(1+e) for x >= 0, e/(1+e) below. */
@@ -76,20 +139,16 @@ void dpt_act_backward(dpt_act a, float param, float *dx, const float *dy, const 
     DPT_ASSERT(n >= 0);
     switch (a) {
     case DPT_ACT_RELU:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        MAP2(dx, x, dy, n, u > 0.0f ? v : 0.0f);
         return;
     case DPT_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] = x[i] > 0.0f ? dy[i] : param * dy[i];
+        leaky_map(dx, x, dy, param, n);
         return;
     case DPT_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        MAP2(dx, y, dy, n, v * u * (1.0f - u));
         return;
     case DPT_ACT_TANH:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        MAP2(dx, y, dy, n, v * (1.0f - u * u));
         return;
     case DPT_ACT_ELU:
         for (int64_t i = 0; i < n; i++)
