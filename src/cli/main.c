@@ -1,40 +1,100 @@
-/* dptrain entry point (cli): MPI init/finalize, subcommand dispatch, the only place that sets the
- * exit status. */
+/* dptrain entry point (cli): MPI init/finalize, the argument/version agreement between ranks,
+ * subcommand dispatch; the only place that sets the exit status. */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "dpt/dpt.h"
+#include "cli.h"
+#include "dpt/conv.h"
+#include "dpt/ops.h"
+
+#ifndef DPT_SOURCE_DIR
+#define DPT_SOURCE_DIR "."
+#endif
 
 static void print_version(void) {
     const dpt_conv_impl *conv = dpt_conv_default();
-    printf("dptrain %s (conv kernel: %s)\n", DPT_VERSION_STRING, conv ? conv->name : "none");
+    printf("dptrain %s (conv kernel: %s, built %s)\n", DPT_VERSION_STRING,
+           conv ? conv->name : "none", __DATE__);
 }
 
 static void print_usage(FILE *out) {
-    fprintf(out, "usage: dptrain [--version] [--help] COMMAND [OPTIONS]\n"
-                 "commands:\n"
-                 "  selfcheck   run every convolution implementation against the reference\n");
+    fprintf(out,
+            "usage: mpirun -np R dptrain COMMAND [OPTIONS]      (dptrain COMMAND --help for "
+            "options)\n"
+            "commands:\n"
+            "  train       train a model (data-parallel over the ranks)\n"
+            "  eval CKPT   test loss and accuracy of a checkpoint\n"
+            "  selfcheck   every convolution implementation against the reference\n"
+            "  --version   version and the convolution kernel in use\n");
 }
 
-int dpt__cli_selfcheck(int argc, char **argv);
+int dpt__cli_fail(const dpt_group *g, dpt_status st) { return dpt__cli_finish(g, st); }
+
+int dpt__cli_finish(const dpt_group *g, dpt_status st) {
+    st = dpt_group_agree(g, st);
+    if (st == DPT_OK)
+        return 0;
+    if (g->world_rank == 0)
+        fprintf(stderr, "dptrain: error: %s\n", dpt_last_error());
+    return 1;
+}
+
+/* Every rank must run the same binary with the same arguments: hash version + argv. */
+static dpt_status check_same_invocation(const dpt_group *g, int argc, char **argv) {
+    size_t n = strlen(DPT_VERSION_STRING) + 1;
+    for (int i = 1; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *buf = malloc(n), *p = buf;
+    if (!buf)
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the argument hash");
+    p += sprintf(p, "%s", DPT_VERSION_STRING) + 1;
+    for (int i = 1; i < argc; i++)
+        p += sprintf(p, "%s", argv[i]) + 1;
+    dpt_status st = dpt_group_check_same(g, DPT_SCOPE_WORLD, buf, n, "version and arguments");
+    free(buf);
+    return st;
+}
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
+    dpt_gemm_init();
+    dpt_group g;
     int rc = 0;
-    if (argc < 2) {
-        print_usage(stderr);
+    dpt_status st = dpt_group_init(&g, MPI_COMM_WORLD, NULL);
+    if (st == DPT_OK)
+        st = dpt_conv_select_from_env();
+    if (st == DPT_OK)
+        st = check_same_invocation(&g, argc, argv);
+    const char *search = getenv("DPT_DATA_PATH");
+    if (!search || !*search)
+        search = DPT_SOURCE_DIR;
+    if (st != DPT_OK) {
+        rc = dpt__cli_finish(&g, st);
+    } else if (argc < 2) {
+        if (g.world_rank == 0)
+            print_usage(stderr);
         rc = 2;
     } else if (!strcmp(argv[1], "--version")) {
-        print_version();
+        if (g.world_rank == 0)
+            print_version();
     } else if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        print_usage(stdout);
+        if (g.world_rank == 0)
+            print_usage(stdout);
+    } else if (!strcmp(argv[1], "train")) {
+        rc = dpt__cli_train(&g, argc - 1, argv + 1, search);
+    } else if (!strcmp(argv[1], "eval")) {
+        rc = dpt__cli_eval(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "selfcheck")) {
-        rc = dpt__cli_selfcheck(argc - 1, argv + 1);
+        rc = g.world_rank == 0 ? dpt__cli_selfcheck(argc - 1, argv + 1) : 0;
+        rc = dpt__cli_finish(&g, rc ? dpt_errorf(DPT_EINVAL, "selfcheck failed") : DPT_OK);
     } else {
-        fprintf(stderr, "dptrain: error: unknown command '%s' (see dptrain --help)\n", argv[1]);
-        rc = 2;
+        rc = dpt__cli_finish(&g, dpt_errorf(DPT_EINVAL, "unknown command '%s' (see dptrain "
+                                                        "--help)",
+                                            argv[1]));
     }
+    dpt_group_free(&g);
     MPI_Finalize();
     return rc;
 }

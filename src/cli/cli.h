@@ -1,0 +1,18 @@
+/* Internal interface between main.c and the subcommands (cli). */
+#ifndef DPT_CLI_CLI_H
+#define DPT_CLI_CLI_H
+
+#include "dpt/dist.h"
+#include "dpt/train.h"
+
+/* Agrees on `st` over the world; on failure rank 0 prints "dptrain: error: <message>". Returns the
+ * exit status: 0 when every rank succeeded, 1 otherwise. */
+int dpt__cli_finish(const dpt_group *g, dpt_status st);
+/* dpt__cli_finish for a status known to be an error. */
+int dpt__cli_fail(const dpt_group *g, dpt_status st);
+
+int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path);
+int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path);
+int dpt__cli_selfcheck(int argc, char **argv);
+
+#endif

@@ -1,0 +1,43 @@
+/* One option table drives parsing, --help and validation messages (cli). */
+#ifndef DPT_CLI_OPTIONS_H
+#define DPT_CLI_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "dpt/status.h"
+
+typedef enum {
+    DPT_OPT_INT64,  /* int64_t field in [min, max] */
+    DPT_OPT_UINT32, /* uint32_t field in [min, max] */
+    DPT_OPT_DOUBLE, /* double field in [min, max], finite */
+    DPT_OPT_FLOAT,  /* float field in [min, max], finite */
+    DPT_OPT_STRING, /* const char * field (points into argv) */
+    DPT_OPT_FLAG,   /* int field set to 1; takes no value */
+    DPT_OPT_CUSTOM, /* parse(cfg, value) */
+} dpt_opt_type;
+
+typedef struct {
+    const char *name;    /* "--lr" */
+    const char *metavar; /* "X" in the help; NULL for flags */
+    dpt_opt_type type;
+    size_t offset;       /* of the field in the config struct */
+    double min, max;     /* numeric range (inclusive) */
+    const char *help;
+    dpt_status (*parse)(void *cfg, const char *opt, const char *value);
+} dpt_cli_option;
+
+/* Parses argv[first..argc) against the NULL-terminated table into cfg. Positional arguments go
+ * to positional[0..max_positional) (*n_positional receives the count). "--help" sets *help.
+ * Unknown options, missing values, bad numbers and out-of-range values are DPT_EINVAL with a
+ * message naming the option and the value. Both "--opt value" and "--opt=value" work. */
+dpt_status dpt_cli_parse(const dpt_cli_option *table, void *cfg, int argc, char **argv,
+                         int first, const char **positional, int max_positional,
+                         int *n_positional, int *help);
+/* Prints "usage: ..." and one line per option. */
+void dpt_cli_print_help(FILE *out, const char *usage, const dpt_cli_option *table);
+/* Parses a number with the same rules (for custom parsers). */
+dpt_status dpt_cli_number(const char *opt, const char *value, double min, double max,
+                          double *out);
+
+#endif
