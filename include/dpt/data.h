@@ -18,6 +18,9 @@ extern "C" {
 #define DPT_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 /* The bundled sample, relative to a source tree (or an installed share directory). */
 #define DPT_SAMPLE_SUBDIR "datasets/fashion-mnist-sample"
+/* Largest accepted number of classes: a label beyond it is taken for a corrupt file (soft
+ * targets are (N, K) floats). */
+#define DPT_MAX_CLASSES (1 << 20)
 
 /* One split (train or test) held in memory.
  * Every sample is stored as (C, D, H, W) with unused extents 1, whatever `sdims` says:
@@ -78,7 +81,7 @@ typedef struct {
  * string attribute layout="NCL" (accepted values: "NHW", "NCL", "NCHW", "NCDHW"). y is any
  * integer type of rank 1 with the same N. The number of classes is the root attribute
  * n_classes when present (labels must be in [0, n_classes)), else max label + 1 (labels must be
- * >= 0). Train and test samples must have the same shape. Errors name the file and dataset. */
+ * >= 0); either way K <= DPT_MAX_CLASSES. Train and test samples must have the same shape. Errors name the file and dataset. */
 dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path);
 
 /* Options of dpt_data_load; zero means default. */

@@ -2,6 +2,7 @@
  * and label-range checks of the contract in datasets/README.md. HDF5's own error printing is
  * switched off while we read, and its failures become messages naming the file and dataset.
  * Knows no models and no MPI. */
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -189,10 +190,11 @@ static dpt_status read_y(dpt_dataset *ds, const h5_src *src, const char *name, i
     }
     *max = 0;
     for (int64_t i = 0; i < ds->N; i++) {
-        if (tmp[i] < 0 || (K > 0 && tmp[i] >= K) || tmp[i] > INT32_MAX - 1) {
-            if (K > 0)
+        if (tmp[i] < 0 || (K > 0 && tmp[i] >= K) || tmp[i] >= DPT_MAX_CLASSES) {
+            if (K > 0 || tmp[i] >= DPT_MAX_CLASSES)
                 st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range [0, %lld)",
-                                src->path, name, (long long)i, (long long)tmp[i], (long long)K);
+                                src->path, name, (long long)i, (long long)tmp[i],
+                                (long long)(K > 0 ? K : DPT_MAX_CLASSES));
             else
                 st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range (labels are "
                                             ">= 0)",
@@ -222,9 +224,9 @@ static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
     herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &v) : -1;
     if (a >= 0)
         H5Aclose(a);
-    if (rc < 0 || v < 1 || v > INT32_MAX)
-        return dpt_errorf(DPT_EFORMAT, "%s: attribute n_classes must be a positive integer",
-                          src->path);
+    if (rc < 0 || v < 1 || v > DPT_MAX_CLASSES)
+        return dpt_errorf(DPT_EFORMAT, "%s: attribute n_classes must be an integer in [1, %d]",
+                          src->path, DPT_MAX_CLASSES);
     *K = v;
     return DPT_OK;
 }
@@ -257,6 +259,12 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path) {
 
     h5_src src = {.file = -1, .path = path};
     dpt_status st = DPT_OK;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        st = dpt_errorf(DPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    fclose(probe);
     if (H5Fis_hdf5(path) <= 0) {
         st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", path);
         goto out;

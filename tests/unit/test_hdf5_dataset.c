@@ -195,6 +195,7 @@ typedef enum {
     NONFINITE,
     INT16_X,
     BAD_LAYOUT,
+    HUGE_LABEL,
 } mutation;
 
 static void write_mutated(const fixture *f, mutation m) {
@@ -208,6 +209,8 @@ static void write_mutated(const fixture *f, mutation m) {
         y[2] = -1;
     if (m == LABEL_GE_N_CLASSES)
         y[3] = 3;
+    if (m == HUGE_LABEL)
+        y[0] = 2000000000;
     hid_t file = create(f);
     if (m == X_RANK_2)
         put(file, "/train/x", H5T_NATIVE_FLOAT, 2, (hsize_t[]){4, 4}, x, NULL);
@@ -258,7 +261,9 @@ static void test_wrong_rank(void **state) {
 
 static void test_labels_out_of_range(void **state) {
     expect_failure(*state, NEGATIVE_LABEL, DPT_ERANGE, "/train/y[2] = -1 is out of range");
-    expect_failure(*state, LABEL_GE_N_CLASSES, DPT_ERANGE, "/train/y[3] = 3 is out of range [0, 3)");
+    expect_failure(*state, LABEL_GE_N_CLASSES, DPT_ERANGE,
+                   "/train/y[3] = 3 is out of range [0, 3)");
+    expect_failure(*state, HUGE_LABEL, DPT_ERANGE, "/train/y[0] = 2000000000 is out of range");
 }
 
 static void test_other_violations(void **state) {
@@ -278,6 +283,11 @@ static void test_not_hdf5(void **state) {
     assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_EFORMAT);
     assert_non_null(strstr(dpt_last_error(), f->path));
     assert_non_null(strstr(dpt_last_error(), "not an HDF5 file"));
+    /* a missing file is an I/O error naming it */
+    unlink(f->path);
+    assert_int_equal(dpt_hdf5_dataset_load(&d, f->path), DPT_EIO);
+    assert_non_null(strstr(dpt_last_error(), f->path));
+    assert_null(d.train.x);
 }
 
 int main(void) {
