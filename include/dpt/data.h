@@ -31,19 +31,19 @@ extern "C" {
  * load time; after dpt_dataset_normalize, x = (raw - norm_mean[c]) / norm_std[c]. */
 typedef struct {
     int64_t N, C, D, H, W;
-    int sdims;          /* 1, 2 or 3 spatial dimensions (see above) */
-    int64_t K;          /* number of classes: every label is in [0, K) */
-    float *x;           /* (N, C, D, H, W), DPT_ALIGN-aligned */
-    int32_t *y;         /* (N) */
-    double *norm_mean;  /* (C): the normalization applied to x; 0 before normalization */
-    double *norm_std;   /* (C): 1 before normalization */
-    int normalized;     /* 1 once dpt_dataset_normalize has run */
+    int sdims;         /* 1, 2 or 3 spatial dimensions (see above) */
+    int64_t K;         /* number of classes: every label is in [0, K) */
+    float *x;          /* (N, C, D, H, W), DPT_ALIGN-aligned */
+    int32_t *y;        /* (N) */
+    double *norm_mean; /* (C): the normalization applied to x; 0 before normalization */
+    double *norm_std;  /* (C): 1 before normalization */
+    int normalized;    /* 1 once dpt_dataset_normalize has run */
 } dpt_dataset;
 
 /* Allocates a zero-filled dataset of N samples of shape (C, D, H, W) and K classes. Zeroes *ds
  * first, so dpt_dataset_free is always safe. DPT_EINVAL on a bad extent or sdims, DPT_ENOMEM. */
-dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H,
-                            int64_t W, int sdims, int64_t K);
+dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H, int64_t W,
+                            int sdims, int64_t K);
 void dpt_dataset_free(dpt_dataset *ds);
 /* C*D*H*W: floats per sample. */
 int64_t dpt_dataset_sample_numel(const dpt_dataset *ds);
@@ -81,7 +81,8 @@ typedef struct {
  * string attribute layout="NCL" (accepted values: "NHW", "NCL", "NCHW", "NCDHW"). y is any
  * integer type of rank 1 with the same N. The number of classes is the root attribute
  * n_classes when present (labels must be in [0, n_classes)), else max label + 1 (labels must be
- * >= 0); either way K <= DPT_MAX_CLASSES. Train and test samples must have the same shape. Errors name the file and dataset. */
+ * >= 0); either way K <= DPT_MAX_CLASSES. Train and test samples must have the same shape. Errors
+ * name the file and dataset. */
 dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path);
 
 /* Options of dpt_data_load; zero means default. */

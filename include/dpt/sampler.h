@@ -28,9 +28,9 @@ void dpt_shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *cou
 typedef struct {
     int64_t global_batch; /* b_g >= 1: samples per step over the whole group */
     uint32_t seed;
-    uint32_t member;      /* ensemble member / fold / sweep point (< 2^20): part of the key */
-    int drop_last;        /* 1: drop the last partial global batch; 0: keep it (smaller) */
-    int no_shuffle;       /* 1: the epoch order is the pool order (evaluation) */
+    uint32_t member; /* ensemble member / fold / sweep point (< 2^20): part of the key */
+    int drop_last;   /* 1: drop the last partial global batch; 0: keep it (smaller) */
+    int no_shuffle;  /* 1: the epoch order is the pool order (evaluation) */
 } dpt_sampler_cfg;
 
 /* Epoch order over a pool of dataset indices. The order of epoch e is
@@ -40,11 +40,11 @@ typedef struct {
  * Resuming needs only (epoch, step): nothing else is stateful. */
 typedef struct {
     dpt_sampler_cfg cfg;
-    int64_t n;       /* pool size */
-    int64_t *pool;   /* owned copy of the pool (n) */
-    int64_t *order;  /* owned (n): dataset indices in the current epoch's order */
-    int64_t steps;   /* global batches per epoch */
-    int64_t epoch;   /* epoch of `order`; -1 before the first dpt_sampler_set_epoch */
+    int64_t n;      /* pool size */
+    int64_t *pool;  /* owned copy of the pool (n) */
+    int64_t *order; /* owned (n): dataset indices in the current epoch's order */
+    int64_t steps;  /* global batches per epoch */
+    int64_t epoch;  /* epoch of `order`; -1 before the first dpt_sampler_set_epoch */
 } dpt_sampler;
 
 /* Copies `cfg` and the pool idx[0..n) (idx NULL: 0..n-1); allocates the order buffer once, so

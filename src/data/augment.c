@@ -22,11 +22,9 @@ dpt_status dpt_augment_init(dpt_augment *a, const dpt_augment_cfg *cfg, const dp
     if (!(cfg->mixup_alpha >= 0.0f) || !isfinite(cfg->mixup_alpha))
         return dpt_errorf(DPT_EINVAL, "augment: mixup_alpha %g must be >= 0", cfg->mixup_alpha);
     if (!(cfg->cutmix_alpha >= 0.0f) || !isfinite(cfg->cutmix_alpha))
-        return dpt_errorf(DPT_EINVAL, "augment: cutmix_alpha %g must be >= 0",
-                          cfg->cutmix_alpha);
+        return dpt_errorf(DPT_EINVAL, "augment: cutmix_alpha %g must be >= 0", cfg->cutmix_alpha);
     if (cfg->cutout < 0)
-        return dpt_errorf(DPT_EINVAL, "augment: cutout %lld must be >= 0",
-                          (long long)cfg->cutout);
+        return dpt_errorf(DPT_EINVAL, "augment: cutout %lld must be >= 0", (long long)cfg->cutout);
     if (cfg->member >= (1u << 20))
         return dpt_errorf(DPT_EINVAL, "augment: member %u must be < 2^20", cfg->member);
     for (int ax = 3 - ds->sdims; ax < 3; ax++)
@@ -38,8 +36,8 @@ dpt_status dpt_augment_init(dpt_augment *a, const dpt_augment_cfg *cfg, const dp
     a->C = ds->C, a->D = ds->D, a->H = ds->H, a->W = ds->W, a->K = ds->K, a->sdims = ds->sdims;
     a->normalized = ds->normalized;
     a->fill = dpt_alloc_aligned(dpt_size_mul((size_t)a->C, sizeof(float)));
-    a->scratch = dpt_alloc_aligned(dpt_size_mul((size_t)dpt_dataset_sample_numel(ds),
-                                                sizeof(float)));
+    a->scratch =
+        dpt_alloc_aligned(dpt_size_mul((size_t)dpt_dataset_sample_numel(ds), sizeof(float)));
     if (!a->fill || !a->scratch) {
         dpt_augment_free(a);
         return DPT_ENOMEM;
@@ -57,8 +55,7 @@ void dpt_augment_free(dpt_augment *a) {
     memset(a, 0, sizeof *a);
 }
 
-void dpt_augment_draw(dpt_augment_params *p, const dpt_augment *a, uint32_t epoch,
-                      int64_t sample) {
+void dpt_augment_draw(dpt_augment_params *p, const dpt_augment *a, uint32_t epoch, int64_t sample) {
     const dpt_augment_cfg *cfg = &a->cfg;
     const int64_t ext[3] = {a->D, a->H, a->W};
     memset(p, 0, sizeof *p);
@@ -115,8 +112,7 @@ void dpt_augment_transform(float *out, const float *in, const dpt_augment_params
     }
 }
 
-void dpt_augment_noise(float *x, int64_t n, const dpt_augment *a, uint32_t epoch,
-                       int64_t sample) {
+void dpt_augment_noise(float *x, int64_t n, const dpt_augment *a, uint32_t epoch, int64_t sample) {
     if (a->cfg.noise_std <= 0.0f)
         return;
     dpt_rng r;
@@ -150,9 +146,8 @@ static void fill_one(dpt_augment *a, float *x, float *soft, const dpt_dataset *d
     dpt_augment_noise(x, per, a, epoch, s);
 }
 
-void dpt_augment_fill(dpt_augment *a, float *x, int32_t *labels, float *soft,
-                      const dpt_dataset *ds, const int64_t *idx, const int64_t *partner,
-                      int64_t n, uint32_t epoch) {
+void dpt_augment_fill(dpt_augment *a, float *x, int32_t *labels, float *soft, const dpt_dataset *ds,
+                      const int64_t *idx, const int64_t *partner, int64_t n, uint32_t epoch) {
     DPT_ASSERT(ds->C == a->C && ds->D == a->D && ds->H == a->H && ds->W == a->W);
     DPT_ASSERT(ds->K == a->K && ds->normalized == a->normalized);
     DPT_ASSERT(!mixing_on(a) || (partner && soft));

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H,
-                            int64_t W, int sdims, int64_t K) {
+dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H, int64_t W,
+                            int sdims, int64_t K) {
     memset(ds, 0, sizeof *ds);
     if (N < 0 || C < 1 || D < 1 || H < 1 || W < 1 || K < 1 || sdims < 1 || sdims > 3 ||
         (sdims < 3 && D != 1) || (sdims < 2 && H != 1))
@@ -52,7 +52,9 @@ void dpt_dataset_free(dpt_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-int64_t dpt_dataset_sample_numel(const dpt_dataset *ds) { return ds->C * ds->D * ds->H * ds->W; }
+int64_t dpt_dataset_sample_numel(const dpt_dataset *ds) {
+    return ds->C * ds->D * ds->H * ds->W;
+}
 
 dpt_shape dpt_dataset_batch_shape(const dpt_dataset *ds, int64_t n) {
     switch (ds->sdims) {

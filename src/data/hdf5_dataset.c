@@ -99,8 +99,9 @@ static dpt_status read_x_info(x_info *xi, hid_t dset, const h5_src *src, const c
     int present = read_layout(dset, layout, sizeof layout);
     int ncl = rank == 3 && present && strcmp(layout, "NCL") == 0;
     if (present && !ncl && strcmp(layout, layouts[rank]) != 0) {
-        st = dpt_errorf(DPT_EFORMAT, "%s: %s: attribute layout does not fit rank %d (expected "
-                                     "\"%s\"%s)",
+        st = dpt_errorf(DPT_EFORMAT,
+                        "%s: %s: attribute layout does not fit rank %d (expected "
+                        "\"%s\"%s)",
                         src->path, name, rank, layouts[rank], rank == 3 ? " or \"NCL\"" : "");
         goto out;
     }
@@ -196,8 +197,9 @@ static dpt_status read_y(dpt_dataset *ds, const h5_src *src, const char *name, i
                                 src->path, name, (long long)i, (long long)tmp[i],
                                 (long long)(K > 0 ? K : DPT_MAX_CLASSES));
             else
-                st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range (labels are "
-                                            ">= 0)",
+                st = dpt_errorf(DPT_ERANGE,
+                                "%s: %s[%lld] = %lld is out of range (labels are "
+                                ">= 0)",
                                 src->path, name, (long long)i, (long long)tmp[i]);
             goto out;
         }

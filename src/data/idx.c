@@ -77,8 +77,8 @@ static dpt_status read_header(idx_file *h, const uint32_t *want) {
     for (int i = 0; want[i]; i++)
         ok |= h->magic == want[i];
     if (!ok)
-        return dpt_errorf(DPT_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x)", h->path,
-                          h->magic, want[0]);
+        return dpt_errorf(DPT_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x)", h->path, h->magic,
+                          want[0]);
     h->ndim = (int)(h->magic & 0xff);
     if ((st = read_exact(h, b, 4 * (uint64_t)h->ndim, "header")) != DPT_OK)
         return st;

@@ -12,15 +12,17 @@
 /* Counter values of the DPT_RNG_SPLIT stream, so the split and the folds never share numbers. */
 enum { SPLIT_CTR_VALIDATION = 0, SPLIT_CTR_KFOLD = 1 };
 
-static int64_t pool_at(const int64_t *pool, int64_t i) { return pool ? pool[i] : i; }
+static int64_t pool_at(const int64_t *pool, int64_t i) {
+    return pool ? pool[i] : i;
+}
 
 /* Class of pool position i (0 when not stratified). */
 static int32_t class_at(const int32_t *y, const int64_t *pool, int64_t i) {
     return y ? y[pool_at(pool, i)] : 0;
 }
 
-static dpt_status check_labels(const char *what, const int32_t *y, const int64_t *pool,
-                               int64_t n, int64_t K) {
+static dpt_status check_labels(const char *what, const int32_t *y, const int64_t *pool, int64_t n,
+                               int64_t K) {
     if (!y)
         return DPT_OK;
     if (K < 1)

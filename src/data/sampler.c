@@ -67,7 +67,9 @@ void dpt_sampler_set_epoch(dpt_sampler *s, uint32_t epoch) {
     s->epoch = epoch;
 }
 
-int64_t dpt_sampler_steps(const dpt_sampler *s) { return s->steps; }
+int64_t dpt_sampler_steps(const dpt_sampler *s) {
+    return s->steps;
+}
 
 int64_t dpt_sampler_batch_size(const dpt_sampler *s, int64_t step) {
     DPT_ASSERT(step >= 0 && step < s->steps);

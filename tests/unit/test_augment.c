@@ -40,15 +40,14 @@ static void naive_flip(float *out, const float *in, const dpt_augment *a) {
             out[r * a->W + w] = in[r * a->W + a->W - 1 - w];
 }
 
-static void naive_shift(float *out, const float *in, const int64_t shift[3],
-                        const dpt_augment *a) {
+static void naive_shift(float *out, const float *in, const int64_t shift[3], const dpt_augment *a) {
     for (int64_t c = 0; c < a->C; c++)
         for (int64_t z = 0; z < a->D; z++)
             for (int64_t h = 0; h < a->H; h++)
                 for (int64_t w = 0; w < a->W; w++) {
                     int64_t sz = z - shift[0], sh = h - shift[1], sw = w - shift[2];
-                    int inside = sz >= 0 && sz < a->D && sh >= 0 && sh < a->H && sw >= 0 &&
-                                 sw < a->W;
+                    int inside =
+                        sz >= 0 && sz < a->D && sh >= 0 && sh < a->H && sw >= 0 && sw < a->W;
                     out[((c * a->D + z) * a->H + h) * a->W + w] =
                         inside ? in[((c * a->D + sz) * a->H + sh) * a->W + sw] : a->fill[c];
                 }
@@ -126,8 +125,7 @@ static void test_cutout_changes_exactly_the_box(void **state) {
     dpt_dataset ds;
     make_ds(&ds, 20, 2, 1, 8, 9, 2, 3, 5);
     dpt_augment a;
-    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.seed = 8, .cutout = 4}, &ds),
-                     DPT_OK);
+    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.seed = 8, .cutout = 4}, &ds), DPT_OK);
     int64_t n = dpt_dataset_sample_numel(&ds);
     float *out = falloc(n);
     int clipped = 0;
@@ -146,8 +144,8 @@ static void test_cutout_changes_exactly_the_box(void **state) {
             for (int64_t h = 0; h < 8; h++)
                 for (int64_t w = 0; w < 9; w++) {
                     int64_t i = (c * 8 + h) * 9 + w;
-                    int in_box = h >= p.cut_lo[1] && h < p.cut_hi[1] && w >= p.cut_lo[2] &&
-                                 w < p.cut_hi[2];
+                    int in_box =
+                        h >= p.cut_lo[1] && h < p.cut_hi[1] && w >= p.cut_lo[2] && w < p.cut_hi[2];
                     if (in_box)
                         assert_true(out[i] == 0.0f); /* not normalized: fill is 0 */
                     else
@@ -166,8 +164,8 @@ static void test_same_sample_same_transform(void **state) {
     dpt_dataset ds;
     make_ds(&ds, 16, 1, 1, 6, 6, 2, 4, 2);
     dpt_augment a;
-    dpt_augment_cfg cfg = {.seed = 21, .flip_prob = 0.5f, .shift = 2, .cutout = 3,
-                           .noise_std = 0.1f};
+    dpt_augment_cfg cfg = {
+        .seed = 21, .flip_prob = 0.5f, .shift = 2, .cutout = 3, .noise_std = 0.1f};
     assert_int_equal(dpt_augment_init(&a, &cfg, &ds), DPT_OK);
     int64_t n = dpt_dataset_sample_numel(&ds);
     const int64_t A[3] = {5, 9, 13}, B[4] = {13, 1, 5, 9};
@@ -304,8 +302,7 @@ static void test_cutmix_box_and_lambda(void **state) {
     dpt_dataset ds;
     make_ds(&ds, 12, 1, 1, 10, 8, 2, 3, 4);
     dpt_augment a;
-    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.seed = 5, .cutmix_alpha = 1.0f},
-                                      &ds),
+    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.seed = 5, .cutmix_alpha = 1.0f}, &ds),
                      DPT_OK);
     int64_t n = dpt_dataset_sample_numel(&ds), K = ds.K;
     float *x = falloc(n), soft[3];
@@ -321,8 +318,8 @@ static void test_cutmix_box_and_lambda(void **state) {
         partial |= box > 0 && box < 80;
         for (int64_t h = 0; h < 10; h++)
             for (int64_t w = 0; w < 8; w++) {
-                int in_box = h >= p.mix_lo[1] && h < p.mix_hi[1] && w >= p.mix_lo[2] &&
-                             w < p.mix_hi[2];
+                int in_box =
+                    h >= p.mix_lo[1] && h < p.mix_hi[1] && w >= p.mix_lo[2] && w < p.mix_hi[2];
                 float want = ds.x[(in_box ? partner : s) * n + h * 8 + w];
                 assert_true(x[h * 8 + w] == want);
             }
@@ -343,12 +340,17 @@ static void test_batch_fill_is_rank_count_independent(void **state) {
     dpt_dataset ds;
     make_ds(&ds, 50, 2, 1, 6, 6, 2, 5, 12);
     dpt_sampler s;
-    assert_int_equal(dpt_sampler_init(&s, &(dpt_sampler_cfg){.global_batch = 12, .seed = 3},
-                                      NULL, ds.N),
-                     DPT_OK);
+    assert_int_equal(
+        dpt_sampler_init(&s, &(dpt_sampler_cfg){.global_batch = 12, .seed = 3}, NULL, ds.N),
+        DPT_OK);
     dpt_augment a;
-    dpt_augment_cfg cfg = {.seed = 3, .flip_prob = 0.5f, .shift = 1, .cutout = 2,
-                           .noise_std = 0.05f, .mixup_alpha = 0.2f, .cutmix_alpha = 1.0f};
+    dpt_augment_cfg cfg = {.seed = 3,
+                           .flip_prob = 0.5f,
+                           .shift = 1,
+                           .cutout = 2,
+                           .noise_std = 0.05f,
+                           .mixup_alpha = 0.2f,
+                           .cutmix_alpha = 1.0f};
     assert_int_equal(dpt_augment_init(&a, &cfg, &ds), DPT_OK);
     int64_t n = dpt_dataset_sample_numel(&ds), K = ds.K;
     float *x1 = falloc(12 * n), *s1 = falloc(12 * K), *xr = falloc(12 * n), *sr = falloc(12 * K);
@@ -370,8 +372,8 @@ static void test_batch_fill_is_rank_count_independent(void **state) {
             for (int k = 0; k < 4; k++) {
                 int64_t pos = 0;
                 for (int r = 0; r < ranks[k]; r++) {
-                    int64_t c = dpt_batch_fill(&a, xr + pos * n, lr + pos, sr + pos * K, &ds, &s,
-                                               t, r, ranks[k]);
+                    int64_t c = dpt_batch_fill(&a, xr + pos * n, lr + pos, sr + pos * K, &ds, &s, t,
+                                               r, ranks[k]);
                     pos += c;
                 }
                 assert_int_equal(pos, b);
@@ -396,13 +398,10 @@ static void test_bad_config(void **state) {
     dpt_error_clear();
     assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.shift = 4}, &ds), DPT_EINVAL);
     assert_non_null(strstr(dpt_last_error(), "shift 4"));
-    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.flip_prob = 1.5f}, &ds),
-                     DPT_EINVAL);
+    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.flip_prob = 1.5f}, &ds), DPT_EINVAL);
     assert_non_null(strstr(dpt_last_error(), "flip_prob"));
-    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.noise_std = -1.0f}, &ds),
-                     DPT_EINVAL);
-    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.mixup_alpha = NAN}, &ds),
-                     DPT_EINVAL);
+    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.noise_std = -1.0f}, &ds), DPT_EINVAL);
+    assert_int_equal(dpt_augment_init(&a, &(dpt_augment_cfg){.mixup_alpha = NAN}, &ds), DPT_EINVAL);
     dpt_augment_free(&a);
     dpt_dataset_free(&ds);
 }

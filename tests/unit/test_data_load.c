@@ -148,8 +148,8 @@ static void test_per_channel_normalization(void **state) {
     assert_int_equal(dpt_dataset_normalize(&ds, mean, sd), DPT_OK);
     assert_int_equal(dpt_dataset_channel_stats(&ds, NULL, 0, m2, s2), DPT_OK);
     for (int c = 0; c < 2; c++) {
-        double zmax = fmax(fabs((-1.0 + 5 * c - mean[c]) / sd[c]),
-                           fabs((3.0 * (c + 1) - mean[c]) / sd[c]));
+        double zmax =
+            fmax(fabs((-1.0 + 5 * c - mean[c]) / sd[c]), fabs((3.0 * (c + 1) - mean[c]) / sd[c]));
         assert_true(fabs(m2[c]) <= FLT_EPSILON * zmax);
         assert_true(fabs(s2[c] - 1.0) <= FLT_EPSILON * zmax);
     }

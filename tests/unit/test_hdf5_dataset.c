@@ -144,11 +144,9 @@ static void test_float_layouts(void **state) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         hid_t file = create(f);
-        put(file, "/train/x", H5T_NATIVE_FLOAT, cases[c].rank, cases[c].dims, x,
-            cases[c].layout);
+        put(file, "/train/x", H5T_NATIVE_FLOAT, cases[c].rank, cases[c].dims, x, cases[c].layout);
         put(file, "/train/y", H5T_NATIVE_INT, 1, (hsize_t[]){2}, yv, NULL);
-        put(file, "/test/x", H5T_NATIVE_FLOAT, cases[c].rank, cases[c].dims, x,
-            cases[c].layout);
+        put(file, "/test/x", H5T_NATIVE_FLOAT, cases[c].rank, cases[c].dims, x, cases[c].layout);
         put(file, "/test/y", H5T_NATIVE_INT, 1, (hsize_t[]){2}, yv, NULL);
         put_n_classes(file, 3);
         H5Fclose(file);
@@ -215,8 +213,7 @@ static void write_mutated(const fixture *f, mutation m) {
     if (m == X_RANK_2)
         put(file, "/train/x", H5T_NATIVE_FLOAT, 2, (hsize_t[]){4, 4}, x, NULL);
     else if (m == INT16_X)
-        put(file, "/train/x", H5T_NATIVE_SHORT, 3, (hsize_t[]){4, 2, 2},
-            (short[16]){0}, NULL);
+        put(file, "/train/x", H5T_NATIVE_SHORT, 3, (hsize_t[]){4, 2, 2}, (short[16]){0}, NULL);
     else
         put(file, "/train/x", H5T_NATIVE_FLOAT, 3, (hsize_t[]){4, 2, 2}, x,
             m == BAD_LAYOUT ? "NCHW" : NULL);

@@ -177,8 +177,8 @@ static void test_bad_magic(void **state) {
                    "bad magic 0x00000803 (expected 0x00000801)");
     /* a rank-2 image file is a different magic too */
     write_idx(tmp_path(t, "rank2"), 0x802, (uint32_t[]){N, H * W}, 2, pixels, sizeof pixels, 1);
-    expect_failure(tmp_path(t, "rank2"), tmp_path(t, "lb"), 10, DPT_EFORMAT,
-                   tmp_path(t, "rank2"), "bad magic 0x00000802");
+    expect_failure(tmp_path(t, "rank2"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "rank2"),
+                   "bad magic 0x00000802");
 }
 
 static void test_zero_dimension(void **state) {
@@ -192,10 +192,9 @@ static void test_zero_dimension(void **state) {
 static void test_short_and_long_bodies(void **state) {
     tmpdir *t = *state;
     write_good(t, "im", "lb", 0);
-    write_idx(tmp_path(t, "short"), 0x803, (uint32_t[]){N, H, W}, 3, pixels, sizeof pixels - 5,
-              0);
-    expect_failure(tmp_path(t, "short"), tmp_path(t, "lb"), 10, DPT_EFORMAT,
-                   tmp_path(t, "short"), "truncated");
+    write_idx(tmp_path(t, "short"), 0x803, (uint32_t[]){N, H, W}, 3, pixels, sizeof pixels - 5, 0);
+    expect_failure(tmp_path(t, "short"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "short"),
+                   "truncated");
     write_idx(tmp_path(t, "short.gz"), 0x803, (uint32_t[]){N, H, W}, 3, pixels, H * W, 1);
     expect_failure(tmp_path(t, "short.gz"), tmp_path(t, "lb"), 10, DPT_EFORMAT,
                    tmp_path(t, "short.gz"), "truncated");
@@ -290,8 +289,8 @@ static void test_directory_via_data_load(void **state) {
               sizeof pixels, 1);
     write_idx(tmp_path(t, "train-labels-idx1-ubyte"), 0x801, (uint32_t[]){N}, 1,
               (unsigned char[]){0, 1, 2}, N, 0);
-    write_idx(tmp_path(t, "t10k-images-idx3-ubyte"), 0x803, (uint32_t[]){1, H, W}, 3, pixels,
-              H * W, 0);
+    write_idx(tmp_path(t, "t10k-images-idx3-ubyte"), 0x803, (uint32_t[]){1, H, W}, 3, pixels, H * W,
+              0);
     write_idx(tmp_path(t, "t10k-labels-idx1-ubyte.gz"), 0x801, (uint32_t[]){1}, 1,
               (unsigned char[]){6}, 1, 1);
     dpt_data d;

@@ -137,8 +137,7 @@ static void test_stratified_split(void **state) {
         int64_t n = cases[c].n, nt = 0, nv = 0;
         double f = cases[c].f;
         make_labels(y, n, K);
-        assert_int_equal(dpt_resample_split(train, &nt, val, &nv, NULL, n, y, K, f, 4, 0),
-                         DPT_OK);
+        assert_int_equal(dpt_resample_split(train, &nt, val, &nv, NULL, n, y, K, f, 4, 0), DPT_OK);
         assert_int_equal(nt + nv, n);
         assert_int_equal(nv, (int64_t)llround(f * (double)n));
         int64_t n_c[KMAX] = {0}, v_c[KMAX] = {0};

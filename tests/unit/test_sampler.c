@@ -30,7 +30,7 @@ static void test_shard_range_tiles(void **state) {
                 hi = count > hi ? count : hi;
             }
             assert_int_equal(next, n); /* sums to exactly n */
-            assert_true(hi - lo <= 1);  /* as even as possible */
+            assert_true(hi - lo <= 1); /* as even as possible */
             assert_int_equal(hi, (n + R - 1) / R);
         }
 }
@@ -161,10 +161,8 @@ static void test_bad_config(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shard_range_tiles),
-        cmocka_unit_test(test_slices_tile_global_batches),
-        cmocka_unit_test(test_epoch_order),
-        cmocka_unit_test(test_partner),
+        cmocka_unit_test(test_shard_range_tiles), cmocka_unit_test(test_slices_tile_global_batches),
+        cmocka_unit_test(test_epoch_order),       cmocka_unit_test(test_partner),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
