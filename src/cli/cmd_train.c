@@ -230,7 +230,7 @@ int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path)
     int n_pos = 0, help = 0;
     dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
     if (st != DPT_OK)
-        return dpt__cli_fail(g, dpt_errorf(st, "train: %s (see dptrain train --help)",
+        return dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain train --help)",
                                            dpt_last_error()));
     if (help) {
         if (g->world_rank == 0)

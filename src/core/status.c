@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const status_names[] = {
 #define NAME(name, msg) #name,
@@ -27,10 +28,14 @@ const char *dpt_strerror(dpt_status st) {
 }
 
 dpt_status dpt_errorf(dpt_status st, const char *fmt, ...) {
+    /* Format into a scratch buffer first: callers may pass dpt_last_error() as an argument to
+     * prefix the message they are replacing. */
+    char message[sizeof last_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    memcpy(last_message, message, sizeof message);
     return st;
 }
 

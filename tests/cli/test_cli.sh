@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end checks of the dptrain command line. Oracles: exit statuses, one-line error messages
+# naming the option or file, a training run on the bundled sample whose loss must fall below a
+# bound, and `dptrain eval` reproducing the logged test accuracy exactly.
+set -u
+dptrain=$1
+src=${DPT_SOURCE_DIR:?}
+mpirun=${MPIEXEC:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
+export DPT_DATA_PATH=$src
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passed=0
+
+check() { # name, expected status (0 or "fail"), grep pattern for the output, command...
+    local name=$1 want=$2 pattern=$3
+    shift 3
+    "$@" >"$tmp/out" 2>&1
+    local rc=$?
+    local ok=1
+    if [ "$want" = 0 ] && [ $rc -ne 0 ]; then ok=0; fi
+    if [ "$want" = fail ] && [ $rc -eq 0 ]; then ok=0; fi
+    if [ -n "$pattern" ] && ! grep -qE -- "$pattern" "$tmp/out"; then ok=0; fi
+    if [ $ok = 1 ]; then
+        passed=$((passed + 1))
+    else
+        failures=$((failures + 1))
+        echo "FAIL $name (status $rc; wanted $want, pattern '$pattern'):"
+        sed 's/^/    /' "$tmp/out" | tail -n 15
+    fi
+}
+
+# bad input: one clear line, non-zero exit
+check unknown-option fail "dptrain: error: .*unknown option '--bogus'" "$dptrain" train --bogus 1
+check bad-number fail "dptrain: error: .*--lr: 'abc' is not a number" "$dptrain" train --lr abc
+check out-of-range fail "dptrain: error: .*--epochs: 0 is out of range" "$dptrain" train --epochs 0
+check missing-value fail "dptrain: error: .*--batch: missing value" "$dptrain" train --batch
+check unknown-command fail "dptrain: error: .*unknown command 'trian'" "$dptrain" trian
+check bad-model fail "dptrain: error: .*conv9d" "$dptrain" train --data sample --model "conv9d(3)"
+check bad-optim fail "dptrain: error: .*--optim" "$dptrain" train --optim adamax
+printf 'garbage' >"$tmp/bad.h5"
+check corrupt-data fail "dptrain: error: .*bad.h5" "$dptrain" train --data "$tmp/bad.h5"
+check corrupt-ckpt fail "dptrain: error: .*bad.h5" "$dptrain" eval "$tmp/bad.h5" --data sample
+check help 0 "--micro-batch" "$dptrain" train --help
+check print-model 0 "dense" "$dptrain" train --data sample --print-model
+
+# a short run on the bundled sample: the training loss must fall well below log(10) = 2.30
+check train-sample 0 "final test accuracy" "$dptrain" train --data sample --epochs 2 --batch 64 \
+    --model lenet5 --out "$tmp/run" --quiet
+loss=$(tail -n 1 "$tmp/run/metrics.csv" 2>/dev/null | cut -d, -f4)
+if awk -v l="${loss:-9}" 'BEGIN { exit !(l < 1.0) }'; then
+    passed=$((passed + 1))
+else
+    failures=$((failures + 1))
+    echo "FAIL train-loss: epoch-2 training loss ${loss:-missing} is not below 1.0"
+fi
+acc=$(grep -oE "final test accuracy [0-9.]+" "$tmp/out" | awk '{print $4}')
+check eval-reproduces 0 "test accuracy ${acc:-x} " "$dptrain" eval "$tmp/run/checkpoints/final.h5" \
+    --data sample
+
+# two ranks: same run, error on every rank agrees, and a NaN guard stops all ranks
+check train-np2 0 "2 ranks" "$mpirun" -np 2 --oversubscribe "$dptrain" train --data sample \
+    --epochs 1 --batch 64 --model lenet5 --max-steps 10
+check nan-loss fail "non-finite" "$mpirun" -np 2 --oversubscribe "$dptrain" train --data sample \
+    --epochs 1 --batch 64 --model lenet5 --optim sgd --lr 1e30 --max-steps 20
+check np2-bad-data fail "dptrain: error: .*nowhere" timeout 60 "$mpirun" -np 2 --oversubscribe \
+    "$dptrain" train --data /nowhere/data.h5
+
+echo "$passed passed, $failures failed"
+[ $failures -eq 0 ]
