@@ -774,12 +774,13 @@ static size_t simd_workspace(const dpt_conv_geom *g) {
     return (size_t)n;
 }
 
-/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, C/groups, kD, kH, kW)  b: (O) or NULL */
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, C/groups, kD, kH, kW)  b: (O) or NULL
+ * (used when given, as the other implementations do; dpt_conv_forward checks has_bias) */
 static void simd_forward(float *y, const float *x, const float *w, const float *b,
                          const dpt_conv_geom *g, float *work) {
     geo q;
     geo_from(&q, g);
-    fwd_core(y, x, w, g->has_bias ? b : NULL, &q, work);
+    fwd_core(y, x, w, b, &q, work);
 }
 
 /* dx: (N, C, D, H, W)  dy: (N, O, oD, oH, oW)  w: (O, C/groups, kD, kH, kW) */

@@ -33,11 +33,13 @@ typedef __m512 vf;
 /* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i (64 shuffles). */
 SIMD_INLINE void v_transpose(vf r[VL]) {
     vf t[16], s[16];
+    SIMD_UNROLL
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
     /* s[4i+m], 128-bit group L: column 4L+m, rows 4i..4i+3 */
+    SIMD_UNROLL
     for (int i = 0; i < 4; i++) {
         s[4 * i] = V_PS(_mm512_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
         s[4 * i + 1] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
@@ -45,6 +47,7 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
         s[4 * i + 3] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
     }
     /* 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] */
+    SIMD_UNROLL
     for (int m = 0; m < 4; m++) {
         const vf p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x44);
         const vf p1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xEE);
@@ -88,12 +91,20 @@ typedef __m256 vf;
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define V_ADD(a, b) _mm256_add_ps((a), (b))
 #define V_LOAD_N(p, n) _mm256_maskload_ps((p), simd_tail_mask(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps((p), simd_tail_mask(n), (v))
+/* vmaskmovps stores are microcoded and slow on AMD cores: spill and copy the n lanes instead. */
+#define V_STORE_N(p, v, n) simd_store_n((p), (v), (n))
 #define V_REDUCE(v) simd_reduce(v)
 
 SIMD_INLINE __m256i simd_tail_mask(int n) {
     static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+SIMD_INLINE void simd_store_n(float *p, __m256 v, int n) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < n; i++)
+        p[i] = t[i];
 }
 
 SIMD_INLINE float simd_reduce(__m256 v) {
@@ -108,16 +119,19 @@ SIMD_INLINE float simd_reduce(__m256 v) {
 /* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i. */
 SIMD_INLINE void v_transpose(vf r[VL]) {
     vf t[8], s[8];
+    SIMD_UNROLL
     for (int i = 0; i < 4; i++) {
         t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    SIMD_UNROLL
     for (int i = 0; i < 2; i++) {
         s[4 * i] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
         s[4 * i + 1] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
         s[4 * i + 2] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
         s[4 * i + 3] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
     }
+    SIMD_UNROLL
     for (int m = 0; m < 4; m++) {
         r[m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x20);
         r[4 + m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x31);

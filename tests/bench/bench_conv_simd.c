@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
     for (int bi = 0; bi < n_batches; bi++)
         for (int li = 0; li < N_LAYERS; li++) {
             const layer *L = &layers[li];
-            if (only && !strstr(only, L->name))
+            if (only && !strstr(only, L->name) && !strstr(L->name, only))
                 continue;
             dpt_conv_geom g = {.dims = 2, .N = batches[bi], .C = L->C, .O = L->O,
                                .in = {1, L->S, L->S}, .k = {1, L->k, L->k},
