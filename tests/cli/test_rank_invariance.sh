@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Rank-count invariance under a real mpirun (DESIGN §2, §6). Oracle: the 1-rank run.
+#  --deterministic: final weights bit-identical at 1, 2 and 4 ranks (h5diff with no tolerance),
+#                   for lenet5 and for fmnist-cnn with ghost batch norm;
+#  default mode:    the same loss curve within 1e-5 relative after 20 steps (BN-free model): the
+#                   training loss of the steps and the test loss of the final weights.
+set -u
+dptrain=$1
+src=${DPT_SOURCE_DIR:?}
+mpirun=${MPIEXEC:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
+export DPT_DATA_PATH=$src
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passed=0
+
+train() { # name np options...
+    local name=$1 np=$2
+    shift 2
+    if ! "$mpirun" -np "$np" --oversubscribe "$dptrain" train --data sample --epochs 1 \
+        --out "$tmp/$name-np$np" --quiet "$@" >"$tmp/$name-np$np.log" 2>&1; then
+        echo "FAIL $name at $np ranks:"
+        tail -n 5 "$tmp/$name-np$np.log"
+        failures=$((failures + 1))
+        return 1
+    fi
+}
+
+compare() { # name np h5diff-options...
+    local name=$1 np=$2
+    shift 2
+    if h5diff "$@" "$tmp/$name-np1/checkpoints/final.h5" "$tmp/$name-np$np/checkpoints/final.h5" \
+        /params >"$tmp/diff" 2>&1; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name: np $np differs from np 1:"
+        head -n 8 "$tmp/diff"
+        failures=$((failures + 1))
+    fi
+}
+
+for np in 1 2 4; do
+    train det-lenet5 $np --model lenet5 --batch 32 --micro-batch 8 --deterministic \
+        --max-steps 12 --optim momentum --lr 0.05
+    train det-cnn $np --model fmnist-cnn --batch 32 --micro-batch 8 --deterministic \
+        --bn ghost:8 --max-steps 6
+    train float-lenet5 $np --model lenet5 --batch 32 --max-steps 20 --optim sgd --lr 0.05
+done
+same_losses() { # name np: columns train_loss (4) and test_loss (8) of metrics.csv
+    local a b
+    a=$(tail -n 1 "$tmp/$1-np1/metrics.csv" | cut -d, -f4,8)
+    b=$(tail -n 1 "$tmp/$1-np$2/metrics.csv" | cut -d, -f4,8)
+    if awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, ","); split(b, y, ",");
+            for (i = 1; i <= 2; i++) { d = x[i] - y[i]; if (d < 0) d = -d;
+                if (!(d <= 1e-5 * x[i])) exit 1 } }'; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL $1: losses at np $2 ($b) differ from np 1 ($a) by more than 1e-5 relative"
+        failures=$((failures + 1))
+    fi
+}
+
+for np in 2 4; do
+    compare det-lenet5 $np
+    compare det-cnn $np
+    same_losses float-lenet5 $np
+done
+echo "$passed passed, $failures failed"
+[ $failures -eq 0 ]
