@@ -1,48 +1,48 @@
 /* Adam (coupled L2, optional AMSGrad) and AdamW (decoupled weight decay) exactly as
  * torch.optim 1.13 (foreach=False) updates one parameter segment: eps is added after the bias
  * correction of sqrt(v), outside the square root, and the step size is lr / (1 - beta1^t). */
-#include <math.h>
-
 #include "optim_impl.h"
 
 /* m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  amsgrad: vmax = max(vmax, v) replaces v;
- * den = sqrt(v) / sqrt(1 - b2^t) + eps;  p = keep*p - lr/(1 - b1^t) * m / den. */
-static inline __attribute__((always_inline)) void adam_loop(const dpt_optim_cfg *cfg,
-                                                            const dpt__optim_seg *s, float l2,
-                                                            float keep, const int amsgrad) {
-    float *restrict p = s->p;
-    const float *restrict g = s->g;
-    float *restrict m = s->slot[SLOT_0];
-    float *restrict v = s->slot[SLOT_1];
-    float *restrict vmax = s->slot[SLOT_2];
-    const double b1 = cfg->betas[0], b2 = cfg->betas[1];
-    const float beta1 = (float)b1, one_m_b1 = (float)(1.0 - b1);
-    const float beta2 = (float)b2, one_m_b2 = (float)(1.0 - b2);
-    const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)s->t));
-    const float neg_step = (float)-(s->lr / (1.0 - pow(b1, (double)s->t)));
-    const float eps = (float)cfg->eps;
-    for (int64_t i = 0; i < s->n; i++) {
-        float d = dpt__l2_grad(g[i], p[i], l2);
-        float mi = m[i] * beta1 + one_m_b1 * d;
-        float vi = v[i] * beta2 + one_m_b2 * d * d;
-        m[i] = mi;
-        v[i] = vi;
-        if (amsgrad) {
-            vi = fmaxf(vmax[i], vi);
-            vmax[i] = vi;
-        }
-        float den = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = p[i] * keep + neg_step * mi / den;
+ * den = sqrt(v) / sqrt(1 - b2^t) + eps;  p = keep*p - lr/(1 - b1^t) * m / den.
+ * Slots: exp_avg, exp_avg_sq, max_exp_avg_sq. */
+typedef struct {
+    float l2, keep, beta1, one_m_b1, beta2, one_m_b2, bc2_sqrt, neg_step, eps;
+    int amsgrad;
+} adam_coef;
+
+static inline void adam_lanes(dpt__lanes *x, void *ctx) {
+    const adam_coef *k = ctx;
+    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->l2);
+    dpt__v4 m = x->s[SLOT_0] * k->beta1 + k->one_m_b1 * d;
+    dpt__v4 v = x->s[SLOT_1] * k->beta2 + k->one_m_b2 * d * d;
+    x->s[SLOT_0] = m;
+    x->s[SLOT_1] = v;
+    if (k->amsgrad) {
+        v = dpt__v4_max(x->s[SLOT_2], v);
+        x->s[SLOT_2] = v;
     }
+    dpt__v4 den = dpt__v4_sqrt(v) / k->bc2_sqrt + k->eps;
+    x->p = x->p * k->keep + k->neg_step * m / den;
 }
 
 void dpt__optim_adam(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
     /* adam adds wd*p to the gradient; adamw first scales p by 1 - lr*wd (torch: param.mul_) */
-    int decoupled = cfg->kind == DPT_OPTIM_ADAMW;
-    float l2 = decoupled ? 0.0f : (float)s->wd;
-    float keep = decoupled ? (float)(1.0 - s->lr * s->wd) : 1.0f;
-    if (cfg->amsgrad)
-        adam_loop(cfg, s, l2, keep, 1);
+    const int decoupled = cfg->kind == DPT_OPTIM_ADAMW;
+    const double b1 = cfg->betas[0], b2 = cfg->betas[1], t = (double)s->t;
+    adam_coef k = {.l2 = decoupled ? 0.0f : (float)s->wd,
+                   .keep = decoupled ? (float)(1.0 - s->lr * s->wd) : 1.0f,
+                   .beta1 = (float)b1,
+                   .one_m_b1 = (float)(1.0 - b1),
+                   .beta2 = (float)b2,
+                   .one_m_b2 = (float)(1.0 - b2),
+                   .bc2_sqrt = (float)sqrt(1.0 - pow(b2, t)),
+                   .neg_step = (float)-(s->lr / (1.0 - pow(b1, t))),
+                   .eps = (float)cfg->eps,
+                   .amsgrad = cfg->amsgrad != 0};
+    const unsigned mv = 1u << SLOT_0 | 1u << SLOT_1;
+    if (k.amsgrad)
+        dpt__stream(s, mv | 1u << SLOT_2, mv | 1u << SLOT_2, 1, adam_lanes, &k);
     else
-        adam_loop(cfg, s, l2, keep, 0);
+        dpt__stream(s, mv, mv, 1, adam_lanes, &k);
 }

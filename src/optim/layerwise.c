@@ -2,64 +2,85 @@
  * order, then a float32 element update (optim). The equations are the papers':
  * LARS, You, Gitman, Ginsburg 2017 (arXiv:1708.03888), Algorithm 1;
  * LAMB, You et al. 2019 (arXiv:1904.00962, ICLR 2020), Algorithm 2, with phi(z) = z. */
-#include <math.h>
-
 #include "optim_impl.h"
 
 /* lambda = eta*|w| / (|g| + wd*|w|);  v = m*v + lr*lambda*(g + wd*w);  w = w - v.
  * Without momentum the buffer is v = lr*lambda*(g + wd*w) itself. */
+typedef struct {
+    float scale, wd, mom;
+    int use_momentum;
+} lars_coef;
+
+static inline void lars_lanes(dpt__lanes *x, void *ctx) {
+    const lars_coef *k = ctx;
+    dpt__v4 u = k->scale * dpt__l2_grad(x->g, x->p, k->wd);
+    if (k->use_momentum) {
+        u = k->mom * x->s[SLOT_0] + u;
+        x->s[SLOT_0] = u;
+    }
+    x->p = x->p - u;
+}
+
 void dpt__optim_lars(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
-    float *restrict p = s->p;
-    const float *restrict g = s->g;
-    float *restrict v = s->slot[SLOT_0];
     double ratio = 1.0;
     if (s->adapt) {
-        double wn = sqrt(dpt__sumsq_array(p, s->n)), gn = sqrt(dpt__sumsq_array(g, s->n));
+        double wn = sqrt(dpt__sumsq_array(s->p, s->n)), gn = sqrt(dpt__sumsq_array(s->g, s->n));
         ratio = dpt__trust_ratio(1, cfg->trust_coefficient * wn, gn + s->wd * wn);
     }
-    const float scale = (float)(s->lr * ratio), wd = (float)s->wd, mom = (float)cfg->momentum;
-    for (int64_t i = 0; i < s->n; i++) {
-        float u = scale * dpt__l2_grad(g[i], p[i], wd);
-        if (v) {
-            u = mom * v[i] + u;
-            v[i] = u;
-        }
-        p[i] = p[i] - u;
-    }
+    lars_coef k = {.scale = (float)(s->lr * ratio),
+                   .wd = (float)s->wd,
+                   .mom = (float)cfg->momentum,
+                   .use_momentum = cfg->momentum > 0};
+    if (k.use_momentum)
+        dpt__stream(s, 1u << SLOT_0, 1u << SLOT_0, 1, lars_lanes, &k);
+    else
+        dpt__stream(s, 0, 0, 1, lars_lanes, &k);
 }
 
-/* r = m^ / (sqrt(v^) + eps) + wd*w, with m^ = m/(1 - b1^t), v^ = v/(1 - b2^t). */
-static inline float lamb_direction(float m, float v, float w, float bc1, float bc2, float eps,
-                                   float wd) {
-    return (m / bc1) / (sqrtf(v / bc2) + eps) + wd * w;
+/* r = m^ / (sqrt(v^) + eps) + wd*w, with m^ = m/(1 - b1^t), v^ = v/(1 - b2^t), both bias
+ * corrections applied as float multipliers (one division per element instead of three).
+ * Slots: exp_avg, exp_avg_sq. */
+typedef struct {
+    float beta1, one_m_b1, beta2, one_m_b2, inv_bc1, inv_bc2, eps, wd, neg_step;
+    dpt__sumsq wsq, rsq;
+} lamb_coef;
+
+static inline dpt__v4 lamb_direction(const lamb_coef *k, dpt__v4 m, dpt__v4 v, dpt__v4 w) {
+    return m * k->inv_bc1 / (dpt__v4_sqrt(v * k->inv_bc2) + k->eps) + k->wd * w;
 }
 
-/* Two passes: the first updates m and v and sums |w|^2 and |r|^2; the second recomputes r from
- * the stored m and v (the same float operations, so the same bits) and applies
- * w = w - lr * (|w| / |r|) * r. */
+/* Pass 1: update m and v, sum |w|^2 and |r|^2. */
+static inline void lamb_moments_lanes(dpt__lanes *x, void *ctx) {
+    lamb_coef *k = ctx;
+    dpt__v4 m = x->s[SLOT_0] * k->beta1 + k->one_m_b1 * x->g;
+    dpt__v4 v = x->s[SLOT_1] * k->beta2 + k->one_m_b2 * x->g * x->g;
+    x->s[SLOT_0] = m;
+    x->s[SLOT_1] = v;
+    dpt__sumsq_add(&k->wsq, x, x->p);
+    dpt__sumsq_add(&k->rsq, x, lamb_direction(k, m, v, x->p));
+}
+
+/* Pass 2: recompute r from the stored m and v (the same float operations, so the same bits) and
+ * apply w = w - lr * (|w| / |r|) * r. */
+static inline void lamb_apply_lanes(dpt__lanes *x, void *ctx) {
+    const lamb_coef *k = ctx;
+    x->p = x->p + k->neg_step * lamb_direction(k, x->s[SLOT_0], x->s[SLOT_1], x->p);
+}
+
 void dpt__optim_lamb(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
-    float *restrict p = s->p;
-    const float *restrict g = s->g;
-    float *restrict m = s->slot[SLOT_0];
-    float *restrict v = s->slot[SLOT_1];
-    const double b1 = cfg->betas[0], b2 = cfg->betas[1];
-    const float beta1 = (float)b1, one_m_b1 = (float)(1.0 - b1);
-    const float beta2 = (float)b2, one_m_b2 = (float)(1.0 - b2);
-    const float bc1 = (float)(1.0 - pow(b1, (double)s->t));
-    const float bc2 = (float)(1.0 - pow(b2, (double)s->t));
-    const float eps = (float)cfg->eps, wd = (float)s->wd;
-    dpt__sumsq wsq = {{0}}, rsq = {{0}};
-    for (int64_t i = 0; i < s->n; i++) {
-        float mi = m[i] * beta1 + one_m_b1 * g[i];
-        float vi = v[i] * beta2 + one_m_b2 * g[i] * g[i];
-        m[i] = mi;
-        v[i] = vi;
-        dpt__sumsq_add(&wsq, i, p[i]);
-        dpt__sumsq_add(&rsq, i, lamb_direction(mi, vi, p[i], bc1, bc2, eps, wd));
-    }
-    double ratio =
-        dpt__trust_ratio(s->adapt, sqrt(dpt__sumsq_total(&wsq)), sqrt(dpt__sumsq_total(&rsq)));
-    const float neg_step = (float)-(s->lr * ratio);
-    for (int64_t i = 0; i < s->n; i++)
-        p[i] = p[i] + neg_step * lamb_direction(m[i], v[i], p[i], bc1, bc2, eps, wd);
+    const double b1 = cfg->betas[0], b2 = cfg->betas[1], t = (double)s->t;
+    lamb_coef k = {.beta1 = (float)b1,
+                   .one_m_b1 = (float)(1.0 - b1),
+                   .beta2 = (float)b2,
+                   .one_m_b2 = (float)(1.0 - b2),
+                   .inv_bc1 = (float)(1.0 / (1.0 - pow(b1, t))),
+                   .inv_bc2 = (float)(1.0 / (1.0 - pow(b2, t))),
+                   .eps = (float)cfg->eps,
+                   .wd = (float)s->wd};
+    const unsigned mv = 1u << SLOT_0 | 1u << SLOT_1;
+    dpt__stream(s, mv, mv, 0, lamb_moments_lanes, &k);
+    double ratio = dpt__trust_ratio(s->adapt, sqrt(dpt__sumsq_total(&k.wsq)),
+                                    sqrt(dpt__sumsq_total(&k.rsq)));
+    k.neg_step = (float)-(s->lr * ratio);
+    dpt__stream(s, mv | DPT__NO_GRAD, 0, 1, lamb_apply_lanes, &k);
 }

@@ -1,34 +1,38 @@
 /* Norms in double with a fixed reduction order, the layer-wise trust ratio, and gradient clipping
  * by global norm and by value (optim). Knows nothing of layers: every function takes a flat
  * array. */
-#include <math.h>
-
 #include "optim_impl.h"
 
 /* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) */
 double dpt__sumsq_total(const dpt__sumsq *s) {
-    const double *l = s->lane;
-    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    const dpt__v2d *q = s->pair;
+    return ((q[0][0] + q[0][1]) + (q[1][0] + q[1][1])) + ((q[2][0] + q[2][1]) + (q[3][0] + q[3][1]));
 }
 
 double dpt__sumsq_array(const float *x, int64_t n) {
-    /* Eight named accumulators keep the lanes in registers; lane k sums x[i] for i % 8 == k in
-     * increasing i, exactly as dpt__sumsq_add does. */
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    /* The lanes of dpt__sumsq_add kept in registers, eight elements per iteration; the tail goes
+     * through dpt__sumsq_add itself. */
+    dpt__sumsq s = {{{0, 0}, {0, 0}, {0, 0}, {0, 0}}};
+    dpt__v2d q0 = s.pair[0], q1 = s.pair[1], q2 = s.pair[2], q3 = s.pair[3];
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        a0 += (double)x[i + 0] * x[i + 0];
-        a1 += (double)x[i + 1] * x[i + 1];
-        a2 += (double)x[i + 2] * x[i + 2];
-        a3 += (double)x[i + 3] * x[i + 3];
-        a4 += (double)x[i + 4] * x[i + 4];
-        a5 += (double)x[i + 5] * x[i + 5];
-        a6 += (double)x[i + 6] * x[i + 6];
-        a7 += (double)x[i + 7] * x[i + 7];
+        dpt__v4 a, b;
+        dpt__v2d a01, a23, b01, b23;
+        memcpy(&a, x + i, sizeof a);
+        memcpy(&b, x + i + 4, sizeof b);
+        dpt__v4_widen(a, &a01, &a23);
+        dpt__v4_widen(b, &b01, &b23);
+        q0 += a01 * a01;
+        q1 += a23 * a23;
+        q2 += b01 * b01;
+        q3 += b23 * b23;
     }
-    dpt__sumsq s = {{a0, a1, a2, a3, a4, a5, a6, a7}};
-    for (; i < n; i++)
-        dpt__sumsq_add(&s, i, x[i]);
+    s = (dpt__sumsq){{q0, q1, q2, q3}};
+    for (; i < n; i += 4) {
+        dpt__lanes t = {.i = i, .valid = n - i < 4 ? (int)(n - i) : 4};
+        memcpy(&t.p, x + i, (size_t)t.valid * sizeof(float));
+        dpt__sumsq_add(&s, &t, t.p);
+    }
     return dpt__sumsq_total(&s);
 }
 

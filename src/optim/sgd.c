@@ -3,34 +3,32 @@
  * buf = momentum*buf + (1 - dampening)*g; Nesterov steps along g + momentum*buf. */
 #include "optim_impl.h"
 
-/* The element loop, specialised by the compiler for each constant (momentum on, nesterov). */
-static inline __attribute__((always_inline)) void sgd_loop(const dpt__optim_seg *s, float wd,
-                                                           float mom, float keep_g, int first,
-                                                           const int use_momentum,
-                                                           const int nesterov) {
-    float *restrict p = s->p;
-    const float *restrict g = s->g;
-    float *restrict buf = s->slot[SLOT_0];
-    const float neg_lr = (float)-s->lr;
-    for (int64_t i = 0; i < s->n; i++) {
-        float d = dpt__l2_grad(g[i], p[i], wd);
-        if (use_momentum) {
-            float b = first ? d : buf[i] * mom + keep_g * d;
-            buf[i] = b;
-            d = nesterov ? d + mom * b : b;
-        }
-        p[i] = p[i] + neg_lr * d;
+typedef struct {
+    float wd, mom, keep_g, neg_lr;
+    int first, use_momentum, nesterov;
+} sgd_coef;
+
+static inline void sgd_lanes(dpt__lanes *x, void *ctx) {
+    const sgd_coef *k = ctx;
+    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
+    if (k->use_momentum) {
+        dpt__v4 b = k->first ? d : x->s[SLOT_0] * k->mom + k->keep_g * d;
+        x->s[SLOT_0] = b;
+        d = k->nesterov ? d + k->mom * b : b;
     }
+    x->p = x->p + k->neg_lr * d;
 }
 
 void dpt__optim_sgd(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
-    float wd = (float)s->wd, mom = (float)cfg->momentum;
-    float keep_g = (float)(1.0 - cfg->dampening);
-    int first = s->t == 1;
-    if (cfg->momentum == 0)
-        sgd_loop(s, wd, mom, keep_g, first, 0, 0);
-    else if (cfg->nesterov)
-        sgd_loop(s, wd, mom, keep_g, first, 1, 1);
+    sgd_coef k = {.wd = (float)s->wd,
+                  .mom = (float)cfg->momentum,
+                  .keep_g = (float)(1.0 - cfg->dampening),
+                  .neg_lr = (float)-s->lr,
+                  .first = s->t == 1,
+                  .use_momentum = cfg->momentum != 0,
+                  .nesterov = cfg->nesterov};
+    if (k.use_momentum)
+        dpt__stream(s, 1u << SLOT_0, 1u << SLOT_0, 1, sgd_lanes, &k);
     else
-        sgd_loop(s, wd, mom, keep_g, first, 1, 0);
+        dpt__stream(s, 0, 0, 1, sgd_lanes, &k);
 }
