@@ -52,7 +52,7 @@ typedef struct {
                           * rows, summed through the reducer */
     uint32_t seed;       /* initialization key (seed, DPT_RNG_INIT, member) */
     uint32_t member;
-    int input_grad;      /* 1: backward also computes d(loss)/d(input) (dpt_model_input_grad) */
+    int input_grad; /* 1: backward also computes d(loss)/d(input) (dpt_model_input_grad) */
 } dpt_model_cfg;
 
 /* Builds the model for per-sample input shape `input`: (C), (C, L), (C, H, W) or (C, D, H, W).
@@ -132,9 +132,9 @@ typedef struct {
     char name[64];
     int64_t offset, count; /* in floats, into the flat buffer */
     dpt_shape shape;
-    int layer;             /* index of the owning layer */
+    int layer; /* index of the owning layer */
     dpt_param_kind kind;
-    int no_decay;          /* biases and norm parameters: no weight decay, no LARS/LAMB ratio */
+    int no_decay; /* biases and norm parameters: no weight decay, no LARS/LAMB ratio */
 } dpt_model_segment;
 
 /* Segments of the parameter (and gradient) buffer, in layer order, tiling it without gaps; and

@@ -36,19 +36,19 @@ typedef struct {
     int64_t max_batch;
     int64_t num_classes;
     int64_t bn_ghost;
-    const dpt_conv_impl *conv;  /* the implementation conv layers will run */
+    const dpt_conv_impl *conv; /* the implementation conv layers will run */
 } dpt__build;
 
 /* What forward and backward see besides their tensors. */
 typedef struct {
-    int64_t n;                  /* rows in this pass */
+    int64_t n; /* rows in this pass */
     int training;
-    const dpt_conv_impl *conv;  /* the conv implementation of the model */
-    float *work;                /* shared scratch, work_floats of them */
+    const dpt_conv_impl *conv; /* the conv implementation of the model */
+    float *work;               /* shared scratch, work_floats of them */
     size_t work_floats;
-    const dpt_model_rng *rng;   /* NULL when the caller gave none */
+    const dpt_model_rng *rng; /* NULL when the caller gave none */
     int64_t bn_ghost;
-    dpt_bn_reduce_fn reduce;    /* NULL: local statistics */
+    dpt_bn_reduce_fn reduce; /* NULL: local statistics */
     void *reduce_ctx;
 } dpt__run;
 
@@ -74,37 +74,37 @@ typedef struct {
 #define DPT__LAYER_MAX_TENSORS 2
 
 typedef struct {
-    const char *name;     /* "weight", "bias", "running_mean", ... (static) */
+    const char *name; /* "weight", "bias", "running_mean", ... (static) */
     dpt_shape shape;
     dpt_param_kind kind;
-    float *v;             /* view into the model's flat buffer */
-    float *g;             /* gradient view (parameters only) */
+    float *v; /* view into the model's flat buffer */
+    float *g; /* gradient view (parameters only) */
 } dpt__tensor_slot;
 
 struct dpt__layer {
     const dpt__layer_ops *ops;
     int index;
-    char token[DPT__TOKEN_LEN]; /* as written, for messages */
-    char keyword[DPT__ARG_LEN]; /* the token's name: "bn", "conv2d", ... */
-    char kind[DPT__ARG_LEN];    /* resolved kind: "batchnorm2d" (segment names, summary) */
+    char token[DPT__TOKEN_LEN];   /* as written, for messages */
+    char keyword[DPT__ARG_LEN];   /* the token's name: "bn", "conv2d", ... */
+    char kind[DPT__ARG_LEN];      /* resolved kind: "batchnorm2d" (segment names, summary) */
     char name[DPT__ARG_LEN + 16]; /* "01_batchnorm2d" */
-    int dims;                   /* spatial dimensions; 0 = take them from the input */
-    int is_view;                /* output aliases the input (flatten) */
-    dpt_shape in, out;          /* per sample */
-    double flops;               /* forward, per sample */
+    int dims;                     /* spatial dimensions; 0 = take them from the input */
+    int is_view;                  /* output aliases the input (flatten) */
+    dpt_shape in, out;            /* per sample */
+    double flops;                 /* forward, per sample */
 
     int nparams, nbuffers;
-    int first_segment;          /* index of param[0] among the model's parameter segments */
+    int first_segment; /* index of param[0] among the model's parameter segments */
     dpt__tensor_slot param[DPT__LAYER_MAX_TENSORS];
     dpt__tensor_slot buffer[DPT__LAYER_MAX_TENSORS];
 
-    size_t state_bytes;         /* private memory kept from forward to backward */
-    void *state;                /* 64-byte aligned, in the model's arena */
-    size_t work_floats;         /* shared scratch needed by one pass */
+    size_t state_bytes; /* private memory kept from forward to backward */
+    void *state;        /* 64-byte aligned, in the model's arena */
+    size_t work_floats; /* shared scratch needed by one pass */
 
     union {
         struct {
-            dpt_conv_geom g;    /* N = max_batch; passes copy it and set N */
+            dpt_conv_geom g; /* N = max_batch; passes copy it and set N */
             int64_t out_ch, k[3], stride[3], pad[3], dil[3], groups;
             int bias;
         } conv;
@@ -151,6 +151,9 @@ dpt_status dpt__layer_error(const dpt__layer *l, dpt_status st, const char *fmt,
 /* Prefixes the message already recorded (by a kernel's geometry check) with the token. */
 dpt_status dpt__layer_rethrow(const dpt__layer *l, dpt_status st);
 
+/* DPT_EINVAL unless l->in is (C, spatial...) with `dims` spatial dimensions. */
+dpt_status dpt__layer_need_spatial(const dpt__layer *l, int dims);
+
 /* Positional argument `pos` or keyword `key` (pos < 0: keyword only). *text is NULL when the
  * argument is absent; giving it both ways is an error. Marks it consumed. */
 dpt_status dpt__arg_text(const dpt__layer *l, dpt__args *a, int pos, const char *key,
@@ -180,7 +183,8 @@ void dpt__fmt_double(char *buf, size_t n, int *used, double v);
 /* Splits `spec` into layers: *layers (calloc'd, *count entries) configured from their tokens. */
 dpt_status dpt__spec_parse(const char *spec, dpt__layer **layers, int *count);
 
-/* ---- model.c: shared helpers for layers --------------------------------------------------------- */
+/* ---- model.c: shared helpers for layers ---------------------------------------------------------
+ */
 
 /* Adds a parameter (or buffer) slot of the given shape to l. */
 void dpt__layer_add_param(dpt__layer *l, const char *name, dpt_param_kind kind, int ndim,

@@ -12,12 +12,12 @@
  * backward sums, the batch variance, and each chunk's element count. Floats: each chunk's mean and
  * invstd (chunk 0's invstd holds the eval-mode one after an eval forward). */
 typedef struct {
-    double *sums;   /* 2C + 1: sum, sumsq, m */
-    double *dsums;  /* 2C: dbeta_sum, dgamma_sum */
-    double *var;    /* C */
-    double *m;      /* chunks */
-    float *mean;    /* chunks * C */
-    float *invstd;  /* chunks * C */
+    double *sums;  /* 2C + 1: sum, sumsq, m */
+    double *dsums; /* 2C: dbeta_sum, dgamma_sum */
+    double *var;   /* C */
+    double *m;     /* chunks */
+    float *mean;   /* chunks * C */
+    float *invstd; /* chunks * C */
 } bn_state;
 
 static size_t state_bytes(int64_t C, int64_t chunks) {
@@ -82,7 +82,9 @@ static void bn_init(dpt__layer *l, dpt_rng_key key) {
 }
 
 /* Rows per statistics chunk: the ghost size, or the whole batch. */
-static int64_t chunk_rows(const dpt__run *r) { return r->bn_ghost > 0 ? r->bn_ghost : r->n; }
+static int64_t chunk_rows(const dpt__run *r) {
+    return r->bn_ghost > 0 ? r->bn_ghost : r->n;
+}
 
 static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
@@ -108,8 +110,10 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         }
         const int64_t m = (int64_t)llround(s.sums[2 * C]);
         if (m < 2)
-            return dpt__layer_error(l, DPT_EINVAL, "training needs more than one value per "
-                                    "channel, got %lld", (long long)m);
+            return dpt__layer_error(l, DPT_EINVAL,
+                                    "training needs more than one value per "
+                                    "channel, got %lld",
+                                    (long long)m);
         s.m[k] = (double)m;
         dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
         dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
@@ -155,8 +159,8 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
             if (st != DPT_OK)
                 return st;
         }
-        dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums,
-                             s.dsums + C, (int64_t)s.m[k], nk, C, S);
+        dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums, s.dsums + C,
+                             (int64_t)s.m[k], nk, C, S);
     }
     return DPT_OK;
 }

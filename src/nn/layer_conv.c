@@ -30,13 +30,9 @@ static dpt_status conv_configure(dpt__layer *l, dpt__args *a) {
 
 static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     const int dims = l->dims;
-    if (l->in.ndim != dims + 1) {
-        char s[96];
-        dpt_shape_format(&l->in, s, sizeof s);
-        return dpt__layer_error(l, DPT_EINVAL, "needs a %s input, got %s",
-                                dims == 1 ? "(C, L)" : dims == 2 ? "(C, H, W)" : "(C, D, H, W)",
-                                s);
-    }
+    dpt_status st = dpt__layer_need_spatial(l, dims);
+    if (st != DPT_OK)
+        return st;
     dpt_conv_geom *g = &l->u.conv.g;
     memset(g, 0, sizeof *g);
     g->dims = dims;
@@ -52,8 +48,7 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     }
     g->groups = l->u.conv.groups;
     g->has_bias = l->u.conv.bias;
-    dpt_status st = dpt_conv_geom_check(g);
-    if (st != DPT_OK)
+    if ((st = dpt_conv_geom_check(g)) != DPT_OK)
         return dpt__layer_rethrow(l, st);
 
     int64_t out[DPT_MAX_DIMS] = {g->O}, w[DPT_MAX_DIMS] = {g->O, g->C / g->groups};
@@ -88,8 +83,7 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
                                 const float *x, const float *y) {
     dpt_conv_geom g = l->u.conv.g;
     g.N = r->n;
-    r->conv->backward_weight(l->param[0].g, g.has_bias ? l->param[1].g : NULL, dy, x, &g,
-                             r->work);
+    r->conv->backward_weight(l->param[0].g, g.has_bias ? l->param[1].g : NULL, dy, x, &g, r->work);
     if (dx)
         r->conv->backward_data(dx, dy, l->param[0].v, &g, r->work);
     return DPT_OK;

@@ -29,8 +29,10 @@ static dpt_status dense_infer(dpt__layer *l, const dpt__build *b) {
     if (l->in.ndim != 1) {
         char s[96];
         dpt_shape_format(&l->in, s, sizeof s);
-        return dpt__layer_error(l, DPT_EINVAL, "needs a flat (features) input, got %s; "
-                                "put flatten before it", s);
+        return dpt__layer_error(l, DPT_EINVAL,
+                                "needs a flat (features) input, got %s; "
+                                "put flatten before it",
+                                s);
     }
     if (l->u.dense.out_is_classes) {
         if (b->num_classes < 1)

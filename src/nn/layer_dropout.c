@@ -16,8 +16,8 @@ static dpt_status dropout_infer(dpt__layer *l, const dpt__build *b) {
     snprintf(l->kind, sizeof l->kind, "dropout");
     l->flops = (double)dpt_shape_count(&l->in);
     /* the scaled mask of every element, kept for backward */
-    l->state_bytes = dpt_size_mul(dpt_size_mul((size_t)b->max_batch,
-                                               (size_t)dpt_shape_count(&l->in)), sizeof(float));
+    l->state_bytes = dpt_size_mul(
+        dpt_size_mul((size_t)b->max_batch, (size_t)dpt_shape_count(&l->in)), sizeof(float));
     return DPT_OK;
 }
 

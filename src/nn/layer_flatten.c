@@ -3,7 +3,9 @@
  * forward, and the gradient passes through untouched. */
 #include "nn/layer.h"
 
-static dpt_status flatten_configure(dpt__layer *l, dpt__args *a) { return DPT_OK; }
+static dpt_status flatten_configure(dpt__layer *l, dpt__args *a) {
+    return DPT_OK;
+}
 
 static dpt_status flatten_infer(dpt__layer *l, const dpt__build *b) {
     const int64_t n = dpt_shape_count(&l->in);

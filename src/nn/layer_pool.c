@@ -30,8 +30,8 @@ static dpt_status resolve_dims(dpt__layer *l, const char *what, int64_t v[3], in
                                int64_t fill) {
     const int dims = l->dims;
     if (given > 1 && given != dims)
-        return dpt__layer_error(l, DPT_EINVAL, "%s gives %d values for %d dimension%s", what,
-                                given, dims, dims == 1 ? "" : "s");
+        return dpt__layer_error(l, DPT_EINVAL, "%s gives %d values for %d dimension%s", what, given,
+                                dims, dims == 1 ? "" : "s");
     const int64_t one = v[2];
     for (int i = 0; i < 3; i++)
         if (i < 3 - dims)
@@ -42,20 +42,19 @@ static dpt_status resolve_dims(dpt__layer *l, const char *what, int64_t v[3], in
 }
 
 static dpt_status pool_infer(dpt__layer *l, const dpt__build *b) {
-    char s[96];
-    dpt_shape_format(&l->in, s, sizeof s);
-    if (l->dims == 0 && (l->in.ndim < 2 || l->in.ndim > 4))
-        return dpt__layer_error(l, DPT_EINVAL, "needs a (C, L), (C, H, W) or (C, D, H, W) input, "
-                                "got %s", s);
+    if (l->dims == 0 && (l->in.ndim < 2 || l->in.ndim > 4)) {
+        char s[96];
+        dpt_shape_format(&l->in, s, sizeof s);
+        return dpt__layer_error(l, DPT_EINVAL,
+                                "needs a (C, L), (C, H, W) or (C, D, H, W) input, "
+                                "got %s",
+                                s);
+    }
     if (l->dims == 0)
         l->dims = l->in.ndim - 1;
     const int dims = l->dims;
-    if (l->in.ndim != dims + 1)
-        return dpt__layer_error(l, DPT_EINVAL, "needs a %s input, got %s",
-                                dims == 1 ? "(C, L)" : dims == 2 ? "(C, H, W)" : "(C, D, H, W)",
-                                s);
-    dpt_status st;
-    if ((st = resolve_dims(l, "k", l->u.pool.k, l->u.pool.k_n, 1)) != DPT_OK ||
+    dpt_status st = dpt__layer_need_spatial(l, dims);
+    if (st != DPT_OK || (st = resolve_dims(l, "k", l->u.pool.k, l->u.pool.k_n, 1)) != DPT_OK ||
         (st = resolve_dims(l, "stride", l->u.pool.stride, l->u.pool.stride_n, 1)) != DPT_OK ||
         (st = resolve_dims(l, "pad", l->u.pool.pad, l->u.pool.pad_n, 0)) != DPT_OK)
         return st;
@@ -85,8 +84,8 @@ static dpt_status pool_infer(dpt__layer *l, const dpt__build *b) {
     const int64_t out_count = dpt_shape_count(&l->out);
     l->flops = (double)out_count * (double)(g->k[0] * g->k[1] * g->k[2]);
     if (l->u.pool.is_max)
-        l->state_bytes = dpt_size_mul(dpt_size_mul((size_t)b->max_batch, (size_t)out_count),
-                                      sizeof(int32_t));
+        l->state_bytes =
+            dpt_size_mul(dpt_size_mul((size_t)b->max_batch, (size_t)out_count), sizeof(int32_t));
     return DPT_OK;
 }
 

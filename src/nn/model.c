@@ -10,8 +10,8 @@
 #include "nn/layer.h"
 
 typedef struct {
-    float *y;       /* own output buffer (NULL for views) */
-    const float *x; /* input of the last forward */
+    float *y;         /* own output buffer (NULL for views) */
+    const float *x;   /* input of the last forward */
     const float *out; /* output of the last forward */
 } layer_io;
 
@@ -45,7 +45,8 @@ struct dpt_model {
     void *arena;
 };
 
-/* ---- helpers for layers ------------------------------------------------------------------------- */
+/* ---- helpers for layers -------------------------------------------------------------------------
+ */
 
 static void add_slot(dpt__tensor_slot *slot, const char *name, dpt_param_kind kind, int ndim,
                      const int64_t *d) {
@@ -80,7 +81,8 @@ void dpt__layer_init_kaiming(dpt__layer *l, dpt_rng_key key) {
     }
 }
 
-/* ---- the arena ---------------------------------------------------------------------------------- */
+/* ---- the arena ----------------------------------------------------------------------------------
+ */
 
 /* Two passes over the same carving code: the first (base NULL) measures, the second hands out
  * 64-byte aligned pieces of one block. */
@@ -101,7 +103,9 @@ static void *take(arena *a, size_t count, size_t elsize) {
     return a->base ? a->base + at : NULL;
 }
 
-static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+static size_t max_size(size_t a, size_t b) {
+    return a > b ? a : b;
+}
 
 static void carve(dpt_model *m, arena *a) {
     const int64_t B = m->cfg.max_batch;
@@ -176,14 +180,17 @@ static void bind_views(dpt_model *m) {
     }
 }
 
-/* ---- create / destroy ------------------------------------------------------------------------- */
+/* ---- create / destroy -------------------------------------------------------------------------
+ */
 
 static dpt_status check_input(dpt_shape input, const dpt_model_cfg *cfg) {
     char s[96];
     dpt_shape_format(&input, s, sizeof s);
     if (input.ndim < 1 || input.ndim > 4)
-        return dpt_errorf(DPT_EINVAL, "model: input shape %s must be (C), (C, L), (C, H, W) or "
-                          "(C, D, H, W)", s);
+        return dpt_errorf(DPT_EINVAL,
+                          "model: input shape %s must be (C), (C, L), (C, H, W) or "
+                          "(C, D, H, W)",
+                          s);
     for (int i = 0; i < input.ndim; i++)
         if (input.d[i] < 1)
             return dpt_errorf(DPT_EINVAL, "model: input shape %s has an empty dimension", s);
@@ -322,7 +329,8 @@ void dpt_model_init(dpt_model *m, uint32_t seed, uint32_t member) {
             m->layers[i].ops->init(&m->layers[i], key);
 }
 
-/* ---- passes ------------------------------------------------------------------------------------ */
+/* ---- passes ------------------------------------------------------------------------------------
+ */
 
 static dpt__run run_of(const dpt_model *m, const dpt_model_rng *rng) {
     return (dpt__run){.n = m->n,
@@ -395,17 +403,36 @@ void dpt_model_set_bn_reducer(dpt_model *m, dpt_bn_reduce_fn fn, void *ctx) {
     m->reduce_ctx = ctx;
 }
 
-/* ---- accessors --------------------------------------------------------------------------------- */
+/* ---- accessors ---------------------------------------------------------------------------------
+ */
 
-const float *dpt_model_logits(const dpt_model *m) { return m->io[m->nlayers - 1].out; }
-float *dpt_model_dlogits_buffer(dpt_model *m) { return m->dlogits; }
-const float *dpt_model_input_grad(const dpt_model *m) { return m->input_grad; }
-dpt_shape dpt_model_input_shape(const dpt_model *m) { return m->input; }
-dpt_shape dpt_model_output_shape(const dpt_model *m) { return m->layers[m->nlayers - 1].out; }
-int64_t dpt_model_max_batch(const dpt_model *m) { return m->cfg.max_batch; }
-int64_t dpt_model_batch(const dpt_model *m) { return m->n; }
-int dpt_model_training(const dpt_model *m) { return m->training; }
-const char *dpt_model_spec(const dpt_model *m) { return m->spec; }
+const float *dpt_model_logits(const dpt_model *m) {
+    return m->io[m->nlayers - 1].out;
+}
+float *dpt_model_dlogits_buffer(dpt_model *m) {
+    return m->dlogits;
+}
+const float *dpt_model_input_grad(const dpt_model *m) {
+    return m->input_grad;
+}
+dpt_shape dpt_model_input_shape(const dpt_model *m) {
+    return m->input;
+}
+dpt_shape dpt_model_output_shape(const dpt_model *m) {
+    return m->layers[m->nlayers - 1].out;
+}
+int64_t dpt_model_max_batch(const dpt_model *m) {
+    return m->cfg.max_batch;
+}
+int64_t dpt_model_batch(const dpt_model *m) {
+    return m->n;
+}
+int dpt_model_training(const dpt_model *m) {
+    return m->training;
+}
+const char *dpt_model_spec(const dpt_model *m) {
+    return m->spec;
+}
 
 double dpt_model_flops(const dpt_model *m) {
     double f = 0.0;
@@ -439,7 +466,9 @@ const dpt_model_segment *dpt_model_buffer_segments(const dpt_model *m, int *n) {
     return m->bsegs;
 }
 
-int dpt_model_num_layers(const dpt_model *m) { return m->nlayers; }
+int dpt_model_num_layers(const dpt_model *m) {
+    return m->nlayers;
+}
 
 const char *dpt_model_layer_name(const dpt_model *m, int layer) {
     DPT_ASSERT(layer >= 0 && layer < m->nlayers);
@@ -472,10 +501,11 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
         dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12lld %10.3f\n", l->name, token, shape,
                  (long long)params, l->flops * 1e-6);
     }
-    dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12lld %10.3f\n", "total", "", "",
-             (long long)total, dpt_model_flops(m) * 1e-6);
-    dpt__fmt(buf, n, &used, "%lld parameters (%.2f MiB), %lld buffer values; MFLOPs are per "
-             "sample, forward\n", (long long)total, (double)total * 4.0 / (1024.0 * 1024.0),
-             (long long)m->nbuffers);
+    dpt__fmt(buf, n, &used, "%-16s %-34s %-18s %12lld %10.3f\n", "total", "", "", (long long)total,
+             dpt_model_flops(m) * 1e-6);
+    dpt__fmt(buf, n, &used,
+             "%lld parameters (%.2f MiB), %lld buffer values; MFLOPs are per "
+             "sample, forward\n",
+             (long long)total, (double)total * 4.0 / (1024.0 * 1024.0), (long long)m->nbuffers);
     return used;
 }

@@ -16,30 +16,18 @@ static const struct {
     const dpt__layer_ops *ops;
     int dims;
 } keywords[] = {
-    {"conv1d", &dpt__conv_ops, 1},
-    {"conv2d", &dpt__conv_ops, 2},
-    {"conv3d", &dpt__conv_ops, 3},
-    {"dense", &dpt__dense_ops, 0},
-    {"maxpool", &dpt__pool_ops, 0},
-    {"maxpool1d", &dpt__pool_ops, 1},
-    {"maxpool2d", &dpt__pool_ops, 2},
-    {"maxpool3d", &dpt__pool_ops, 3},
-    {"avgpool", &dpt__pool_ops, 0},
-    {"avgpool1d", &dpt__pool_ops, 1},
-    {"avgpool2d", &dpt__pool_ops, 2},
-    {"avgpool3d", &dpt__pool_ops, 3},
-    {"bn", &dpt__batchnorm_ops, 0},
-    {"batchnorm", &dpt__batchnorm_ops, 0},
-    {"batchnorm1d", &dpt__batchnorm_ops, 1},
-    {"batchnorm2d", &dpt__batchnorm_ops, 2},
-    {"batchnorm3d", &dpt__batchnorm_ops, 3},
-    {"dropout", &dpt__dropout_ops, 0},
-    {"flatten", &dpt__flatten_ops, 0},
-    {"relu", &dpt__activation_ops, 0},
-    {"leaky_relu", &dpt__activation_ops, 0},
-    {"sigmoid", &dpt__activation_ops, 0},
-    {"tanh", &dpt__activation_ops, 0},
-    {"elu", &dpt__activation_ops, 0},
+    {"conv1d", &dpt__conv_ops, 1},           {"conv2d", &dpt__conv_ops, 2},
+    {"conv3d", &dpt__conv_ops, 3},           {"dense", &dpt__dense_ops, 0},
+    {"maxpool", &dpt__pool_ops, 0},          {"maxpool1d", &dpt__pool_ops, 1},
+    {"maxpool2d", &dpt__pool_ops, 2},        {"maxpool3d", &dpt__pool_ops, 3},
+    {"avgpool", &dpt__pool_ops, 0},          {"avgpool1d", &dpt__pool_ops, 1},
+    {"avgpool2d", &dpt__pool_ops, 2},        {"avgpool3d", &dpt__pool_ops, 3},
+    {"bn", &dpt__batchnorm_ops, 0},          {"batchnorm", &dpt__batchnorm_ops, 0},
+    {"batchnorm1d", &dpt__batchnorm_ops, 1}, {"batchnorm2d", &dpt__batchnorm_ops, 2},
+    {"batchnorm3d", &dpt__batchnorm_ops, 3}, {"dropout", &dpt__dropout_ops, 0},
+    {"flatten", &dpt__flatten_ops, 0},       {"relu", &dpt__activation_ops, 0},
+    {"leaky_relu", &dpt__activation_ops, 0}, {"sigmoid", &dpt__activation_ops, 0},
+    {"tanh", &dpt__activation_ops, 0},       {"elu", &dpt__activation_ops, 0},
     {"gelu", &dpt__activation_ops, 0},
 };
 
@@ -56,6 +44,16 @@ dpt_status dpt__layer_rethrow(const dpt__layer *l, dpt_status st) {
     char msg[768];
     snprintf(msg, sizeof msg, "%s", dpt_last_error());
     return dpt__layer_error(l, st, "%s", msg);
+}
+
+dpt_status dpt__layer_need_spatial(const dpt__layer *l, int dims) {
+    static const char *const forms[] = {"", "(C, L)", "(C, H, W)", "(C, D, H, W)"};
+    DPT_ASSERT(dims >= 1 && dims <= 3);
+    if (l->in.ndim == dims + 1)
+        return DPT_OK;
+    char s[96];
+    dpt_shape_format(&l->in, s, sizeof s);
+    return dpt__layer_error(l, DPT_EINVAL, "needs a %s input, got %s", forms[dims], s);
 }
 
 /* "argument 2" or "pad": how a message refers to an argument. */
@@ -93,8 +91,9 @@ static dpt_status parse_int(const dpt__layer *l, const char *label, const char *
         if (hi == INT64_MAX)
             return dpt__layer_error(l, DPT_EINVAL, "%s: expected an integer >= %lld, got \"%s\"",
                                     label, (long long)lo, s);
-        return dpt__layer_error(l, DPT_EINVAL, "%s: expected an integer in [%lld, %lld], got \"%s\"",
-                                label, (long long)lo, (long long)hi, s);
+        return dpt__layer_error(l, DPT_EINVAL,
+                                "%s: expected an integer in [%lld, %lld], got \"%s\"", label,
+                                (long long)lo, (long long)hi, s);
     }
     *out = v;
     return DPT_OK;
@@ -141,8 +140,10 @@ dpt_status dpt__arg_dims(const dpt__layer *l, dpt__args *a, int pos, const char 
         errno = 0;
         long long val = strtoll(part, &end, 10);
         if (end == part || *end != '\0' || errno == ERANGE || val < lo)
-            return dpt__layer_error(l, DPT_EINVAL, "%s: expected integers >= %lld joined by 'x', "
-                                    "got \"%s\"", name, (long long)lo, text);
+            return dpt__layer_error(l, DPT_EINVAL,
+                                    "%s: expected integers >= %lld joined by 'x', "
+                                    "got \"%s\"",
+                                    name, (long long)lo, text);
         v[count] = val;
         if (!x) {
             count++;
@@ -221,7 +222,8 @@ void dpt__fmt_double(char *buf, size_t n, int *used, double v) {
     dpt__fmt(buf, n, used, "%s", tmp);
 }
 
-/* ---- tokens ------------------------------------------------------------------------------------ */
+/* ---- tokens ------------------------------------------------------------------------------------
+ */
 
 /* The next blank-separated token of *p (parentheses may hold blanks); 0 at the end. */
 static int next_token(const char **p, const char **start, size_t *len) {
@@ -342,8 +344,10 @@ static dpt_status configure_layer(dpt__layer *l) {
             return dpt__args_done(l, &a);
         }
     if (dpt_model_preset(a.name))
-        return dpt__layer_error(l, DPT_EINVAL, "unknown layer \"%s\" (a preset is a whole spec on "
-                                "its own)", a.name);
+        return dpt__layer_error(l, DPT_EINVAL,
+                                "unknown layer \"%s\" (a preset is a whole spec on "
+                                "its own)",
+                                a.name);
     return dpt__layer_error(l, DPT_EINVAL, "unknown layer \"%s\"", a.name);
 }
 

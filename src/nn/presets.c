@@ -33,4 +33,6 @@ const char *dpt_model_preset(const char *name) {
     return NULL;
 }
 
-const char *dpt_model_preset_names(void) { return "lenet5, fmnist-cnn, mlp, cnn1d, cnn3d"; }
+const char *dpt_model_preset_names(void) {
+    return "lenet5, fmnist-cnn, mlp, cnn1d, cnn3d";
+}

@@ -323,8 +323,7 @@ static void test_reducer_and_hook(void **state) {
     assert_int_equal(h.nhook, L);
     for (int i = 0; i < L; i++)
         assert_int_equal(h.order[i], L - 1 - i);
-    dpt_assert_close_f32("logits", dpt_model_logits(b.m), dpt_model_logits(a.m), N * K, 1e-6,
-                         1e-5);
+    dpt_assert_close_f32("logits", dpt_model_logits(b.m), dpt_model_logits(a.m), N * K, 1e-6, 1e-5);
     float *ga = dpt_model_grads(a.m, &np), *gb = dpt_model_grads(b.m, &np);
     dpt_assert_close_f32("grads", gb, ga, np, 1e-6, 1e-5);
     dpt_assert_close_f32("dx", dpt_model_input_grad(b.m), dpt_model_input_grad(a.m), N * IN, 1e-6,
@@ -383,8 +382,8 @@ static void test_presets_step(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grad_training),  cmocka_unit_test(test_grad_ghost),
-        cmocka_unit_test(test_grad_eval),      cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_grad_training),      cmocka_unit_test(test_grad_ghost),
+        cmocka_unit_test(test_grad_eval),          cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_eval_deterministic), cmocka_unit_test(test_reducer_and_hook),
         cmocka_unit_test(test_presets_step),
     };

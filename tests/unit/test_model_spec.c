@@ -197,7 +197,10 @@ static void test_errors_name_the_token(void **state) {
         {"dropout(1.5)", shape3(1, 8, 8), 0, {"\"dropout(1.5)\"", "1.5"}},
         {"relu(3)", shape3(1, 8, 8), 0, {"\"relu(3)\"", "unexpected"}},
         {"batchnorm3d", shape3(1, 8, 8), 0, {"\"batchnorm3d\"", "(C, D, H, W)"}},
-        {"dense(10,bias=2)", dpt_shape_make(1, (int64_t[]){5}), 0, {"\"dense(10,bias=2)\"", "bias"}},
+        {"dense(10,bias=2)",
+         dpt_shape_make(1, (int64_t[]){5}),
+         0,
+         {"\"dense(10,bias=2)\"", "bias"}},
         {"   ", shape3(1, 8, 8), 0, {"no layers", NULL}},
         {"fmnist-cnn relu", shape3(1, 8, 8), 0, {"\"fmnist-cnn\"", "unknown layer"}},
     };
