@@ -32,9 +32,11 @@ extern "C" {
 typedef struct dpt_model dpt_model;
 
 /* Sums `n` doubles in place over every rank that shares batch statistics (synced batch norm).
- * Called twice per batch-norm layer and training step (forward: per-channel sums, sums of squares
- * and the element count; backward: the two per-channel gradient sums), in layer order, so every
- * rank of the group calls it in the same sequence. A non-OK status aborts the pass. */
+ * Called in training mode when cfg.bn_ghost is 0: once per batch-norm layer in forward (per-channel
+ * sums, sums of squares, then the element count: n = 2C + 1) and once in backward (the per-channel
+ * sums of dy and dy*xhat: n = 2C; skipped for a batch norm that needs no input gradient, i.e. the
+ * first layer), in layer order. The model is the same on every rank of a group, so every rank
+ * calls it in the same sequence. A non-OK status aborts the pass and is returned. */
 typedef dpt_status (*dpt_bn_reduce_fn)(void *ctx, double *buf, int64_t n);
 
 /* Called by dpt_model_backward as soon as layer `layer` has finished its backward pass: from

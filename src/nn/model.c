@@ -17,6 +17,7 @@ typedef struct {
 
 struct dpt_model {
     int nlayers;
+    int first_compute; /* the first layer that is not a view: no dx is needed below it */
     dpt__layer *layers;
     layer_io *io;
     dpt_model_cfg cfg;
@@ -222,6 +223,9 @@ static dpt_status infer_all(dpt_model *m) {
         snprintf(l->name, sizeof l->name, "%02d_%s", i, l->kind);
         in = l->out;
     }
+    m->first_compute = 0;
+    while (m->first_compute + 1 < m->nlayers && m->layers[m->first_compute].is_view)
+        m->first_compute++;
     if (m->cfg.num_classes > 0 && (in.ndim != 1 || in.d[0] != m->cfg.num_classes)) {
         char s[96];
         dpt_shape_format(&in, s, sizeof s);
@@ -375,7 +379,7 @@ dpt_status dpt_model_backward(dpt_model *m, const float *dlogits) {
         dpt__layer *l = &m->layers[i];
         if (!l->is_view) {
             float *dx = NULL;
-            if (i > 0 || m->cfg.input_grad)
+            if (i > m->first_compute || m->cfg.input_grad)
                 dx = dy == m->pingpong[0] ? m->pingpong[1] : m->pingpong[0];
             dpt_status st = l->ops->backward(l, &r, dx, dy, m->io[i].x, m->io[i].out);
             if (st != DPT_OK)

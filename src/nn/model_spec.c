@@ -195,7 +195,7 @@ void dpt__fmt(char *buf, size_t n, int *used, const char *fmt, ...) {
     size_t at = (size_t)*used < n ? (size_t)*used : n;
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(buf + at, n - at, fmt, ap);
+    int k = vsnprintf(n > at ? buf + at : NULL, n - at, fmt, ap); /* measuring: buf may be NULL */
     va_end(ap);
     *used += k > 0 ? k : 0;
 }
