@@ -47,11 +47,11 @@ typedef struct {
 /* Where a rank is. Read the fields; do not write them. Tagged, so that other headers can
  * forward-declare `struct dpt_group` without including MPI. */
 typedef struct dpt_group {
-    MPI_Comm world;       /* duplicate of the parent communicator (MPI_ERRORS_RETURN) */
-    MPI_Comm comm;        /* this rank's group, ranks in world order (MPI_ERRORS_RETURN);
-                           * MPI_COMM_NULL when dpt_group_init failed */
-    MPI_Comm agree_comm;  /* private duplicate of `world` for dpt_group_agree, so that an
-                           * agreement can never match a collective a late rank is still in */
+    MPI_Comm world;      /* duplicate of the parent communicator (MPI_ERRORS_RETURN) */
+    MPI_Comm comm;       /* this rank's group, ranks in world order (MPI_ERRORS_RETURN);
+                          * MPI_COMM_NULL when dpt_group_init failed */
+    MPI_Comm agree_comm; /* private duplicate of `world` for dpt_group_agree, so that an
+                          * agreement can never match a collective a late rank is still in */
     int world_rank, world_size;
     int rank, size;       /* in the group */
     int group, n_groups;  /* this rank's group index (member/fold/sweep point) and G */
@@ -114,8 +114,8 @@ uint64_t dpt_hash64(const void *buf, size_t bytes);
  * message on every rank, naming (world) ranks: "WHAT differs between ranks: ranks 2, 3 differ
  * from rank 0 (2 of 4 ranks differ)". Uses: initial parameters (group scope), command line and
  * version (world scope). Two small collectives; a mismatch costs one more per rank named. */
-dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void *buf,
-                                size_t bytes, const char *what);
+dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void *buf, size_t bytes,
+                                const char *what);
 
 /* Collective over the scope's communicator. n: global input. buf: local input, global output (the
  * sum over the scope, in place). Metrics: loss sums, correct counts, sample counts. The double
@@ -169,8 +169,8 @@ typedef struct {
  * Once a segment is marked, its gradient memory belongs to MPI until dpt_bucketer_wait returns:
  * do not read or write it. Nothing here allocates after dpt_bucketer_init. */
 typedef struct dpt_bucketer {
-    const dpt_group *g;          /* borrowed */
-    float *grad;                 /* borrowed flat gradient buffer of n floats */
+    const dpt_group *g; /* borrowed */
+    float *grad;        /* borrowed flat gradient buffer of n floats */
     int64_t n;
     int n_segs, n_buckets;
     dpt_dist_segment *segs;      /* copy, in layer order */
@@ -186,8 +186,8 @@ typedef struct dpt_bucketer {
     int blocking;
     int64_t bucket_bytes;
     float scale;
-    dpt_status st;               /* first error of this step, returned by wait */
-    char err[512];               /* its message */
+    dpt_status st; /* first error of this step, returned by wait */
+    char err[512]; /* its message */
     dpt_bucketer_stats stats;
 } dpt_bucketer;
 
@@ -287,10 +287,10 @@ dpt_status dpt_exact_agree(const dpt_group *g, double local_maxabs, int64_t tota
 /* An int64 accumulator over n values (plus one slot counting chunks). init allocates once. */
 typedef struct dpt_exact_acc {
     int64_t n;
-    int64_t *acc;           /* n + 1: the sums, then the number of chunks added */
+    int64_t *acc; /* n + 1: the sums, then the number of chunks added */
     dpt_exact_scale scale;
-    double mul;             /* 2^E */
-    int reduced;            /* allreduce done since begin */
+    double mul;  /* 2^E */
+    int reduced; /* allreduce done since begin */
 } dpt_exact_acc;
 
 dpt_status dpt_exact_acc_init(dpt_exact_acc *a, int64_t n);

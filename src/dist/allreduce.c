@@ -71,8 +71,8 @@ dpt_status dpt_bucketer_init(dpt_bucketer *b, const dpt_group *g, float *grad, i
     b->b_first = malloc(ns * sizeof *b->b_first);
     b->b_missing = malloc(ns * sizeof *b->b_missing);
     b->req = malloc(ns * sizeof *b->req);
-    if (!b->segs || !b->seg_bucket || !b->seg_done || !b->b_offset || !b->b_count ||
-        !b->b_first || !b->b_missing || !b->req) {
+    if (!b->segs || !b->seg_bucket || !b->seg_done || !b->b_offset || !b->b_count || !b->b_first ||
+        !b->b_missing || !b->req) {
         dpt_bucketer_free(b);
         return dpt_errorf(DPT_ENOMEM, "bucketer: out of memory for %d segments", n_segs);
     }

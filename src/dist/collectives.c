@@ -22,7 +22,9 @@ dpt_status dpt_group_bcast_f32(const dpt_group *g, float *buf, int64_t n) {
     return DPT_OK;
 }
 
-static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static uint64_t rotl64(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
 
 /* One round of xxHash64's inner loop (single lane). */
 static uint64_t hash_round(uint64_t h, uint64_t w) {
@@ -55,8 +57,8 @@ uint64_t dpt_hash64(const void *buf, size_t bytes) {
 /* Compares against the scope's rank 0, then names the differing ranks without allocating:
  * each MIN-allreduce finds the next differing world rank, so every rank builds the same message
  * and returns the same status. Only the mismatch path pays for more than two collectives. */
-dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void *buf,
-                                size_t bytes, const char *what) {
+dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void *buf, size_t bytes,
+                                const char *what) {
     MPI_Comm comm = dpt__scope_comm(g, scope);
     uint64_t mine = dpt_hash64(buf, bytes);
     uint64_t ref[2] = {mine, (uint64_t)g->world_rank};
@@ -86,7 +88,8 @@ dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void 
         if (w > 0 && (size_t)w < sizeof list - len)
             len += (size_t)w;
     }
-    return dpt_errorf(DPT_EINVAL, "%s differs between ranks: rank%s %s%s differ%s from rank %d "
+    return dpt_errorf(DPT_EINVAL,
+                      "%s differs between ranks: rank%s %s%s differ%s from rank %d "
                       "(%d of %d ranks differ)",
                       what, n_differ > 1 ? "s" : "", list, n_differ > LISTED_RANKS ? ", ..." : "",
                       n_differ > 1 ? "" : "s", (int)ref[1], n_differ, scope_size);

@@ -7,8 +7,8 @@
 
 /* In-place MPI_Allreduce of n elements of `type` over `comm`, in pieces of at most INT_MAX
  * elements. `what` names the operation in error messages. */
-dpt_status dpt__allreduce_inplace(void *buf, int64_t n, MPI_Datatype type, MPI_Op op,
-                                  MPI_Comm comm, const char *what);
+dpt_status dpt__allreduce_inplace(void *buf, int64_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
+                                  const char *what);
 
 /* g->comm or g->world. */
 MPI_Comm dpt__scope_comm(const dpt_group *g, dpt_scope scope);

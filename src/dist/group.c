@@ -20,8 +20,8 @@ dpt_status dpt_mpi_status(int mpi_rc, const char *what) {
     return dpt_errorf(DPT_EMPI, "%s: %s", what, text);
 }
 
-dpt_status dpt__allreduce_inplace(void *buf, int64_t n, MPI_Datatype type, MPI_Op op,
-                                  MPI_Comm comm, const char *what) {
+dpt_status dpt__allreduce_inplace(void *buf, int64_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
+                                  const char *what) {
     int elsize = 0;
     dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), what);
     if (st != DPT_OK)

@@ -89,8 +89,7 @@ static void spin(double seconds) {
 /* A CNN-like parameter list of 1.2 M floats: (weight, bias) per layer, the last dense layer
  * taking the rest. */
 enum { N_LAYERS = 8 };
-static const int64_t layer_weights[N_LAYERS] = {864,    18432,  73728, 147456,
-                                                294912, 294912, 0,     5120};
+static const int64_t layer_weights[N_LAYERS] = {864, 18432, 73728, 147456, 294912, 294912, 0, 5120};
 static const int64_t layer_biases[N_LAYERS] = {32, 64, 128, 128, 256, 256, 512, 10};
 #define TOTAL 1200000
 
@@ -105,8 +104,8 @@ static step_result bench_mode(const dpt_group *g, float *grad, const dpt_dist_se
                               double compute_s, int steps) {
     dpt_bucketer b;
     step_result res = {0};
-    dpt_status st = dpt_bucketer_init(&b, g, grad, TOTAL, segs, n_segs,
-                                      &(dpt_bucketer_cfg){cap, mode == 1});
+    dpt_status st =
+        dpt_bucketer_init(&b, g, grad, TOTAL, segs, n_segs, &(dpt_bucketer_cfg){cap, mode == 1});
     if (st != DPT_OK) {
         fprintf(stderr, "bench_allreduce: %s\n", dpt_last_error());
         return res;
@@ -170,8 +169,8 @@ static void bench_overlap(const dpt_group *g, double compute_s, int steps) {
                "%d layers, median of %d steps (slowest rank)\n",
                TOTAL, TOTAL * 4e-6, n_segs, g->size, compute_s * 1e3, N_LAYERS, steps);
         printf("# comm_ms = step - compute-only step; speedup = blocking step / step\n");
-        printf("%-12s %7s %8s %9s %9s %9s %8s\n", "mode", "cap_MB", "buckets", "step_ms",
-               "wait_ms", "comm_ms", "speedup");
+        printf("%-12s %7s %8s %9s %9s %9s %8s\n", "mode", "cap_MB", "buckets", "step_ms", "wait_ms",
+               "comm_ms", "speedup");
     }
     step_result compute = bench_mode(g, grad, segs, n_segs, first, 0, 0, compute_s, steps);
     step_result base = bench_mode(g, grad, segs, n_segs, first, 0, 1, compute_s, steps);

@@ -26,8 +26,8 @@ typedef struct {
     dpt_group g;
     dpt_dist_segment segs[N_SEGS];
     int64_t n;
-    float *mine;                /* this rank's gradient */
-    double *ref, *abs_sum;      /* serial sum over the group, and sum of |x| */
+    float *mine;           /* this rank's gradient */
+    double *ref, *abs_sum; /* serial sum over the group, and sum of |x| */
     float *got, *plain;
     float scale;
 } fixture;
@@ -94,8 +94,8 @@ static void check_result(fixture *f, const char *name) {
     }
     CHECK(bad < 0, "%s: element %lld: got %.9g, want %.9g (|err|/tol %.3g)", name, (long long)bad,
           bad < 0 ? 0.0 : (double)f->got[bad], bad < 0 ? 0.0 : f->ref[bad], worst);
-    dpt_status st = dpt_group_check_same(&f->g, DPT_SCOPE_GROUP, f->got,
-                                         (size_t)f->n * sizeof *f->got, name);
+    dpt_status st =
+        dpt_group_check_same(&f->g, DPT_SCOPE_GROUP, f->got, (size_t)f->n * sizeof *f->got, name);
     CHECK(st == DPT_OK, "%s: replicas differ: %s", name, dpt_last_error());
     if (f->g.size <= 2)
         CHECK(memcmp(f->got, f->plain, (size_t)f->n * sizeof *f->got) == 0,
@@ -125,8 +125,8 @@ static void check_buckets(const dpt_bucketer *b, const fixture *f, int64_t cap_b
             for (int s = 0; s < N_SEGS; s++)
                 if (f->segs[s].offset + f->segs[s].count == off)
                     prev_seg = f->segs[s].count;
-            CHECK((cnt + prev_seg) * 4 > cap_bytes, "%s: bucket %d could have taken one more",
-                  name, k);
+            CHECK((cnt + prev_seg) * 4 > cap_bytes, "%s: bucket %d could have taken one more", name,
+                  k);
         }
         end = off;
     }
@@ -159,8 +159,8 @@ static void run_case(fixture *f, int64_t cap_bytes, int blocking, enum order ord
         dpt_bucketer_begin(&b, 1.0 / (32.0 * f->g.size));
         if (order == BACKWARD) {
             for (int s = N_SEGS - 1; s >= 0; s--) { /* one layer at a time, last first */
-                CHECK(dpt_bucketer_mark_from(&b, f->segs[s].offset) == DPT_OK, "%s: mark: %s",
-                      name, dpt_last_error());
+                CHECK(dpt_bucketer_mark_from(&b, f->segs[s].offset) == DPT_OK, "%s: mark: %s", name,
+                      dpt_last_error());
                 CHECK(dpt_bucketer_progress(&b) == DPT_OK, "%s: progress", name);
             }
         } else if (order == RANDOM) {

@@ -69,8 +69,8 @@ static void check_mismatch(const dpt_group *g, dpt_scope scope, unsigned bad, co
         return;
     }
     CHECK(st == DPT_EINVAL, "%s: got %s", name, dpt_status_name(st));
-    CHECK(strstr(dpt_last_error(), want) != NULL, "%s: \"%s\" lacks \"%s\"", name,
-          dpt_last_error(), want);
+    CHECK(strstr(dpt_last_error(), want) != NULL, "%s: \"%s\" lacks \"%s\"", name, dpt_last_error(),
+          want);
 }
 
 static void test_checksum(int W) {
@@ -79,8 +79,10 @@ static void test_checksum(int W) {
     CHECK(st == DPT_OK, "init: %s", dpt_last_error());
     char want[256];
     check_mismatch(&g, DPT_SCOPE_WORLD, 0u, NULL, "identical");
-    snprintf(want, sizeof want, "the command line differs between ranks: rank %d differs from "
-             "rank 0 (1 of %d ranks differ)", W - 1, W);
+    snprintf(want, sizeof want,
+             "the command line differs between ranks: rank %d differs from "
+             "rank 0 (1 of %d ranks differ)",
+             W - 1, W);
     check_mismatch(&g, DPT_SCOPE_WORLD, 1u << (W - 1), want, "last rank");
     if (W >= 4) {
         check_mismatch(&g, DPT_SCOPE_WORLD, (1u << 1) | (1u << 3),
@@ -127,8 +129,7 @@ static void test_sums(int W) {
             st = dpt_group_sum_i64(&g, (dpt_scope)scope, i, 2);
             CHECK(st == DPT_OK, "sum_i64: %s", dpt_last_error());
             CHECK(i[0] == ((int64_t)1 << 50) * (int64_t)cnt + (int64_t)rsum && i[1] == -rsum,
-                  "G=%d scope %d: i64 sums %lld %lld", G, scope, (long long)i[0],
-                  (long long)i[1]);
+                  "G=%d scope %d: i64 sums %lld %lld", G, scope, (long long)i[0], (long long)i[1]);
         }
         /* The batch-norm reducer: per-channel sums, sums of squares and a count, in place. */
         bn_reduce_fn fn = dpt_group_bn_reduce;

@@ -96,13 +96,14 @@ static void check_against_double(const float *got, const dpt_exact_scale *s, int
     int bad = -1;
     for (int i = 0; i < N && bad < 0; i++) {
         double ref = sum[i] * extra;
-        double tol = extra * (K * ldexp(1.0, -(s->exponent + 1)) + 2 * K * DBL_EPSILON * abs_sum[i]) +
-                     FLT_EPSILON * fabs(ref) + FLT_TRUE_MIN;
+        double tol =
+            extra * (K * ldexp(1.0, -(s->exponent + 1)) + 2 * K * DBL_EPSILON * abs_sum[i]) +
+            FLT_EPSILON * fabs(ref) + FLT_TRUE_MIN;
         if (!(fabs(got[i] - ref) <= tol))
             bad = i;
     }
-    CHECK(bad < 0, "%s: element %d: got %.9g, double sum %.9g", name, bad,
-          bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : sum[bad] * extra);
+    CHECK(bad < 0, "%s: element %d: got %.9g, double sum %.9g", name, bad, bad < 0 ? 0.0 : got[bad],
+          bad < 0 ? 0.0 : sum[bad] * extra);
     free(sum);
     free(abs_sum);
     free(chunk);
@@ -128,8 +129,8 @@ static void test_bit_identical(int W, int K) {
             st = distributed(got, &s, &g, K, strided, extra);
             CHECK(st == DPT_OK, "%s: %s", name, dpt_last_error());
             CHECK(s.exponent == ws.exponent && s.maxabs == ws.maxabs && s.qmax == ws.qmax,
-                  "%s: scale E=%d M=%g, serial E=%d M=%g", name, s.exponent, s.maxabs,
-                  ws.exponent, ws.maxabs);
+                  "%s: scale E=%d M=%g, serial E=%d M=%g", name, s.exponent, s.maxabs, ws.exponent,
+                  ws.maxabs);
             int first = -1;
             for (int i = 0; i < N && first < 0; i++)
                 if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)

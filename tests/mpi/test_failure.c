@@ -1,8 +1,8 @@
 /* Error agreement under mpirun. Oracle: the statuses and messages this test plants on chosen
  * ranks; after dpt_group_agree every rank must hold the worst status and the first failing rank's
  * message, prefixed with that rank. With --die MODE it is instead the helper of dead_rank.sh:
- * the last rank aborts, exits without MPI_Finalize (status 3 or 0), or hangs, while the others wait in an
- * agreement; mpirun must then exit non-zero within seconds. */
+ * the last rank aborts, exits without MPI_Finalize (status 3 or 0), or hangs, while the others wait
+ * in an agreement; mpirun must then exit non-zero within seconds. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -91,8 +91,8 @@ static void test_late_rank(void) {
         nanosleep(&ts, NULL);
     }
     dpt_status st = dpt_group_agree(&g, DPT_OK);
-    CHECK(st == DPT_OK && dpt_now() - t0 >= 0.29, "late rank: %s after %.3f s",
-          dpt_status_name(st), dpt_now() - t0);
+    CHECK(st == DPT_OK && dpt_now() - t0 >= 0.29, "late rank: %s after %.3f s", dpt_status_name(st),
+          dpt_now() - t0);
     dpt_group_free(&g);
     g = group_init(1, -1.0);
     CHECK(g.agree_timeout < 0, "no limit: %g", g.agree_timeout);
@@ -105,8 +105,8 @@ static int die(const char *mode) {
     /* The waiting ranks' limit: 30 s for abort/exit (mpirun must end the job long before), 2 s
      * for hang (our own timeout must end it). */
     int hang = !strcmp(mode, "hang");
-    dpt_status st = dpt_group_init(&g, MPI_COMM_WORLD,
-                                   &(dpt_group_cfg){.agree_timeout = hang ? 2.0 : 30.0});
+    dpt_status st =
+        dpt_group_init(&g, MPI_COMM_WORLD, &(dpt_group_cfg){.agree_timeout = hang ? 2.0 : 30.0});
     if (st != DPT_OK)
         dpt_group_abort(&g, st);
     if (g.world_rank == g.world_size - 1) {

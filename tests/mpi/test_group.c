@@ -21,9 +21,13 @@ static int cyclic(void *ctx, int world_rank, int world_size) {
     return world_rank % *(const int *)ctx;
 }
 
-static int all_to_zero(void *ctx, int world_rank, int world_size) { return 0; }
+static int all_to_zero(void *ctx, int world_rank, int world_size) {
+    return 0;
+}
 
-static int out_of_range(void *ctx, int world_rank, int world_size) { return world_rank + 5; }
+static int out_of_range(void *ctx, int world_rank, int world_size) {
+    return world_rank + 5;
+}
 
 /* Checks a successfully built group against `expect(world_rank)`: membership, order, sizes,
  * leader, and that every communicator returns errors. */
@@ -92,8 +96,8 @@ static void test_block(int W, int G) {
 
 static void test_cyclic(int W, int G) {
     dpt_group g;
-    dpt_status st = dpt_group_init(
-        &g, MPI_COMM_WORLD, &(dpt_group_cfg){.n_groups = G, .map = cyclic, .map_ctx = &G});
+    dpt_status st = dpt_group_init(&g, MPI_COMM_WORLD,
+                                   &(dpt_group_cfg){.n_groups = G, .map = cyclic, .map_ctx = &G});
     CHECK(st == DPT_OK, "cyclic: %s", dpt_last_error());
     if (st == DPT_OK) {
         int *expect = malloc((size_t)W * sizeof *expect);
@@ -139,17 +143,17 @@ int main(int argc, char **argv) {
     if (W % 3 != 0 && W >= 3)
         test_bad_layout("non-divisible", &(dpt_group_cfg){.n_groups = 3, .what = "--members 3"},
                         want);
-    test_bad_layout("too many groups",
-                    &(dpt_group_cfg){.n_groups = W + 1, .what = "--folds"}, "--folds: ");
+    test_bad_layout("too many groups", &(dpt_group_cfg){.n_groups = W + 1, .what = "--folds"},
+                    "--folds: ");
     test_bad_layout("no group", &(dpt_group_cfg){.n_groups = -1}, "at least 1");
-    test_bad_layout("map out of range",
-                    &(dpt_group_cfg){.n_groups = 2, .map = out_of_range}, "rank 0 is mapped");
+    test_bad_layout("map out of range", &(dpt_group_cfg){.n_groups = 2, .map = out_of_range},
+                    "rank 0 is mapped");
     test_bad_layout("empty group", &(dpt_group_cfg){.n_groups = 2, .map = all_to_zero},
                     "group 1 has no rank");
     /* With 4 ranks the block layout of 3 groups is the non-divisible case; with 2 it is "too
      * many groups". Both sizes must reject G = 3 on every rank. */
-    test_bad_layout("G=3", &(dpt_group_cfg){.n_groups = 3}, W >= 3 ? "cannot be split" :
-                                                                     "need at least 3 ranks");
+    test_bad_layout("G=3", &(dpt_group_cfg){.n_groups = 3},
+                    W >= 3 ? "cannot be split" : "need at least 3 ranks");
 
     /* MPI errors come back as codes (MPI_ERRORS_RETURN) and are translated. */
     dpt_group g;
