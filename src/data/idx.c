@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "dpt/data.h"
@@ -93,6 +94,31 @@ static dpt_status read_header(idx_file *h, const uint32_t *want) {
     return DPT_OK;
 }
 
+/* Before allocating: a header that declares more data than the file can hold is rejected here,
+ * so a corrupt header cannot make us allocate (and zero) terabytes. A plain file must hold
+ * exactly header + body; a gzip file cannot inflate to more than 1032 times its size (deflate's
+ * largest ratio), members concatenated or not. */
+static dpt_status check_declared_size(idx_file *h, uint64_t body) {
+    struct stat sb;
+    if (stat(h->path, &sb) != 0)
+        return dpt_errorf(DPT_EIO, "%s: cannot stat: %s", h->path, strerror(errno));
+    uint64_t size = (uint64_t)sb.st_size, head = 4 + 4 * (uint64_t)h->ndim;
+    if (gzdirect(h->f)) {
+        if (size < head + body)
+            return dpt_errorf(DPT_EFORMAT,
+                              "%s: truncated: the header declares %llu body bytes, the file "
+                              "holds %llu",
+                              h->path, (unsigned long long)body, (unsigned long long)(size - head));
+        return DPT_OK; /* longer files are reported after reading, as trailing bytes */
+    }
+    if (body / 1032 > size)
+        return dpt_errorf(DPT_EFORMAT,
+                          "%s: the header declares %llu body bytes, more than %llu compressed "
+                          "bytes can hold",
+                          h->path, (unsigned long long)body, (unsigned long long)size);
+    return DPT_OK;
+}
+
 /* After the body: anything left over means the header does not describe the file. Reading to
  * the end also makes zlib check the gzip CRC. */
 static dpt_status expect_end(idx_file *h) {
@@ -176,6 +202,12 @@ dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *la
     if (st == DPT_OK && im.dims[0] != lb.dims[0])
         st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", labels_path,
                         (long long)lb.dims[0], (long long)im.dims[0], images_path);
+    if (st == DPT_OK) {
+        uint64_t pixels = (uint64_t)im.dims[0] * (uint64_t)im.dims[1] * (uint64_t)im.dims[2];
+        st = check_declared_size(&im, pixels * (im.magic == IDX_IMAGES_F32 ? 4 : 1));
+    }
+    if (st == DPT_OK)
+        st = check_declared_size(&lb, (uint64_t)lb.dims[0]);
     if (st == DPT_OK)
         st = dpt_dataset_init(ds, im.dims[0], 1, 1, im.dims[1], im.dims[2], 2, K > 0 ? K : 1);
     if (st == DPT_OK)

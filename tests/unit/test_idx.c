@@ -209,6 +209,38 @@ static void test_short_and_long_bodies(void **state) {
                    "truncated");
 }
 
+/* A header declaring far more than the file holds is rejected before anything is allocated. */
+static void test_huge_header(void **state) {
+    tmpdir *t = *state;
+    write_good(t, "im", "lb", 0);
+    const uint32_t dims[3] = {2000000000u, 60000u, 60000u};
+    write_idx(tmp_path(t, "huge"), 0x803, dims, 3, pixels, sizeof pixels, 0);
+    write_idx(tmp_path(t, "huge.gz"), 0x803, dims, 3, pixels, sizeof pixels, 1);
+    write_idx(tmp_path(t, "lbhuge"), 0x801, dims, 1, labels, sizeof labels, 0);
+    expect_failure(tmp_path(t, "huge"), tmp_path(t, "lbhuge"), 10, DPT_EFORMAT, tmp_path(t, "huge"),
+                   "truncated: the header declares");
+    expect_failure(tmp_path(t, "huge.gz"), tmp_path(t, "lbhuge"), 10, DPT_EFORMAT,
+                   tmp_path(t, "huge.gz"), "more than");
+}
+
+/* Training and test images of different sizes in one directory. */
+static void test_directory_shape_mismatch(void **state) {
+    tmpdir *t = *state;
+    make_pixels();
+    write_idx(tmp_path(t, "train-images-idx3-ubyte"), 0x803, (uint32_t[]){N, H, W}, 3, pixels,
+              sizeof pixels, 0);
+    write_idx(tmp_path(t, "train-labels-idx1-ubyte"), 0x801, (uint32_t[]){N}, 1, labels, N, 0);
+    write_idx(tmp_path(t, "t10k-images-idx3-ubyte"), 0x803, (uint32_t[]){N, W, H}, 3, pixels,
+              sizeof pixels, 0);
+    write_idx(tmp_path(t, "t10k-labels-idx1-ubyte"), 0x801, (uint32_t[]){N}, 1, labels, N, 0);
+    dpt_data d;
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, t->dir, NULL), DPT_ESHAPE);
+    assert_non_null(strstr(dpt_last_error(), tmp_path(t, "t10k-images-idx3-ubyte")));
+    assert_non_null(strstr(dpt_last_error(), "test images are 4x2, training images 2x4"));
+    assert_null(d.train.x);
+}
+
 static void test_count_mismatch(void **state) {
     tmpdir *t = *state;
     write_good(t, "im", "lb", 0);
@@ -319,6 +351,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_zero_dimension, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_and_long_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_shape_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_gzip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
