@@ -125,9 +125,10 @@ static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, con
 
 /* ---------------------------------------------------------------------------------------------
  * Channel-vectorized micro-kernel.
- * out: (R, NV*VL) = sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for r < R. */
-SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const float *a,
-                    const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+ * out: (R, NV*VL) = sum_k a[koff[k] + row_r] * B[k*ldb + (0 .. NV*VL)], for r < R, where
+ * row_r = r*rs, or roff[r] when a row-offset table is given. */
+SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const int32_t *roff,
+                    const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
     vf c[MK_ACC_MAX];
     SIMD_UNROLL
     for (int i = 0; i < R * NV; i++)
@@ -139,7 +140,7 @@ SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, con
         const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;
         SIMD_UNROLL
         for (int r = 0; r < R; r++) {
-            const vf xa = V_SET1(ap[r * rs]);
+            const vf xa = V_SET1(roff ? ap[roff[r]] : ap[r * rs]);
             c[r * NV] = V_FMA(xa, b0, c[r * NV]);
             if (NV > 1)
                 c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);
@@ -150,23 +151,20 @@ SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, con
         V_STORE(out + i * VL, c[i]);
 }
 
-/* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
-static void mk_run(float *out, int R, int NV, int64_t rs, const float *a, const int32_t *koff,
-                   int64_t K, const float *B, int64_t ldb) {
-#define MK_CASE2(r)                                                                                \
+/* mk with R, NV and the row addressing (stride 1, runtime stride, or table) as constants. */
+static void mk_run(float *out, int R, int NV, int64_t rs, const int32_t *roff, const float *a,
+                   const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+#define MK_CASE(r, nv)                                                                             \
     case r:                                                                                        \
-        if (rs == 1)                                                                               \
-            mk(out, r, 2, 1, a, koff, K, B, ldb);                                                  \
+        if (roff)                                                                                  \
+            mk(out, r, nv, 1, roff, a, koff, K, B, ldb);                                           \
+        else if (rs == 1)                                                                          \
+            mk(out, r, nv, 1, NULL, a, koff, K, B, ldb);                                           \
         else                                                                                       \
-            mk(out, r, 2, rs, a, koff, K, B, ldb);                                                 \
+            mk(out, r, nv, rs, NULL, a, koff, K, B, ldb);                                          \
         return;
-#define MK_CASE1(r)                                                                                \
-    case r:                                                                                        \
-        if (rs == 1)                                                                               \
-            mk(out, r, 1, 1, a, koff, K, B, ldb);                                                  \
-        else                                                                                       \
-            mk(out, r, 1, rs, a, koff, K, B, ldb);                                                 \
-        return;
+#define MK_CASE2(r) MK_CASE(r, 2)
+#define MK_CASE1(r) MK_CASE(r, 1)
     if (NV == 2) {
         switch (R) {
             MK_R2_LIST(MK_CASE2)
@@ -182,6 +180,7 @@ static void mk_run(float *out, int R, int NV, int64_t rs, const float *a, const 
     }
 #undef MK_CASE2
 #undef MK_CASE1
+#undef MK_CASE
     DPT_ASSERT(!"mk_run: register block out of range");
 }
 
@@ -278,7 +277,7 @@ static void fwd_cv(float *y, const float *x, const float *b, const geo *q, const
                             int64_t ow0;
                             int R;
                             tile_bounds(q->out[2], nt, t, &ow0, &R);
-                            mk_run(out, R, NV, rs, arow + ow0 * rs, koff, q->K, B, q->OgPad);
+                            mk_run(out, R, NV, rs, NULL, arow + ow0 * rs, koff, q->K, B, q->OgPad);
                             store_tile(yrow + ow0, q->P, out, NV * VL, R, NL, bias);
                         }
                     }
@@ -505,7 +504,7 @@ static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q
                                         int64_t ow0;
                                         int R;
                                         tile_bounds(q->out[2], nt, ti, &ow0, &R);
-                                        mk_run(out, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
+                                        mk_run(out, R, NV, 1, NULL, arow + ow0, koff, q->Og, B, ld);
                                         for (int r = 0; r < R; r++) {
                                             float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
                                             for (int v = 0; v < NV; v++)
@@ -556,13 +555,17 @@ static void bwd_data_core(float *dx, const float *dy, const float *w, const geo 
 /* ---------------------------------------------------------------------------------------------
  * Backward-weight. */
 
-/* Position-vectorized dot products when stride along W is 1 and the channels are too few to fill
- * the rows of the channel-vectorized kernel. */
-static int dw_uses_pv(const geo *q) { return q->s[2] == 1 && q->Cg * q->k[2] < MK_RMAX2; }
+/* Weight-gradient strategies; both reduce over positions. */
+typedef enum {
+    DW_CV,  /* channel-vectorized, rows = runs of the channel-last input (many input channels) */
+    DW_COL, /* dot products along positions of dy and an im2col of the image (few channels) */
+} dw_kind;
+
+static dw_kind dw_choose(const geo *q) { return q->Cg * q->k[2] >= MK_RMAX2 ? DW_CV : DW_COL; }
 
 typedef struct {
-    int64_t koff, xp, dwv;   /* pv: tap offsets, padded x, (Og, K, VL) partial sums */
-    int64_t xcl, dyt, dwt;   /* cv: position offsets (koff), channel-last x, dy^T, dw^T */
+    int64_t koff, roff, xp, col, dwv; /* col: offsets, tap offsets, padded x, im2col, partials */
+    int64_t xcl, dyt, dwt;            /* cv: koff, channel-last x, dy^T, dw^T */
     int64_t end;
 } dw_ws;
 
@@ -570,14 +573,17 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
     int64_t o = 0;
     memset(b, 0, sizeof *b);
     b->koff = o;
-    if (dw_uses_pv(q)) {
+    o += round_up(q->P, 16);
+    if (dw_choose(q) == DW_COL) {
+        b->roff = o;
         o += round_up(q->K, 16);
         b->xp = o;
         o += round_up(q->Cg * q->ps + SLACK, 16);
+        b->col = o;
+        o += round_up((q->K + 1) * round_up(q->P, VL), 16);
         b->dwv = o;
-        o += round_up(q->Og * q->K * VL, 16);
+        o += round_up(q->Og * (q->K + 1) * VL, 16);
     } else {
-        o += round_up(q->P, 16);
         b->xcl = o;
         o += round_up(q->ps * q->Cg, 16);
         b->dyt = o;
@@ -589,50 +595,47 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
     return o;
 }
 
-/* acc: (OB, KB, VL) running vector sums, o-th row acc + o*accso; dy: rows of OB channels, dyso
- * apart, of one image; xp: padded input of the image; koff: KB tap offsets. */
+/* acc: (OB, KB, VL) running vector sums, row o at acc + o*accso; dy: OB rows of P positions,
+ * dyso apart; col: KB rows of ldc >= round_up(P, VL) floats, zero past P; next: the OB rows of dy
+ * used next (streamed from outside L2: prefetched one line per row and step). */
 SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, const float *dy,
-                       int64_t dyso, const float *xp, const int32_t *koff, const geo *q) {
-    vf c[DW_OB * DW_KB];
+                       int64_t dyso, const float *col, int64_t ldc, int64_t P, const float *next) {
+    vf c[DW_OB * DW_KB], g[DW_OB];
     SIMD_UNROLL
     for (int o = 0; o < OB; o++) {
         SIMD_UNROLL
         for (int j = 0; j < KB; j++)
             c[o * KB + j] = V_LOAD(acc + o * accso + j * VL);
     }
-    const int64_t oW = q->out[2];
-    for (int64_t od = 0; od < q->out[0]; od++)
-        for (int64_t oh = 0; oh < q->out[1]; oh++) {
-            const float *dyr = dy + (od * q->out[1] + oh) * oW;
-            const float *xr = xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
-            int64_t ow = 0;
-            vf g[DW_OB];
-            for (; ow + VL <= oW; ow += VL) {
-                SIMD_UNROLL
-                for (int o = 0; o < OB; o++)
-                    g[o] = V_LOAD(dyr + o * dyso + ow);
-                SIMD_UNROLL
-                for (int j = 0; j < KB; j++) {
-                    const vf xv = V_LOAD(xr + koff[j] + ow);
-                    SIMD_UNROLL
-                    for (int o = 0; o < OB; o++)
-                        c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
-                }
-            }
-            if (ow < oW) { /* masked tail: dy lanes past the row read as 0 */
-                const int nl = (int)(oW - ow);
-                SIMD_UNROLL
-                for (int o = 0; o < OB; o++)
-                    g[o] = V_LOAD_N(dyr + o * dyso + ow, nl);
-                SIMD_UNROLL
-                for (int j = 0; j < KB; j++) {
-                    const vf xv = V_LOAD(xr + koff[j] + ow);
-                    SIMD_UNROLL
-                    for (int o = 0; o < OB; o++)
-                        c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
-                }
-            }
+    int64_t p = 0;
+    for (; p + VL <= P; p += VL) {
+        SIMD_UNROLL
+        for (int o = 0; o < OB; o++) {
+            V_PREFETCH(next + o * dyso + p);
+            g[o] = V_LOAD(dy + o * dyso + p);
         }
+        SIMD_UNROLL
+        for (int j = 0; j < KB; j++) {
+            vf xv = V_LOAD(col + j * ldc + p);
+            if (OB > 1)
+                V_PIN(xv);
+            SIMD_UNROLL
+            for (int o = 0; o < OB; o++)
+                c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
+        }
+    }
+    if (p < P) { /* masked tail: dy lanes past P read as 0, col is zero there */
+        SIMD_UNROLL
+        for (int o = 0; o < OB; o++)
+            g[o] = V_LOAD_N(dy + o * dyso + p, (int)(P - p));
+        SIMD_UNROLL
+        for (int j = 0; j < KB; j++) {
+            const vf xv = V_LOAD(col + j * ldc + p);
+            SIMD_UNROLL
+            for (int o = 0; o < OB; o++)
+                c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
+        }
+    }
     SIMD_UNROLL
     for (int o = 0; o < OB; o++) {
         SIMD_UNROLL
@@ -642,13 +645,13 @@ SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, co
 }
 
 static void dw_run(int OB, int KB, float *acc, int64_t accso, const float *dy, int64_t dyso,
-                   const float *xp, const int32_t *koff, const geo *q) {
+                   const float *col, int64_t ldc, int64_t P, const float *next) {
 #define DW_CASE(ob, kb)                                                                            \
-    case (ob) * 16 + (kb):                                                                         \
-        dw_mk(ob, kb, acc, accso, dy, dyso, xp, koff, q);                                          \
+    case (ob) * 64 + (kb):                                                                         \
+        dw_mk(ob, kb, acc, accso, dy, dyso, col, ldc, P, next);                                    \
         return;
-    switch (OB * 16 + KB) {
-        DW_KB_LIST(DW_CASE)
+    switch (OB * 64 + KB) {
+        DW_CASES(DW_CASE)
     default:
         break;
     }
@@ -656,28 +659,68 @@ static void dw_run(int OB, int KB, float *acc, int64_t accso, const float *dy, i
     DPT_ASSERT(!"dw_run: register block out of range");
 }
 
-/* dw: (O, Cg, kD, kH, kW) +=  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W) */
-static void dw_pv(float *dw, const float *dy, const float *x, const geo *q, int32_t *koff,
-                  float *xp, float *dwv) {
-    fwd_koff(koff, q);
+/* koff[p]: offset of output position p's window origin in an input padded to pin, times `scale`. */
+static void position_offsets(int32_t *koff, const geo *q, int64_t scale) {
+    DPT_ASSERT(q->ps * scale < INT32_MAX);
+    int64_t p = 0;
+    for (int64_t od = 0; od < q->out[0]; od++)
+        for (int64_t oh = 0; oh < q->out[1]; oh++)
+            for (int64_t ow = 0; ow < q->out[2]; ow++)
+                koff[p++] = (int32_t)(((od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2] +
+                                       ow * q->s[2]) * scale);
+}
+
+/* dw: (O, Cg, kD, kH, kW) +=  db: (O) += or NULL  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W).
+ * Per image: col = im2col of the padded input, (K + 1, ldc) with a last row of ones whose dot
+ * product with dy is the bias gradient; then dot products of dy rows with col rows along the
+ * positions, where both are contiguous: no transposes and, with aligned tensors, no split loads. */
+static void dw_col(float *dw, float *db, const float *dy, const float *x, const geo *q,
+                   int32_t *koff, int32_t *roff, float *xp, float *col, float *dwv) {
+    const int64_t ldc = round_up(q->P, VL), K1 = q->K + 1, oW = q->out[2];
+    position_offsets(koff, q, 1);
+    fwd_koff(roff, q);
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    memset(col, 0, (size_t)(K1 * ldc) * sizeof(float));
+    for (int64_t p = 0; p < q->P; p++)
+        col[q->K * ldc + p] = 1.0f;
     for (int64_t gi = 0; gi < q->G; gi++) {
-        memset(dwv, 0, (size_t)(q->Og * q->K * VL) * sizeof(float));
+        memset(dwv, 0, (size_t)(q->Og * K1 * VL) * sizeof(float));
         for (int64_t n = 0; n < q->N; n++) {
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
+            for (int64_t k = 0; k < q->K; k++) {
+                float *ck = col + k * ldc;
+                const float *xk = xp + roff[k];
+                if (q->s[2] == 1) { /* each output row reads a contiguous input run */
+                    for (int64_t p = 0; p < q->P; p += oW) {
+                        const float *src = xk + koff[p];
+                        int64_t j = 0;
+                        for (; j + VL <= oW; j += VL)
+                            V_STORE(ck + p + j, V_LOAD(src + j));
+                        for (; j < oW; j++)
+                            ck[p + j] = src[j];
+                    }
+                } else
+                    for (int64_t p = 0; p < q->P; p++)
+                        ck[p] = xk[koff[p]];
+            }
             const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
             for (int64_t o = 0; o < q->Og; o += DW_OB) {
                 const int OB = (int)min64(DW_OB, q->Og - o);
-                for (int64_t k = 0; k < q->K; k += DW_KB) {
-                    const int KB = (int)min64(DW_KB, q->K - k);
-                    dw_run(OB, KB, dwv + (o * q->K + k) * VL, q->K * VL, dyg + o * q->P, q->P, xp,
-                           koff + k, q);
+                for (int64_t k = 0; k < K1; k += DW_KB) {
+                    const int KB = (int)min64(DW_KB, K1 - k);
+                    /* the next rows: same rows while k advances, then the next block of o */
+                    const float *next = dyg + (k + DW_KB < K1 ? o : min64(o + OB, q->Og - OB)) * q->P;
+                    dw_run(OB, KB, dwv + (o * K1 + k) * VL, K1 * VL, dyg + o * q->P, q->P,
+                           col + k * ldc, ldc, q->P, next);
                 }
             }
         }
-        for (int64_t o = 0; o < q->Og; o++)
+        for (int64_t o = 0; o < q->Og; o++) {
             for (int64_t k = 0; k < q->K; k++)
-                dw[(gi * q->Og + o) * q->K + k] += V_REDUCE(V_LOAD(dwv + (o * q->K + k) * VL));
+                dw[(gi * q->Og + o) * q->K + k] += V_REDUCE(V_LOAD(dwv + (o * K1 + k) * VL));
+            if (db)
+                db[gi * q->Og + o] += V_REDUCE(V_LOAD(dwv + (o * K1 + q->K) * VL));
+        }
     }
 }
 
@@ -689,13 +732,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
     const int64_t Cg = q->Cg, ld = q->OgPad;
     const int runs_kw = q->d[2] == 1;
     const int64_t L = runs_kw ? q->k[2] * Cg : Cg; /* rows per run */
-    DPT_ASSERT(q->ps * Cg < INT32_MAX);
-    int64_t p = 0;
-    for (int64_t od = 0; od < q->out[0]; od++)
-        for (int64_t oh = 0; oh < q->out[1]; oh++)
-            for (int64_t ow = 0; ow < q->out[2]; ow++)
-                koff[p++] = (int32_t)(((od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2] +
-                                       ow * q->s[2]) * Cg);
+    position_offsets(koff, q, Cg);
     memset(xcl, 0, (size_t)(q->ps * Cg) * sizeof(float));
     memset(dyt, 0, (size_t)(q->P * ld) * sizeof(float));
     for (int64_t gi = 0; gi < q->G; gi++) {
@@ -718,7 +755,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 int64_t j0;
                                 int R;
                                 tile_bounds(L, nt, t, &j0, &R);
-                                mk_run(out, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
+                                mk_run(out, R, NV, 1, NULL, xcl + base + j0, koff, q->P, dyt + ob, ld);
                                 for (int r = 0; r < R; r++) {
                                     float *dst = dwt + (row0 + j0 + r) * ld + ob;
                                     for (int v = 0; v < NV; v++)
@@ -736,17 +773,24 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
     }
 }
 
-/* db: (O) += sum over n and positions of dy: (N, O, oD, oH, oW) */
+/* db: (O) += sum over n and positions of dy: (N, O, oD, oH, oW). Four independent vector sums
+ * per row, so the adds are not one latency chain; the per-row totals add up in double. */
 static void bias_grad(float *db, const float *dy, const geo *q) {
     for (int64_t o = 0; o < q->O; o++) {
         double s = 0.0;
         for (int64_t n = 0; n < q->N; n++) {
             const float *r = dy + (n * q->O + o) * q->P;
-            vf acc = V_ZERO();
+            vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
             int64_t i = 0;
+            for (; i + 4 * VL <= q->P; i += 4 * VL) {
+                a0 = V_ADD(a0, V_LOAD(r + i));
+                a1 = V_ADD(a1, V_LOAD(r + i + VL));
+                a2 = V_ADD(a2, V_LOAD(r + i + 2 * VL));
+                a3 = V_ADD(a3, V_LOAD(r + i + 3 * VL));
+            }
             for (; i + VL <= q->P; i += VL)
-                acc = V_ADD(acc, V_LOAD(r + i));
-            float t = V_REDUCE(acc);
+                a0 = V_ADD(a0, V_LOAD(r + i));
+            float t = V_REDUCE(V_ADD(V_ADD(a0, a1), V_ADD(a2, a3)));
             for (; i < q->P; i++)
                 t += r[i];
             s += t;
@@ -798,11 +842,12 @@ static void simd_backward_weight(float *dw, float *db, const float *dy, const fl
     dw_ws ws;
     geo_from(&q, g);
     dw_plan(&q, &ws);
-    if (dw_uses_pv(&q))
-        dw_pv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xp, work + ws.dwv);
-    else
-        dw_cv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xcl, work + ws.dyt,
-              work + ws.dwt);
+    if (dw_choose(&q) == DW_COL) {
+        dw_col(dw, db, dy, x, &q, (int32_t *)(work + ws.koff), (int32_t *)(work + ws.roff),
+               work + ws.xp, work + ws.col, work + ws.dwv);
+        return;
+    }
+    dw_cv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xcl, work + ws.dyt, work + ws.dwt);
     if (db)
         bias_grad(db, dy, &q);
 }

@@ -11,6 +11,10 @@
 /* Full unrolling of the register-block loops, so that accumulator arrays become registers. */
 #define SIMD_UNROLL _Pragma("GCC unroll 32")
 #define SIMD_INLINE static inline __attribute__((always_inline))
+#define V_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+/* Keeps a loaded vector in a register: stops the compiler from folding the load into each of the
+ * FMAs that share it, which would multiply the loads. */
+#define V_PIN(v) __asm__("" : "+v"(v))
 
 #if defined(DPT_SIMD_AVX512)
 
@@ -74,10 +78,13 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
 #define PV_RB 3
 #define PV_RB1 12 /* rows when there is a single output channel */
 #define PV_WV 2
-/* Position-vectorized weight gradient: DW_OB channels x DW_KB taps of dot products. */
-#define DW_OB 3
-#define DW_KB 9
-#define DW_OB_LIST(X, KB) X(1, KB) X(2, KB) X(3, KB)
+/* Weight gradient of few-channel layers: DW_OB output channels x DW_KB im2col rows of dot
+ * products along positions (10 rows = a 3x3 kernel and the row of ones that yields db). */
+#define DW_OB 2
+#define DW_KB 10
+#define DW_KB_LIST(X, OB)                                                                          \
+    X(OB, 1) X(OB, 2) X(OB, 3) X(OB, 4) X(OB, 5) X(OB, 6) X(OB, 7) X(OB, 8) X(OB, 9) X(OB, 10)
+#define DW_CASES(X) DW_KB_LIST(X, 1) DW_KB_LIST(X, 2)
 
 #elif defined(DPT_SIMD_AVX2)
 
@@ -146,17 +153,15 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
 #define PV_RB 2
 #define PV_RB1 5
 #define PV_WV 2
-#define DW_OB 1
-#define DW_KB 9
-#define DW_OB_LIST(X, KB) X(1, KB)
+#define DW_OB 2
+#define DW_KB 5
+#define DW_KB_LIST(X, OB) X(OB, 1) X(OB, 2) X(OB, 3) X(OB, 4) X(OB, 5)
+#define DW_CASES(X) DW_KB_LIST(X, 1) DW_KB_LIST(X, 2)
 
 #else
 #error "define DPT_SIMD_AVX512 or DPT_SIMD_AVX2 before including simd.h"
 #endif
 
 #define MK_ACC_MAX (MK_RMAX1 > 2 * MK_RMAX2 ? MK_RMAX1 : 2 * MK_RMAX2)
-#define DW_KB_LIST(X)                                                                              \
-    DW_OB_LIST(X, 1) DW_OB_LIST(X, 2) DW_OB_LIST(X, 3) DW_OB_LIST(X, 4) DW_OB_LIST(X, 5)           \
-    DW_OB_LIST(X, 6) DW_OB_LIST(X, 7) DW_OB_LIST(X, 8) DW_OB_LIST(X, 9)
 
 #endif
