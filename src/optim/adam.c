@@ -14,8 +14,8 @@ typedef struct {
 static inline void adam_lanes(dpt__lanes *x, void *ctx) {
     const adam_coef *k = ctx;
     dpt__v4 d = dpt__l2_grad(x->g, x->p, k->l2);
-    dpt__v4 m = x->s[SLOT_0] * k->beta1 + k->one_m_b1 * d;
-    dpt__v4 v = x->s[SLOT_1] * k->beta2 + k->one_m_b2 * d * d;
+    dpt__v4 m = dpt__ema(x->s[SLOT_0], d, k->beta1, k->one_m_b1);
+    dpt__v4 v = dpt__ema_sq(x->s[SLOT_1], d, k->beta2, k->one_m_b2);
     x->s[SLOT_0] = m;
     x->s[SLOT_1] = v;
     if (k->amsgrad) {

@@ -36,10 +36,10 @@ typedef struct {
 static inline void rmsprop_lanes(dpt__lanes *x, void *ctx) {
     const rmsprop_coef *k = ctx;
     dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
-    dpt__v4 v = x->s[SLOT_0] * k->alpha + k->one_m_alpha * d * d;
+    dpt__v4 v = dpt__ema_sq(x->s[SLOT_0], d, k->alpha, k->one_m_alpha);
     x->s[SLOT_0] = v;
     if (k->centered) {
-        dpt__v4 ga = x->s[SLOT_2] * k->alpha + k->one_m_alpha * d;
+        dpt__v4 ga = dpt__ema(x->s[SLOT_2], d, k->alpha, k->one_m_alpha);
         x->s[SLOT_2] = ga;
         v = v + -1.0f * ga * ga;
     }
@@ -80,10 +80,10 @@ typedef struct {
 static inline void adadelta_lanes(dpt__lanes *x, void *ctx) {
     const adadelta_coef *k = ctx;
     dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
-    dpt__v4 v = x->s[SLOT_0] * k->rho + k->one_m_rho * d * d;
+    dpt__v4 v = dpt__ema_sq(x->s[SLOT_0], d, k->rho, k->one_m_rho);
     x->s[SLOT_0] = v;
     dpt__v4 delta = dpt__v4_sqrt(x->s[SLOT_1] + k->eps) / dpt__v4_sqrt(v + k->eps) * d;
-    x->s[SLOT_1] = x->s[SLOT_1] * k->rho + k->one_m_rho * delta * delta;
+    x->s[SLOT_1] = dpt__ema_sq(x->s[SLOT_1], delta, k->rho, k->one_m_rho);
     x->p = x->p + k->neg_lr * delta;
 }
 

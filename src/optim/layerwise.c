@@ -52,8 +52,8 @@ static inline dpt__v4 lamb_direction(const lamb_coef *k, dpt__v4 m, dpt__v4 v, d
 /* Pass 1: update m and v, sum |w|^2 and |r|^2. */
 static inline void lamb_moments_lanes(dpt__lanes *x, void *ctx) {
     lamb_coef *k = ctx;
-    dpt__v4 m = x->s[SLOT_0] * k->beta1 + k->one_m_b1 * x->g;
-    dpt__v4 v = x->s[SLOT_1] * k->beta2 + k->one_m_b2 * x->g * x->g;
+    dpt__v4 m = dpt__ema(x->s[SLOT_0], x->g, k->beta1, k->one_m_b1);
+    dpt__v4 v = dpt__ema_sq(x->s[SLOT_1], x->g, k->beta2, k->one_m_b2);
     x->s[SLOT_0] = m;
     x->s[SLOT_1] = v;
     dpt__sumsq_add(&k->wsq, x, x->p);

@@ -68,6 +68,15 @@ static inline dpt__v4 dpt__v4_max(dpt__v4 a, dpt__v4 b) {
 /* The coupled L2 penalty's gradient, as torch adds it: grad.add(param, alpha=weight_decay). */
 static inline dpt__v4 dpt__l2_grad(dpt__v4 g, dpt__v4 p, float wd) { return g + wd * p; }
 
+/* Exponential moving averages in torch's operation order: avg.mul_(a).add_(x, alpha=1-a) and
+ * avg.mul_(a).addcmul_(x, x, value=1-a). */
+static inline dpt__v4 dpt__ema(dpt__v4 avg, dpt__v4 x, float a, float one_m_a) {
+    return avg * a + one_m_a * x;
+}
+static inline dpt__v4 dpt__ema_sq(dpt__v4 avg, dpt__v4 x, float a, float one_m_a) {
+    return avg * a + one_m_a * x * x;
+}
+
 /* Four consecutive elements of every stream of a segment: params, grads, state slots. */
 typedef struct {
     dpt__v4 p, g, s[DPT_OPTIM_MAX_SLOTS];
