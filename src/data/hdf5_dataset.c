@@ -241,8 +241,11 @@ static dpt_status load_split(dpt_dataset *ds, const h5_src *src, const char *xna
     if (st != DPT_OK)
         return st;
     st = read_x_info(&xi, dset, src, xname);
-    if (st == DPT_OK)
+    if (st == DPT_OK) {
         st = dpt_dataset_init(ds, xi.N, xi.C, xi.D, xi.H, xi.W, xi.sdims, K > 0 ? K : 1);
+        if (st != DPT_OK)
+            st = dpt_errorf(st, "%s: %s: %s", src->path, xname, dpt_last_error());
+    }
     if (st == DPT_OK)
         st = read_x(ds, dset, &xi, src, xname);
     H5Dclose(dset);

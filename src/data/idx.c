@@ -208,8 +208,11 @@ dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *la
     }
     if (st == DPT_OK)
         st = check_declared_size(&lb, (uint64_t)lb.dims[0]);
-    if (st == DPT_OK)
+    if (st == DPT_OK) {
         st = dpt_dataset_init(ds, im.dims[0], 1, 1, im.dims[1], im.dims[2], 2, K > 0 ? K : 1);
+        if (st != DPT_OK)
+            st = dpt_errorf(st, "%s: %s", images_path, dpt_last_error());
+    }
     if (st == DPT_OK)
         st = read_images(&im, ds);
     if (st == DPT_OK)
