@@ -125,10 +125,9 @@ static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, con
 
 /* ---------------------------------------------------------------------------------------------
  * Channel-vectorized micro-kernel.
- * out: (R, NV*VL) = sum_k a[koff[k] + row_r] * B[k*ldb + (0 .. NV*VL)], for r < R, where
- * row_r = r*rs, or roff[r] when a row-offset table is given. */
-SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const int32_t *roff,
-                    const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+ * out: (R, NV*VL) = sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for r < R. */
+SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const float *a,
+                    const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
     vf c[MK_ACC_MAX];
     SIMD_UNROLL
     for (int i = 0; i < R * NV; i++)
@@ -140,7 +139,7 @@ SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, con
         const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;
         SIMD_UNROLL
         for (int r = 0; r < R; r++) {
-            const vf xa = V_SET1(roff ? ap[roff[r]] : ap[r * rs]);
+            const vf xa = V_SET1(ap[r * rs]);
             c[r * NV] = V_FMA(xa, b0, c[r * NV]);
             if (NV > 1)
                 c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);
@@ -151,17 +150,15 @@ SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, con
         V_STORE(out + i * VL, c[i]);
 }
 
-/* mk with R, NV and the row addressing (stride 1, runtime stride, or table) as constants. */
-static void mk_run(float *out, int R, int NV, int64_t rs, const int32_t *roff, const float *a,
-                   const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+/* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
+static void mk_run(float *out, int R, int NV, int64_t rs, const float *a, const int32_t *koff,
+                   int64_t K, const float *B, int64_t ldb) {
 #define MK_CASE(r, nv)                                                                             \
     case r:                                                                                        \
-        if (roff)                                                                                  \
-            mk(out, r, nv, 1, roff, a, koff, K, B, ldb);                                           \
-        else if (rs == 1)                                                                          \
-            mk(out, r, nv, 1, NULL, a, koff, K, B, ldb);                                           \
+        if (rs == 1)                                                                               \
+            mk(out, r, nv, 1, a, koff, K, B, ldb);                                                 \
         else                                                                                       \
-            mk(out, r, nv, rs, NULL, a, koff, K, B, ldb);                                          \
+            mk(out, r, nv, rs, a, koff, K, B, ldb);                                                \
         return;
 #define MK_CASE2(r) MK_CASE(r, 2)
 #define MK_CASE1(r) MK_CASE(r, 1)
@@ -277,7 +274,7 @@ static void fwd_cv(float *y, const float *x, const float *b, const geo *q, const
                             int64_t ow0;
                             int R;
                             tile_bounds(q->out[2], nt, t, &ow0, &R);
-                            mk_run(out, R, NV, rs, NULL, arow + ow0 * rs, koff, q->K, B, q->OgPad);
+                            mk_run(out, R, NV, rs, arow + ow0 * rs, koff, q->K, B, q->OgPad);
                             store_tile(yrow + ow0, q->P, out, NV * VL, R, NL, bias);
                         }
                     }
@@ -504,7 +501,7 @@ static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q
                                         int64_t ow0;
                                         int R;
                                         tile_bounds(q->out[2], nt, ti, &ow0, &R);
-                                        mk_run(out, R, NV, 1, NULL, arow + ow0, koff, q->Og, B, ld);
+                                        mk_run(out, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
                                         for (int r = 0; r < R; r++) {
                                             float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
                                             for (int v = 0; v < NV; v++)
@@ -755,7 +752,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 int64_t j0;
                                 int R;
                                 tile_bounds(L, nt, t, &j0, &R);
-                                mk_run(out, R, NV, 1, NULL, xcl + base + j0, koff, q->P, dyt + ob, ld);
+                                mk_run(out, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
                                 for (int r = 0; r < R; r++) {
                                     float *dst = dwt + (row0 + j0 + r) * ld + ob;
                                     for (int v = 0; v < NV; v++)
