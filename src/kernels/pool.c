@@ -89,7 +89,40 @@ static inline void window(int64_t p, int64_t stride, int64_t pad, int64_t k, int
 /* x: (N, C, D, H, W)  y, argmax: (N, C, oD, oH, oW). Scans each window in (d, h, w) order and
  * moves only on a strictly larger value, so ties keep the first index; a NaN is taken (and
  * propagated) as torch does. Padding is never a candidate. */
+/* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic.
+ * Same selection rule as the general loop: row-major scan, strictly greater (or NaN) wins. */
+static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
+    const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        const float *restrict xp = x + nc * H * W;
+        float *restrict yp = y + nc * oH * oW;
+        int32_t *restrict ap = argmax + nc * oH * oW;
+        for (int64_t oh = 0; oh < oH; oh++) {
+            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+            for (int64_t ow = 0; ow < oW; ow++) {
+                const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+                const int64_t at[4] = {2 * oh * W + 2 * ow, 2 * oh * W + 2 * ow + 1,
+                                       (2 * oh + 1) * W + 2 * ow, (2 * oh + 1) * W + 2 * ow + 1};
+                float best = v[0];
+                int k = 0;
+                for (int i = 1; i < 4; i++)
+                    if (v[i] > best || isnan(v[i])) {
+                        best = v[i];
+                        k = i;
+                    }
+                yp[oh * oW + ow] = best;
+                ap[oh * oW + ow] = (int32_t)at[k];
+            }
+        }
+    }
+}
+
 void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
+    if (g->in[0] == 1 && g->k[0] == 1 && g->k[1] == 2 && g->k[2] == 2 && g->stride[1] == 2 &&
+        g->stride[2] == 2 && g->pad[1] == 0 && g->pad[2] == 0) {
+        maxpool2x2(y, argmax, x, g);
+        return;
+    }
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
     const int64_t plane = D * H * W, oplane = oD * oH * oW;

@@ -281,6 +281,48 @@ static void test_maxpool_propagates_nan(void **state) {
     assert_int_equal(arg[1], 2);
 }
 
+/* The 2x2 stride-2 fast path keeps the general rule. Oracles: ref_pool on data with ties (values
+ * from a 3-level grid), and for NaNs the general loop itself, reached through the same memory
+ * seen as a 3-D pooling with a unit depth window over D = 2 (which equals 2-D pooling of 2C
+ * channels). Odd extents: the last row and column are dropped. */
+static void test_maxpool_2x2_fast_path_matches_ref(void **state) {
+    (void)state;
+    dpt_pool_geom g = G2(2, 4, 7, 9, 2, 2, 2, 2, 0, 0);
+    dpt_pool_geom g3 = G3(2, 2, 2, 7, 9, 1, 2, 2, 1, 2, 2, 0, 0, 0);
+    assert_int_equal(dpt_pool_geom_check(&g), DPT_OK);
+    assert_int_equal(dpt_pool_geom_check(&g3), DPT_OK);
+    const int64_t nx = x_count(&g), ny = y_count(&g);
+    assert_int_equal(ny, y_count(&g3));
+    float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y), *y3 = malloc(ny * sizeof *y);
+    double *xd = malloc(nx * sizeof *xd), *yref = malloc(ny * sizeof *yref);
+    int32_t *arg = malloc(ny * sizeof *arg), *arg3 = malloc(ny * sizeof *arg3);
+    int64_t *argref = malloc(ny * sizeof *argref);
+    dpt_fill_uniform(x, nx, 0, 3, SEED, 77);
+    for (int64_t i = 0; i < nx; i++) {
+        x[i] = floorf(x[i]); /* many ties */
+        xd[i] = x[i];
+    }
+    dpt_maxpool_forward(y, arg, x, &g);
+    ref_pool(yref, argref, xd, &g, MAXPOOL);
+    for (int64_t i = 0; i < ny; i++) {
+        assert_int_equal(arg[i], argref[i]);
+        assert_true(y[i] == (float)yref[i]);
+    }
+    for (int64_t i = 0; i < nx; i++)
+        if (i % 29 == 5 || i % 29 == 6 || i % 31 == 0)
+            x[i] = NAN; /* sometimes two NaNs in one window */
+    dpt_maxpool_forward(y, arg, x, &g);
+    dpt_maxpool_forward(y3, arg3, x, &g3);
+    const int64_t plane2 = 7 * 9, oplane = 3 * 4;
+    for (int64_t i = 0; i < ny; i++) {
+        /* 2-D argmax is within an (H, W) plane; 3-D within the (D, H, W) block of two planes */
+        int64_t nc2 = i / oplane;
+        assert_int_equal(arg[i] + (nc2 % 2) * plane2, arg3[i]);
+        assert_true(isnan(y3[i]) ? isnan(y[i]) : y[i] == y3[i]);
+    }
+    free(x), free(y), free(y3), free(xd), free(yref), free(arg), free(arg3), free(argref);
+}
+
 static void expect_error(dpt_pool_geom g, dpt_status want, const char *field) {
     dpt_error_clear();
     dpt_status st = dpt_pool_geom_check(&g);
@@ -335,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_pool_padding),
         cmocka_unit_test(test_maxpool_ties_keep_first),
         cmocka_unit_test(test_maxpool_propagates_nan),
+        cmocka_unit_test(test_maxpool_2x2_fast_path_matches_ref),
         cmocka_unit_test(test_pool_geom_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
