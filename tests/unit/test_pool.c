@@ -294,7 +294,7 @@ static void test_maxpool_2x2_fast_path_matches_ref(void **state) {
     const int64_t nx = x_count(&g), ny = y_count(&g);
     assert_int_equal(ny, y_count(&g3));
     float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y), *y3 = malloc(ny * sizeof *y);
-    double *xd = malloc(nx * sizeof *xd), *yref = malloc(ny * sizeof *yref);
+    double *xd = calloc((size_t)nx, sizeof *xd), *yref = malloc(ny * sizeof *yref);
     int32_t *arg = malloc(ny * sizeof *arg), *arg3 = malloc(ny * sizeof *arg3);
     int64_t *argref = malloc(ny * sizeof *argref);
     dpt_fill_uniform(x, nx, 0, 3, SEED, 77);
