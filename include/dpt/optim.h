@@ -195,7 +195,8 @@ typedef struct {
     float *slots[DPT_OPTIM_MAX_SLOTS];      /* export: views of the optimizer's own buffers */
 } dpt_optim_state;
 
-/* Fills `st` with views of o's state; valid until dpt_optim_destroy(o) or the next step. */
+/* Fills `st` with views of o's state (not copies): valid until dpt_optim_destroy(o), and a step
+ * changes what they hold, so save them between steps. */
 void dpt_optim_state_export(const dpt_optim *o, dpt_optim_state *st);
 /* Copies the slots and the step count of `st` into `o`. The kind, the slot names, n and every
  * resolved hyper-parameter must equal o's, so a resumed run continues bit for bit; DPT_EINVAL
