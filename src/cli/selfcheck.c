@@ -1,9 +1,9 @@
 /* `dptrain selfcheck` (cli): runs every convolution implementation this CPU supports against the
  * reference on a few seeded random geometries (1-D, 2-D, 3-D, stride, dilation, groups) and prints
- * one line per implementation. Uses only the public API; knows no kernel internals. */
+ * one line per implementation. Uses only the public API; knows no kernel internals and no MPI
+ * (main.c runs it on world rank 0). */
 #include <float.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,13 +176,10 @@ int dpt__cli_selfcheck(int argc, char **argv) {
             return 2;
         }
     }
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const dpt_conv_impl *ref = dpt_conv_impl_get(DPT_CONV_REF);
     int bad = 0;
-    if (rank == 0)
-        printf("conv selfcheck: seed %u, %d geometries, oracle ref, default %s\n", (unsigned)seed,
-               (int)N_CASES, dpt_conv_default()->name);
+    printf("conv selfcheck: seed %u, %d geometries, oracle ref, default %s\n", (unsigned)seed,
+           (int)N_CASES, dpt_conv_default()->name);
     for (int id = 0; id < DPT_CONV_IMPL_COUNT; id++) {
         const dpt_conv_impl *impl = dpt_conv_impl_get((dpt_conv_impl_id)id);
         if (!impl || impl == ref)
@@ -191,7 +188,7 @@ int dpt__cli_selfcheck(int argc, char **argv) {
         dpt_status st = DPT_OK;
         for (int c = 0; c < N_CASES && st == DPT_OK; c++) {
             st = run_case(impl, ref, &cases[c], seed + (uint32_t)c, &r);
-            if (st != DPT_OK && rank == 0) {
+            if (st != DPT_OK) {
                 char desc[160];
                 dpt_conv_geom gc = cases[c];
                 (void)dpt_conv_geom_check(&gc);
@@ -205,12 +202,10 @@ int dpt__cli_selfcheck(int argc, char **argv) {
             worst = r.max_ratio[k] > worst ? r.max_ratio[k] : worst;
         int ok = st == DPT_OK && worst <= 1.0;
         bad |= !ok;
-        if (rank == 0) {
-            printf("%-8s", impl->name);
-            for (int k = 0; k < N_PASSES; k++)
-                printf("  %s %.2e", pass_names[k], r.max_abs[k]);
-            printf("  (%.1f%% of tolerance)  %s\n", 100.0 * worst, ok ? "ok" : "FAIL");
-        }
+        printf("%-8s", impl->name);
+        for (int k = 0; k < N_PASSES; k++)
+            printf("  %s %.2e", pass_names[k], r.max_abs[k]);
+        printf("  (%.1f%% of tolerance)  %s\n", 100.0 * worst, ok ? "ok" : "FAIL");
     }
     return bad ? 1 : 0;
 }

@@ -199,8 +199,9 @@ dpt_status dpt_conv_forward(const dpt_conv_impl *impl, dpt_tensor y, dpt_tensor 
     TRY(check_alias(op, "y", &y, "x", &x));
     TRY(check_alias(op, "y", &y, "w", &w));
     TRY(check_work(op, impl, &gc, work, work_floats));
-    if (work_overlaps(work, work_floats, &y) || work_overlaps(work, work_floats, &x))
-        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps x or y", op);
+    if (work_overlaps(work, work_floats, &y) || work_overlaps(work, work_floats, &x) ||
+        work_overlaps(work, work_floats, &w) || (b && work_overlaps(work, work_floats, b)))
+        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
     impl->forward(y.data, x.data, w.data, b ? b->data : NULL, &gc, work);
     return DPT_OK;
 }
@@ -218,8 +219,9 @@ dpt_status dpt_conv_backward_data(const dpt_conv_impl *impl, dpt_tensor dx, dpt_
     TRY(check_alias(op, "dx", &dx, "dy", &dy));
     TRY(check_alias(op, "dx", &dx, "w", &w));
     TRY(check_work(op, impl, &gc, work, work_floats));
-    if (work_overlaps(work, work_floats, &dx) || work_overlaps(work, work_floats, &dy))
-        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps dx or dy", op);
+    if (work_overlaps(work, work_floats, &dx) || work_overlaps(work, work_floats, &dy) ||
+        work_overlaps(work, work_floats, &w))
+        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
     impl->backward_data(dx.data, dy.data, w.data, &gc, work);
     return DPT_OK;
 }

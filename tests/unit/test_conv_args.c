@@ -257,6 +257,10 @@ static void forward_cases(fixture *f) {
         REFUSED(dpt_conv_forward(im, T(f->y, f->ys), T(f->x, f->xs), T(f->w, f->ws), &tb, &f->g,
                                  NULL, nw),
                 DPT_EINVAL, "workspace is NULL");
+        /* the scratch may not be one of the operands */
+        REFUSED(dpt_conv_forward(im, T(f->y, f->ys), T(f->x, f->xs), T(f->w, f->ws), &tb, &f->g,
+                                 f->y, nw),
+                DPT_EINVAL, "workspace overlaps");
     }
 }
 
