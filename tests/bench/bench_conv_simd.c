@@ -2,7 +2,6 @@
  * and lenet5, one thread, each pass of each implementation timed alone (median of several runs),
  * beside a register-only FMA loop measured in the same run, and, with --torch FILE, the PyTorch
  * figures printed by scripts/bench-vs-pytorch.py. scripts/bench-conv.sh runs both. */
-#include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,10 @@
 
 #include "dpt/conv.h"
 #include "dpt/tensor.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* CPU time of this thread: the two cores are shared, and time spent descheduled is not the
  * kernel's. scripts/bench-vs-pytorch.py uses the same clock (time.thread_time). */
