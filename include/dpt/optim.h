@@ -101,8 +101,8 @@ enum {
  * momentum, betas, alpha, rho in [0, 1); dampening in [0, 1]; nesterov needs momentum > 0 and
  * dampening 0 (as torch). Every value must be finite.
  *
- * The update rules, exactly: ../shared/golden/README.md §4.7 for the torch kinds, and
- *   https://pytorch.org/docs/1.13/optim.html (one page per class, e.g. .../generated/torch.optim.Adam.html)
+ * The update rules, exactly: ../shared/golden/README.md §4.7 for the torch kinds, as
+ *   https://pytorch.org/docs/1.13/optim.html documents them (one page per class), and
  *   LARS: v = momentum*v + lr*lambda*(g + wd*w), w = w - v,
  *         lambda = trust_coefficient*|w| / (|g| + wd*|w|) per segment (1 when a norm is 0 or the
  *         segment is NO_ADAPT)                                       arXiv:1708.03888, Alg. 1
@@ -187,9 +187,9 @@ double dpt_optim_l2_penalty(const dpt_optim *o, const float *params);
  * "grad_avg", "acc_delta", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"). */
 #define DPT_OPTIM_MAX_SLOTS 4
 typedef struct {
-    dpt_optim_cfg cfg;                      /* resolved hyper-parameters and kind */
-    int64_t steps;                          /* steps taken (torch's state["step"]) */
-    int64_t n;                              /* floats per slot */
+    dpt_optim_cfg cfg; /* resolved hyper-parameters and kind */
+    int64_t steps;     /* steps taken (torch's state["step"]) */
+    int64_t n;         /* floats per slot */
     int n_slots;
     const char *names[DPT_OPTIM_MAX_SLOTS]; /* static strings */
     float *slots[DPT_OPTIM_MAX_SLOTS];      /* export: views of the optimizer's own buffers */

@@ -62,8 +62,8 @@ void dpt__optim_rmsprop(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
                       .neg_lr = (float)-s->lr,
                       .centered = cfg->centered != 0,
                       .use_momentum = cfg->momentum > 0};
-    unsigned slots = 1u << SLOT_0 | (k.use_momentum ? 1u << SLOT_1 : 0) |
-                     (k.centered ? 1u << SLOT_2 : 0);
+    unsigned slots =
+        1u << SLOT_0 | (k.use_momentum ? 1u << SLOT_1 : 0) | (k.centered ? 1u << SLOT_2 : 0);
     /* one call per constant slot set, so each is compiled without the unused streams */
     if (slots == (1u << SLOT_0))
         dpt__stream(s, 1u << SLOT_0, 1u << SLOT_0, 1, rmsprop_lanes, &k);

@@ -79,8 +79,8 @@ void dpt__optim_lamb(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
                    .wd = (float)s->wd};
     const unsigned mv = 1u << SLOT_0 | 1u << SLOT_1;
     dpt__stream(s, mv, mv, 0, lamb_moments_lanes, &k);
-    double ratio = dpt__trust_ratio(s->adapt, sqrt(dpt__sumsq_total(&k.wsq)),
-                                    sqrt(dpt__sumsq_total(&k.rsq)));
+    double ratio =
+        dpt__trust_ratio(s->adapt, sqrt(dpt__sumsq_total(&k.wsq)), sqrt(dpt__sumsq_total(&k.rsq)));
     k.neg_step = (float)-(s->lr * ratio);
     dpt__stream(s, mv | DPT__NO_GRAD, 0, 1, lamb_apply_lanes, &k);
 }

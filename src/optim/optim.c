@@ -10,8 +10,8 @@
 #include "optim_impl.h"
 
 static const char *const kind_names[DPT_OPTIM_KIND_COUNT] = {
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop",
-    "adadelta", "adam", "adamw", "lars", "lamb",
+    "sgd",      "momentum", "nesterov", "adagrad", "rmsprop",
+    "adadelta", "adam",     "adamw",    "lars",    "lamb",
 };
 
 const char *dpt_optim_kind_name(dpt_optim_kind kind) {
@@ -47,6 +47,8 @@ typedef struct {
 } hparam;
 
 #define FIELD(f) offsetof(dpt_optim_cfg, f)
+/* One row per hyper-parameter, laid out as the header's table. */
+/* clang-format off */
 static const hparam hparams[] = {
     {"lr", FIELD(lr), DPT_OPTIM_F_LR, NONNEG,
      {REQ, REQ, REQ, 1e-2, 1e-2, 1.0, 1e-3, 1e-3, REQ, 1e-3}},
@@ -72,6 +74,7 @@ static const hparam hparams[] = {
     {"trust_coefficient", FIELD(trust_coefficient), DPT_OPTIM_F_TRUST, POSITIVE,
      {NA, NA, NA, NA, NA, NA, NA, NA, 1e-3, NA}},
 };
+/* clang-format on */
 #define N_HPARAMS (int)(sizeof hparams / sizeof hparams[0])
 
 static double *hp_ptr(dpt_optim_cfg *cfg, const hparam *h) {
@@ -118,20 +121,28 @@ static void ip_set(dpt_optim_cfg *cfg, const iparam *p, unsigned v) {
 
 static int in_range(double v, range r) {
     switch (r) {
-    case NONNEG: return v >= 0;
-    case POSITIVE: return v > 0;
-    case UNIT_OPEN: return v >= 0 && v < 1;
-    case UNIT_CLOSED: return v >= 0 && v <= 1;
+    case NONNEG:
+        return v >= 0;
+    case POSITIVE:
+        return v > 0;
+    case UNIT_OPEN:
+        return v >= 0 && v < 1;
+    case UNIT_CLOSED:
+        return v >= 0 && v <= 1;
     }
     return 0;
 }
 
 static const char *range_text(range r) {
     switch (r) {
-    case NONNEG: return ">= 0";
-    case POSITIVE: return "> 0";
-    case UNIT_OPEN: return "in [0, 1)";
-    case UNIT_CLOSED: return "in [0, 1]";
+    case NONNEG:
+        return ">= 0";
+    case POSITIVE:
+        return "> 0";
+    case UNIT_OPEN:
+        return "in [0, 1)";
+    case UNIT_CLOSED:
+        return "in [0, 1]";
     }
     return "?";
 }
@@ -150,15 +161,15 @@ static dpt_status resolve(dpt_optim_cfg *out, const dpt_optim_cfg *in) {
             return dpt_errorf(DPT_EINVAL, "%s: %s = %g: must be finite", kn, h->name, v);
         if (isnan(def)) {
             if (v != 0)
-                return dpt_errorf(DPT_EINVAL, "%s: %s = %g: %s is not a hyper-parameter of %s",
-                                  kn, h->name, v, h->name, kn);
+                return dpt_errorf(DPT_EINVAL, "%s: %s = %g: %s is not a hyper-parameter of %s", kn,
+                                  h->name, v, h->name, kn);
             continue;
         }
         if (v == 0 && !(in->literal_zero & h->bit)) {
             if (isinf(def))
                 return dpt_errorf(DPT_EINVAL,
-                                  "%s: %s is required (torch.optim.SGD has no default for it)",
-                                  kn, h->name);
+                                  "%s: %s is required (torch.optim.SGD has no default for it)", kn,
+                                  h->name);
             v = def;
         }
         if (!in_range(v, h->valid))
@@ -171,8 +182,8 @@ static dpt_status resolve(dpt_optim_cfg *out, const dpt_optim_cfg *in) {
         unsigned v = ip_get(in, p);
         if (!(p->kinds & (1u << k))) {
             if (v != 0)
-                return dpt_errorf(DPT_EINVAL, "%s: %s is not a hyper-parameter of %s", kn,
-                                  p->name, kn);
+                return dpt_errorf(DPT_EINVAL, "%s: %s is not a hyper-parameter of %s", kn, p->name,
+                                  kn);
             continue;
         }
         if (p->is_mask && (v & ~(unsigned)ALL_ROLES))
@@ -196,8 +207,8 @@ static dpt_status resolve(dpt_optim_cfg *out, const dpt_optim_cfg *in) {
     for (int i = 0; i < N_HPARAMS; i++)
         out->literal_zero |= hp_get(out, &hparams[i]) == 0 ? hparams[i].bit : 0;
     for (int i = 0; i < N_IPARAMS; i++)
-        out->literal_zero |= iparams[i].is_mask && ip_get(out, &iparams[i]) == 0 ? iparams[i].bit
-                                                                                  : 0;
+        out->literal_zero |=
+            iparams[i].is_mask && ip_get(out, &iparams[i]) == 0 ? iparams[i].bit : 0;
     return DPT_OK;
 }
 
@@ -212,8 +223,8 @@ dpt_status dpt_optim_cfg_set(dpt_optim_cfg *cfg, const char *name, double value)
     for (int i = 0; i < N_IPARAMS; i++)
         if (!strcmp(name, iparams[i].name)) {
             if (!(value >= 0 && value <= 0xffff && value == floor(value)))
-                return dpt_errorf(DPT_EINVAL, "optimizer: %s = %g: must be a small integer",
-                                  name, value);
+                return dpt_errorf(DPT_EINVAL, "optimizer: %s = %g: must be a small integer", name,
+                                  value);
             ip_set(cfg, &iparams[i], (unsigned)value);
             if (iparams[i].is_mask)
                 cfg->literal_zero = value == 0 ? cfg->literal_zero | iparams[i].bit
@@ -252,8 +263,8 @@ dpt_status dpt_optim_roles_parse(const char *list, unsigned *roles) {
     static const struct {
         const char *name;
         unsigned role;
-    } table[] = {{"weight", DPT_ROLE_WEIGHT}, {"bias", DPT_ROLE_BIAS}, {"norm", DPT_ROLE_NORM},
-                 {"none", 0}};
+    } table[] = {
+        {"weight", DPT_ROLE_WEIGHT}, {"bias", DPT_ROLE_BIAS}, {"norm", DPT_ROLE_NORM}, {"none", 0}};
     unsigned r = 0;
     const char *s = list ? list : "";
     while (*s) {
@@ -300,7 +311,9 @@ static dpt__optim_update layout(const dpt_optim_cfg *c, const char *names[DPT_OP
     case DPT_OPTIM_NESTEROV:
         names[0] = c->momentum > 0 ? "momentum_buffer" : NULL;
         return dpt__optim_sgd;
-    case DPT_OPTIM_ADAGRAD: names[0] = "sum"; return dpt__optim_adagrad;
+    case DPT_OPTIM_ADAGRAD:
+        names[0] = "sum";
+        return dpt__optim_adagrad;
     case DPT_OPTIM_RMSPROP:
         names[0] = "square_avg";
         names[1] = c->momentum > 0 ? "momentum_buffer" : NULL;
@@ -323,7 +336,8 @@ static dpt__optim_update layout(const dpt_optim_cfg *c, const char *names[DPT_OP
         names[0] = "exp_avg";
         names[1] = "exp_avg_sq";
         return dpt__optim_lamb;
-    case DPT_OPTIM_KIND_COUNT: break;
+    case DPT_OPTIM_KIND_COUNT:
+        break;
     }
     DPT_ASSERT(!"resolved kind");
     return NULL;
@@ -342,8 +356,8 @@ static dpt_status check_segments(const dpt_optim_segment *segs, int n_segs, int6
                               (long long)s->length, (long long)n, (long long)next);
         unsigned role = s->role ? s->role : DPT_ROLE_WEIGHT;
         if (role & (role - 1) || (role & ~(unsigned)ALL_ROLES))
-            return dpt_errorf(DPT_EINVAL, "optimizer: segment '%s': role 0x%x is not one role",
-                              nm, s->role);
+            return dpt_errorf(DPT_EINVAL, "optimizer: segment '%s': role 0x%x is not one role", nm,
+                              s->role);
         if (s->flags & ~(unsigned)(DPT_SEG_NO_DECAY | DPT_SEG_NO_ADAPT))
             return dpt_errorf(DPT_EINVAL, "optimizer: segment '%s': unknown flags 0x%x", nm,
                               s->flags);
@@ -455,10 +469,18 @@ dpt_status dpt_optim_step(dpt_optim *o, float *params, const float *grads, doubl
     return DPT_OK;
 }
 
-const dpt_optim_cfg *dpt_optim_config(const dpt_optim *o) { return &o->cfg; }
-double dpt_optim_base_lr(const dpt_optim *o) { return o->cfg.lr; }
-int64_t dpt_optim_steps(const dpt_optim *o) { return o->t; }
-int64_t dpt_optim_size(const dpt_optim *o) { return o->n; }
+const dpt_optim_cfg *dpt_optim_config(const dpt_optim *o) {
+    return &o->cfg;
+}
+double dpt_optim_base_lr(const dpt_optim *o) {
+    return o->cfg.lr;
+}
+int64_t dpt_optim_steps(const dpt_optim *o) {
+    return o->t;
+}
+int64_t dpt_optim_size(const dpt_optim *o) {
+    return o->n;
+}
 
 double dpt_optim_l2_penalty(const dpt_optim *o, const float *params) {
     if (o->cfg.kind == DPT_OPTIM_ADAMW || o->cfg.kind == DPT_OPTIM_LAMB)

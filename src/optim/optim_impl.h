@@ -20,14 +20,14 @@
 enum { SLOT_0, SLOT_1, SLOT_2 };
 
 typedef struct {
-    float *restrict p;                     /* the segment's parameters */
-    const float *restrict g;               /* its gradients */
-    float *slot[DPT_OPTIM_MAX_SLOTS];      /* its part of each state slot, NULL if absent */
-    int64_t n;                             /* elements */
-    double wd;                             /* weight decay, 0 for a NO_DECAY segment */
-    int adapt;                             /* layer-wise trust ratio on (LARS/LAMB) */
-    double lr;                             /* this step's learning rate */
-    int64_t t;                             /* step number, 1 on the first step */
+    float *restrict p;                /* the segment's parameters */
+    const float *restrict g;          /* its gradients */
+    float *slot[DPT_OPTIM_MAX_SLOTS]; /* its part of each state slot, NULL if absent */
+    int64_t n;                        /* elements */
+    double wd;                        /* weight decay, 0 for a NO_DECAY segment */
+    int adapt;                        /* layer-wise trust ratio on (LARS/LAMB) */
+    double lr;                        /* this step's learning rate */
+    int64_t t;                        /* step number, 1 on the first step */
 } dpt__optim_seg;
 
 typedef void (*dpt__optim_update)(const dpt_optim_cfg *cfg, const dpt__optim_seg *s);
@@ -66,7 +66,9 @@ static inline dpt__v4 dpt__v4_max(dpt__v4 a, dpt__v4 b) {
 }
 
 /* The coupled L2 penalty's gradient, as torch adds it: grad.add(param, alpha=weight_decay). */
-static inline dpt__v4 dpt__l2_grad(dpt__v4 g, dpt__v4 p, float wd) { return g + wd * p; }
+static inline dpt__v4 dpt__l2_grad(dpt__v4 g, dpt__v4 p, float wd) {
+    return g + wd * p;
+}
 
 /* Exponential moving averages in torch's operation order: avg.mul_(a).add_(x, alpha=1-a) and
  * avg.mul_(a).addcmul_(x, x, value=1-a). */
@@ -100,9 +102,9 @@ static inline void dpt__v4_store(float *p, dpt__v4 v, int valid) {
 
 /* One block of `valid` elements at segment index i (see dpt__stream). The slots are spelled out
  * rather than looped over, so that with constant masks x lives in registers. */
-static inline __attribute__((always_inline)) void dpt__stream_block(
-    const dpt__optim_seg *s, int64_t i, const int valid, const unsigned slots_in,
-    const unsigned slots_out, const int p_out, dpt__lanes_fn fn, void *ctx) {
+static inline __attribute__((always_inline)) void
+dpt__stream_block(const dpt__optim_seg *s, int64_t i, const int valid, const unsigned slots_in,
+                  const unsigned slots_out, const int p_out, dpt__lanes_fn fn, void *ctx) {
     const dpt__v4 zero = {0, 0, 0, 0};
     dpt__lanes x = {.p = dpt__v4_load(s->p + i, valid),
                     .g = slots_in & DPT__NO_GRAD ? zero : dpt__v4_load(s->g + i, valid),
@@ -126,14 +128,12 @@ static inline __attribute__((always_inline)) void dpt__stream_block(
 }
 
 /* Runs `fn` over the segment four elements at a time: loads params, grads (unless `slots_in`
- * has DPT__NO_GRAD) and the slots in `slots_in` (bit k = slot k), calls fn, stores params if `p_out` and the slots in `slots_out`.
- * The tail is zero-padded and only its valid lanes are stored. Inlined with a constant fn, this
- * is the one loop every rule shares. */
-static inline __attribute__((always_inline)) void dpt__stream(const dpt__optim_seg *s,
-                                                              const unsigned slots_in,
-                                                              const unsigned slots_out,
-                                                              const int p_out, dpt__lanes_fn fn,
-                                                              void *ctx) {
+ * has DPT__NO_GRAD) and the slots in `slots_in` (bit k = slot k), calls fn, stores params if
+ * `p_out` and the slots in `slots_out`. The tail is zero-padded and only its valid lanes are
+ * stored. Inlined with a constant fn, this is the one loop every rule shares. */
+static inline __attribute__((always_inline)) void
+dpt__stream(const dpt__optim_seg *s, const unsigned slots_in, const unsigned slots_out,
+            const int p_out, dpt__lanes_fn fn, void *ctx) {
     int64_t i = 0;
     for (; i + 4 <= s->n; i += 4)
         dpt__stream_block(s, i, 4, slots_in, slots_out, p_out, fn, ctx);

@@ -6,7 +6,8 @@
 /* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) */
 double dpt__sumsq_total(const dpt__sumsq *s) {
     const dpt__v2d *q = s->pair;
-    return ((q[0][0] + q[0][1]) + (q[1][0] + q[1][1])) + ((q[2][0] + q[2][1]) + (q[3][0] + q[3][1]));
+    return ((q[0][0] + q[0][1]) + (q[1][0] + q[1][1])) +
+           ((q[2][0] + q[2][1]) + (q[3][0] + q[3][1]));
 }
 
 double dpt__sumsq_array(const float *x, int64_t n) {
@@ -36,7 +37,9 @@ double dpt__sumsq_array(const float *x, int64_t n) {
     return dpt__sumsq_total(&s);
 }
 
-double dpt_norm2(const float *x, int64_t n) { return sqrt(dpt__sumsq_array(x, n)); }
+double dpt_norm2(const float *x, int64_t n) {
+    return sqrt(dpt__sumsq_array(x, n));
+}
 
 double dpt__trust_ratio(int adapt, double num, double den) {
     if (!adapt || !(num > 0) || !(den > 0))

@@ -39,8 +39,8 @@ static dpt_status check_step(dpt_schedule *s, const char *kn) {
     }
     for (int i = n; i < DPT_SCHED_MAX_MILESTONES; i++)
         if (c->milestones[i] != 0)
-            return dpt_errorf(DPT_EINVAL, "%s schedule: milestone %d follows the terminating 0",
-                              kn, i);
+            return dpt_errorf(DPT_EINVAL, "%s schedule: milestone %d follows the terminating 0", kn,
+                              i);
     if ((n > 0) == (c->step_size > 0))
         return dpt_errorf(DPT_EINVAL,
                           "%s schedule: give either step_size > 0 or milestones (step_size = "
@@ -84,9 +84,8 @@ dpt_status dpt_schedule_init(dpt_schedule *s, const dpt_schedule_cfg *cfg) {
                               "cosine schedule: final_lr = %g: must be in [0, base_lr = %g]",
                               c->final_lr, c->base_lr);
     } else if (c->total_steps != 0 || c->final_lr != 0) {
-        return dpt_errorf(DPT_EINVAL,
-                          "%s schedule: total_steps and final_lr belong to the cosine schedule",
-                          kn);
+        return dpt_errorf(
+            DPT_EINVAL, "%s schedule: total_steps and final_lr belong to the cosine schedule", kn);
     }
     if (c->warmup_steps < 0)
         return dpt_errorf(DPT_EINVAL, "%s schedule: warmup_steps = %lld: must be >= 0", kn,
@@ -108,7 +107,8 @@ dpt_status dpt_schedule_init(dpt_schedule *s, const dpt_schedule_cfg *cfg) {
 static double main_lr(const dpt_schedule *s, int64_t t) {
     const dpt_schedule_cfg *c = &s->cfg;
     switch (c->kind) {
-    case DPT_SCHED_CONSTANT: return c->base_lr;
+    case DPT_SCHED_CONSTANT:
+        return c->base_lr;
     case DPT_SCHED_STEP: {
         int64_t passed = 0;
         if (c->step_size > 0)
@@ -118,13 +118,15 @@ static double main_lr(const dpt_schedule *s, int64_t t) {
                 passed++;
         return c->base_lr * pow(c->gamma, (double)passed);
     }
-    case DPT_SCHED_EXPONENTIAL: return c->base_lr * pow(c->gamma, (double)t);
+    case DPT_SCHED_EXPONENTIAL:
+        return c->base_lr * pow(c->gamma, (double)t);
     case DPT_SCHED_COSINE:
         if (t >= c->total_steps)
             return c->final_lr;
         return c->final_lr + (c->base_lr - c->final_lr) *
                                  (1.0 + cos(pi * (double)t / (double)c->total_steps)) / 2.0;
-    case DPT_SCHED_KIND_COUNT: break;
+    case DPT_SCHED_KIND_COUNT:
+        break;
     }
     DPT_ASSERT(!"initialised schedule");
     return 0;

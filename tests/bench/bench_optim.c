@@ -129,10 +129,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int64_t default_sizes[] = {1000000, 3000000, 10000000};
-    printf("optimizer step vs memcpy of the same bytes (bytes = params + grads + state, read and "
-           "written once);\nmedian of %d runs, %s time; last column = optimizer GB/s as %% of memcpy "
-           "GB/s\n",
-           runs, use_wall_clock ? "wall" : "thread CPU");
+    printf(
+        "optimizer step vs memcpy of the same bytes (bytes = params + grads + state, read and "
+        "written once);\nmedian of %d runs, %s time; last column = optimizer GB/s as %% of memcpy "
+        "GB/s\n",
+        runs, use_wall_clock ? "wall" : "thread CPU");
     printf("%-13s %7s %6s %11s %12s   %-33s\n", "kind", "params", "bytes", "step", "rate",
            "memcpy");
     if (argc > 2) {

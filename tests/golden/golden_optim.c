@@ -24,13 +24,10 @@ static const attr_spec common_attrs[] = {{"lr", A_DOUBLE}, {"weight_decay", A_DO
 
 static const attr_spec sgd_attrs[] = {
     {"momentum", A_DOUBLE}, {"dampening", A_DOUBLE}, {"nesterov", A_INT}, {NULL, 0}};
-static const attr_spec adagrad_attrs[] = {{"eps", A_DOUBLE},
-                                          {"lr_decay", A_DOUBLE},
-                                          {"initial_accumulator_value", A_DOUBLE},
-                                          {NULL, 0}};
+static const attr_spec adagrad_attrs[] = {
+    {"eps", A_DOUBLE}, {"lr_decay", A_DOUBLE}, {"initial_accumulator_value", A_DOUBLE}, {NULL, 0}};
 static const attr_spec rmsprop_attrs[] = {
-    {"alpha", A_DOUBLE}, {"eps", A_DOUBLE}, {"momentum", A_DOUBLE}, {"centered", A_INT},
-    {NULL, 0}};
+    {"alpha", A_DOUBLE}, {"eps", A_DOUBLE}, {"momentum", A_DOUBLE}, {"centered", A_INT}, {NULL, 0}};
 static const attr_spec adadelta_attrs[] = {{"rho", A_DOUBLE}, {"eps", A_DOUBLE}, {NULL, 0}};
 static const attr_spec adam_attrs[] = {
     {"betas", A_BETAS}, {"eps", A_DOUBLE}, {"amsgrad", A_INT}, {NULL, 0}};
@@ -159,14 +156,30 @@ static void run_case(golden_case *c, dpt_optim_kind kind, const attr_spec *attrs
     trajectory_free(&tr);
 }
 
-static void run_sgd(golden_case *c) { run_case(c, DPT_OPTIM_SGD, sgd_attrs); }
-static void run_momentum(golden_case *c) { run_case(c, DPT_OPTIM_MOMENTUM, sgd_attrs); }
-static void run_nesterov(golden_case *c) { run_case(c, DPT_OPTIM_NESTEROV, sgd_attrs); }
-static void run_adagrad(golden_case *c) { run_case(c, DPT_OPTIM_ADAGRAD, adagrad_attrs); }
-static void run_rmsprop(golden_case *c) { run_case(c, DPT_OPTIM_RMSPROP, rmsprop_attrs); }
-static void run_adadelta(golden_case *c) { run_case(c, DPT_OPTIM_ADADELTA, adadelta_attrs); }
-static void run_adam(golden_case *c) { run_case(c, DPT_OPTIM_ADAM, adam_attrs); }
-static void run_adamw(golden_case *c) { run_case(c, DPT_OPTIM_ADAMW, adam_attrs); }
+static void run_sgd(golden_case *c) {
+    run_case(c, DPT_OPTIM_SGD, sgd_attrs);
+}
+static void run_momentum(golden_case *c) {
+    run_case(c, DPT_OPTIM_MOMENTUM, sgd_attrs);
+}
+static void run_nesterov(golden_case *c) {
+    run_case(c, DPT_OPTIM_NESTEROV, sgd_attrs);
+}
+static void run_adagrad(golden_case *c) {
+    run_case(c, DPT_OPTIM_ADAGRAD, adagrad_attrs);
+}
+static void run_rmsprop(golden_case *c) {
+    run_case(c, DPT_OPTIM_RMSPROP, rmsprop_attrs);
+}
+static void run_adadelta(golden_case *c) {
+    run_case(c, DPT_OPTIM_ADADELTA, adadelta_attrs);
+}
+static void run_adam(golden_case *c) {
+    run_case(c, DPT_OPTIM_ADAM, adam_attrs);
+}
+static void run_adamw(golden_case *c) {
+    run_case(c, DPT_OPTIM_ADAMW, adam_attrs);
+}
 
 const golden_handler golden_optim_handlers[] = {
     {"sgd", run_sgd, OPTIM_TOL, OPTIM_TOL},

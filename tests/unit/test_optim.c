@@ -59,8 +59,10 @@ static void test_defaults(void **state) {
         dpt_optim_kind kind;
         double lr, momentum, weight_decay, eps, beta1, beta2;
     } want[] = {
-        {DPT_OPTIM_ADAGRAD, 1e-2, 0, 0, 1e-10, 0, 0}, {DPT_OPTIM_RMSPROP, 1e-2, 0, 0, 1e-8, 0, 0},
-        {DPT_OPTIM_ADADELTA, 1.0, 0, 0, 1e-6, 0, 0},  {DPT_OPTIM_ADAM, 1e-3, 0, 0, 1e-8, .9, .999},
+        {DPT_OPTIM_ADAGRAD, 1e-2, 0, 0, 1e-10, 0, 0},
+        {DPT_OPTIM_RMSPROP, 1e-2, 0, 0, 1e-8, 0, 0},
+        {DPT_OPTIM_ADADELTA, 1.0, 0, 0, 1e-6, 0, 0},
+        {DPT_OPTIM_ADAM, 1e-3, 0, 0, 1e-8, .9, .999},
         {DPT_OPTIM_ADAMW, 1e-3, 0, 1e-2, 1e-8, .9, .999},
         {DPT_OPTIM_LAMB, 1e-3, 0, 0, 1e-6, .9, .999},
     };
@@ -90,12 +92,13 @@ static void test_defaults(void **state) {
     assert_int_equal(c->no_adapt, DPT_ROLE_BIAS | DPT_ROLE_NORM);
     dpt_optim_destroy(o);
     /* THE ZERO RULE: a literal 0 where the default is not 0 */
-    o = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_ADAMW, .literal_zero = DPT_OPTIM_F_WEIGHT_DECAY},
-             3, NULL, 0);
+    o = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_ADAMW, .literal_zero = DPT_OPTIM_F_WEIGHT_DECAY}, 3,
+             NULL, 0);
     assert_true(dpt_optim_config(o)->weight_decay == 0);
     dpt_optim_destroy(o);
-    o = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 1, .literal_zero = DPT_OPTIM_F_NO_DECAY},
-             3, NULL, 0);
+    o = make(
+        &(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 1, .literal_zero = DPT_OPTIM_F_NO_DECAY}, 3,
+        NULL, 0);
     assert_int_equal(dpt_optim_config(o)->no_decay, 0);
     dpt_optim_destroy(o);
 }
@@ -122,8 +125,8 @@ static void test_invalid_hyper_parameters_rejected(void **state) {
     expect_rejected(&(dpt_optim_cfg){.kind = DPT_OPTIM_SGD, .lr = NAN}, "finite");
     expect_rejected(&(dpt_optim_cfg){.kind = DPT_OPTIM_SGD, .lr = 0.1, .nesterov = 1},
                     "Nesterov momentum requires");
-    expect_rejected(
-        &(dpt_optim_cfg){.kind = DPT_OPTIM_NESTEROV, .lr = 0.1, .dampening = 0.1}, "dampening");
+    expect_rejected(&(dpt_optim_cfg){.kind = DPT_OPTIM_NESTEROV, .lr = 0.1, .dampening = 0.1},
+                    "dampening");
     expect_rejected(&(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM,
                                      .lr = 0.1,
                                      .literal_zero = DPT_OPTIM_F_MOMENTUM},
@@ -277,9 +280,9 @@ static void test_adam_first_step_is_lr(void **state) {
     enum { n = 32 };
     const dpt_optim_kind kinds[] = {DPT_OPTIM_ADAM, DPT_OPTIM_ADAMW};
     for (int k = 0; k < 2; k++) {
-        dpt_optim *o = make(&(dpt_optim_cfg){.kind = kinds[k],
-                                             .literal_zero = DPT_OPTIM_F_WEIGHT_DECAY},
-                            n, NULL, 0);
+        dpt_optim *o =
+            make(&(dpt_optim_cfg){.kind = kinds[k], .literal_zero = DPT_OPTIM_F_WEIGHT_DECAY}, n,
+                 NULL, 0);
         float p[n] = {0}, g[n];
         dpt_fill_uniform(g, n, 0.5f, 1.0f, SEED, 4);
         for (int i = 0; i < n; i++)
@@ -305,15 +308,17 @@ static void test_no_decay_segments(void **state) {
     dpt_optim_segment segs[] = {
         {.offset = 0, .length = 6, .role = DPT_ROLE_WEIGHT, .name = "0/weight"},
         {.offset = 6, .length = 2, .role = DPT_ROLE_BIAS, .name = "0/bias"},
-        {.offset = 8, .length = 2, .role = DPT_ROLE_NORM, .flags = DPT_SEG_NO_DECAY,
+        {.offset = 8,
+         .length = 2,
+         .role = DPT_ROLE_NORM,
+         .flags = DPT_SEG_NO_DECAY,
          .name = "1/gamma"},
     };
     for (int k = 0; k < 3; k++) {
-        dpt_optim *dec = make(&(dpt_optim_cfg){.kind = kinds[k],
-                                               .lr = 0.05,
-                                               .weight_decay = 0.1,
-                                               .no_decay = DPT_ROLE_BIAS},
-                              n, segs, 3);
+        dpt_optim *dec = make(
+            &(dpt_optim_cfg){
+                .kind = kinds[k], .lr = 0.05, .weight_decay = 0.1, .no_decay = DPT_ROLE_BIAS},
+            n, segs, 3);
         dpt_optim *plain = make(&(dpt_optim_cfg){.kind = kinds[k],
                                                  .lr = 0.05,
                                                  .literal_zero = DPT_OPTIM_F_WEIGHT_DECAY},
@@ -341,11 +346,9 @@ static void test_l2_penalty(void **state) {
     enum { n = 12 };
     const float wd = 0.01f;
     dpt_optim_segment segs[] = {{.offset = 0, .length = 9, .name = "w"},
-                                {.offset = 9, .length = 3, .flags = DPT_SEG_NO_DECAY,
-                                 .name = "b"}};
-    dpt_optim *dec = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM, .lr = 0.1,
-                                           .weight_decay = wd},
-                          n, segs, 2);
+                                {.offset = 9, .length = 3, .flags = DPT_SEG_NO_DECAY, .name = "b"}};
+    dpt_optim *dec = make(
+        &(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM, .lr = 0.1, .weight_decay = wd}, n, segs, 2);
     dpt_optim *plain = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM, .lr = 0.1}, n, NULL, 0);
     float p1[n], p2[n], g[n], gl2[n];
     dpt_fill_uniform(p1, n, -2, 2, SEED, 9);

@@ -37,14 +37,16 @@ static double norm_d(const double *x, int n) {
     return sqrt(s);
 }
 
-static int excluded(int s) { return segs[s].role != DPT_ROLE_WEIGHT; }
+static int excluded(int s) {
+    return segs[s].role != DPT_ROLE_WEIGHT;
+}
 
 /* Algorithm 1 (LARS): for each layer l,
  *   g = grad;  lambda = eta * |w| / (|g| + beta * |w|);
  *   v = m * v + gamma_t * lambda * (g + beta * w);  w = w - v
  * excluded layers: lambda = 1 and beta = 0. */
-static void lars_paper(double *w, double *v, const double *g, double gamma_t, double m,
-                       double beta, double eta) {
+static void lars_paper(double *w, double *v, const double *g, double gamma_t, double m, double beta,
+                       double eta) {
     for (int s = 0; s < NSEG; s++) {
         int o = (int)segs[s].offset, n = (int)segs[s].length;
         double b = excluded(s) ? 0 : beta;
@@ -111,8 +113,7 @@ static void run_against_paper(const dpt_optim_cfg *cfg, int lamb) {
 
 static void test_lars_matches_paper(void **state) {
     (void)state;
-    run_against_paper(&(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 2.0, .weight_decay = 5e-4},
-                      0);
+    run_against_paper(&(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 2.0, .weight_decay = 5e-4}, 0);
     /* without momentum: v is the step itself */
     run_against_paper(&(dpt_optim_cfg){.kind = DPT_OPTIM_LARS,
                                        .lr = 1.0,
@@ -146,9 +147,9 @@ static void test_lars_update_scales_with_weight_norm(void **state) {
         dpt_optim_segment two[] = {{.offset = 0, .length = n, .name = "a/weight"},
                                    {.offset = n, .length = n, .name = "b/weight"}};
         dpt_optim *o = NULL;
-        assert_int_equal(
-            dpt_optim_create(&o, &(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 0.5}, 2 * n, two, 2),
-            DPT_OK);
+        assert_int_equal(dpt_optim_create(&o, &(dpt_optim_cfg){.kind = DPT_OPTIM_LARS, .lr = 0.5},
+                                          2 * n, two, 2),
+                         DPT_OK);
         float p[2 * n], g[2 * n];
         dpt_fill_uniform(p, n, -1, 1, SEED, 40);
         dpt_fill_uniform(g, n, -1, 1, SEED, 41);

@@ -22,7 +22,7 @@
 enum { N = 16, T = 40 };
 
 typedef struct {
-    float a[N];      /* f(theta) = 1/2 sum a_i theta_i^2 */
+    float a[N]; /* f(theta) = 1/2 sum a_i theta_i^2 */
     float theta0[N];
 } quadratic;
 
@@ -51,7 +51,8 @@ static void ours_step(dpt_optim *o, const quadratic *q, float *p, double lr) {
  * |ours - notes| / (atol*s + rtol*|notes|) over the trajectory. */
 static double momentum_vs_notes(const quadratic *q, int drop) {
     const double gamma = 0.9, eta0 = 0.05;
-    dpt_optim *o = make(&(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM, .lr = eta0, .momentum = gamma});
+    dpt_optim *o =
+        make(&(dpt_optim_cfg){.kind = DPT_OPTIM_MOMENTUM, .lr = eta0, .momentum = gamma});
     float p[N];
     double th[N], v[N] = {0}, worst = 0;
     memcpy(p, q->theta0, sizeof p);
@@ -163,16 +164,16 @@ static void test_eps_placement_matters_only_near_sqrt_eps(void **state) {
     const double lr = 0.1, eps = 1e-8;
     float p[2] = {0, 0}, g[2] = {1e-4f, 1.0f};
     dpt_optim *o = NULL;
-    assert_int_equal(dpt_optim_create(&o, &(dpt_optim_cfg){.kind = DPT_OPTIM_ADAGRAD, .eps = eps},
-                                      2, NULL, 0),
-                     DPT_OK);
+    assert_int_equal(
+        dpt_optim_create(&o, &(dpt_optim_cfg){.kind = DPT_OPTIM_ADAGRAD, .eps = eps}, 2, NULL, 0),
+        DPT_OK);
     assert_int_equal(dpt_optim_step(o, p, g, lr), DPT_OK);
     double notes0 = lr * g[0] / sqrt((double)g[0] * g[0] + eps);
     double notes1 = lr * g[1] / sqrt((double)g[1] * g[1] + eps);
     assert_true(fabs(-p[0] - lr * g[0] / (g[0] + eps)) <= 1e-6 * lr); /* torch's form */
-    assert_true(fabs(notes0 - lr / sqrt(2.0)) <= 1e-3 * lr);           /* the notes' form */
-    assert_true(-p[0] - notes0 > 0.25 * lr);                            /* 29% apart */
-    assert_true(fabs(-p[1] - notes1) <= 1e-6 * lr);                     /* indistinguishable */
+    assert_true(fabs(notes0 - lr / sqrt(2.0)) <= 1e-3 * lr);          /* the notes' form */
+    assert_true(-p[0] - notes0 > 0.25 * lr);                          /* 29% apart */
+    assert_true(fabs(-p[1] - notes1) <= 1e-6 * lr);                   /* indistinguishable */
     dpt_optim_destroy(o);
 }
 

@@ -26,16 +26,16 @@ static void test_constant_and_step(void **state) {
     CLOSE(dpt_schedule_lr(&c, 0), 0.1);
     CLOSE(dpt_schedule_lr(&c, 1000000), 0.1);
     /* StepLR(step_size=30), gamma defaults to 0.1 */
-    dpt_schedule s = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 0.4,
-                                              .step_size = 30});
+    dpt_schedule s =
+        make(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 0.4, .step_size = 30});
     CLOSE(dpt_schedule_lr(&s, 0), 0.4);
     CLOSE(dpt_schedule_lr(&s, 29), 0.4);
     CLOSE(dpt_schedule_lr(&s, 30), 0.04);
     CLOSE(dpt_schedule_lr(&s, 59), 0.04);
     CLOSE(dpt_schedule_lr(&s, 60), 0.4 * 0.01);
     /* MultiStepLR(milestones=[30, 60, 80], gamma=0.1): Goyal et al.'s ImageNet schedule */
-    dpt_schedule m = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 3.2,
-                                              .milestones = {30, 60, 80}});
+    dpt_schedule m = make(
+        &(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 3.2, .milestones = {30, 60, 80}});
     CLOSE(dpt_schedule_lr(&m, 29), 3.2);
     CLOSE(dpt_schedule_lr(&m, 30), 0.32);
     CLOSE(dpt_schedule_lr(&m, 79), 3.2 * 0.01);
@@ -45,21 +45,21 @@ static void test_constant_and_step(void **state) {
 
 static void test_exponential_and_cosine(void **state) {
     (void)state;
-    dpt_schedule e = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_EXPONENTIAL, .base_lr = 0.1,
-                                              .gamma = 0.95});
+    dpt_schedule e =
+        make(&(dpt_schedule_cfg){.kind = DPT_SCHED_EXPONENTIAL, .base_lr = 0.1, .gamma = 0.95});
     CLOSE(dpt_schedule_lr(&e, 0), 0.1);
     CLOSE(dpt_schedule_lr(&e, 1), 0.095);
     CLOSE(dpt_schedule_lr(&e, 10), 0.1 * pow(0.95, 10));
     /* CosineAnnealingLR(T_max=100, eta_min=1e-3) */
-    dpt_schedule c = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_COSINE, .base_lr = 0.1,
-                                              .total_steps = 100, .final_lr = 1e-3});
+    dpt_schedule c = make(&(dpt_schedule_cfg){
+        .kind = DPT_SCHED_COSINE, .base_lr = 0.1, .total_steps = 100, .final_lr = 1e-3});
     CLOSE(dpt_schedule_lr(&c, 0), 0.1);
     CLOSE(dpt_schedule_lr(&c, 50), 1e-3 + (0.1 - 1e-3) / 2);
     CLOSE(dpt_schedule_lr(&c, 25), 1e-3 + (0.1 - 1e-3) * (1 + sqrt(0.5)) / 2);
     CLOSE(dpt_schedule_lr(&c, 100), 1e-3);
     CLOSE(dpt_schedule_lr(&c, 150), 1e-3); /* held at the final LR after T_max */
-    dpt_schedule z = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_COSINE, .base_lr = 1,
-                                              .total_steps = 4});
+    dpt_schedule z =
+        make(&(dpt_schedule_cfg){.kind = DPT_SCHED_COSINE, .base_lr = 1, .total_steps = 4});
     CLOSE(dpt_schedule_lr(&z, 2), 0.5);
     assert_true(dpt_schedule_lr(&z, 4) == 0);
 }
@@ -86,12 +86,12 @@ static void test_warmup_composes_with_every_schedule(void **state) {
         }
     }
     /* warmup_start 0 means torch's 1/3; warmup_from_zero starts at 0 */
-    dpt_schedule d = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 0.3,
-                                              .warmup_steps = 3});
+    dpt_schedule d =
+        make(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 0.3, .warmup_steps = 3});
     CLOSE(dpt_schedule_lr(&d, 0), 0.1);
     CLOSE(dpt_schedule_lr(&d, 3), 0.3);
-    dpt_schedule z = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 0.3,
-                                              .warmup_steps = 3, .warmup_from_zero = 1});
+    dpt_schedule z = make(&(dpt_schedule_cfg){
+        .kind = DPT_SCHED_CONSTANT, .base_lr = 0.3, .warmup_steps = 3, .warmup_from_zero = 1});
     assert_true(dpt_schedule_lr(&z, 0) == 0);
     CLOSE(dpt_schedule_lr(&z, 1), 0.1);
 }
@@ -103,7 +103,8 @@ static void test_linear_scaling_rule(void **state) {
     double lr = dpt_schedule_linear_scaling(0.1, 8192, 256);
     CLOSE(lr, 3.2);
     CLOSE(dpt_schedule_linear_scaling(1e-3, 64, 256), 2.5e-4);
-    dpt_schedule s = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = lr,
+    dpt_schedule s = make(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP,
+                                              .base_lr = lr,
                                               .milestones = {30 * 156, 60 * 156, 80 * 156},
                                               .warmup_steps = 5 * 156,
                                               .warmup_start = 256.0 / 8192});
@@ -125,25 +126,25 @@ static void test_invalid_schedules_rejected(void **state) {
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT}, "base_lr = 0");
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = -1}, "base_lr");
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 1}, "step_size");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 1, .step_size = 3,
-                                        .milestones = {5}},
-                    "either");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 1,
-                                        .milestones = {5, 5}},
+    expect_rejected(
+        &(dpt_schedule_cfg){
+            .kind = DPT_SCHED_STEP, .base_lr = 1, .step_size = 3, .milestones = {5}},
+        "either");
+    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_STEP, .base_lr = 1, .milestones = {5, 5}},
                     "strictly increasing");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_EXPONENTIAL, .base_lr = 1},
-                    "gamma = 0");
+    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_EXPONENTIAL, .base_lr = 1}, "gamma = 0");
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_EXPONENTIAL, .base_lr = 1, .gamma = 2},
                     "gamma = 2");
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_COSINE, .base_lr = 1}, "total_steps");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_COSINE, .base_lr = 1, .total_steps = 9,
-                                        .final_lr = 2},
-                    "final_lr");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 1,
-                                        .warmup_steps = 4, .warmup_start = 1.5},
-                    "warmup_start");
-    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 1,
-                                        .total_steps = 4},
+    expect_rejected(
+        &(dpt_schedule_cfg){
+            .kind = DPT_SCHED_COSINE, .base_lr = 1, .total_steps = 9, .final_lr = 2},
+        "final_lr");
+    expect_rejected(
+        &(dpt_schedule_cfg){
+            .kind = DPT_SCHED_CONSTANT, .base_lr = 1, .warmup_steps = 4, .warmup_start = 1.5},
+        "warmup_start");
+    expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT, .base_lr = 1, .total_steps = 4},
                     "cosine");
     dpt_schedule_kind k;
     assert_int_equal(dpt_schedule_kind_parse("cosine", &k), DPT_OK);
