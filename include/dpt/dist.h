@@ -84,8 +84,11 @@ void dpt_group_free(dpt_group *g);
  * "dptrain: error: rank R: no agreement within T s (another rank died or hangs); aborting" and
  * calls MPI_Abort on g->world: mpirun then kills every rank, including ranks blocked in other
  * collectives, and exits non-zero. So no rank hangs as long as one rank reaches the agreement;
- * a rank that exits without MPI_Finalize is caught by mpirun itself. This is the one place, with
- * dpt_group_abort, where library code ends the process. g: global input. */
+ * a rank that exits without MPI_Finalize is caught by mpirun itself. The clock starts when this
+ * rank enters, so the timeout must exceed the longest time a healthy rank may lag behind at an
+ * agreement point (the leader writing a checkpoint, an uneven evaluation): agree right after
+ * collective phases, or raise agree_timeout. This is the one place, with dpt_group_abort, where
+ * library code ends the process. g: global input. */
 dpt_status dpt_group_agree(const dpt_group *g, dpt_status st);
 
 /* Local (not collective): prints "dptrain: error: rank R: <dpt_last_error()>" to stderr and
