@@ -624,7 +624,11 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
         /* epoch metrics, reduced over the group */
         double red[3] = {sums.loss_sum, (double)sums.correct, (double)sums.count};
         dpt_phase_begin(&t->timer, DPT_PHASE_EVAL);
-        st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, red, 3);
+        /* The shared optimizer step keeps replicas bit-identical; a hash per epoch proves it. */
+        st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, t->params,
+                                  (size_t)t->n_params * sizeof(float), "parameters after an epoch");
+        if (st == DPT_OK)
+            st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, red, 3);
         if (st == DPT_OK)
             st = sync_buffers(t);
         double val_loss = NAN, val_acc = NAN, test_loss = NAN, test_acc = NAN;
