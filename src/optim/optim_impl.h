@@ -1,6 +1,7 @@
 /* Internal contract between optim.c (configuration, segments, state slots, dispatch) and the
  * per-rule files sgd.c, adaptive.c, adam.c and layerwise.c: one update function per rule, called
- * once per parameter segment with pointers already offset to that segment. */
+ * once per parameter segment with pointers already offset to that segment; the 4-lane streaming
+ * loop they all share; the fixed-order double sum of squares. */
 #ifndef DPT_OPTIM_IMPL_H
 #define DPT_OPTIM_IMPL_H
 
