@@ -11,7 +11,7 @@ build=build
 flags=(-DDPT_WERROR=ON)
 if [ "${1:-}" = "--sanitize" ]; then
     build=build-asan
-    flags+=(-DDPT_SANITIZE=ON -DDPT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug)
+    flags+=(-DDPT_SANITIZE=ON -DDPT_BUILD_BENCH=OFF)  # -O2 -g: fast enough to train under ASan
     # Open MPI's and HDF5's own allocations are reported as leaks: suppressed by library,
     # LeakSanitizer stays on for our code. Open MPI is built without frame pointers, so only the
     # slow (DWARF) unwinder attributes its allocations to its libraries.
