@@ -125,13 +125,18 @@ static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, con
 
 /* ---------------------------------------------------------------------------------------------
  * Channel-vectorized micro-kernel.
- * out: (R, NV*VL) = sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for r < R. */
-SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, const float *a,
-                    const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+ * out[r*ldo + (0 .. NV*VL)] = init + sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for
+ * r < R, where init is the NV vectors at `init`, or zero when it is NULL. */
+SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, const int NV,
+                    const int64_t rs, const float *a, const int32_t *koff, int64_t K, const float *B,
+                    int64_t ldb) {
     vf c[MK_ACC_MAX];
     SIMD_UNROLL
-    for (int i = 0; i < R * NV; i++)
-        c[i] = V_ZERO();
+    for (int r = 0; r < R; r++) {
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++)
+            c[r * NV + v] = init ? V_LOAD(init + v * VL) : V_ZERO();
+    }
     for (int64_t k = 0; k < K; k++) {
         const float *ap = a + koff[k];
         const float *bp = B + k * ldb;
@@ -146,19 +151,22 @@ SIMD_INLINE void mk(float *out, const int R, const int NV, const int64_t rs, con
         }
     }
     SIMD_UNROLL
-    for (int i = 0; i < R * NV; i++)
-        V_STORE(out + i * VL, c[i]);
+    for (int r = 0; r < R; r++) {
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++)
+            V_STORE(out + r * ldo + v * VL, c[r * NV + v]);
+    }
 }
 
 /* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
-static void mk_run(float *out, int R, int NV, int64_t rs, const float *a, const int32_t *koff,
-                   int64_t K, const float *B, int64_t ldb) {
+static void mk_run(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
+                   const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
 #define MK_CASE(r, nv)                                                                             \
     case r:                                                                                        \
         if (rs == 1)                                                                               \
-            mk(out, r, nv, 1, a, koff, K, B, ldb);                                                 \
+            mk(out, ldo, init, r, nv, 1, a, koff, K, B, ldb);                                      \
         else                                                                                       \
-            mk(out, r, nv, rs, a, koff, K, B, ldb);                                                \
+            mk(out, ldo, init, r, nv, rs, a, koff, K, B, ldb);                                     \
         return;
 #define MK_CASE2(r) MK_CASE(r, 2)
 #define MK_CASE1(r) MK_CASE(r, 1)
@@ -197,16 +205,21 @@ static void tile_bounds(int64_t n, int64_t nt, int64_t t, int64_t *lo, int *len)
 static int fwd_uses_pv(const geo *q) { return q->s[2] == 1 && (2 * q->Og <= VL || q->K < 32); }
 
 typedef struct {
-    int64_t koff, wp, xp, end; /* offsets in floats */
+    int64_t koff, wp, bp, ycl, xp, end; /* offsets in floats */
 } fwd_ws;
 
 static int64_t fwd_plan(const geo *q, fwd_ws *b) {
     int64_t o = 0;
     b->koff = o;
     o += round_up(q->K, 16);
-    b->wp = o;
-    if (!fwd_uses_pv(q))
+    b->wp = b->bp = b->ycl = o;
+    if (!fwd_uses_pv(q)) {
         o += round_up(q->G * q->K * q->OgPad, 16);
+        b->bp = o;
+        o += round_up(q->G * q->OgPad, 16);
+        b->ycl = o;
+        o += round_up(q->P * q->OgPad, 16);
+    }
     b->xp = o;
     o += round_up(q->Cg * q->ps + SLACK, 16);
     b->end = o;
@@ -226,59 +239,35 @@ static void fwd_koff(int32_t *koff, const geo *q) {
                                           kw * q->d[2]);
 }
 
-/* y: (R positions) of NL channels, y[l*ys + r] = out[r][l] + bias[l]; out: (R, ld). Transposed
- * VL x VL in registers; rows past R are zeros, never stored. */
-static void store_tile(float *y, int64_t ys, const float *out, int64_t ld, int R, int64_t NL,
-                       const float *bias) {
-    for (int64_t l0 = 0; l0 < NL; l0 += VL)
-        for (int r0 = 0; r0 < R; r0 += VL) {
-            const int nr = R - r0 < VL ? R - r0 : VL;
-            const int64_t nl = min64(VL, NL - l0);
-            vf t[VL];
-            SIMD_UNROLL
-            for (int a = 0; a < VL; a++)
-                t[a] = a < nr ? V_LOAD(out + (r0 + a) * ld + l0) : V_ZERO();
-            v_transpose(t);
-            for (int64_t l = 0; l < nl; l++) {
-                const vf v = bias ? V_ADD(t[l], V_SET1(bias[l0 + l])) : t[l];
-                if (nr == VL)
-                    V_STORE(y + (l0 + l) * ys + r0, v);
-                else
-                    V_STORE_N(y + (l0 + l) * ys + r0, v, nr);
-            }
-        }
-}
-
-/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  b: (O) or NULL  wp: (G, K, OgPad) packed weights */
-static void fwd_cv(float *y, const float *x, const float *b, const geo *q, const float *wp,
-                   const int32_t *koff, float *xp) {
-    float out[MK_ACC_MAX * VL];
-    const int64_t rs = q->s[2];
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  wp: (G, K, OgPad) packed weights  bp: (G, OgPad)
+ * bias, zero-padded (zeros without bias). Each image's result is built channel-last in
+ * ycl: (P, OgPad), with whole aligned vector stores, then transposed into y once. */
+static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, const float *bp,
+                   const int32_t *koff, float *ycl, float *xp) {
+    const int64_t rs = q->s[2], ld = q->OgPad;
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t gi = 0; gi < q->G; gi++) {
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
                 const int NV = q->Og - ob > VL ? 2 : 1;
-                const int64_t NL = min64(NV * VL, q->Og - ob);
                 const int64_t nt = tiles_count(q->out[2], NV == 2 ? MK_RMAX2 : MK_RMAX1);
-                const float *B = wp + gi * q->K * q->OgPad + ob;
-                const float *bias = b ? b + gi * q->Og + ob : NULL;
-                float *yo = y + (n * q->O + gi * q->Og + ob) * q->P;
+                const float *B = wp + gi * q->K * ld + ob;
                 for (int64_t od = 0; od < q->out[0]; od++)
                     for (int64_t oh = 0; oh < q->out[1]; oh++) {
                         const float *arow =
                             xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
-                        float *yrow = yo + (od * q->out[1] + oh) * q->out[2];
+                        float *yrow = ycl + ((od * q->out[1] + oh) * q->out[2]) * ld + ob;
                         for (int64_t t = 0; t < nt; t++) {
                             int64_t ow0;
                             int R;
                             tile_bounds(q->out[2], nt, t, &ow0, &R);
-                            mk_run(out, R, NV, rs, arow + ow0 * rs, koff, q->K, B, q->OgPad);
-                            store_tile(yrow + ow0, q->P, out, NV * VL, R, NL, bias);
+                            mk_run(yrow + ow0 * ld, ld, bp + gi * ld + ob, R, NV, rs,
+                                   arow + ow0 * rs, koff, q->K, B, ld);
                         }
                     }
             }
+            transpose(y + (n * q->O + gi * q->Og) * q->P, q->P, ycl, ld, q->P, q->Og);
         }
 }
 
@@ -401,14 +390,17 @@ static void fwd_core(float *y, const float *x, const float *w, const float *b, c
         fwd_pv(y, x, w, b, q, koff, work + ws.xp);
         return;
     }
-    float *wp = work + ws.wp;
-    for (int64_t gi = 0; gi < q->G; gi++)
+    float *wp = work + ws.wp, *bp = work + ws.bp;
+    for (int64_t gi = 0; gi < q->G; gi++) {
         for (int64_t k = 0; k < q->K; k++) {
             float *row = wp + (gi * q->K + k) * q->OgPad;
             for (int64_t o = 0; o < q->OgPad; o++)
                 row[o] = o < q->Og ? w[(gi * q->Og + o) * q->K + k] : 0.0f;
         }
-    fwd_cv(y, x, b, q, wp, koff, work + ws.xp);
+        for (int64_t o = 0; o < q->OgPad; o++)
+            bp[gi * q->OgPad + o] = b && o < q->Og ? b[gi * q->Og + o] : 0.0f;
+    }
+    fwd_cv(y, x, q, wp, bp, koff, work + ws.ycl, work + ws.xp);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -501,7 +493,7 @@ static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q
                                         int64_t ow0;
                                         int R;
                                         tile_bounds(q->out[2], nt, ti, &ow0, &R);
-                                        mk_run(out, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
+                                        mk_run(out, NV * VL, NULL, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
                                         for (int r = 0; r < R; r++) {
                                             float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
                                             for (int v = 0; v < NV; v++)
@@ -752,7 +744,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 int64_t j0;
                                 int R;
                                 tile_bounds(L, nt, t, &j0, &R);
-                                mk_run(out, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
+                                mk_run(out, NV * VL, NULL, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
                                 for (int r = 0; r < R; r++) {
                                     float *dst = dwt + (row0 + j0 + r) * ld + ob;
                                     for (int v = 0; v < NV; v++)
