@@ -103,8 +103,10 @@ static void transpose(float *dst, int64_t ldd, const float *src, int64_t lds, in
             const int nl = (int)min64(VL, nj - j);
             vf r[VL];
             SIMD_UNROLL
-            for (int a = 0; a < VL; a++)
+            for (int a = 0; a < VL; a++) { /* VL concurrent streams: too many to leave to hardware */
+                V_PREFETCH(src + (i + a) * lds + j + 4 * VL);
                 r[a] = nl == VL ? V_LOAD(src + (i + a) * lds + j) : V_LOAD_N(src + (i + a) * lds + j, nl);
+            }
             v_transpose(r);
             for (int b = 0; b < nl; b++)
                 V_STORE(dst + (j + b) * ldd + i, r[b]);
