@@ -6,7 +6,7 @@
  * Layouts (row-major, as PyTorch):
  *   x: (N, C, D, H, W)   w: (O, C/groups, kD, kH, kW)   b: (O)   y: (N, O, oD, oH, oW)
  *
- * Kernels never allocate: scratch of dpt_conv_workspace_floats(impl, g) floats is passed in.
+ * Kernels never allocate: scratch of impl->workspace(g) floats is passed in.
  * forward and backward_data WRITE their output; backward_weight ACCUMULATES into dw and db (+=),
  * so the trainer zeroes the flat gradient buffer once per step. */
 #ifndef DPT_CONV_H

@@ -2,7 +2,6 @@
  * the model's segment table and the optimizer's state export, nothing of the training loop. */
 #include "dpt/checkpoint.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,31 +23,12 @@ static void write_optimizer(dpt_h5w *w, const dpt_optim *o) {
     dpt_h5w_group(w, "optimizer");
     dpt_h5w_attr_str(w, "optimizer", "kind", dpt_optim_kind_name(st.cfg.kind));
     dpt_h5w_attr_i64(w, "optimizer", "step", st.steps);
-    static const struct {
-        const char *name;
-        size_t offset;
-    } hyper[] = {
-        {"lr", offsetof(dpt_optim_cfg, lr)},
-        {"momentum", offsetof(dpt_optim_cfg, momentum)},
-        {"dampening", offsetof(dpt_optim_cfg, dampening)},
-        {"weight_decay", offsetof(dpt_optim_cfg, weight_decay)},
-        {"eps", offsetof(dpt_optim_cfg, eps)},
-        {"beta1", offsetof(dpt_optim_cfg, betas)},
-        {"beta2", offsetof(dpt_optim_cfg, betas) + sizeof(double)},
-        {"alpha", offsetof(dpt_optim_cfg, alpha)},
-        {"rho", offsetof(dpt_optim_cfg, rho)},
-        {"lr_decay", offsetof(dpt_optim_cfg, lr_decay)},
-        {"initial_accumulator_value", offsetof(dpt_optim_cfg, initial_accumulator_value)},
-        {"trust_coefficient", offsetof(dpt_optim_cfg, trust_coefficient)},
-    };
-    for (size_t i = 0; i < sizeof hyper / sizeof hyper[0]; i++)
-        dpt_h5w_attr_f64(w, "optimizer", hyper[i].name,
-                         *(const double *)((const char *)&st.cfg + hyper[i].offset));
-    dpt_h5w_attr_i64(w, "optimizer", "nesterov", st.cfg.nesterov);
-    dpt_h5w_attr_i64(w, "optimizer", "centered", st.cfg.centered);
-    dpt_h5w_attr_i64(w, "optimizer", "amsgrad", st.cfg.amsgrad);
-    dpt_h5w_attr_i64(w, "optimizer", "no_decay", st.cfg.no_decay);
-    dpt_h5w_attr_i64(w, "optimizer", "no_adapt", st.cfg.no_adapt);
+    /* exactly the hyper-parameters this kind uses, under the names dpt_optim_cfg_set takes */
+    const char *names[32];
+    double values[32];
+    int n = dpt_optim_hparams(&st.cfg, names, values, 32);
+    for (int i = 0; i < n && i < 32; i++)
+        dpt_h5w_attr_f64(w, "optimizer", names[i], values[i]);
     for (int s = 0; s < st.n_slots; s++) {
         char obj[96];
         snprintf(obj, sizeof obj, "optimizer/%s", st.names[s]);
