@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "fdgrad.h"
 #include "dpt/ops.h"
 
 enum { SEED = 20240611 };
@@ -27,20 +28,7 @@ enum { SEED = 20240611 };
 #define FD_STEP 1e-5 /* truncation ~h^2 = 1e-10, rounding ~1e-16/h = 1e-11: far below float */
 
 /* ---- finite differences ------------------------------------------------------------------ */
-typedef double (*objective_fn)(void *ctx);
 
-/* g[i] = (f(v + h e_i) - f(v - h e_i)) / 2h, perturbing v in place (restored). */
-static void central_diff(double *g, double *v, int64_t n, double h, objective_fn f, void *ctx) {
-    for (int64_t i = 0; i < n; i++) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double fp = f(ctx);
-        v[i] = keep - h;
-        const double fm = f(ctx);
-        v[i] = keep;
-        g[i] = (fp - fm) / (2 * h);
-    }
-}
 
 /* x[i] uniform in +-[lo, hi): away from 0 by at least lo. */
 static void fill_off_zero(float *x, int64_t n, float lo, float hi, uint32_t stream) {
@@ -115,7 +103,7 @@ static void test_act_matches_closed_form_and_fd(void **state) {
 
         dpt_act_backward(a, p, dx, dy, x, y, n);
         struct act_ctx c = {.a = a, .p = p, .x = xd, .dy = dyd, .n = n};
-        central_diff(gfd, xd, n, FD_STEP, act_objective, &c);
+        dpt_fd_central(gfd, xd, n, FD_STEP, act_objective, &c);
         snprintf(what, sizeof what, "%s backward vs finite differences", dpt_act_name(a));
         dpt_assert_close_f32_f64(what, dx, gfd, n, ELEM_TOL, ELEM_TOL);
 
@@ -252,7 +240,7 @@ static void test_softmax_matches_closed_form_and_fd(void **state) {
         dpt_softmax_backward(dx, dy, y, N, C, S);
         if (n <= 200) { /* O(n^2) finite differences on the small shapes */
             struct sm_ctx c = {.x = xd, .dy = dyd, .y = yref, .N = N, .C = C, .S = S};
-            central_diff(g, xd, n, FD_STEP, softmax_objective, &c);
+            dpt_fd_central(g, xd, n, FD_STEP, softmax_objective, &c);
         } else { /* the closed form dx = y (dy - sum_c dy y), in double */
             for (int64_t b = 0; b < N; b++)
                 for (int64_t s = 0; s < S; s++) {

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "fdgrad.h"
 #include "dpt/ops.h"
 
 enum { SEED = 4242 };
@@ -32,20 +33,7 @@ enum { SEED = 4242 };
 #define DX_TOL (32 * FLT_EPSILON)
 #define DBETA_TOL 1e-8
 
-typedef double (*objective_fn)(void *ctx);
 
-/* g[i] = (f(v + h e_i) - f(v - h e_i)) / 2h, perturbing v in place (restored). */
-static void central_diff(double *g, double *v, int64_t n, double h, objective_fn f, void *ctx) {
-    for (int64_t i = 0; i < n; i++) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double fp = f(ctx);
-        v[i] = keep - h;
-        const double fm = f(ctx);
-        v[i] = keep;
-        g[i] = (fp - fm) / (2 * h);
-    }
-}
 
 struct bn_case {
     int64_t N, C, S, n, m;
@@ -162,12 +150,12 @@ static void test_bn_training_matches_formula_and_fd(void **state) {
 
         dpt_bn_backward_sums(dbs, dgs, c->dy, c->x, mean, invstd, N, C, S);
         dpt_bn_backward_data(dx, c->dy, c->x, mean, invstd, c->gamma, dbs, dgs, m, N, C, S);
-        central_diff(gx, c->xd, n, FD_STEP, bn_objective, c);
+        dpt_fd_central(gx, c->xd, n, FD_STEP, bn_objective, c);
         dpt_assert_close_f32_f64("dx vs finite differences", dx, gx, n, DX_TOL, DX_TOL);
-        central_diff(gfd, c->gd, C, FD_STEP, bn_objective, c);
+        dpt_fd_central(gfd, c->gd, C, FD_STEP, bn_objective, c);
         const double dg_tol = 16 * FLT_EPSILON * sqrt((double)m);
         dpt_assert_close_f64("dgamma vs finite differences", dgs, gfd, C, dg_tol, dg_tol);
-        central_diff(gfd, c->bd, C, FD_STEP, bn_objective, c);
+        dpt_fd_central(gfd, c->bd, C, FD_STEP, bn_objective, c);
         dpt_assert_close_f64("dbeta vs finite differences", dbs, gfd, C, DBETA_TOL, DBETA_TOL);
 
         /* gamma NULL / beta NULL mean 1 / 0 (affine = false), bit for bit */

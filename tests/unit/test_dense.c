@@ -14,25 +14,13 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "fdgrad.h"
 #include "dpt/ops.h"
 
 enum { SEED = 31337 };
 #define FD_STEP 1e-3 /* L is linear in each of x, w, b: no truncation error at any step */
 
-typedef double (*objective_fn)(void *ctx);
 
-/* g[i] = (f(v + h e_i) - f(v - h e_i)) / 2h, perturbing v in place (restored). */
-static void central_diff(double *g, double *v, int64_t n, double h, objective_fn f, void *ctx) {
-    for (int64_t i = 0; i < n; i++) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double fp = f(ctx);
-        v[i] = keep - h;
-        const double fm = f(ctx);
-        v[i] = keep;
-        g[i] = (fp - fm) / (2 * h);
-    }
-}
 
 /* Sums of K float products with |terms| <= 1 accumulate a random-walk rounding error of about
  * FLT_EPSILON*sqrt(K) times the term size; 4x that is the budget (STYLE: eps*sqrt(K)). */
@@ -184,9 +172,9 @@ static void test_dense_grads_vs_fd(void **state) {
     struct fd_ctx f = {.c = c, .y = y};
     dpt_dense_backward_data(DPT_GEMM_BLAS, dx, c->dy, c->w, N, K, O);
     dpt_dense_backward_weight(DPT_GEMM_BLAS, dw, db, c->dy, c->x, N, K, O);
-    central_diff(gx, c->xd, N * K, FD_STEP, dense_objective, &f);
-    central_diff(gw, c->wd, O * K, FD_STEP, dense_objective, &f);
-    central_diff(gb, c->bd, O, FD_STEP, dense_objective, &f);
+    dpt_fd_central(gx, c->xd, N * K, FD_STEP, dense_objective, &f);
+    dpt_fd_central(gw, c->wd, O * K, FD_STEP, dense_objective, &f);
+    dpt_fd_central(gb, c->bd, O, FD_STEP, dense_objective, &f);
     dpt_assert_close_f32_f64("dx vs finite differences", dx, gx, N * K, sum_tol(O), sum_tol(O));
     dpt_assert_close_f32_f64("dw vs finite differences", dw, gw, O * K, sum_tol(N), sum_tol(N));
     dpt_assert_close_f32_f64("db vs finite differences", db, gb, O, sum_tol(N), sum_tol(N));

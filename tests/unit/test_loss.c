@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "fdgrad.h"
 #include "dpt/loss.h"
 
 enum { SEED = 9001 };
@@ -25,20 +26,7 @@ enum { SEED = 9001 };
  * error of the oracle (h^2 |L'''| ~ 1e-10, 1e-16 |L| / h ~ 1e-11). */
 #define GRAD_TOL FLT_EPSILON
 
-typedef double (*objective_fn)(void *ctx);
 
-/* g[i] = (f(v + h e_i) - f(v - h e_i)) / 2h, perturbing v in place (restored). */
-static void central_diff(double *g, double *v, int64_t n, double h, objective_fn f, void *ctx) {
-    for (int64_t i = 0; i < n; i++) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double fp = f(ctx);
-        v[i] = keep - h;
-        const double fm = f(ctx);
-        v[i] = keep;
-        g[i] = (fp - fm) / (2 * h);
-    }
-}
 
 /* log_softmax of one row of K, in double: max, then log of the sum. */
 static void ref_log_softmax(double *lp, const double *x, int64_t K) {
@@ -113,7 +101,7 @@ static void test_xent_matches_formula_and_fd(void **state) {
         double Lref = ref_xent(&c);
         dpt_assert_close_f64("loss", &L, &Lref, 1, LOSS_TOL(N, K), LOSS_TOL(N, K));
         assert_int_equal(correct, hits);
-        central_diff(g, xd, n, FD_STEP, ref_xent, &c);
+        dpt_fd_central(g, xd, n, FD_STEP, ref_xent, &c);
         dpt_assert_close_f32_f64("dlogits vs finite differences", d, g, n, GRAD_TOL, GRAD_TOL);
         /* NULL outputs are optional and do not change the loss; dlogits may alias logits */
         assert_true(dpt_xent_forward_backward(NULL, NULL, x, y, N, K, cases[t].eps, denom) == L);
@@ -217,7 +205,7 @@ static void test_soft_xent(void **state) {
         struct xent_ctx c = {.x = xd, .t = td, .N = N, .K = K, .denom = 2.0 * N};
         double Lref = ref_xent(&c);
         dpt_assert_close_f64("soft loss", &L, &Lref, 1, LOSS_TOL(N, K), LOSS_TOL(N, K));
-        central_diff(g, xd, N * K, FD_STEP, ref_xent, &c);
+        dpt_fd_central(g, xd, N * K, FD_STEP, ref_xent, &c);
         dpt_assert_close_f32_f64("soft dlogits vs finite differences", d, g, N * K, GRAD_TOL,
                                  GRAD_TOL);
     }
@@ -258,7 +246,7 @@ static void test_mse(void **state) {
     L = dpt_mse_forward_backward(d, p, t, n);
     double Lref = ref_mse(&c);
     dpt_assert_close_f64("mse", &L, &Lref, 1, LOSS_TOL(n, 1), LOSS_TOL(n, 1));
-    central_diff(g, pd, n, FD_STEP, ref_mse, &c);
+    dpt_fd_central(g, pd, n, FD_STEP, ref_mse, &c);
     dpt_assert_close_f32_f64("dpred vs finite differences", d, g, n, GRAD_TOL, GRAD_TOL);
     assert_true(dpt_mse_forward_backward(NULL, p, t, n) == L);
 }

@@ -15,26 +15,14 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "fdgrad.h"
 #include "dpt/ops.h"
 #include "dpt/rng.h"
 
 enum { SEED = 777 };
 #define FD_STEP 1e-5
 
-typedef double (*objective_fn)(void *ctx);
 
-/* g[i] = (f(v + h e_i) - f(v - h e_i)) / 2h, perturbing v in place (restored). */
-static void central_diff(double *g, double *v, int64_t n, double h, objective_fn f, void *ctx) {
-    for (int64_t i = 0; i < n; i++) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double fp = f(ctx);
-        v[i] = keep - h;
-        const double fm = f(ctx);
-        v[i] = keep;
-        g[i] = (fp - fm) / (2 * h);
-    }
-}
 
 enum { MAXPOOL, AVG_EXCL_PAD, AVG_INCL_PAD };
 static const char *const kind_name[] = {"maxpool", "avgpool count_include_pad=0",
@@ -185,7 +173,7 @@ static void test_pool_matches_ref_and_fd(void **state) {
                 dpt_avgpool_backward(dx, dy, &g);
             }
             struct pool_ctx c = {.g = &g, .kind = kind, .x = xd, .dy = dyd, .y = yref};
-            central_diff(gfd, xd, nx, FD_STEP, pool_objective, &c);
+            dpt_fd_central(gfd, xd, nx, FD_STEP, pool_objective, &c);
             dpt_assert_close_f32_f64("dx vs finite differences", dx, gfd, nx, tol, tol);
         }
         free(x), free(dx), free(y), free(dy), free(arg), free(xd), free(gfd), free(yref);
