@@ -81,6 +81,16 @@ static void geo_from(geo *q, const dpt_conv_geom *g) {
 /* ---------------------------------------------------------------------------------------------
  * Layout transforms. */
 
+/* dst[0..n) = src[0..n): rows here are short (tens of floats), where a libc call costs more than
+ * the copy; the tail is one masked vector (V_STORE_N is a scalar loop on AVX2). */
+static void copy_row(float *dst, const float *src, int64_t n) {
+    int64_t j = 0;
+    for (; j + VL <= n; j += VL)
+        V_STORE(dst + j, V_LOAD(src + j));
+    if (j < n)
+        V_STORE_N(dst + j, V_LOAD_N(src + j, (int)(n - j)), (int)(n - j));
+}
+
 /* xp: (nch, pD, pH, pW) + SLACK, zero borders; x: (nch, D, H, W). Only the interior is written,
  * so the borders zeroed once by the caller stay zero across images. */
 static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
@@ -88,19 +98,20 @@ static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
     for (int64_t c = 0; c < nch; c++)
         for (int64_t d = 0; d < q->in[0]; d++)
             for (int64_t h = 0; h < H; h++)
-                memcpy(xp + c * q->ps + ((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] +
-                           q->p[2],
-                       x + ((c * q->in[0] + d) * H + h) * W, (size_t)W * sizeof(float));
+                copy_row(xp + c * q->ps + ((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] +
+                             q->p[2],
+                         x + ((c * q->in[0] + d) * H + h) * W, W);
 }
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < ni, j < nj: VL x VL blocks in registers (the last
- * block along j read with masked loads), then a scalar tail along i. */
+ * block along j read with masked loads), then a scalar tail along i. Blocks are visited along i
+ * first, so that at most VL destination rows are being written (store streams miss in cache). */
 static void transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t ni,
                       int64_t nj) {
-    int64_t i = 0;
-    for (; i + VL <= ni; i += VL)
-        for (int64_t j = 0; j < nj; j += VL) {
-            const int nl = (int)min64(VL, nj - j);
+    const int64_t nib = ni / VL * VL;
+    for (int64_t j = 0; j < nj; j += VL) {
+        const int nl = (int)min64(VL, nj - j);
+        for (int64_t i = 0; i < nib; i += VL) {
             vf r[VL];
             SIMD_UNROLL
             for (int a = 0; a < VL; a++) { /* VL concurrent streams: too many to leave to hardware */
@@ -111,7 +122,8 @@ static void transpose(float *dst, int64_t ldd, const float *src, int64_t lds, in
             for (int b = 0; b < nl; b++)
                 V_STORE(dst + (j + b) * ldd + i, r[b]);
         }
-    for (; i < ni; i++)
+    }
+    for (int64_t i = nib; i < ni; i++)
         for (int64_t j = 0; j < nj; j++)
             dst[j * ldd + i] = src[i * lds + j];
 }
@@ -682,14 +694,8 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
                 float *ck = col + k * ldc;
                 const float *xk = xp + roff[k];
                 if (q->s[2] == 1) { /* each output row reads a contiguous input run */
-                    for (int64_t p = 0; p < q->P; p += oW) {
-                        const float *src = xk + koff[p];
-                        int64_t j = 0;
-                        for (; j + VL <= oW; j += VL)
-                            V_STORE(ck + p + j, V_LOAD(src + j));
-                        for (; j < oW; j++)
-                            ck[p + j] = src[j];
-                    }
+                    for (int64_t p = 0; p < q->P; p += oW)
+                        copy_row(ck + p, xk + koff[p], oW);
                 } else
                     for (int64_t p = 0; p < q->P; p++)
                         ck[p] = xk[koff[p]];
