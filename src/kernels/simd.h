@@ -8,8 +8,13 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-/* Full unrolling of the register-block loops, so that accumulator arrays become registers. */
+/* Full unrolling of the register-block loops, so that accumulator arrays become registers
+ * (clang 14 accepts the GCC spelling but then leaves the accumulators in memory). */
+#if defined(__clang__)
+#define SIMD_UNROLL _Pragma("clang loop unroll(full)")
+#else
 #define SIMD_UNROLL _Pragma("GCC unroll 32")
+#endif
 #define SIMD_INLINE static inline __attribute__((always_inline))
 #define V_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 /* Keeps a loaded vector in a register: stops the compiler from folding the load into each of the
@@ -21,36 +26,15 @@
 typedef __m512 vf;
 #define VL 16
 #define SIMD_NAME "avx512"
-#define V_ZERO() _mm512_setzero_ps()
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_STORE(p, v) _mm512_storeu_ps((p), (v))
-#define V_SET1(s) _mm512_set1_ps(s)
-#define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c)) /* a*b + c */
-#define V_ADD(a, b) _mm512_add_ps((a), (b))
+#define MM(op) _mm512_##op /* the intrinsic family; the common V_* below are built from it */
 /* The first n (0 < n <= VL) lanes; the others read as 0 and are never written. */
 #define V_LOAD_N(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define V_STORE_N(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define V_REDUCE(v) _mm512_reduce_add_ps(v)
 
-#define V_PD(x) _mm512_castps_pd(x)
-#define V_PS(x) _mm512_castpd_ps(x)
-/* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i (64 shuffles). */
-SIMD_INLINE void v_transpose(vf r[VL]) {
-    vf t[16], s[16];
-    SIMD_UNROLL
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* s[4i+m], 128-bit group L: column 4L+m, rows 4i..4i+3 */
-    SIMD_UNROLL
-    for (int i = 0; i < 4; i++) {
-        s[4 * i] = V_PS(_mm512_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
-        s[4 * i + 1] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
-        s[4 * i + 2] = V_PS(_mm512_unpacklo_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
-        s[4 * i + 3] = V_PS(_mm512_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
-    }
-    /* 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] */
+/* Last stage of v_transpose: s[4i+m] holds, in 128-bit group L, column 4L+m of rows 4i..4i+3;
+ * a 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] finishes the job. */
+SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
     SIMD_UNROLL
     for (int m = 0; m < 4; m++) {
         const vf p0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x44);
@@ -90,12 +74,7 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
 typedef __m256 vf;
 #define VL 8
 #define SIMD_NAME "avx2"
-#define V_ZERO() _mm256_setzero_ps()
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_STORE(p, v) _mm256_storeu_ps((p), (v))
-#define V_SET1(s) _mm256_set1_ps(s)
-#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define V_ADD(a, b) _mm256_add_ps((a), (b))
+#define MM(op) _mm256_##op
 #define V_LOAD_N(p, n) _mm256_maskload_ps((p), simd_tail_mask(n))
 /* vmaskmovps stores are microcoded and slow on AMD cores: spill and copy the n lanes instead. */
 #define V_STORE_N(p, v, n) simd_store_n((p), (v), (n))
@@ -120,23 +99,8 @@ SIMD_INLINE float simd_reduce(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define V_PD(x) _mm256_castps_pd(x)
-#define V_PS(x) _mm256_castpd_ps(x)
-/* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i. */
-SIMD_INLINE void v_transpose(vf r[VL]) {
-    vf t[8], s[8];
-    SIMD_UNROLL
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    SIMD_UNROLL
-    for (int i = 0; i < 2; i++) {
-        s[4 * i] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
-        s[4 * i + 1] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i]), V_PD(t[4 * i + 2])));
-        s[4 * i + 2] = V_PS(_mm256_unpacklo_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
-        s[4 * i + 3] = V_PS(_mm256_unpackhi_pd(V_PD(t[4 * i + 1]), V_PD(t[4 * i + 3])));
-    }
+/* Last stage of v_transpose: swap the 128-bit halves across s[m] and s[4+m]. */
+SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
     SIMD_UNROLL
     for (int m = 0; m < 4; m++) {
         r[m] = _mm256_permute2f128_ps(s[m], s[4 + m], 0x20);
@@ -160,6 +124,38 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
 #else
 #error "define DPT_SIMD_AVX512 or DPT_SIMD_AVX2 before including simd.h"
 #endif
+
+#define V_ZERO() MM(setzero_ps)()
+#define V_LOAD(p) MM(loadu_ps)(p)
+#define V_STORE(p, v) MM(storeu_ps)((p), (v))
+#define V_SET1(s) MM(set1_ps)(s)
+#define V_FMA(a, b, c) MM(fmadd_ps)((a), (b), (c)) /* a*b + c */
+#define V_ADD(a, b) MM(add_ps)((a), (b))
+#define V_UNPACKLO(a, b) MM(unpacklo_ps)((a), (b)) /* interleave 32-bit lanes */
+#define V_UNPACKHI(a, b) MM(unpackhi_ps)((a), (b))
+#define V_PD(a) MM(castps_pd)(a)
+#define V_UNPACKLO2(a, b) MM(castpd_ps)(MM(unpacklo_pd)(V_PD(a), V_PD(b))) /* 64-bit lanes */
+#define V_UNPACKHI2(a, b) MM(castpd_ps)(MM(unpackhi_pd)(V_PD(a), V_PD(b)))
+
+/* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i. Pairs of rows are
+ * interleaved by 32 then 64 bits, so that s[4i+m] holds, per 128-bit group L, column 4L+m of rows
+ * 4i..4i+3; v_transpose_groups moves the 128-bit groups. */
+SIMD_INLINE void v_transpose(vf r[VL]) {
+    vf t[VL], s[VL];
+    SIMD_UNROLL
+    for (int i = 0; i < VL / 2; i++) {
+        t[2 * i] = V_UNPACKLO(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = V_UNPACKHI(r[2 * i], r[2 * i + 1]);
+    }
+    SIMD_UNROLL
+    for (int i = 0; i < VL / 4; i++) {
+        s[4 * i] = V_UNPACKLO2(t[4 * i], t[4 * i + 2]);
+        s[4 * i + 1] = V_UNPACKHI2(t[4 * i], t[4 * i + 2]);
+        s[4 * i + 2] = V_UNPACKLO2(t[4 * i + 1], t[4 * i + 3]);
+        s[4 * i + 3] = V_UNPACKHI2(t[4 * i + 1], t[4 * i + 3]);
+    }
+    v_transpose_groups(r, s);
+}
 
 #define MK_ACC_MAX (MK_RMAX1 > 2 * MK_RMAX2 ? MK_RMAX1 : 2 * MK_RMAX2)
 

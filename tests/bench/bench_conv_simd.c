@@ -44,47 +44,33 @@ enum { N_IMPLS = sizeof impl_ids / sizeof impl_ids[0] };
 static volatile float sink;
 
 #if defined(__x86_64__)
-#define PEAK_CHAINS 24
-__attribute__((target("avx512f"))) static double peak_avx512(int64_t iters) {
-    __m512 c[PEAK_CHAINS];
-    const __m512 m = _mm512_set1_ps(sink * 0.0f + 0.999f), a = _mm512_set1_ps(sink * 0.0f + 1e-3f);
-    for (int i = 0; i < PEAK_CHAINS; i++)
-        c[i] = _mm512_set1_ps((float)i);
-    double t0 = cpu_now();
-    for (int64_t it = 0; it < iters; it++) {
-#pragma GCC unroll 32
-        for (int i = 0; i < PEAK_CHAINS; i++)
-            c[i] = _mm512_fmadd_ps(c[i], m, a);
+#if defined(__clang__) /* clang keeps the chains in memory unless told to unroll fully */
+#define PEAK_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define PEAK_UNROLL _Pragma("GCC unroll 32")
+#endif
+/* peak_<isa>(iters): GFLOP/s of CHAINS independent FMA chains of LANES-wide vectors. */
+#define PEAK_FN(name, isa, vec, LANES, CHAINS, set1, fmadd, store)                              \
+    __attribute__((target(isa))) static double name(int64_t iters) {                         \
+        vec c[CHAINS];                                                                             \
+        const vec m = set1(sink * 0.0f + 0.999f), a = set1(sink * 0.0f + 1e-3f);                   \
+        for (int i = 0; i < CHAINS; i++)                                                           \
+            c[i] = set1((float)i);                                                                 \
+        double t0 = cpu_now();                                                                     \
+        for (int64_t it = 0; it < iters; it++) {                                                   \
+            PEAK_UNROLL for (int i = 0; i < CHAINS; i++) c[i] = fmadd(c[i], m, a);                 \
+        }                                                                                          \
+        double t = cpu_now() - t0;                                                                 \
+        float f[LANES], s = 0.0f;                                                                  \
+        for (int i = 0; i < CHAINS; i++) {                                                         \
+            store(f, c[i]);                                                                        \
+            s += f[0];                                                                             \
+        }                                                                                          \
+        sink = s;                                                                                  \
+        return 2.0 * LANES * CHAINS * (double)iters / t / 1e9;                                     \
     }
-    double t = cpu_now() - t0;
-    __m512 s = c[0];
-    for (int i = 1; i < PEAK_CHAINS; i++)
-        s = _mm512_add_ps(s, c[i]);
-    sink = _mm512_reduce_add_ps(s);
-    return 2.0 * 16 * PEAK_CHAINS * (double)iters / t / 1e9;
-}
-
-#define PEAK_CHAINS2 12
-__attribute__((target("avx2,fma"))) static double peak_avx2(int64_t iters) {
-    __m256 c[PEAK_CHAINS2];
-    const __m256 m = _mm256_set1_ps(sink * 0.0f + 0.999f), a = _mm256_set1_ps(sink * 0.0f + 1e-3f);
-    for (int i = 0; i < PEAK_CHAINS2; i++)
-        c[i] = _mm256_set1_ps((float)i);
-    double t0 = cpu_now();
-    for (int64_t it = 0; it < iters; it++) {
-#pragma GCC unroll 32
-        for (int i = 0; i < PEAK_CHAINS2; i++)
-            c[i] = _mm256_fmadd_ps(c[i], m, a);
-    }
-    double t = cpu_now() - t0;
-    __m256 s = c[0];
-    for (int i = 1; i < PEAK_CHAINS2; i++)
-        s = _mm256_add_ps(s, c[i]);
-    float f[8];
-    _mm256_storeu_ps(f, s);
-    sink = f[0];
-    return 2.0 * 8 * PEAK_CHAINS2 * (double)iters / t / 1e9;
-}
+PEAK_FN(peak_avx512, "avx512f", __m512, 16, 24, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
+PEAK_FN(peak_avx2, "avx2,fma", __m256, 8, 12, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
 #endif
 
 /* Median of `reps` runs of the peak loop (~20 ms each). */

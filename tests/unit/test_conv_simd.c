@@ -24,15 +24,18 @@
 /* 8*eps*sqrt(K) for a float sum of K terms (STYLE.md), used as both atol and rtol. */
 static double sum_tol(double K) { return 8.0 * FLT_EPSILON * sqrt(K); }
 
-static float *falloc(int64_t n) {
-    float *p = dpt_alloc_aligned((size_t)(n > 0 ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
 static void poison(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         p[i] = NAN;
+}
+
+/* 64-byte aligned like the trainer's arena, NaN until written. */
+static float *falloc(int64_t n) {
+    const int64_t m = n > 0 ? n : 1;
+    float *p = dpt_alloc_aligned((size_t)m * sizeof(float));
+    assert_non_null(p);
+    poison(p, m);
+    return p;
 }
 
 /* Runs the three passes of `impl` and of ref on geometry g (checked here) and compares. */
