@@ -55,6 +55,7 @@ typedef struct {
     int deterministic;      /* exact fixed-point gradient sums: bit-identical across rank counts */
     int profile;            /* print the per-phase time breakdown at the end */
     int quiet;              /* no per-epoch lines */
+    int no_progress;        /* no progress line, even on a terminal */
     FILE *log;              /* rank 0's output; NULL: stdout */
 } dpt_train_cfg;
 

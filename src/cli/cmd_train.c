@@ -187,6 +187,8 @@ static const dpt_cli_option train_table[] = {
      "exact fixed-point gradient sums: bit-identical results for any rank count", NULL},
     {"--profile", NULL, DPT_OPT_FLAG, FIELD(profile), 0, 0, "print where the time went", NULL},
     {"--quiet", NULL, DPT_OPT_FLAG, FIELD(quiet), 0, 0, "no per-epoch lines", NULL},
+    {"--no-progress", NULL, DPT_OPT_FLAG, FIELD(no_progress), 0, 0,
+     "no progress line (under mpirun output to a file still looks like a terminal)", NULL},
     {"--print-model", NULL, DPT_OPT_FLAG, offsetof(train_options, print_model), 0, 0,
      "print the layer table and exit", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},

@@ -431,11 +431,19 @@ static dpt_status evaluate_model(dpt_model *model, const dpt_group *g, const dpt
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
+/* At most one refresh per PROGRESS_PERIOD seconds: under mpirun a rank's stdout looks like a
+ * terminal even when mpirun's output goes to a file (--no-progress turns it off there). */
+#define PROGRESS_PERIOD 0.5
+
 static void progress_line(trainer *t, int64_t epoch, int64_t step, int64_t steps,
-                          const epoch_sums *s, double t0, int tty) {
-    if (!tty || !is_leader(t) || t->cfg->quiet)
+                          const epoch_sums *s, double t0, int tty, double *last) {
+    if (!tty || !is_leader(t) || t->cfg->quiet || t->cfg->no_progress)
         return;
-    double el = dpt_now() - t0;
+    double now = dpt_now();
+    if (now - *last < PROGRESS_PERIOD && step + 1 < steps)
+        return;
+    *last = now;
+    double el = now - t0;
     double frac = (double)(step + 1) / (double)steps;
     double ips = el > 0 ? (double)(step + 1) * (double)t->cfg->batch / el : 0;
     double eta = frac > 0 ? el / frac - el : 0;
@@ -606,20 +614,20 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
         dpt_sampler_set_epoch(&t->sampler, (uint32_t)e);
         int64_t steps = dpt_sampler_steps(&t->sampler);
         epoch_sums sums = {0};
-        double lr = 0, t0 = dpt_now();
+        double lr = 0, t0 = dpt_now(), last_progress = 0;
         for (int64_t s = 0; s < steps && st == DPT_OK; s++) {
             if (c->max_steps > 0 && gstep >= c->max_steps)
                 break;
             st = train_step(t, s, gstep, (uint32_t)e, &sums, &lr);
             images += dpt_sampler_batch_size(&t->sampler, s);
             gstep++;
-            progress_line(t, e, s, steps, &sums, t0, tty);
+            progress_line(t, e, s, steps, &sums, t0, tty, &last_progress);
         }
         double epoch_seconds = dpt_now() - t0;
         train_seconds += epoch_seconds;
         if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
             break;
-        if (tty && is_leader(t) && !c->quiet)
+        if (tty && is_leader(t) && !c->quiet && !c->no_progress)
             fprintf(t->log, "\r\033[K");
         /* epoch metrics, reduced over the group */
         double red[3] = {sums.loss_sum, (double)sums.correct, (double)sums.count};
