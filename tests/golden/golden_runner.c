@@ -42,7 +42,7 @@ static int run_file(const golden_file *gf) {
         fprintf(stderr, "FAIL %s: cannot open as HDF5\n", gf->path);
         return 1;
     }
-    int failures = 0, n_cases = 0, n_pending = 0, n_checks = 0, num_cases = -1;
+    int failures = 0, n_cases = 0, n_run = 0, n_pending = 0, n_checks = 0, num_cases = -1;
     double max_abs = 0, max_rel = 0, max_ratio = 0;
     char pending_ops[256] = "";
     H5G_info_t gi;
@@ -80,6 +80,7 @@ static int run_file(const golden_file *gf) {
                 c.atol = h->atol;
                 c.rtol = h->rtol;
                 h->run(&c);
+                n_run++;
                 if (c.checks == 0 && c.failures == 0)
                     golden_fail(&c, "handler for '%s' compared nothing", c.op);
             }
@@ -112,7 +113,7 @@ static int run_file(const golden_file *gf) {
     }
     printf("golden %-16s %3d cases: %3d checked, %d pending%s%s%s, %4d comparisons, "
            "max abs err %.2e, max rel err %.2e, %.2f%% of the tolerance budget, %d failures\n",
-           gf->base, n_cases, n_cases - n_pending, n_pending, pending_ops[0] ? " (" : "",
+           gf->base, n_cases, n_run, n_pending, pending_ops[0] ? " (" : "",
            pending_ops, pending_ops[0] ? ")" : "", n_checks, max_abs, max_rel, 100.0 * max_ratio,
            failures);
     fflush(stdout);
