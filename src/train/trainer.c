@@ -661,13 +661,17 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
         res->train_loss = row[COL_TRAIN_LOSS], res->train_acc = row[COL_TRAIN_ACC];
         res->val_loss = val_loss, res->val_acc = val_acc;
         res->test_loss = test_loss, res->test_acc = test_acc;
-        if (is_leader(t) && !c->quiet)
+        if (is_leader(t) && !c->quiet) {
+            char val[64] = "";
+            if (t->n_val > 0)
+                snprintf(val, sizeof val, "  val loss %.4f acc %.4f", val_loss, val_acc);
             fprintf(t->log,
-                    "epoch %3lld  step %6lld  lr %.3g  train loss %.4f acc %.4f  val loss %.4f "
-                    "acc %.4f  test loss %.4f acc %.4f  %.0f img/s  %.1fs\n",
+                    "epoch %3lld  step %6lld  lr %.3g  train loss %.4f acc %.4f%s  test loss "
+                    "%.4f acc %.4f  %.0f img/s  %.1fs\n",
                     (long long)e + 1, (long long)gstep, lr, row[COL_TRAIN_LOSS],
-                    row[COL_TRAIN_ACC], val_loss, val_acc, test_loss, test_acc,
+                    row[COL_TRAIN_ACC], val, test_loss, test_acc,
                     (double)(steps * c->batch) / epoch_seconds, epoch_seconds);
+        }
         if (is_leader(t) && c->out && *c->out)
             st = write_metrics_csv(t);
         if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
