@@ -615,6 +615,7 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
         int64_t steps = dpt_sampler_steps(&t->sampler);
         epoch_sums sums = {0};
         double lr = 0, t0 = dpt_now(), last_progress = 0;
+        int64_t images_before = images;
         for (int64_t s = 0; s < steps && st == DPT_OK; s++) {
             if (c->max_steps > 0 && gstep >= c->max_steps)
                 break;
@@ -670,7 +671,7 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
                     "%.4f acc %.4f  %.0f img/s  %.1fs\n",
                     (long long)e + 1, (long long)gstep, lr, row[COL_TRAIN_LOSS],
                     row[COL_TRAIN_ACC], val, test_loss, test_acc,
-                    (double)(steps * c->batch) / epoch_seconds, epoch_seconds);
+                    (double)(images - images_before) / epoch_seconds, epoch_seconds);
         }
         if (is_leader(t) && c->out && *c->out)
             st = write_metrics_csv(t);
