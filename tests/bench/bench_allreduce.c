@@ -10,21 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timing.h"
 #include "dpt/dist.h"
 #include "dpt/tensor.h"
 #include "dpt/timer.h"
 
 #define BATCHES 5
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Slowest rank's value: a collective is as fast as its last rank. */
 static double max_over(MPI_Comm comm, double x) {
@@ -61,7 +53,7 @@ static void bench_latency(const dpt_group *g) {
                 MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, g->comm);
             t[b] = max_over(g->comm, (dpt_now() - t0) / iters);
         }
-        double lat = median(t, BATCHES);
+        double lat = dpt_bench_median(t, BATCHES);
         double algbw = (double)bytes / lat / 1e6;
         double busbw = algbw * 2.0 * (g->size - 1) / g->size;
         if (g->world_rank == 0)
@@ -136,8 +128,8 @@ static step_result bench_mode(const dpt_group *g, float *grad, const dpt_dist_se
             tw[s] = wait;
         }
     }
-    res.step = median(ts, steps);
-    res.wait = median(tw, steps);
+    res.step = dpt_bench_median(ts, steps);
+    res.wait = dpt_bench_median(tw, steps);
     res.buckets = mode ? b.n_buckets : 0;
     free(ts);
     free(tw);

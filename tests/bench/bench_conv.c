@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "timing.h"
 #include "dpt/conv.h"
 #include "dpt/ops.h"
 #include "dpt/rng.h"
@@ -43,20 +44,9 @@ static int use_wall_clock;
 static double now(void) {
     if (use_wall_clock)
         return dpt_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return dpt_bench_thread_time();
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 typedef struct {
     dpt_conv_geom g;
@@ -226,7 +216,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++)
             t[r] = time_gemm(&B, M, P, K);
         const double gemm_gflops =
-            2.0 * (double)batch * (double)(M * P * K) / median(t, reps) / 1e9;
+            2.0 * (double)batch * (double)(M * P * K) / dpt_bench_median(t, reps) / 1e9;
 
         for (int p = 0; p < N_PASSES; p++) {
             printf("%-13s %-10s", L->name, pass_names[p]);
@@ -235,7 +225,7 @@ int main(int argc, char **argv) {
                 (void)time_pass(impls[i], p, &B); /* warm-up: page faults, caches */
                 for (int r = 0; r < reps; r++)
                     t[r] = time_pass(impls[i], p, &B);
-                const double gf = flops / median(t, reps) / 1e9;
+                const double gf = flops / dpt_bench_median(t, reps) / 1e9;
                 printf(" %9.2f", gf);
                 fflush(stdout);
                 if (!strcmp(impls[i]->name, "im2col"))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "timing.h"
 #include "dpt/optim.h"
 #include "dpt/status.h"
 #include "dpt/tensor.h"
@@ -21,20 +22,9 @@ static int use_wall_clock;
 static double now(void) {
     if (use_wall_clock)
         return dpt_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return dpt_bench_thread_time();
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 typedef struct {
     const char *label;
@@ -105,7 +95,7 @@ static int run_size(int64_t n, int runs) {
                 t_copy[r] = t2 - t1;
             }
         }
-        double ms = median(t_step, runs), mc = median(t_copy, runs);
+        double ms = dpt_bench_median(t_step, runs), mc = dpt_bench_median(t_copy, runs);
         printf("%-13s %6.1fM %3.0f MB %8.3f ms %7.2f GB/s   memcpy %8.3f ms %7.2f GB/s   "
                "%5.1f%%\n",
                cases[c].label, (double)n / 1e6, bytes / 1e6, ms * 1e3, bytes / ms / 1e9, mc * 1e3,
