@@ -1,4 +1,5 @@
 /* Medians and thread CPU time for the benchmarks. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, CLOCK_THREAD_CPUTIME_ID */
 #include "timing.h"
 
 #include <stdlib.h>
