@@ -7,22 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <time.h>
-
 #include "dpt/conv.h"
 #include "dpt/tensor.h"
+#include "timing.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-/* CPU time of this thread: the two cores are shared, and time spent descheduled is not the
- * kernel's. scripts/bench-vs-pytorch.py uses the same clock (time.thread_time). */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* All times are CPU time of this thread (cores are shared); scripts/bench-vs-pytorch.py uses the
+ * same clock (time.thread_time). */
+#define cpu_now dpt_bench_thread_time
 
 typedef struct {
     const char *name;
@@ -84,13 +79,7 @@ static double peak(int isa512, int reps) {
     reps = reps > 32 ? 32 : reps;
     for (int r = 0; r < reps; r++)
         v[r] = isa512 ? peak_avx512(2000000) : peak_avx2(4000000);
-    for (int i = 1; i < reps; i++) /* insertion sort */
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return v[reps / 2];
+    return dpt_bench_median(v, reps);
 #else
     (void)isa512;
     (void)reps;
@@ -99,11 +88,6 @@ static double peak(int isa512, int reps) {
 }
 
 /* ---- timing ---- */
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct {
     const dpt_conv_impl *impl;
     const dpt_conv_geom *g;
@@ -136,8 +120,7 @@ static double time_pass(const bench_bufs *s, int pass, int reps, double min_time
         run_pass(s, pass);
         t[n++] = cpu_now() - t0;
     }
-    qsort(t, (size_t)n, sizeof t[0], cmp_double);
-    return t[n / 2];
+    return dpt_bench_median(t, n);
 }
 
 static void fill(float *p, int64_t n, uint64_t seed) {
