@@ -4,6 +4,9 @@
  * https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html */
 #include <limits.h>
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 #include "dpt/ops.h"
@@ -89,8 +92,40 @@ static inline void window(int64_t p, int64_t stride, int64_t pad, int64_t k, int
 /* x: (N, C, D, H, W)  y, argmax: (N, C, oD, oH, oW). Scans each window in (d, h, w) order and
  * moves only on a strictly larger value, so ties keep the first index; a NaN is taken (and
  * propagated) as torch does. Padding is never a candidate. */
-/* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic.
- * Same selection rule as the general loop: row-major scan, strictly greater (or NaN) wins. */
+/* One output of the 2x2 window: row-major scan, strictly greater (or NaN) wins, as the general
+ * loop. */
+static inline void max2x2_one(float *y, int32_t *at, const float *r0, const float *r1,
+                              int32_t base, int32_t W) {
+    const float v[4] = {r0[0], r0[1], r1[0], r1[1]};
+    const int32_t idx[4] = {base, base + 1, base + W, base + W + 1};
+    float best = v[0];
+    int k = 0;
+    for (int i = 1; i < 4; i++)
+        if (v[i] > best || isnan(v[i])) {
+            best = v[i];
+            k = i;
+        }
+    *y = best;
+    *at = idx[k];
+}
+
+#ifdef __SSE2__
+/* "take the new value": new > best, or new is NaN (a NaN is the maximum, as in torch) */
+static inline __m128 take_mask(__m128 v, __m128 best) {
+    return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+}
+
+static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
+    const __m128 take = take_mask(v, *best);
+    *best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, *best));
+    const __m128i t = _mm_castps_si128(take);
+    *at = _mm_or_si128(_mm_and_si128(t, vat), _mm_andnot_si128(t, *at));
+}
+#endif
+
+/* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic; four
+ * outputs at a time with branch-free SSE2 selects (x86-64 baseline: the comparisons are
+ * data-random, so branches would mispredict half the time). */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
@@ -99,20 +134,30 @@ static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool
         int32_t *restrict ap = argmax + nc * oH * oW;
         for (int64_t oh = 0; oh < oH; oh++) {
             const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
-            for (int64_t ow = 0; ow < oW; ow++) {
-                const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
-                const int64_t at[4] = {2 * oh * W + 2 * ow, 2 * oh * W + 2 * ow + 1,
-                                       (2 * oh + 1) * W + 2 * ow, (2 * oh + 1) * W + 2 * ow + 1};
-                float best = v[0];
-                int k = 0;
-                for (int i = 1; i < 4; i++)
-                    if (v[i] > best || isnan(v[i])) {
-                        best = v[i];
-                        k = i;
-                    }
-                yp[oh * oW + ow] = best;
-                ap[oh * oW + ow] = (int32_t)at[k];
+            const int32_t base = (int32_t)(2 * oh * W);
+            int64_t ow = 0;
+#ifdef __SSE2__
+            const __m128i step = _mm_set1_epi32(8), one = _mm_set1_epi32(1);
+            const __m128i wv = _mm_set1_epi32((int32_t)W);
+            __m128i at0 = _mm_add_epi32(_mm_set1_epi32(base), _mm_setr_epi32(0, 2, 4, 6));
+            for (; ow + 4 <= oW; ow += 4, at0 = _mm_add_epi32(at0, step)) {
+                const __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
+                const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
+                __m128 best = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+                __m128i at = at0;
+                select4(&best, &at, _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                        _mm_add_epi32(at0, one));
+                const __m128i at2 = _mm_add_epi32(at0, wv);
+                select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), at2);
+                select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)),
+                        _mm_add_epi32(at2, one));
+                _mm_storeu_ps(yp + oh * oW + ow, best);
+                _mm_storeu_si128((__m128i *)(ap + oh * oW + ow), at);
             }
+#endif
+            for (; ow < oW; ow++)
+                max2x2_one(yp + oh * oW + ow, ap + oh * oW + ow, r0 + 2 * ow, r1 + 2 * ow,
+                           base + (int32_t)(2 * ow), (int32_t)W);
         }
     }
 }

@@ -275,8 +275,8 @@ static void test_maxpool_propagates_nan(void **state) {
  * channels). Odd extents: the last row and column are dropped. */
 static void test_maxpool_2x2_fast_path_matches_ref(void **state) {
     (void)state;
-    dpt_pool_geom g = G2(2, 4, 7, 9, 2, 2, 2, 2, 0, 0);
-    dpt_pool_geom g3 = G3(2, 2, 2, 7, 9, 1, 2, 2, 1, 2, 2, 0, 0, 0);
+    dpt_pool_geom g = G2(2, 4, 7, 19, 2, 2, 2, 2, 0, 0); /* 9 outputs a row: vector + tail */
+    dpt_pool_geom g3 = G3(2, 2, 2, 7, 19, 1, 2, 2, 1, 2, 2, 0, 0, 0);
     assert_int_equal(dpt_pool_geom_check(&g), DPT_OK);
     assert_int_equal(dpt_pool_geom_check(&g3), DPT_OK);
     const int64_t nx = x_count(&g), ny = y_count(&g);
@@ -301,7 +301,7 @@ static void test_maxpool_2x2_fast_path_matches_ref(void **state) {
             x[i] = NAN; /* sometimes two NaNs in one window */
     dpt_maxpool_forward(y, arg, x, &g);
     dpt_maxpool_forward(y3, arg3, x, &g3);
-    const int64_t plane2 = 7 * 9, oplane = 3 * 4;
+    const int64_t plane2 = 7 * 19, oplane = 3 * 9;
     for (int64_t i = 0; i < ny; i++) {
         /* 2-D argmax is within an (H, W) plane; 3-D within the (D, H, W) block of two planes */
         int64_t nc2 = i / oplane;
