@@ -170,16 +170,7 @@ static dpt_status build_model(trainer *t) {
         };
         dsegs[s] = (dpt_dist_segment){.offset = segs[s].offset, .count = segs[s].count};
     }
-    dpt_optim_cfg oc = c->optim;
-    if (c->lr_ref_batch > 0) {
-        dpt_optim_cfg probe = oc;
-        dpt_optim *tmp = NULL;
-        if ((st = dpt_optim_create(&tmp, &probe, t->n_params, osegs, n_segs)) == DPT_OK)
-            oc.lr = dpt_schedule_linear_scaling(dpt_optim_base_lr(tmp), c->batch, c->lr_ref_batch);
-        dpt_optim_destroy(tmp);
-    }
-    if (st == DPT_OK)
-        st = dpt_optim_create(&t->optim, &oc, t->n_params, osegs, n_segs);
+    st = dpt_optim_create(&t->optim, &c->optim, t->n_params, osegs, n_segs);
     if (st == DPT_OK && !c->deterministic && t->g->size > 1) {
         dpt_bucketer_cfg bc = {.bucket_bytes = (int64_t)(c->bucket_mb * (1 << 20)),
                                .blocking = c->no_overlap};
@@ -202,7 +193,11 @@ static dpt_status make_schedule(trainer *t) {
         total = c->max_steps;
     dpt_schedule_cfg sc = {
         .kind = c->schedule,
-        .base_lr = dpt_optim_base_lr(t->optim),
+        /* the optimizer's lr (torch's default when not given), scaled by the linear scaling
+         * rule when asked: lr * batch / ref_batch (Goyal et al. 2017) */
+        .base_lr = c->lr_ref_batch > 0 ? dpt_schedule_linear_scaling(dpt_optim_base_lr(t->optim),
+                                                                     c->batch, c->lr_ref_batch)
+                                       : dpt_optim_base_lr(t->optim),
         .gamma = c->schedule == DPT_SCHED_EXPONENTIAL && c->gamma > 0 ? pow(c->gamma, 1.0 / spe)
                  : c->schedule == DPT_SCHED_STEP                    ? c->gamma
                                                                     : 0,
