@@ -68,6 +68,7 @@ typedef struct {
     int32_t *labels;
     int64_t *partner;
     float *best_params, *best_buffers;
+    double *buffer_sums;     /* scratch of sync_buffers */
     double *history[N_COLS];
     int64_t history_rows;
     dpt_phase_timer timer;
@@ -382,15 +383,12 @@ static dpt_status train_step(trainer *t, int64_t step, int64_t gstep, uint32_t e
 static dpt_status sync_buffers(trainer *t) {
     if (t->g->size == 1 || t->n_buffers == 0)
         return DPT_OK;
-    double *tmp = malloc((size_t)t->n_buffers * sizeof(double));
-    if (!tmp)
-        return dpt_errorf(DPT_ENOMEM, "cannot allocate the buffer reduction");
+    double *sum = t->buffer_sums;
     for (int64_t i = 0; i < t->n_buffers; i++)
-        tmp[i] = t->buffers[i];
-    dpt_status st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, tmp, t->n_buffers);
+        sum[i] = t->buffers[i];
+    dpt_status st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, sum, t->n_buffers);
     for (int64_t i = 0; st == DPT_OK && i < t->n_buffers; i++)
-        t->buffers[i] = (float)(tmp[i] / t->g->size);
-    free(tmp);
+        t->buffers[i] = (float)(sum[i] / t->g->size);
     return st;
 }
 
@@ -566,6 +564,8 @@ static dpt_status setup(trainer *t) {
     for (int col = 0; col < N_COLS; col++)
         if (!(t->history[col] = calloc((size_t)c->epochs, sizeof(double))))
             return dpt_errorf(DPT_ENOMEM, "cannot allocate the metrics history");
+    if (!(t->buffer_sums = malloc((size_t)(t->n_buffers + 1) * sizeof(double))))
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the buffer reduction");
     if (c->early_stop > 0) {
         t->best_params = malloc((size_t)t->n_params * sizeof(float));
         t->best_buffers = malloc((size_t)(t->n_buffers + 1) * sizeof(float));
@@ -591,7 +591,7 @@ static void free_trainer(trainer *t) {
     free(t->layer_offset);
     dpt_free_aligned(t->x), dpt_free_aligned(t->soft);
     free(t->labels), free(t->partner);
-    free(t->best_params), free(t->best_buffers);
+    free(t->best_params), free(t->best_buffers), free(t->buffer_sums);
     for (int c = 0; c < N_COLS; c++)
         free(t->history[c]);
 }
