@@ -138,18 +138,41 @@ static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, con
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Software prefetch of a tensor region into L2, spread over the micro-kernel calls of one image:
+ * the next image's input and this image's output are pulled in from L3 while the FMAs run, so the
+ * layout passes before and after the compute (padding, transposes) hit L2 instead of stalling. */
+typedef struct {
+    const char *p, *end;
+    int64_t step; /* lines per pf_step */
+} pf_stream;
+
+static void pf_init(pf_stream *s, const float *p, int64_t floats, int64_t calls) {
+    s->p = (const char *)p;
+    s->end = s->p + (p ? floats : 0) * (int64_t)sizeof(float);
+    const int64_t lines = (floats * (int64_t)sizeof(float) + 63) / 64;
+    s->step = calls > 0 ? (lines + calls - 1) / calls : lines;
+}
+
+SIMD_INLINE void pf_step(pf_stream *s) {
+    for (int64_t i = 0; i < s->step && s->p < s->end; i++, s->p += 64)
+        _mm_prefetch(s->p, _MM_HINT_T1);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Channel-vectorized micro-kernel.
  * out[r*ldo + (0 .. NV*VL)] = init + sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for
- * r < R, where init is the NV vectors at `init`, or zero when it is NULL. */
+ * r < R, where init is what `out` holds when `init == out` (accumulation), otherwise the NV
+ * vectors at `init` (the same for every r), or zero when it is NULL. */
 SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, const int NV,
                     const int64_t rs, const float *a, const int32_t *koff, int64_t K, const float *B,
                     int64_t ldb) {
     vf c[MK_ACC_MAX];
+    const int64_t ldi = init == out ? ldo : 0;
     SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         SIMD_UNROLL
         for (int v = 0; v < NV; v++)
-            c[r * NV + v] = init ? V_LOAD(init + v * VL) : V_ZERO();
+            c[r * NV + v] = init ? V_LOAD(init + r * ldi + v * VL) : V_ZERO();
     }
     for (int64_t k = 0; k < K; k++) {
         const float *ap = a + koff[k];
@@ -253,20 +276,30 @@ static void fwd_koff(int32_t *koff, const geo *q) {
                                           kw * q->d[2]);
 }
 
-/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  wp: (G, K, OgPad) packed weights  bp: (G, OgPad)
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  wp: (G, OgPad/(2VL), K, 2VL) packed weights, one
+ * contiguous (K, 2VL) block per pair of channel vectors (the last one (K, VL) when Og ends in a
+ * single vector), so that the micro-kernel streams its weights sequentially  bp: (G, OgPad)
  * bias, zero-padded (zeros without bias). Each image's result is built channel-last in
  * ycl: (P, OgPad), with whole aligned vector stores, then transposed into y once. */
 static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, const float *bp,
                    const int32_t *koff, float *ycl, float *xp) {
     const int64_t rs = q->s[2], ld = q->OgPad;
+    int64_t calls = 0; /* micro-kernel calls per image and group, for the prefetch streams */
+    for (int64_t ob = 0; ob < q->Og; ob += 2 * VL)
+        calls += q->out[0] * q->out[1] *
+                 tiles_count(q->out[2], q->Og - ob > VL ? MK_RMAX2 : MK_RMAX1);
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t gi = 0; gi < q->G; gi++) {
+            const int64_t nx = n * q->G + gi + 1; /* the next (image, group) */
+            pf_stream px, py;
+            pf_init(&px, nx < q->N * q->G ? x + nx * q->Cg * q->X : NULL, q->Cg * q->X, calls);
+            pf_init(&py, y + (n * q->O + gi * q->Og) * q->P, q->Og * q->P, calls);
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
                 const int NV = q->Og - ob > VL ? 2 : 1;
                 const int64_t nt = tiles_count(q->out[2], NV == 2 ? MK_RMAX2 : MK_RMAX1);
-                const float *B = wp + gi * q->K * ld + ob;
+                const float *B = wp + (gi * ld + ob) * q->K; /* (K, NV*VL) block */
                 for (int64_t od = 0; od < q->out[0]; od++)
                     for (int64_t oh = 0; oh < q->out[1]; oh++) {
                         const float *arow =
@@ -277,7 +310,9 @@ static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, cons
                             int R;
                             tile_bounds(q->out[2], nt, t, &ow0, &R);
                             mk_run(yrow + ow0 * ld, ld, bp + gi * ld + ob, R, NV, rs,
-                                   arow + ow0 * rs, koff, q->K, B, ld);
+                                   arow + ow0 * rs, koff, q->K, B, NV * VL);
+                            pf_step(&px);
+                            pf_step(&py);
                         }
                     }
             }
@@ -406,10 +441,12 @@ static void fwd_core(float *y, const float *x, const float *w, const float *b, c
     }
     float *wp = work + ws.wp, *bp = work + ws.bp;
     for (int64_t gi = 0; gi < q->G; gi++) {
-        for (int64_t k = 0; k < q->K; k++) {
-            float *row = wp + (gi * q->K + k) * q->OgPad;
-            for (int64_t o = 0; o < q->OgPad; o++)
-                row[o] = o < q->Og ? w[(gi * q->Og + o) * q->K + k] : 0.0f;
+        for (int64_t ob = 0; ob < q->OgPad; ob += 2 * VL) {
+            const int64_t nb = min64(2 * VL, q->OgPad - ob);
+            float *blk = wp + (gi * q->OgPad + ob) * q->K;
+            for (int64_t k = 0; k < q->K; k++)
+                for (int64_t j = 0; j < nb; j++)
+                    blk[k * nb + j] = ob + j < q->Og ? w[(gi * q->Og + ob + j) * q->K + k] : 0.0f;
         }
         for (int64_t o = 0; o < q->OgPad; o++)
             bp[gi * q->OgPad + o] = b && o < q->Og ? b[gi * q->Og + o] : 0.0f;
