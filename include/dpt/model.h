@@ -55,6 +55,9 @@ typedef struct {
     uint32_t seed;       /* initialization key (seed, DPT_RNG_INIT, member) */
     uint32_t member;
     int input_grad; /* 1: backward also computes d(loss)/d(input) (dpt_model_input_grad) */
+    int no_fusion;  /* 1: run every layer on its own. By default a batch norm followed by a ReLU
+                     * runs as one fused layer (bit-identical results; the batch norm's
+                     * dpt_model_layer_output is then the ReLU's output) */
 } dpt_model_cfg;
 
 /* Builds the model for per-sample input shape `input`: (C), (C, L), (C, H, W) or (C, D, H, W).

@@ -119,6 +119,20 @@ void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const floa
                           const float *invstd, const float *gamma, const double *dbeta_sum,
                           const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S);
 
+/* Batch norm fused with the ReLU after it (one pass instead of two each way). The same
+ * operations as dpt_bn_apply followed by dpt_act_forward(RELU), bit for bit; y = relu(bn(x)).
+ * Backward takes dy = d(loss)/d(relu output) and that output y, and gives what
+ * dpt_act_backward(RELU) followed by the plain batch-norm backward gives (dx may alias dy). */
+void dpt_bn_apply_relu(float *y, const float *x, const float *mean, const float *invstd,
+                       const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S);
+void dpt_bn_backward_sums_relu(double *dbeta_sum, double *dgamma_sum, const float *dy,
+                               const float *y, const float *x, const float *mean,
+                               const float *invstd, int64_t N, int64_t C, int64_t S);
+void dpt_bn_backward_data_relu(float *dx, const float *dy, const float *y, const float *x,
+                               const float *mean, const float *invstd, const float *gamma,
+                               const double *dbeta_sum, const double *dgamma_sum, int64_t m,
+                               int64_t N, int64_t C, int64_t S);
+
 #ifdef __cplusplus
 }
 #endif

@@ -74,48 +74,73 @@ void dpt_bn_update_running(float *running_mean, float *running_var, const float 
  * checks; block and tail do the same operations (no FP contraction under -std=c11). */
 enum { VB = 8 };
 
-/* y = (x - mu)*scale + shift over one run. */
-static void affine_run(float *y, const float *x, float mu, float scale, float shift, int64_t n) {
+/* The fused batch norm + ReLU variants (relu = 1) are the plain ones with ReLU's own operations
+ * inserted: forward u < 0 ? 0 : u (a NaN passes, as dpt_act_forward), backward dy where the
+ * ReLU output y > 0 (as dpt_act_backward, since y > 0 exactly where its input is). `relu` is a
+ * constant at every call, so the compiler emits two specialized loops from one source. */
+#define DPT_INLINE static inline __attribute__((always_inline))
+
+DPT_INLINE float relu_if(int relu, float u) { return relu && u < 0.0f ? 0.0f : u; }
+
+/* dy, or 0 where the ReLU after the batch norm was inactive (relu = 1). */
+DPT_INLINE float masked(int relu, const float *dy, const float *y, int64_t i) {
+    return relu && !(y[i] > 0.0f) ? 0.0f : dy[i];
+}
+
+/* y = relu?((x - mu)*scale + shift) over one run. */
+DPT_INLINE void affine_run(float *y, const float *x, float mu, float scale, float shift,
+                           int64_t n, int relu) {
     int64_t i = 0;
     for (; i + VB <= n; i += VB) {
         float t[VB];
         for (int j = 0; j < VB; j++)
             t[j] = x[i + j];
         for (int j = 0; j < VB; j++)
-            y[i + j] = (t[j] - mu) * scale + shift;
+            y[i + j] = relu_if(relu, (t[j] - mu) * scale + shift);
     }
     for (; i < n; i++)
-        y[i] = (x[i] - mu) * scale + shift;
+        y[i] = relu_if(relu, (x[i] - mu) * scale + shift);
 }
 
-/* dx = a*(dy - b - k*(x - mu)) over one run. */
-static void grad_run(float *dx, const float *dy, const float *x, float a, float b, float k,
-                     float mu, int64_t n) {
+/* dx = a*(g - b - k*(x - mu)) over one run, g = dy masked by the ReLU output y (relu = 1). */
+DPT_INLINE void grad_run(float *dx, const float *dy, const float *y, const float *x, float a,
+                         float b, float k, float mu, int64_t n, int relu) {
     int64_t i = 0;
     for (; i + VB <= n; i += VB) {
         float g[VB], t[VB];
         for (int j = 0; j < VB; j++)
-            g[j] = dy[i + j], t[j] = x[i + j];
+            g[j] = masked(relu, dy, y, i + j), t[j] = x[i + j];
         for (int j = 0; j < VB; j++)
             dx[i + j] = a * (g[j] - b - k * (t[j] - mu));
     }
     for (; i < n; i++)
-        dx[i] = a * (dy[i] - b - k * (x[i] - mu));
+        dx[i] = a * (masked(relu, dy, y, i) - b - k * (x[i] - mu));
 }
 
 /* x, y: (N, C, S) (y may alias x)  mean, invstd, gamma, beta: (C). gamma NULL means 1 and beta
  * NULL means 0 (affine=False). (x - mean) is formed first: it is exact-ish when x is near a large
  * mean, where x*scale + shift would cancel. */
-void dpt_bn_apply(float *y, const float *x, const float *mean, const float *invstd,
-                  const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S) {
+DPT_INLINE void apply(float *y, const float *x, const float *mean, const float *invstd,
+                      const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S,
+                      int relu) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const float scale = gamma ? gamma[c] * invstd[c] : invstd[c];
             const float shift = beta ? beta[c] : 0.0f;
             const int64_t off = (n * C + c) * S;
-            affine_run(y + off, x + off, mean[c], scale, shift, S);
+            affine_run(y + off, x + off, mean[c], scale, shift, S, relu);
         }
+}
+
+void dpt_bn_apply(float *y, const float *x, const float *mean, const float *invstd,
+                  const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S) {
+    apply(y, x, mean, invstd, gamma, beta, N, C, S, 0);
+}
+
+void dpt_bn_apply_relu(float *y, const float *x, const float *mean, const float *invstd,
+                       const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S) {
+    apply(y, x, mean, invstd, gamma, beta, N, C, S, 1);
 }
 
 /* running_var, invstd: (C). */
@@ -125,20 +150,22 @@ void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, doub
         invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
 }
 
-/* sum dy and sum dy*(x - mean) over one contiguous run, as run_sums. */
-static void run_grad_sums(double *restrict s1, double *restrict s2, const float *restrict dy,
-                          const float *restrict x, float mu, int64_t n) {
+/* sum g and sum g*(x - mean) over one contiguous run, as run_sums; g = dy masked by the ReLU
+ * output y when relu = 1. */
+DPT_INLINE void run_grad_sums(double *restrict s1, double *restrict s2, const float *restrict dy,
+                              const float *restrict y, const float *restrict x, float mu,
+                              int64_t n, int relu) {
     double p[4] = {0.0, 0.0, 0.0, 0.0}, q[4] = {0.0, 0.0, 0.0, 0.0};
     int64_t i = 0;
     for (; i + 4 <= n; i += 4)
         for (int j = 0; j < 4; j++) {
-            double g = dy[i + j];
+            double g = masked(relu, dy, y, i + j);
             p[j] += g;
             q[j] += g * ((double)x[i + j] - mu);
         }
     double t1 = (p[0] + p[1]) + (p[2] + p[3]), t2 = (q[0] + q[1]) + (q[2] + q[3]);
     for (; i < n; i++) {
-        double g = dy[i];
+        double g = masked(relu, dy, y, i);
         t1 += g;
         t2 += g * ((double)x[i] - mu);
     }
@@ -146,29 +173,40 @@ static void run_grad_sums(double *restrict s1, double *restrict s2, const float 
     *s2 += t2;
 }
 
-/* dy, x: (N, C, S)  mean, invstd: (C)  dbeta_sum, dgamma_sum: (C), written.
- * xhat = (x - mean)*invstd with the same float mean/invstd as the forward pass. */
-void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
-                          const float *mean, const float *invstd, int64_t N, int64_t C,
-                          int64_t S) {
+DPT_INLINE void backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy,
+                              const float *y, const float *x, const float *mean,
+                              const float *invstd, int64_t N, int64_t C, int64_t S, int relu) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
     for (int64_t c = 0; c < C; c++)
         dbeta_sum[c] = dgamma_sum[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const int64_t off = (n * C + c) * S;
-            run_grad_sums(&dbeta_sum[c], &dgamma_sum[c], dy + off, x + off, mean[c], S);
+            run_grad_sums(&dbeta_sum[c], &dgamma_sum[c], dy + off, y ? y + off : NULL, x + off,
+                          mean[c], S, relu);
         }
     for (int64_t c = 0; c < C; c++)
         dgamma_sum[c] *= invstd[c];
 }
 
-/* dy, x, dx: (N, C, S) (dx may alias dy)  mean, invstd, gamma: (C) (gamma NULL means 1)
- * dbeta_sum, dgamma_sum: (C), summed over the m elements of the (possibly global) batch.
- * dx = gamma*invstd*(dy - dbeta_sum/m - xhat*dgamma_sum/m), coefficients formed in double. */
-void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const float *mean,
-                          const float *invstd, const float *gamma, const double *dbeta_sum,
-                          const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S) {
+/* dy, x: (N, C, S)  mean, invstd: (C)  dbeta_sum, dgamma_sum: (C), written.
+ * xhat = (x - mean)*invstd with the same float mean/invstd as the forward pass. */
+void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
+                          const float *mean, const float *invstd, int64_t N, int64_t C,
+                          int64_t S) {
+    backward_sums(dbeta_sum, dgamma_sum, dy, NULL, x, mean, invstd, N, C, S, 0);
+}
+
+void dpt_bn_backward_sums_relu(double *dbeta_sum, double *dgamma_sum, const float *dy,
+                               const float *y, const float *x, const float *mean,
+                               const float *invstd, int64_t N, int64_t C, int64_t S) {
+    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, 1);
+}
+
+DPT_INLINE void backward_data(float *dx, const float *dy, const float *y, const float *x,
+                              const float *mean, const float *invstd, const float *gamma,
+                              const double *dbeta_sum, const double *dgamma_sum, int64_t m,
+                              int64_t N, int64_t C, int64_t S, int relu) {
     DPT_ASSERT(m >= 1 && N >= 0 && C >= 1 && S >= 1);
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
@@ -177,6 +215,22 @@ void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const floa
             const float b = (float)(dbeta_sum[c] / (double)m);
             const float k = (float)(dgamma_sum[c] / (double)m * is);
             const int64_t off = (n * C + c) * S;
-            grad_run(dx + off, dy + off, x + off, a, b, k, mean[c], S);
+            grad_run(dx + off, dy + off, y ? y + off : NULL, x + off, a, b, k, mean[c], S, relu);
         }
+}
+
+/* dy, x, dx: (N, C, S) (dx may alias dy)  mean, invstd, gamma: (C) (gamma NULL means 1)
+ * dbeta_sum, dgamma_sum: (C), summed over the m elements of the (possibly global) batch.
+ * dx = gamma*invstd*(dy - dbeta_sum/m - xhat*dgamma_sum/m), coefficients formed in double. */
+void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const float *mean,
+                          const float *invstd, const float *gamma, const double *dbeta_sum,
+                          const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S) {
+    backward_data(dx, dy, NULL, x, mean, invstd, gamma, dbeta_sum, dgamma_sum, m, N, C, S, 0);
+}
+
+void dpt_bn_backward_data_relu(float *dx, const float *dy, const float *y, const float *x,
+                               const float *mean, const float *invstd, const float *gamma,
+                               const double *dbeta_sum, const double *dgamma_sum, int64_t m,
+                               int64_t N, int64_t C, int64_t S) {
+    backward_data(dx, dy, y, x, mean, invstd, gamma, dbeta_sum, dgamma_sum, m, N, C, S, 1);
 }

@@ -89,7 +89,7 @@ struct dpt__layer {
     char kind[DPT__ARG_LEN];      /* resolved kind: "batchnorm2d" (segment names, summary) */
     char name[DPT__ARG_LEN + 16]; /* "01_batchnorm2d" */
     int dims;                     /* spatial dimensions; 0 = take them from the input */
-    int is_view;                  /* output aliases the input (flatten) */
+    int is_view;                  /* output aliases the input (flatten, a fused ReLU) */
     dpt_shape in, out;            /* per sample */
     double flops;                 /* forward, per sample */
 
@@ -121,6 +121,7 @@ struct dpt__layer {
         struct {
             double eps, momentum;
             int64_t C, S, chunks; /* chunks: sub-batches of the largest batch */
+            int fused_relu;       /* the next layer is a ReLU run here (it is a view) */
         } bn;
         struct {
             double p;

@@ -91,9 +91,12 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
     const float *gamma = l->param[0].v, *beta = l->param[1].v;
     float *rmean = l->buffer[0].v, *rvar = l->buffer[1].v;
     bn_state s = state_of(l);
+    void (*apply)(float *, const float *, const float *, const float *, const float *,
+                  const float *, int64_t, int64_t, int64_t) =
+        l->u.bn.fused_relu ? dpt_bn_apply_relu : dpt_bn_apply;
     if (!r->training) {
         dpt_bn_eval_invstd(s.invstd, rvar, C, l->u.bn.eps);
-        dpt_bn_apply(y, x, rmean, s.invstd, gamma, beta, r->n, C, S);
+        apply(y, x, rmean, s.invstd, gamma, beta, r->n, C, S);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
@@ -117,7 +120,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         s.m[k] = (double)m;
         dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
         dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
-        dpt_bn_apply(y + n0 * C * S, xk, mean, invstd, gamma, beta, nk, C, S);
+        apply(y + n0 * C * S, xk, mean, invstd, gamma, beta, nk, C, S);
     }
     return DPT_OK;
 }
@@ -131,18 +134,31 @@ static void accumulate_param_grads(dpt__layer *l, const double *dsums) {
     }
 }
 
+/* The backward kernels, with the fused ReLU's mask (y is then the ReLU output) or without. */
+static void backward_sums(const dpt__layer *l, double *dbeta, double *dgamma, const float *dy,
+                          const float *y, const float *x, const float *mean, const float *invstd,
+                          int64_t n) {
+    const int64_t C = l->u.bn.C, S = l->u.bn.S;
+    if (l->u.bn.fused_relu)
+        dpt_bn_backward_sums_relu(dbeta, dgamma, dy, y, x, mean, invstd, n, C, S);
+    else
+        dpt_bn_backward_sums(dbeta, dgamma, dy, x, mean, invstd, n, C, S);
+}
+
 static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                               const float *x, const float *y) {
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
     const float *gamma = l->param[0].v;
     bn_state s = state_of(l);
     if (!r->training) { /* y = gamma*(x - running_mean)*invstd + beta: a per-channel affine map */
-        dpt_bn_backward_sums(s.dsums, s.dsums + C, dy, x, l->buffer[0].v, s.invstd, r->n, C, S);
+        backward_sums(l, s.dsums, s.dsums + C, dy, y, x, l->buffer[0].v, s.invstd, r->n);
         accumulate_param_grads(l, s.dsums);
         for (int64_t i = 0; dx && i < r->n * C; i++) {
             const float scale = gamma[i % C] * s.invstd[i % C];
-            for (int64_t j = 0; j < S; j++)
-                dx[i * S + j] = dy[i * S + j] * scale;
+            for (int64_t j = 0; j < S; j++) {
+                const int64_t e = i * S + j;
+                dx[e] = l->u.bn.fused_relu && !(y[e] > 0.0f) ? 0.0f : dy[e] * scale;
+            }
         }
         return DPT_OK;
     }
@@ -150,7 +166,7 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
     for (int64_t k = 0, n0 = 0; n0 < r->n; k++, n0 += G) {
         const int64_t nk = r->n - n0 < G ? r->n - n0 : G, off = n0 * C * S;
         const float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
-        dpt_bn_backward_sums(s.dsums, s.dsums + C, dy + off, x + off, mean, invstd, nk, C, S);
+        backward_sums(l, s.dsums, s.dsums + C, dy + off, y + off, x + off, mean, invstd, nk);
         accumulate_param_grads(l, s.dsums);
         if (!dx)
             continue;
@@ -159,8 +175,12 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
             if (st != DPT_OK)
                 return st;
         }
-        dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums, s.dsums + C,
-                             (int64_t)s.m[k], nk, C, S);
+        if (l->u.bn.fused_relu)
+            dpt_bn_backward_data_relu(dx + off, dy + off, y + off, x + off, mean, invstd, gamma,
+                                      s.dsums, s.dsums + C, (int64_t)s.m[k], nk, C, S);
+        else
+            dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums,
+                                 s.dsums + C, (int64_t)s.m[k], nk, C, S);
     }
     return DPT_OK;
 }

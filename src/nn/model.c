@@ -223,6 +223,15 @@ static dpt_status infer_all(dpt_model *m) {
         snprintf(l->name, sizeof l->name, "%02d_%s", i, l->kind);
         in = l->out;
     }
+    /* batch norm + ReLU run as one layer: the ReLU becomes a view of the fused output */
+    for (int i = 0; !m->cfg.no_fusion && i + 1 < m->nlayers; i++) {
+        dpt__layer *bn = &m->layers[i], *act = &m->layers[i + 1];
+        if (bn->ops == &dpt__batchnorm_ops && act->ops == &dpt__activation_ops &&
+            act->u.act.act == DPT_ACT_RELU) {
+            bn->u.bn.fused_relu = 1;
+            act->is_view = 1;
+        }
+    }
     m->first_compute = 0;
     while (m->first_compute + 1 < m->nlayers && m->layers[m->first_compute].is_view)
         m->first_compute++;
