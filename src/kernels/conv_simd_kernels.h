@@ -146,7 +146,7 @@ typedef struct {
     int64_t step; /* lines per pf_step */
 } pf_stream;
 
-static void pf_init(pf_stream *s, const float *p, int64_t floats, int64_t calls) {
+SIMD_INLINE void pf_init(pf_stream *s, const float *p, int64_t floats, int64_t calls) {
     s->p = (const char *)p;
     s->end = s->p + (p ? floats : 0) * (int64_t)sizeof(float);
     const int64_t lines = (floats * (int64_t)sizeof(float) + 63) / 64;
@@ -162,10 +162,13 @@ SIMD_INLINE void pf_step(pf_stream *s) {
  * Channel-vectorized micro-kernel.
  * out[r*ldo + (0 .. NV*VL)] = init + sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for
  * r < R, where init is what `out` holds when `init == out` (accumulation), otherwise the NV
- * vectors at `init` (the same for every r), or zero when it is NULL. */
+ * vectors at `init` (the same for every r), or zero when it is NULL.
+ * With nch > 0 (and R <= VL) the result is stored channel-major instead, transposed in registers:
+ * out[j*ldo + r] for channels j < nch and r < R, so that a forward pass writes its (N, O, P) output
+ * straight from the accumulators (no channel-last buffer, no transpose pass). */
 SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, const int NV,
                     const int64_t rs, const float *a, const int32_t *koff, int64_t K, const float *B,
-                    int64_t ldb) {
+                    int64_t ldb, int nch) {
     vf c[MK_ACC_MAX];
     const int64_t ldi = init == out ? ldo : 0;
     SIMD_UNROLL
@@ -187,6 +190,24 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
                 c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);
         }
     }
+    if (R <= VL && nch > 0) {
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++) {
+            vf t[VL];
+            SIMD_UNROLL
+            for (int r = 0; r < VL; r++)
+                t[r] = r < R ? c[r * NV + v] : V_ZERO();
+            v_transpose(t);
+            const int nj = nch - v * VL < VL ? nch - v * VL : VL;
+            for (int j = 0; j < nj; j++) {
+                if (R == VL)
+                    V_STORE(out + (v * VL + j) * ldo, t[j]);
+                else
+                    V_STORE_N(out + (v * VL + j) * ldo, t[j], R);
+            }
+        }
+        return;
+    }
     SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         SIMD_UNROLL
@@ -197,13 +218,15 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
 
 /* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
 static void mk_run(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
-                   const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb) {
+                   const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb,
+                   int nch) {
+    DPT_ASSERT(nch == 0 || (R <= VL && nch <= NV * VL));
 #define MK_CASE(r, nv)                                                                             \
     case r:                                                                                        \
         if (rs == 1)                                                                               \
-            mk(out, ldo, init, r, nv, 1, a, koff, K, B, ldb);                                      \
+            mk(out, ldo, init, r, nv, 1, a, koff, K, B, ldb, nch);                                 \
         else                                                                                       \
-            mk(out, ldo, init, r, nv, rs, a, koff, K, B, ldb);                                     \
+            mk(out, ldo, init, r, nv, rs, a, koff, K, B, ldb, nch);                                \
         return;
 #define MK_CASE2(r) MK_CASE(r, 2)
 #define MK_CASE1(r) MK_CASE(r, 1)
@@ -241,6 +264,16 @@ static void tile_bounds(int64_t n, int64_t nt, int64_t t, int64_t *lo, int *len)
  * the reduction too short to pay for the transposed tile store. */
 static int fwd_uses_pv(const geo *q) { return q->s[2] == 1 && (2 * q->Og <= VL || q->K < 32); }
 
+/* The channel-vectorized forward stores its tiles straight into (N, O, P) with in-register
+ * transposes when a masked store is one instruction (AVX-512); AVX2 masked stores are scalar
+ * loops, so there tiles go to a channel-last buffer that is transposed once per image. */
+#define FWD_DIRECT (VL >= 16)
+
+/* Positions per tile of the channel-vectorized forward for NV channel vectors. */
+static int fwd_rmax(int NV) {
+    return NV == 2 ? MK_RMAX2 : (FWD_DIRECT && MK_RMAX1 > VL ? VL : MK_RMAX1);
+}
+
 typedef struct {
     int64_t koff, wp, bp, ycl, xp, end; /* offsets in floats */
 } fwd_ws;
@@ -255,7 +288,8 @@ static int64_t fwd_plan(const geo *q, fwd_ws *b) {
         b->bp = o;
         o += round_up(q->G * q->OgPad, 16);
         b->ycl = o;
-        o += round_up(q->P * q->OgPad, 16);
+        if (!FWD_DIRECT)
+            o += round_up(q->P * q->OgPad, 16);
     }
     b->xp = o;
     o += round_up(q->Cg * q->ps + SLACK, 16);
@@ -279,45 +313,54 @@ static void fwd_koff(int32_t *koff, const geo *q) {
 /* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  wp: (G, OgPad/(2VL), K, 2VL) packed weights, one
  * contiguous (K, 2VL) block per pair of channel vectors (the last one (K, VL) when Og ends in a
  * single vector), so that the micro-kernel streams its weights sequentially  bp: (G, OgPad)
- * bias, zero-padded (zeros without bias). Each image's result is built channel-last in
- * ycl: (P, OgPad), with whole aligned vector stores, then transposed into y once. */
+ * bias, zero-padded (zeros without bias)  xp: one padded image of Cg channels.
+ * Tiles go straight to y (FWD_DIRECT), or to ycl: (P, OgPad), transposed into y once per image.
+ * While the micro-kernel runs, the next (image, group)'s input and this one's output are
+ * prefetched into L2 a few lines per call, so the padded copy and the stores do not wait on L3. */
 static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, const float *bp,
                    const int32_t *koff, float *ycl, float *xp) {
     const int64_t rs = q->s[2], ld = q->OgPad;
-    int64_t calls = 0; /* micro-kernel calls per image and group, for the prefetch streams */
+    int64_t calls = 0; /* micro-kernel calls per (image, group) */
     for (int64_t ob = 0; ob < q->Og; ob += 2 * VL)
-        calls += q->out[0] * q->out[1] *
-                 tiles_count(q->out[2], q->Og - ob > VL ? MK_RMAX2 : MK_RMAX1);
+        calls += q->out[0] * q->out[1] * tiles_count(q->out[2], fwd_rmax(q->Og - ob > VL ? 2 : 1));
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
-    for (int64_t n = 0; n < q->N; n++)
-        for (int64_t gi = 0; gi < q->G; gi++) {
-            const int64_t nx = n * q->G + gi + 1; /* the next (image, group) */
-            pf_stream px, py;
-            pf_init(&px, nx < q->N * q->G ? x + nx * q->Cg * q->X : NULL, q->Cg * q->X, calls);
-            pf_init(&py, y + (n * q->O + gi * q->Og) * q->P, q->Og * q->P, calls);
-            pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
-            for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
-                const int NV = q->Og - ob > VL ? 2 : 1;
-                const int64_t nt = tiles_count(q->out[2], NV == 2 ? MK_RMAX2 : MK_RMAX1);
-                const float *B = wp + (gi * ld + ob) * q->K; /* (K, NV*VL) block */
-                for (int64_t od = 0; od < q->out[0]; od++)
-                    for (int64_t oh = 0; oh < q->out[1]; oh++) {
-                        const float *arow =
-                            xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
-                        float *yrow = ycl + ((od * q->out[1] + oh) * q->out[2]) * ld + ob;
-                        for (int64_t t = 0; t < nt; t++) {
-                            int64_t ow0;
-                            int R;
-                            tile_bounds(q->out[2], nt, t, &ow0, &R);
-                            mk_run(yrow + ow0 * ld, ld, bp + gi * ld + ob, R, NV, rs,
-                                   arow + ow0 * rs, koff, q->K, B, NV * VL);
-                            pf_step(&px);
-                            pf_step(&py);
-                        }
+    pad_fill(xp, x, q->Cg, q);
+    for (int64_t i = 0; i < q->N * q->G; i++) { /* i = (image, group) */
+        const int64_t n = i / q->G, gi = i % q->G;
+        const float *xnext = i + 1 < q->N * q->G ? x + (i + 1) * q->Cg * q->X : NULL;
+        float *yi = y + (n * q->O + gi * q->Og) * q->P;
+        pf_stream px, py;
+        pf_init(&px, xnext, q->Cg * q->X, calls);
+        pf_init(&py, yi, q->Og * q->P, calls);
+        for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
+            const int NV = q->Og - ob > VL ? 2 : 1;
+            const int nch = FWD_DIRECT ? (int)min64(NV * VL, q->Og - ob) : 0;
+            const int64_t nt = tiles_count(q->out[2], fwd_rmax(NV));
+            const float *B = wp + (gi * ld + ob) * q->K; /* (K, NV*VL) block */
+            for (int64_t od = 0; od < q->out[0]; od++)
+                for (int64_t oh = 0; oh < q->out[1]; oh++) {
+                    const float *arow = xp + (od * q->s[0] * q->pin[1] + oh * q->s[1]) * q->pin[2];
+                    const int64_t p0 = (od * q->out[1] + oh) * q->out[2];
+                    for (int64_t t = 0; t < nt; t++) {
+                        int64_t ow0;
+                        int R;
+                        tile_bounds(q->out[2], nt, t, &ow0, &R);
+                        if (FWD_DIRECT)
+                            mk_run(yi + ob * q->P + p0 + ow0, q->P, bp + gi * ld + ob, R, NV, rs,
+                                   arow + ow0 * rs, koff, q->K, B, NV * VL, nch);
+                        else
+                            mk_run(ycl + (p0 + ow0) * ld + ob, ld, bp + gi * ld + ob, R, NV, rs,
+                                   arow + ow0 * rs, koff, q->K, B, NV * VL, 0);
+                        pf_step(&px);
+                        pf_step(&py);
                     }
-            }
-            transpose(y + (n * q->O + gi * q->Og) * q->P, q->P, ycl, ld, q->P, q->Og);
+                }
         }
+        if (!FWD_DIRECT)
+            transpose(yi, q->P, ycl, ld, q->P, q->Og);
+        if (xnext)
+            pad_fill(xp, xnext, q->Cg, q);
+    }
 }
 
 /* Position-vectorized block: OB channels x RB rows x WV vectors along a row.
@@ -544,7 +587,7 @@ static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q
                                         int64_t ow0;
                                         int R;
                                         tile_bounds(q->out[2], nt, ti, &ow0, &R);
-                                        mk_run(out, NV * VL, NULL, R, NV, 1, arow + ow0, koff, q->Og, B, ld);
+                                        mk_run(out, NV * VL, NULL, R, NV, 1, arow + ow0, koff, q->Og, B, ld, 0);
                                         for (int r = 0; r < R; r++) {
                                             float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
                                             for (int v = 0; v < NV; v++)
@@ -789,7 +832,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 int64_t j0;
                                 int R;
                                 tile_bounds(L, nt, t, &j0, &R);
-                                mk_run(out, NV * VL, NULL, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld);
+                                mk_run(out, NV * VL, NULL, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld, 0);
                                 for (int r = 0; r < R; r++) {
                                     float *dst = dwt + (row0 + j0 + r) * ld + ob;
                                     for (int v = 0; v < NV; v++)
