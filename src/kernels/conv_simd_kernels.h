@@ -802,13 +802,19 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
 }
 
 /* dw: (O, Cg, kD, kH, kW) +=  dy: (N, O, oD, oH, oW)  x: (N, C, D, H, W). Rows of the micro-kernel
- * are consecutive entries of the channel-last input: (kw, c) runs when dilation along W is 1. */
+ * are consecutive entries of the channel-last input: (kw, c) runs when dilation along W is 1.
+ * dyt: per block of NV channel vectors at ob, a contiguous (P, NV*VL) transpose of dy, so the
+ * micro-kernel streams it sequentially; dwt: (kvol*Cg, OgPad), accumulated in place by the
+ * micro-kernel. The next image's x and dy are prefetched into L2 during this image's calls. */
 static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int32_t *koff,
                   float *xcl, float *dyt, float *dwt) {
-    float out[MK_ACC_MAX * VL];
     const int64_t Cg = q->Cg, ld = q->OgPad;
     const int runs_kw = q->d[2] == 1;
     const int64_t L = runs_kw ? q->k[2] * Cg : Cg; /* rows per run */
+    int64_t calls = 0;                             /* micro-kernel calls per (image, group) */
+    for (int64_t ob = 0; ob < q->Og; ob += 2 * VL)
+        calls += q->kvol / (runs_kw ? q->k[2] : 1) *
+                 tiles_count(L, q->Og - ob > VL ? MK_RMAX2 : MK_RMAX1);
     position_offsets(koff, q, Cg);
     memset(xcl, 0, (size_t)(q->ps * Cg) * sizeof(float));
     memset(dyt, 0, (size_t)(q->P * ld) * sizeof(float));
@@ -817,7 +823,13 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
         for (int64_t n = 0; n < q->N; n++) {
             pad_fill_cl(xcl, Cg, x + (n * q->C + gi * Cg) * q->X, Cg, q);
             const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
-            transpose(dyt, ld, dyg, q->P, q->Og, q->P);
+            for (int64_t ob = 0; ob < q->Og; ob += 2 * VL)
+                transpose(dyt + ob * q->P, (q->Og - ob > VL ? 2 : 1) * VL, dyg + ob * q->P, q->P,
+                          min64(2 * VL, q->Og - ob), q->P);
+            pf_stream px, pd;
+            const int more = n + 1 < q->N;
+            pf_init(&px, more ? x + ((n + 1) * q->C + gi * Cg) * q->X : NULL, Cg * q->X, calls);
+            pf_init(&pd, more ? dyg + q->O * q->P : NULL, q->Og * q->P, calls);
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
                 const int NV = q->Og - ob > VL ? 2 : 1;
                 const int64_t nt = tiles_count(L, NV == 2 ? MK_RMAX2 : MK_RMAX1);
@@ -832,13 +844,11 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 int64_t j0;
                                 int R;
                                 tile_bounds(L, nt, t, &j0, &R);
-                                mk_run(out, NV * VL, NULL, R, NV, 1, xcl + base + j0, koff, q->P, dyt + ob, ld, 0);
-                                for (int r = 0; r < R; r++) {
-                                    float *dst = dwt + (row0 + j0 + r) * ld + ob;
-                                    for (int v = 0; v < NV; v++)
-                                        V_STORE(dst + v * VL, V_ADD(V_LOAD(dst + v * VL),
-                                                                    V_LOAD(out + (r * NV + v) * VL)));
-                                }
+                                float *acc = dwt + (row0 + j0) * ld + ob;
+                                mk_run(acc, ld, acc, R, NV, 1, xcl + base + j0, koff, q->P,
+                                       dyt + ob * q->P, NV * VL, 0);
+                                pf_step(&px);
+                                pf_step(&pd);
                             }
                         }
             }
