@@ -142,20 +142,29 @@ static void pad_fill_cl(float *xcl, int64_t ld, const float *x, int64_t nch, con
  * the next image's input and this image's output are pulled in from L3 while the FMAs run, so the
  * layout passes before and after the compute (padding, transposes) hit L2 instead of stalling. */
 typedef struct {
-    const char *p, *end;
-    int64_t step; /* lines per pf_step */
+    const char *p[2], *end[2]; /* two regions, prefetched one after the other */
+    int64_t step;              /* lines per micro-kernel call */
 } pf_stream;
 
-SIMD_INLINE void pf_init(pf_stream *s, const float *p, int64_t floats, int64_t calls) {
-    s->p = (const char *)p;
-    s->end = s->p + (p ? floats : 0) * (int64_t)sizeof(float);
-    const int64_t lines = (floats * (int64_t)sizeof(float) + 63) / 64;
-    s->step = calls > 0 ? (lines + calls - 1) / calls : lines;
+/* Regions a (na floats) and b (nb floats), either may be NULL, spread over `calls` calls. */
+SIMD_INLINE void pf_init(pf_stream *s, const float *a, int64_t na, const float *b, int64_t nb,
+                         int64_t calls) {
+    s->p[0] = (const char *)a;
+    s->end[0] = s->p[0] + (a ? na : 0) * (int64_t)sizeof(float);
+    s->p[1] = (const char *)b;
+    s->end[1] = s->p[1] + (b ? nb : 0) * (int64_t)sizeof(float);
+    const int64_t lines = ((a ? na : 0) + (b ? nb : 0)) * (int64_t)sizeof(float) / 64 + 2;
+    s->step = calls > 0 ? (lines + calls - 1) / calls + 1 : 0;
 }
 
-SIMD_INLINE void pf_step(pf_stream *s) {
-    for (int64_t i = 0; i < s->step && s->p < s->end; i++, s->p += 64)
-        _mm_prefetch(s->p, _MM_HINT_T1);
+/* The next run of at most step lines (within one region): *p and the count; 0 when done. */
+SIMD_INLINE int64_t pf_take(pf_stream *s, const char **p) {
+    const int i = s->p[0] < s->end[0] ? 0 : 1;
+    const int64_t left = (s->end[i] - s->p[i] + 63) / 64;
+    const int64_t n = left < s->step ? (left > 0 ? left : 0) : s->step;
+    *p = s->p[i];
+    s->p[i] += n * 64;
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -168,7 +177,7 @@ SIMD_INLINE void pf_step(pf_stream *s) {
  * straight from the accumulators (no channel-last buffer, no transpose pass). */
 SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, const int NV,
                     const int64_t rs, const float *a, const int32_t *koff, int64_t K, const float *B,
-                    int64_t ldb, int nch) {
+                    int64_t ldb, int nch, const char *pf, int64_t npf) {
     vf c[MK_ACC_MAX];
     const int64_t ldi = init == out ? ldo : 0;
     SIMD_UNROLL
@@ -177,19 +186,32 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
         for (int v = 0; v < NV; v++)
             c[r * NV + v] = init ? V_LOAD(init + r * ldi + v * VL) : V_ZERO();
     }
-    for (int64_t k = 0; k < K; k++) {
-        const float *ap = a + koff[k];
-        const float *bp = B + k * ldb;
-        const vf b0 = V_LOAD(bp);
-        const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;
-        SIMD_UNROLL
-        for (int r = 0; r < R; r++) {
-            const vf xa = V_SET1(ap[r * rs]);
-            c[r * NV] = V_FMA(xa, b0, c[r * NV]);
-            if (NV > 1)
-                c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);
-        }
+    /* The first npf steps also prefetch one line each of another tensor into L2: a steady
+     * trickle hidden under the FMAs, where a burst between calls would stall on full miss
+     * queues. */
+    const int64_t kpf = npf < K ? npf : K;
+    int64_t k = 0;
+#define MK_STEP(k)                                                                                 \
+    do {                                                                                           \
+        const float *ap = a + koff[k];                                                             \
+        const float *bp = B + (k) * ldb;                                                           \
+        const vf b0 = V_LOAD(bp);                                                                  \
+        const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;                                               \
+        SIMD_UNROLL                                                                                \
+        for (int r = 0; r < R; r++) {                                                              \
+            const vf xa = V_SET1(ap[r * rs]);                                                      \
+            c[r * NV] = V_FMA(xa, b0, c[r * NV]);                                                  \
+            if (NV > 1)                                                                            \
+                c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);                                      \
+        }                                                                                          \
+    } while (0)
+    for (; k < kpf; k++) {
+        _mm_prefetch(pf + 64 * k, _MM_HINT_T1);
+        MK_STEP(k);
     }
+    for (; k < K; k++)
+        MK_STEP(k);
+#undef MK_STEP
     if (R <= VL && nch > 0) {
         SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
@@ -217,16 +239,19 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
 }
 
 /* mk with R, NV and (for rs == 1) the row stride as compile-time constants. */
+/* ps: a prefetch stream that advances by one call's share, or NULL. */
 static void mk_run(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
                    const float *a, const int32_t *koff, int64_t K, const float *B, int64_t ldb,
-                   int nch) {
+                   int nch, pf_stream *ps) {
     DPT_ASSERT(nch == 0 || (R <= VL && nch <= NV * VL));
+    const char *pf = NULL;
+    const int64_t npf = ps ? pf_take(ps, &pf) : 0;
 #define MK_CASE(r, nv)                                                                             \
     case r:                                                                                        \
         if (rs == 1)                                                                               \
-            mk(out, ldo, init, r, nv, 1, a, koff, K, B, ldb, nch);                                 \
+            mk(out, ldo, init, r, nv, 1, a, koff, K, B, ldb, nch, pf, npf);                        \
         else                                                                                       \
-            mk(out, ldo, init, r, nv, rs, a, koff, K, B, ldb, nch);                                \
+            mk(out, ldo, init, r, nv, rs, a, koff, K, B, ldb, nch, pf, npf);                       \
         return;
 #define MK_CASE2(r) MK_CASE(r, 2)
 #define MK_CASE1(r) MK_CASE(r, 1)
@@ -329,9 +354,8 @@ static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, cons
         const int64_t n = i / q->G, gi = i % q->G;
         const float *xnext = i + 1 < q->N * q->G ? x + (i + 1) * q->Cg * q->X : NULL;
         float *yi = y + (n * q->O + gi * q->Og) * q->P;
-        pf_stream px, py;
-        pf_init(&px, xnext, q->Cg * q->X, calls);
-        pf_init(&py, yi, q->Og * q->P, calls);
+        pf_stream ps;
+        pf_init(&ps, xnext, q->Cg * q->X, yi, q->Og * q->P, calls);
         for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
             const int NV = q->Og - ob > VL ? 2 : 1;
             const int nch = FWD_DIRECT ? (int)min64(NV * VL, q->Og - ob) : 0;
@@ -347,12 +371,10 @@ static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, cons
                         tile_bounds(q->out[2], nt, t, &ow0, &R);
                         if (FWD_DIRECT)
                             mk_run(yi + ob * q->P + p0 + ow0, q->P, bp + gi * ld + ob, R, NV, rs,
-                                   arow + ow0 * rs, koff, q->K, B, NV * VL, nch);
+                                   arow + ow0 * rs, koff, q->K, B, NV * VL, nch, &ps);
                         else
                             mk_run(ycl + (p0 + ow0) * ld + ob, ld, bp + gi * ld + ob, R, NV, rs,
-                                   arow + ow0 * rs, koff, q->K, B, NV * VL, 0);
-                        pf_step(&px);
-                        pf_step(&py);
+                                   arow + ow0 * rs, koff, q->K, B, NV * VL, 0, &ps);
                     }
                 }
         }
@@ -587,7 +609,7 @@ static void bwd_scatter(float *dx, const float *dy, const float *w, const geo *q
                                         int64_t ow0;
                                         int R;
                                         tile_bounds(q->out[2], nt, ti, &ow0, &R);
-                                        mk_run(out, NV * VL, NULL, R, NV, 1, arow + ow0, koff, q->Og, B, ld, 0);
+                                        mk_run(out, NV * VL, NULL, R, NV, 1, arow + ow0, koff, q->Og, B, ld, 0, NULL);
                                         for (int r = 0; r < R; r++) {
                                             float *dst = dxcl + (irow + (ow0 + r) * q->s[2]) * ld + cb;
                                             for (int v = 0; v < NV; v++)
@@ -826,10 +848,10 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL)
                 transpose(dyt + ob * q->P, (q->Og - ob > VL ? 2 : 1) * VL, dyg + ob * q->P, q->P,
                           min64(2 * VL, q->Og - ob), q->P);
-            pf_stream px, pd;
+            pf_stream ps;
             const int more = n + 1 < q->N;
-            pf_init(&px, more ? x + ((n + 1) * q->C + gi * Cg) * q->X : NULL, Cg * q->X, calls);
-            pf_init(&pd, more ? dyg + q->O * q->P : NULL, q->Og * q->P, calls);
+            pf_init(&ps, more ? x + ((n + 1) * q->C + gi * Cg) * q->X : NULL, Cg * q->X,
+                    more ? dyg + q->O * q->P : NULL, q->Og * q->P, calls);
             for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
                 const int NV = q->Og - ob > VL ? 2 : 1;
                 const int64_t nt = tiles_count(L, NV == 2 ? MK_RMAX2 : MK_RMAX1);
@@ -846,9 +868,7 @@ static void dw_cv(float *dw, const float *dy, const float *x, const geo *q, int3
                                 tile_bounds(L, nt, t, &j0, &R);
                                 float *acc = dwt + (row0 + j0) * ld + ob;
                                 mk_run(acc, ld, acc, R, NV, 1, xcl + base + j0, koff, q->P,
-                                       dyt + ob * q->P, NV * VL, 0);
-                                pf_step(&px);
-                                pf_step(&pd);
+                                       dyt + ob * q->P, NV * VL, 0, &ps);
                             }
                         }
             }
