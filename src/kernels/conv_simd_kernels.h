@@ -355,7 +355,8 @@ static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, cons
         const float *xnext = i + 1 < q->N * q->G ? x + (i + 1) * q->Cg * q->X : NULL;
         float *yi = y + (n * q->O + gi * q->Og) * q->P;
         pf_stream ps;
-        pf_init(&ps, xnext, q->Cg * q->X, yi, q->Og * q->P, calls);
+        /* the next (image, group)'s input and output: its stores then hit L2 from the start */
+        pf_init(&ps, xnext, q->Cg * q->X, xnext ? yi + q->Og * q->P : NULL, q->Og * q->P, calls);
         for (int64_t ob = 0; ob < q->Og; ob += 2 * VL) {
             const int NV = q->Og - ob > VL ? 2 : 1;
             const int nch = FWD_DIRECT ? (int)min64(NV * VL, q->Og - ob) : 0;
