@@ -83,7 +83,7 @@ static void geo_from(geo *q, const dpt_conv_geom *g) {
 
 /* dst[0..n) = src[0..n): rows here are short (tens of floats), where a libc call costs more than
  * the copy; the tail is one masked vector (V_STORE_N is a scalar loop on AVX2). */
-static void copy_row(float *dst, const float *src, int64_t n) {
+SIMD_INLINE void copy_row(float *dst, const float *src, int64_t n) {
     int64_t j = 0;
     for (; j + VL <= n; j += VL)
         V_STORE(dst + j, V_LOAD(src + j));
@@ -94,13 +94,18 @@ static void copy_row(float *dst, const float *src, int64_t n) {
 /* xp: (nch, pD, pH, pW) + SLACK, zero borders; x: (nch, D, H, W). Only the interior is written,
  * so the borders zeroed once by the caller stay zero across images. */
 static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
-    const int64_t H = q->in[1], W = q->in[2];
+    const int64_t H = q->in[1], W = q->in[2], pW = q->pin[2];
     for (int64_t c = 0; c < nch; c++)
-        for (int64_t d = 0; d < q->in[0]; d++)
-            for (int64_t h = 0; h < H; h++)
-                copy_row(xp + c * q->ps + ((d + q->p[0]) * q->pin[1] + h + q->p[1]) * q->pin[2] +
-                             q->p[2],
-                         x + ((c * q->in[0] + d) * H + h) * W, W);
+        for (int64_t d = 0; d < q->in[0]; d++) {
+            float *dst = xp + c * q->ps + ((d + q->p[0]) * q->pin[1] + q->p[1]) * pW + q->p[2];
+            const float *src = x + (c * q->in[0] + d) * H * W;
+            if (W < VL) /* short rows (the small images of a CNN): one masked vector each */
+                for (int64_t h = 0; h < H; h++)
+                    V_STORE_N(dst + h * pW, V_LOAD_N(src + h * W, (int)W), (int)W);
+            else
+                for (int64_t h = 0; h < H; h++)
+                    copy_row(dst + h * pW, src + h * W, W);
+        }
 }
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < ni, j < nj: VL x VL blocks in registers (the last
