@@ -469,9 +469,24 @@ static void pv_run(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, i
 static void fwd_pv(float *y, const float *x, const float *w, const float *b, const geo *q,
                    const int32_t *koff, float *xp) {
     const int64_t oW = q->out[2], asr = q->s[1] * q->pin[2];
+    int64_t calls = 0; /* pv_run calls per (image, group), counted as the loops below make them */
+    for (int64_t o = 0; o < q->Og;) {
+        const int OB = q->Og - o >= PV_OB ? PV_OB : 1;
+        const int RBmax = OB == 1 ? PV_RB1 : PV_RB;
+        int64_t rb = 0;
+        for (int64_t oh = 0; oh < q->out[1]; rb++)
+            oh += q->out[1] - oh >= RBmax ? RBmax : 1;
+        calls += q->out[0] * rb * tiles_count(oW, PV_WV * VL);
+        o += OB;
+    }
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    pf_stream ps;
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t gi = 0; gi < q->G; gi++) {
+            const int64_t i = n * q->G + gi, more = i + 1 < q->N * q->G;
+            /* the next (image, group)'s input and output, a few lines after each call */
+            pf_init(&ps, more ? x + (i + 1) * q->Cg * q->X : NULL, q->Cg * q->X,
+                    more ? y + (i + 1) * q->Og * q->P : NULL, q->Og * q->P, calls);
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
             for (int64_t o = 0; o < q->Og;) {
                 const int OB = q->Og - o >= PV_OB ? PV_OB : 1;
@@ -490,6 +505,9 @@ static void fwd_pv(float *y, const float *x, const float *w, const float *b, con
                             const int nlast = (int)(rem - (WV - 1) * VL);
                             pv_run(OB, RB, WV, yrow + ow, q->P, oW, nlast, arow + ow, asr, koff,
                                    q->K, wo, bo);
+                            const char *pf;
+                            for (int64_t l = pf_take(&ps, &pf); l > 0; l--, pf += 64)
+                                _mm_prefetch(pf, _MM_HINT_T1);
                         }
                         oh += RB;
                     }
