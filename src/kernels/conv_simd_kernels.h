@@ -692,8 +692,17 @@ typedef enum {
 
 static dw_kind dw_choose(const geo *q) { return q->Cg * q->k[2] >= MK_RMAX2 ? DW_CV : DW_COL; }
 
+/* DW_COL without an im2col: with unit strides on a 2-D image, the row of tap (c, kh, kw) along
+ * all P positions is a contiguous run of one of Cg*kW shifted copies of the image, each
+ * (pH, oW): xs[c][kw][h][ow] = xpad[c][h][ow + kw*dW], starting at row kh*dH. Building those
+ * copies writes kW instead of kH*kW rows per output row. */
+static int dw_col_shifted(const geo *q) {
+    return q->in[0] == 1 && q->k[0] == 1 && q->s[1] == 1 && q->s[2] == 1;
+}
+
 typedef struct {
-    int64_t koff, roff, xp, col, dwv; /* col: offsets, tap offsets, padded x, im2col, partials */
+    int64_t koff, toff, roff, xp, col, dwv; /* col: position, tap and col-row offsets, padded x,
+                                             * im2col or shifted rows, partials */
     int64_t xcl, dyt, dwt;            /* cv: koff, channel-last x, dy^T, dw^T */
     int64_t end;
 } dw_ws;
@@ -704,12 +713,16 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
     b->koff = o;
     o += round_up(q->P, 16);
     if (dw_choose(q) == DW_COL) {
-        b->roff = o;
+        b->toff = o;
         o += round_up(q->K, 16);
+        b->roff = o;
+        o += round_up(q->K + 1, 16);
         b->xp = o;
         o += round_up(q->Cg * q->ps + SLACK, 16);
-        b->col = o;
-        o += round_up((q->K + 1) * round_up(q->P, VL), 16);
+        b->col = o; /* the im2col matrix, or the shifted rows of dw_col_shifted plus a ones row */
+        o += round_up(dw_col_shifted(q) ? q->Cg * q->k[2] * q->pin[1] * q->out[2] + q->P
+                                        : (q->K + 1) * round_up(q->P, VL),
+                      16);
         b->dwv = o;
         o += round_up(q->Og * (q->K + 1) * VL, 16);
     } else {
@@ -725,11 +738,16 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
 }
 
 /* acc: (OB, KB, VL) running vector sums, row o at acc + o*accso; dy: OB rows of P positions,
- * dyso apart; col: KB rows of ldc >= round_up(P, VL) floats, zero past P; next: the OB rows of dy
- * used next (streamed from outside L2: prefetched one line per row and step). */
+ * dyso apart; col: KB rows of P floats at col + ro[j]; next: the OB rows of dy used next
+ * (streamed from outside L2: prefetched one line per row and step). */
 SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, const float *dy,
-                       int64_t dyso, const float *col, int64_t ldc, int64_t P, const float *next) {
+                       int64_t dyso, const float *col, const int32_t *ro, int64_t P,
+                       const float *next) {
     vf c[DW_OB * DW_KB], g[DW_OB];
+    const float *cr[DW_KB];
+    SIMD_UNROLL
+    for (int j = 0; j < KB; j++)
+        cr[j] = col + ro[j];
     SIMD_UNROLL
     for (int o = 0; o < OB; o++) {
         SIMD_UNROLL
@@ -745,7 +763,7 @@ SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, co
         }
         SIMD_UNROLL
         for (int j = 0; j < KB; j++) {
-            vf xv = V_LOAD(col + j * ldc + p);
+            vf xv = V_LOAD(cr[j] + p);
             if (OB > 1)
                 V_PIN(xv);
             SIMD_UNROLL
@@ -753,13 +771,13 @@ SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, co
                 c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
         }
     }
-    if (p < P) { /* masked tail: dy lanes past P read as 0, col is zero there */
+    if (p < P) { /* masked tail: lanes past P read as 0 from both */
         SIMD_UNROLL
         for (int o = 0; o < OB; o++)
             g[o] = V_LOAD_N(dy + o * dyso + p, (int)(P - p));
         SIMD_UNROLL
         for (int j = 0; j < KB; j++) {
-            const vf xv = V_LOAD(col + j * ldc + p);
+            const vf xv = V_LOAD_N(cr[j] + p, (int)(P - p));
             SIMD_UNROLL
             for (int o = 0; o < OB; o++)
                 c[o * KB + j] = V_FMA(g[o], xv, c[o * KB + j]);
@@ -774,10 +792,10 @@ SIMD_INLINE void dw_mk(const int OB, const int KB, float *acc, int64_t accso, co
 }
 
 static void dw_run(int OB, int KB, float *acc, int64_t accso, const float *dy, int64_t dyso,
-                   const float *col, int64_t ldc, int64_t P, const float *next) {
+                   const float *col, const int32_t *ro, int64_t P, const float *next) {
 #define DW_CASE(ob, kb)                                                                            \
     case (ob) * 64 + (kb):                                                                         \
-        dw_mk(ob, kb, acc, accso, dy, dyso, col, ldc, P, next);                                    \
+        dw_mk(ob, kb, acc, accso, dy, dyso, col, ro, P, next);                                     \
         return;
     switch (OB * 64 + KB) {
         DW_CASES(DW_CASE)
@@ -804,28 +822,53 @@ static void position_offsets(int32_t *koff, const geo *q, int64_t scale) {
  * product with dy is the bias gradient; then dot products of dy rows with col rows along the
  * positions, where both are contiguous: no transposes and, with aligned tensors, no split loads. */
 static void dw_col(float *dw, float *db, const float *dy, const float *x, const geo *q,
-                   int32_t *koff, int32_t *roff, float *xp, float *col, float *dwv) {
-    const int64_t ldc = round_up(q->P, VL), K1 = q->K + 1, oW = q->out[2];
-    position_offsets(koff, q, 1);
-    fwd_koff(roff, q);
+                   int32_t *koff, int32_t *toff, int32_t *roff, float *xp, float *col,
+                   float *dwv) {
+    const int64_t K1 = q->K + 1, oW = q->out[2], pH = q->pin[1], kW = q->k[2];
+    const int shifted = dw_col_shifted(q);
+    /* roff[k]: col row k = (c, kd, kh, kw), or the ones row for k = K, starts at col + roff[k] */
+    int64_t ones;
+    DPT_ASSERT(K1 * round_up(q->P, VL) + q->Cg * kW * pH * oW < INT32_MAX);
+    if (shifted) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < q->Cg; c++)
+            for (int64_t kh = 0; kh < q->k[1]; kh++)
+                for (int64_t kw = 0; kw < kW; kw++)
+                    roff[k++] = (int32_t)(((c * kW + kw) * pH + kh * q->d[1]) * oW);
+        ones = q->Cg * kW * pH * oW;
+    } else {
+        for (int64_t k = 0; k < q->K; k++)
+            roff[k] = (int32_t)(k * round_up(q->P, VL));
+        ones = q->K * round_up(q->P, VL);
+        position_offsets(koff, q, 1);
+        fwd_koff(toff, q);
+    }
+    roff[q->K] = (int32_t)ones;
     memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
-    memset(col, 0, (size_t)(K1 * ldc) * sizeof(float));
+    memset(col, 0, (size_t)ones * sizeof(float));
     for (int64_t p = 0; p < q->P; p++)
-        col[q->K * ldc + p] = 1.0f;
+        col[ones + p] = 1.0f;
     for (int64_t gi = 0; gi < q->G; gi++) {
         memset(dwv, 0, (size_t)(q->Og * K1 * VL) * sizeof(float));
         for (int64_t n = 0; n < q->N; n++) {
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
-            for (int64_t k = 0; k < q->K; k++) {
-                float *ck = col + k * ldc;
-                const float *xk = xp + roff[k];
-                if (q->s[2] == 1) { /* each output row reads a contiguous input run */
-                    for (int64_t p = 0; p < q->P; p += oW)
-                        copy_row(ck + p, xk + koff[p], oW);
-                } else
-                    for (int64_t p = 0; p < q->P; p++)
-                        ck[p] = xk[koff[p]];
-            }
+            if (shifted) {
+                for (int64_t c = 0; c < q->Cg; c++)
+                    for (int64_t kw = 0; kw < kW; kw++)
+                        for (int64_t h = 0; h < pH; h++)
+                            copy_row(col + ((c * kW + kw) * pH + h) * oW,
+                                     xp + c * q->ps + h * q->pin[2] + kw * q->d[2], oW);
+            } else
+                for (int64_t k = 0; k < q->K; k++) {
+                    float *ck = col + roff[k];
+                    const float *xk = xp + toff[k];
+                    if (q->s[2] == 1) { /* each output row reads a contiguous input run */
+                        for (int64_t p = 0; p < q->P; p += oW)
+                            copy_row(ck + p, xk + koff[p], oW);
+                    } else
+                        for (int64_t p = 0; p < q->P; p++)
+                            ck[p] = xk[koff[p]];
+                }
             const float *dyg = dy + (n * q->O + gi * q->Og) * q->P;
             for (int64_t o = 0; o < q->Og; o += DW_OB) {
                 const int OB = (int)min64(DW_OB, q->Og - o);
@@ -833,8 +876,8 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
                     const int KB = (int)min64(DW_KB, K1 - k);
                     /* the next rows: same rows while k advances, then the next block of o */
                     const float *next = dyg + (k + DW_KB < K1 ? o : min64(o + OB, q->Og - OB)) * q->P;
-                    dw_run(OB, KB, dwv + (o * K1 + k) * VL, K1 * VL, dyg + o * q->P, q->P,
-                           col + k * ldc, ldc, q->P, next);
+                    dw_run(OB, KB, dwv + (o * K1 + k) * VL, K1 * VL, dyg + o * q->P, q->P, col,
+                           roff + k, q->P, next);
                 }
             }
         }
@@ -974,8 +1017,8 @@ static void simd_backward_weight(float *dw, float *db, const float *dy, const fl
     geo_from(&q, g);
     dw_plan(&q, &ws);
     if (dw_choose(&q) == DW_COL) {
-        dw_col(dw, db, dy, x, &q, (int32_t *)(work + ws.koff), (int32_t *)(work + ws.roff),
-               work + ws.xp, work + ws.col, work + ws.dwv);
+        dw_col(dw, db, dy, x, &q, (int32_t *)(work + ws.koff), (int32_t *)(work + ws.toff),
+               (int32_t *)(work + ws.roff), work + ws.xp, work + ws.col, work + ws.dwv);
         return;
     }
     dw_cv(dw, dy, x, &q, (int32_t *)(work + ws.koff), work + ws.xcl, work + ws.dyt, work + ws.dwt);

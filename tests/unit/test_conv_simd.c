@@ -192,6 +192,7 @@ static void test_stride_dilation_padding(void **state) {
         g2(1, 5, 20, 17, 18, 5, 3, 2, 1, 1, 1),
         g2(2, 20, 18, 16, 16, 3, 1, 2, 2, 1, 1), /* dilation 2 */
         g2(1, 3, 7, 12, 13, 3, 2, 0, 2, 1, 0),   /* few channels, stride and dilation */
+        g2(2, 2, 9, 11, 13, 3, 1, 2, 2, 1, 1),   /* few channels, dilation, stride 1 */
         g2(2, 33, 17, 6, 7, 1, 1, 1, 1, 1, 1),   /* 1x1 with padding: pad > dil*(k-1) */
         g2(1, 12, 40, 9, 9, 2, 1, 2, 1, 1, 1),   /* even kernel, pad > k-1 */
     };
