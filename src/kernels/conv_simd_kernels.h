@@ -78,6 +78,28 @@ static void geo_from(geo *q, const dpt_conv_geom *g) {
     geo_derive(q);
 }
 
+/* Shifted rows: with unit strides on a 2-D image, the input under tap (c, kh, kw) along all P
+ * output positions (flattened) is a contiguous run of one of Cg*kW shifted copies of the padded
+ * image, each (pH, oW): xs[c][kw][h][ow] = xpad[c][h][ow + kw*dW], from row kh*dH on. Few-channel
+ * kernels then vectorize over all P positions with no lanes lost at row ends, and build kW
+ * instead of kH*kW rows per output row (an im2col). */
+static int shifted_ok(const geo *q) {
+    return q->in[0] == 1 && q->k[0] == 1 && q->s[1] == 1 && q->s[2] == 1;
+}
+#define dw_col_shifted shifted_ok
+
+static int64_t shifted_floats(const geo *q) { return q->Cg * q->k[2] * q->pin[1] * q->out[2]; }
+
+/* roff[k] for k = (c, kh, kw): where the run of tap k starts in xs. */
+static void shifted_offsets(int32_t *roff, const geo *q) {
+    DPT_ASSERT(shifted_floats(q) + SLACK < INT32_MAX);
+    int64_t k = 0;
+    for (int64_t c = 0; c < q->Cg; c++)
+        for (int64_t kh = 0; kh < q->k[1]; kh++)
+            for (int64_t kw = 0; kw < q->k[2]; kw++)
+                roff[k++] = (int32_t)(((c * q->k[2] + kw) * q->pin[1] + kh * q->d[1]) * q->out[2]);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Layout transforms. */
 
@@ -106,6 +128,16 @@ static void pad_fill(float *xp, const float *x, int64_t nch, const geo *q) {
                 for (int64_t h = 0; h < H; h++)
                     copy_row(dst + h * pW, src + h * W, W);
         }
+}
+
+/* xs: (nch, kW, pH, oW) shifted copies of xp: (nch, pH, pW) (see shifted_ok). */
+static void shifted_fill(float *xs, const float *xp, int64_t nch, const geo *q) {
+    const int64_t kW = q->k[2], pH = q->pin[1], oW = q->out[2];
+    for (int64_t c = 0; c < nch; c++)
+        for (int64_t kw = 0; kw < kW; kw++)
+            for (int64_t h = 0; h < pH; h++)
+                copy_row(xs + ((c * kW + kw) * pH + h) * oW, xp + c * q->ps + h * q->pin[2] + kw * q->d[2],
+                         oW);
 }
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < ni, j < nj: VL x VL blocks in registers (the last
@@ -294,6 +326,10 @@ static void tile_bounds(int64_t n, int64_t nt, int64_t t, int64_t *lo, int *len)
  * the reduction too short to pay for the transposed tile store. */
 static int fwd_uses_pv(const geo *q) { return q->s[2] == 1 && (2 * q->Og <= VL || q->K < 32); }
 
+/* ... and of those, the ones with several output channels to share each input load run over the
+ * shifted rows, vectorized along all positions at once. */
+static int fwd_uses_sh(const geo *q) { return fwd_uses_pv(q) && shifted_ok(q) && q->Og >= PV_OB; }
+
 /* The channel-vectorized forward stores its tiles straight into (N, O, P) with in-register
  * transposes when a masked store is one instruction (AVX-512); AVX2 masked stores are scalar
  * loops, so there tiles go to a channel-last buffer that is transposed once per image. */
@@ -305,7 +341,7 @@ static int fwd_rmax(int NV) {
 }
 
 typedef struct {
-    int64_t koff, wp, bp, ycl, xp, end; /* offsets in floats */
+    int64_t koff, wp, bp, ycl, xp, xs, end; /* offsets in floats */
 } fwd_ws;
 
 static int64_t fwd_plan(const geo *q, fwd_ws *b) {
@@ -323,6 +359,9 @@ static int64_t fwd_plan(const geo *q, fwd_ws *b) {
     }
     b->xp = o;
     o += round_up(q->Cg * q->ps + SLACK, 16);
+    b->xs = o;
+    if (fwd_uses_sh(q))
+        o += round_up(shifted_floats(q) + SLACK, 16);
     b->end = o;
     return o;
 }
@@ -397,7 +436,7 @@ static void fwd_cv(float *y, const float *x, const geo *q, const float *wp, cons
 SIMD_INLINE void pv_mk(float *y, int64_t yso, int64_t ysr, int nlast, const int OB, const int RB,
                        const int WV, const float *a, int64_t asr, const int32_t *koff, int64_t K,
                        const float *w, const float *bias) {
-    vf c[(PV_OB * PV_RB > PV_RB1 ? PV_OB * PV_RB : PV_RB1) * PV_WV];
+    vf c[PV_ACC_MAX];
     SIMD_UNROLL
     for (int o = 0; o < OB; o++) {
         const vf bo = bias ? V_SET1(bias[o]) : V_ZERO();
@@ -516,6 +555,52 @@ static void fwd_pv(float *y, const float *x, const float *w, const float *b, con
         }
 }
 
+/* pv_mk over shifted rows: OB channels x WV vectors of consecutive positions. */
+static void sh_run(int OB, int WV, float *y, int64_t yso, int nlast, const float *a,
+                   const int32_t *roff, int64_t K, const float *w, const float *bias) {
+#define SH_CASE(ob, wv)                                                                            \
+    case (ob) * 64 + (wv):                                                                         \
+        pv_mk(y, yso, 0, nlast, ob, 1, wv, a, 0, roff, K, w, bias);                                \
+        return;
+    switch (OB * 64 + WV) {
+        SH_CASES(SH_CASE)
+    default:
+        break;
+    }
+#undef SH_CASE
+    DPT_ASSERT(!"sh_run: register block out of range");
+}
+
+/* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, Cg, kD, kH, kW)  b: (O) or NULL.
+ * Requires fwd_uses_sh. Per image: the padded copy xp, its shifted rows xs, then blocks of PV_OB
+ * channels x SH_WV vectors of flattened positions, stored straight into y (whole vectors but
+ * the last one of each channel). */
+static void fwd_sh(float *y, const float *x, const float *w, const float *b, const geo *q,
+                   int32_t *roff, float *xp, float *xs) {
+    shifted_offsets(roff, q);
+    memset(xp, 0, (size_t)(q->Cg * q->ps + SLACK) * sizeof(float));
+    memset(xs + shifted_floats(q), 0, SLACK * sizeof(float)); /* the last run's tail vector */
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t gi = 0; gi < q->G; gi++) {
+            pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
+            shifted_fill(xs, xp, q->Cg, q);
+            for (int64_t o = 0; o < q->Og;) {
+                const int OB = q->Og - o >= PV_OB ? PV_OB : 1;
+                const int64_t wvmax = OB == 1 ? SH_WV1 : SH_WV;
+                const float *wo = w + (gi * q->Og + o) * q->K;
+                const float *bo = b ? b + gi * q->Og + o : NULL;
+                float *yo = y + (n * q->O + gi * q->Og + o) * q->P;
+                for (int64_t p = 0; p < q->P; p += wvmax * VL) {
+                    const int64_t rem = min64(q->P - p, wvmax * VL);
+                    const int WV = (int)((rem + VL - 1) / VL);
+                    sh_run(OB, WV, yo + p, q->P, (int)(rem - (WV - 1) * VL), xs + p, roff, q->K,
+                           wo, bo);
+                }
+                o += OB;
+            }
+        }
+}
+
 /* y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, Cg, kD, kH, kW)  b: (O) or NULL;
  * work: fwd_plan(q) floats. */
 static void fwd_core(float *y, const float *x, const float *w, const float *b, const geo *q,
@@ -523,6 +608,10 @@ static void fwd_core(float *y, const float *x, const float *w, const float *b, c
     fwd_ws ws;
     fwd_plan(q, &ws);
     int32_t *koff = (int32_t *)(work + ws.koff);
+    if (fwd_uses_sh(q)) {
+        fwd_sh(y, x, w, b, q, koff, work + ws.xp, work + ws.xs);
+        return;
+    }
     fwd_koff(koff, q);
     if (fwd_uses_pv(q)) {
         fwd_pv(y, x, w, b, q, koff, work + ws.xp);
@@ -692,13 +781,6 @@ typedef enum {
 
 static dw_kind dw_choose(const geo *q) { return q->Cg * q->k[2] >= MK_RMAX2 ? DW_CV : DW_COL; }
 
-/* DW_COL without an im2col: with unit strides on a 2-D image, the row of tap (c, kh, kw) along
- * all P positions is a contiguous run of one of Cg*kW shifted copies of the image, each
- * (pH, oW): xs[c][kw][h][ow] = xpad[c][h][ow + kw*dW], starting at row kh*dH. Building those
- * copies writes kW instead of kH*kW rows per output row. */
-static int dw_col_shifted(const geo *q) {
-    return q->in[0] == 1 && q->k[0] == 1 && q->s[1] == 1 && q->s[2] == 1;
-}
 
 typedef struct {
     int64_t koff, toff, roff, xp, col, dwv; /* col: position, tap and col-row offsets, padded x,
@@ -830,12 +912,8 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
     int64_t ones;
     DPT_ASSERT(K1 * round_up(q->P, VL) + q->Cg * kW * pH * oW < INT32_MAX);
     if (shifted) {
-        int64_t k = 0;
-        for (int64_t c = 0; c < q->Cg; c++)
-            for (int64_t kh = 0; kh < q->k[1]; kh++)
-                for (int64_t kw = 0; kw < kW; kw++)
-                    roff[k++] = (int32_t)(((c * kW + kw) * pH + kh * q->d[1]) * oW);
-        ones = q->Cg * kW * pH * oW;
+        shifted_offsets(roff, q);
+        ones = shifted_floats(q);
     } else {
         for (int64_t k = 0; k < q->K; k++)
             roff[k] = (int32_t)(k * round_up(q->P, VL));
@@ -852,13 +930,9 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
         memset(dwv, 0, (size_t)(q->Og * K1 * VL) * sizeof(float));
         for (int64_t n = 0; n < q->N; n++) {
             pad_fill(xp, x + (n * q->C + gi * q->Cg) * q->X, q->Cg, q);
-            if (shifted) {
-                for (int64_t c = 0; c < q->Cg; c++)
-                    for (int64_t kw = 0; kw < kW; kw++)
-                        for (int64_t h = 0; h < pH; h++)
-                            copy_row(col + ((c * kW + kw) * pH + h) * oW,
-                                     xp + c * q->ps + h * q->pin[2] + kw * q->d[2], oW);
-            } else
+            if (shifted)
+                shifted_fill(col, xp, q->Cg, q);
+            else
                 for (int64_t k = 0; k < q->K; k++) {
                     float *ck = col + roff[k];
                     const float *xk = xp + toff[k];

@@ -62,6 +62,13 @@ SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
 #define PV_RB 3
 #define PV_RB1 12 /* rows when there is a single output channel */
 #define PV_WV 2
+/* Forward of few-channel layers over shifted rows: PV_OB channels x SH_WV vectors of positions,
+ * or one channel x SH_WV1 vectors. */
+#define SH_WV 6
+#define SH_WV1 12
+#define SH_WV_LIST(X, OB) X(OB, 1) X(OB, 2) X(OB, 3) X(OB, 4) X(OB, 5) X(OB, 6)
+#define SH_CASES(X)                                                                                \
+    SH_WV_LIST(X, PV_OB) SH_WV_LIST(X, 1) X(1, 7) X(1, 8) X(1, 9) X(1, 10) X(1, 11) X(1, 12)
 /* Weight gradient of few-channel layers: DW_OB output channels x DW_KB im2col rows of dot
  * products along positions (measured best of 2x10, 2x5, 3x6, 4x6, 5x5, 6x4, 8x3 on conv1). */
 #define DW_OB 4
@@ -116,6 +123,11 @@ SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
 #define PV_RB 2
 #define PV_RB1 5
 #define PV_WV 2
+#define SH_WV 6
+#define SH_WV1 12
+#define SH_WV_LIST(X, OB) X(OB, 1) X(OB, 2) X(OB, 3) X(OB, 4) X(OB, 5) X(OB, 6)
+#define SH_CASES(X)                                                                                \
+    SH_WV_LIST(X, PV_OB) SH_WV_LIST(X, 1) X(1, 7) X(1, 8) X(1, 9) X(1, 10) X(1, 11) X(1, 12)
 #define DW_OB 2
 #define DW_KB 5
 #define DW_KB_LIST(X, OB) X(OB, 1) X(OB, 2) X(OB, 3) X(OB, 4) X(OB, 5)
@@ -158,5 +170,9 @@ SIMD_INLINE void v_transpose(vf r[VL]) {
 }
 
 #define MK_ACC_MAX (MK_RMAX1 > 2 * MK_RMAX2 ? MK_RMAX1 : 2 * MK_RMAX2)
+#define SIMD_MAX2(a, b) ((a) > (b) ? (a) : (b))
+/* Accumulators of pv_mk: its row blocks and the shifted-row blocks. */
+#define PV_ACC_MAX                                                                                 \
+    SIMD_MAX2(SIMD_MAX2(PV_OB * PV_RB, PV_RB1) * PV_WV, SIMD_MAX2(PV_OB * SH_WV, SH_WV1))
 
 #endif
