@@ -8,7 +8,12 @@
  *    registers, reduction over a table of offsets. Forward (over c,taps), scattered
  *    backward-data (over o) and backward-weight (over positions) are all this one loop.
  *  - position-vectorized (pv, dw): positions along a row in the lanes, for layers with few
- *    channels (the first layer, depthwise), where channel lanes would sit mostly empty. */
+ *    channels (the first layer, depthwise), where channel lanes would sit mostly empty. With
+ *    unit strides they run over shifted copies of the image (shifted_ok), where the positions of
+ *    a whole image are one contiguous run per tap.
+ * Tensors stream from L3 at batch 64; each (image, group) prefetches the next one's input and
+ * output into L2 while its FMAs run, and the channel-vectorized forward transposes its tiles in
+ * registers and stores them straight into the (N, O, P) output. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -86,7 +91,6 @@ static void geo_from(geo *q, const dpt_conv_geom *g) {
 static int shifted_ok(const geo *q) {
     return q->in[0] == 1 && q->k[0] == 1 && q->s[1] == 1 && q->s[2] == 1;
 }
-#define dw_col_shifted shifted_ok
 
 static int64_t shifted_floats(const geo *q) { return q->Cg * q->k[2] * q->pin[1] * q->out[2]; }
 
@@ -801,8 +805,8 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
         o += round_up(q->K + 1, 16);
         b->xp = o;
         o += round_up(q->Cg * q->ps + SLACK, 16);
-        b->col = o; /* the im2col matrix, or the shifted rows of dw_col_shifted plus a ones row */
-        o += round_up(dw_col_shifted(q) ? q->Cg * q->k[2] * q->pin[1] * q->out[2] + q->P
+        b->col = o; /* the im2col matrix, or the shifted rows (shifted_ok) plus a ones row */
+        o += round_up(shifted_ok(q) ? q->Cg * q->k[2] * q->pin[1] * q->out[2] + q->P
                                         : (q->K + 1) * round_up(q->P, VL),
                       16);
         b->dwv = o;
@@ -907,7 +911,7 @@ static void dw_col(float *dw, float *db, const float *dy, const float *x, const 
                    int32_t *koff, int32_t *toff, int32_t *roff, float *xp, float *col,
                    float *dwv) {
     const int64_t K1 = q->K + 1, oW = q->out[2], pH = q->pin[1], kW = q->k[2];
-    const int shifted = dw_col_shifted(q);
+    const int shifted = shifted_ok(q);
     /* roff[k]: col row k = (c, kd, kh, kw), or the ones row for k = K, starts at col + roff[k] */
     int64_t ones;
     DPT_ASSERT(K1 * round_up(q->P, VL) + q->Cg * kW * pH * oW < INT32_MAX);
