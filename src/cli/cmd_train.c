@@ -117,6 +117,8 @@ static const dpt_cli_option train_table[] = {
      "rows per forward/backward; gradients accumulate [whole local slice]", NULL},
     {"--eval-batch", "N", DPT_OPT_INT64, FIELD(eval_batch), 1, 1e6, "rows per evaluation "
      "forward [256]", NULL},
+    {"--test-samples", "N", DPT_OPT_INT64, FIELD(test_samples), 1, 1e12,
+     "evaluate on the first N test samples only (quick runs) [all]", NULL},
     {"--max-steps", "N", DPT_OPT_INT64, FIELD(max_steps), 0, 1e12,
      "stop after N optimizer steps [no limit]", NULL},
     {"--seed", "S", DPT_OPT_UINT32, FIELD(seed), 0, 4294967295.0, "random seed [1]", NULL},

@@ -422,6 +422,12 @@ static dpt_status evaluate_model(dpt_model *model, const dpt_group *g, const dpt
     return st;
 }
 
+/* Test samples evaluated: all, or the first --test-samples. */
+static int64_t n_test(const trainer *t) {
+    int64_t n = t->data.test.N, limit = t->cfg->test_samples;
+    return limit > 0 && limit < n ? limit : n;
+}
+
 /* ---- output ---------------------------------------------------------------------------------- */
 
 /* At most one refresh per PROGRESS_PERIOD seconds: under mpirun a rank's stdout looks like a
@@ -640,8 +646,8 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
             st = evaluate_model(t->model, t->g, ds, t->val_idx, t->n_val, eval_batch, t->x,
                                 t->labels, &val_loss, &val_acc);
         if (st == DPT_OK)
-            st = evaluate_model(t->model, t->g, &t->data.test, NULL, t->data.test.N, eval_batch,
-                                t->x, t->labels, &test_loss, &test_acc);
+            st = evaluate_model(t->model, t->g, &t->data.test, NULL, n_test(t), eval_batch, t->x,
+                                t->labels, &test_loss, &test_acc);
         dpt_phase_end(&t->timer);
         if (st != DPT_OK)
             break;
@@ -693,7 +699,7 @@ static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
     if (st == DPT_OK && res->best_epoch > 0) {
         memcpy(t->params, t->best_params, (size_t)t->n_params * sizeof(float));
         memcpy(t->buffers, t->best_buffers, (size_t)t->n_buffers * sizeof(float));
-        st = evaluate_model(t->model, t->g, &t->data.test, NULL, t->data.test.N, eval_batch, t->x,
+        st = evaluate_model(t->model, t->g, &t->data.test, NULL, n_test(t), eval_batch, t->x,
                             t->labels, &res->test_loss, &res->test_acc);
     }
     res->seconds = dpt_now() - t_start;
@@ -712,7 +718,7 @@ dpt_status dpt_train_run(const dpt_train_cfg *cfg, dpt_group *g, dpt_train_resul
                     "dptrain: %s on %s (%lld train, %lld val, %lld test), %d rank%s, global "
                     "batch %lld, %lld steps/epoch, %lld parameters, conv kernel %s\n",
                     dpt_model_spec(t.model), t.data.source, (long long)t.n_train,
-                    (long long)t.n_val, (long long)t.data.test.N, g->size, g->size > 1 ? "s" : "",
+                    (long long)t.n_val, (long long)n_test(&t), g->size, g->size > 1 ? "s" : "",
                     (long long)cfg->batch, (long long)dpt_sampler_steps(&t.sampler),
                     (long long)t.n_params, dpt_conv_default()->name);
         st = run_epochs(&t, res);

@@ -60,9 +60,9 @@ check eval-reproduces 0 "test accuracy ${acc:-x} " "$dptrain" eval "$tmp/run/che
 
 # two ranks: same run, error on every rank agrees, and a NaN guard stops all ranks
 check train-np2 0 "2 ranks" "$mpirun" -np 2 --oversubscribe "$dptrain" train --data sample \
-    --epochs 1 --batch 64 --model lenet5 --max-steps 10
+    --epochs 1 --batch 64 --model lenet5 --max-steps 10 --test-samples 64
 check nan-loss fail "non-finite" "$mpirun" -np 2 --oversubscribe "$dptrain" train --data sample \
-    --epochs 1 --batch 64 --model lenet5 --optim sgd --lr 1e30 --max-steps 20
+    --epochs 1 --batch 64 --model lenet5 --optim sgd --lr 1e30 --max-steps 20 --test-samples 64
 check np2-bad-data fail "dptrain: error: .*nowhere" timeout 60 "$mpirun" -np 2 --oversubscribe \
     "$dptrain" train --data /nowhere/data.h5
 

@@ -26,7 +26,7 @@ train() { # name np options...
     local name=$1 np=$2
     shift 2
     if ! "$mpirun" -np "$np" --oversubscribe "$dptrain" train --data sample --epochs 1 \
-        --out "$tmp/$name-np$np" --quiet "$@" >"$tmp/$name-np$np.log" 2>&1; then
+        --test-samples 128 --out "$tmp/$name-np$np" --quiet "$@" >"$tmp/$name-np$np.log" 2>&1; then
         echo "FAIL $name at $np ranks:"
         tail -n 5 "$tmp/$name-np$np.log"
         failures=$((failures + 1))
