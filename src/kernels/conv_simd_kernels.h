@@ -211,8 +211,10 @@ SIMD_INLINE int64_t pf_take(pf_stream *s, const char **p) {
 /* ---------------------------------------------------------------------------------------------
  * Channel-vectorized micro-kernel.
  * out[r*ldo + (0 .. NV*VL)] = init + sum_k a[koff[k] + r*rs] * B[k*ldb + (0 .. NV*VL)], for
- * r < R, where init is what `out` holds when `init == out` (accumulation), otherwise the NV
- * vectors at `init` (the same for every r), or zero when it is NULL.
+ * r < R, where init is what `out` holds when `init == out` (accumulation: the sum is formed
+ * from zero and added to `out` at the end, so a weight gradient adds one partial sum per image,
+ * not one running chain over the batch), otherwise the NV vectors at `init` (the same for every
+ * r), or zero when it is NULL.
  * With nch > 0 (and R <= VL) the result is stored channel-major instead, transposed in registers:
  * out[j*ldo + r] for channels j < nch and r < R, so that a forward pass writes its (N, O, P) output
  * straight from the accumulators (no channel-last buffer, no transpose pass). */
@@ -220,12 +222,12 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
                     const int64_t rs, const float *a, const int32_t *koff, int64_t K, const float *B,
                     int64_t ldb, int nch, const char *pf, int64_t npf) {
     vf c[MK_ACC_MAX];
-    const int64_t ldi = init == out ? ldo : 0;
+    const int accum = init == out;
     SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         SIMD_UNROLL
         for (int v = 0; v < NV; v++)
-            c[r * NV + v] = init ? V_LOAD(init + r * ldi + v * VL) : V_ZERO();
+            c[r * NV + v] = init && !accum ? V_LOAD(init + v * VL) : V_ZERO();
     }
     /* The first npf steps also prefetch one line each of another tensor into L2: a steady
      * trickle hidden under the FMAs, where a burst between calls would stall on full miss
@@ -275,7 +277,8 @@ SIMD_INLINE void mk(float *out, int64_t ldo, const float *init, const int R, con
     for (int r = 0; r < R; r++) {
         SIMD_UNROLL
         for (int v = 0; v < NV; v++)
-            V_STORE(out + r * ldo + v * VL, c[r * NV + v]);
+            V_STORE(out + r * ldo + v * VL,
+                    accum ? V_ADD(V_LOAD(out + r * ldo + v * VL), c[r * NV + v]) : c[r * NV + v]);
     }
 }
 
