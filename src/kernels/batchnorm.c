@@ -3,6 +3,7 @@
  * ghost BN and synced BN (sums allreduced between the steps) reuse them; knows no layers and no
  * MPI; never allocates. https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html */
 #include <math.h>
+#include <string.h>
 
 #include "dpt/ops.h"
 
@@ -82,9 +83,18 @@ enum { VB = 8 };
 
 DPT_INLINE float relu_if(int relu, float u) { return relu && u < 0.0f ? 0.0f : u; }
 
-/* dy, or 0 where the ReLU after the batch norm was inactive (relu = 1). */
+/* dy, or +0 where the ReLU after the batch norm was inactive (relu = 1). A bit mask, not a
+ * branch or a multiply: the mask is data-random (a branch mispredicts half the time and blocks
+ * vectorization), and 0*Inf would be NaN where ReLU's backward gives 0. */
 DPT_INLINE float masked(int relu, const float *dy, const float *y, int64_t i) {
-    return relu && !(y[i] > 0.0f) ? 0.0f : dy[i];
+    if (!relu)
+        return dy[i];
+    uint32_t bits;
+    memcpy(&bits, &dy[i], sizeof bits);
+    bits &= -(uint32_t)(y[i] > 0.0f);
+    float g;
+    memcpy(&g, &bits, sizeof g);
+    return g;
 }
 
 /* y = relu?((x - mu)*scale + shift) over one run. */
