@@ -2,7 +2,7 @@
 """PyTorch DDP (gloo) baseline for scripts/bench-scaling.sh: the same model trained data-parallel
 with one thread per process, images/s as the median of several timed windows.
 
-Usage: python3 scripts/bench_ddp.py --model fmnist-cnn|lenet5 --ranks R --batch PER_RANK
+Usage: python3 scripts/bench-ddp.py --model fmnist-cnn|lenet5 --ranks R --batch PER_RANK
           [--steps N] [--warmup W] [--windows K]
 Prints one line: "pytorch-ddp MODEL ranks=R batch=B images/s=X".
 Needs only Debian's python3-torch; never used by the build or the tests.
@@ -30,7 +30,7 @@ def make_model(name, nn):
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
             nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
             nn.Linear(84, 10))
-    raise SystemExit(f"bench_ddp.py: error: unknown model {name}")
+    raise SystemExit(f"bench-ddp.py: error: unknown model {name}")
 
 
 def worker(rank, args, port, out):

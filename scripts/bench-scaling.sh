@@ -28,7 +28,7 @@ dptrain_rate() { # model ranks per-rank-batch extra-options...
 
 torch_rate() { # model ranks per-rank-batch
     for _ in $(seq "$reps"); do
-        /usr/bin/python3 scripts/bench_ddp.py --model "$1" --ranks "$2" --batch "$3" \
+        /usr/bin/python3 scripts/bench-ddp.py --model "$1" --ranks "$2" --batch "$3" \
             --steps $((steps / 6 + 2)) --windows 3 | grep -oE 'images/s=[0-9.]+' | cut -d= -f2
     done | median
 }
