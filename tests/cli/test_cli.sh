@@ -2,15 +2,7 @@
 # End-to-end checks of the dptrain command line. Oracles: exit statuses, one-line error messages
 # naming the option or file, a training run on the bundled sample whose loss must fall below a
 # bound, and `dptrain eval` reproducing the logged test accuracy exactly.
-set -u
-dptrain=$1
-src=${DPT_SOURCE_DIR:?}
-mpirun=${MPIEXEC:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
-export DPT_DATA_PATH=$src
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 passed=0
+. "$(dirname "$0")/common.sh"
 
 check() { # name, expected status (0 or "fail"), grep pattern for the output, command...
     local name=$1 want=$2 pattern=$3

@@ -12,15 +12,7 @@
 # difference of a near-zero gradient into a whole lr step, so it cannot show rounding agreement.
 #  accumulation:    --micro-batch 8 equals the whole batch in one pass (same losses within 1e-5).
 # Every multi-rank run also checks after each epoch that its replicas are bit-identical (hash).
-set -u
-dptrain=$1
-src=${DPT_SOURCE_DIR:?}
-mpirun=${MPIEXEC:-mpirun}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
-export DPT_DATA_PATH=$src
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 passed=0
+. "$(dirname "$0")/common.sh"
 
 train() { # name np options...
     local name=$1 np=$2
