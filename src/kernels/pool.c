@@ -81,17 +81,32 @@ dpt_status dpt_pool_geom_check(dpt_pool_geom *g) {
     return DPT_OK;
 }
 
-/* The in-bounds part [lo, hi) of window p along one dimension; never empty when 2*pad <= k. */
-static inline void window(int64_t p, int64_t stride, int64_t pad, int64_t k, int64_t in,
-                          int64_t *lo, int64_t *hi) {
-    int64_t a = p * stride - pad, b = a + k;
-    *lo = a < 0 ? 0 : a;
-    *hi = b > in ? in : b;
+/* The in-bounds part [lo[i], hi[i]) of the window of output o (a flat index into the
+ * (oD, oH, oW) plane) along each dimension i; never empty when 2*pad <= k. */
+typedef struct {
+    int64_t lo[3], hi[3];
+} pool_window;
+
+static inline pool_window window_of(const dpt_pool_geom *g, int64_t o) {
+    const int64_t p[3] = {o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1], o % g->out[2]};
+    pool_window w;
+    for (int i = 0; i < 3; i++) {
+        const int64_t a = p[i] * g->stride[i] - g->pad[i], b = a + g->k[i];
+        w.lo[i] = a < 0 ? 0 : a;
+        w.hi[i] = b > g->in[i] ? g->in[i] : b;
+    }
+    return w;
 }
 
-/* x: (N, C, D, H, W)  y, argmax: (N, C, oD, oH, oW). Scans each window in (d, h, w) order and
- * moves only on a strictly larger value, so ties keep the first index; a NaN is taken (and
- * propagated) as torch does. Padding is never a candidate. */
+/* Visits every in-bounds input offset `e` (into the (D, H, W) plane) of window `w`, in
+ * (d, h, w) order, running the statement that follows. */
+#define FOR_EACH_IN_WINDOW(g, w, e)                                                                \
+    for (int64_t d_ = (w).lo[0]; d_ < (w).hi[0]; d_++)                                             \
+        for (int64_t h_ = (w).lo[1]; h_ < (w).hi[1]; h_++)                                         \
+            for (int64_t e = (d_ * (g)->in[1] + h_) * (g)->in[2] + (w).lo[2],                      \
+                         e##_end = e - (w).lo[2] + (w).hi[2];                                      \
+                 e < e##_end; e++)
+
 /* One output of the 2x2 window: row-major scan, strictly greater (or NaN) wins, as the general
  * loop. */
 static inline void max2x2_one(float *y, int32_t *at, const float *r0, const float *r1,
@@ -168,40 +183,25 @@ void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_po
         maxpool2x2(y, argmax, x, g);
         return;
     }
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
+    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         const float *restrict xp = x + nc * plane;
         float *restrict yp = y + nc * oplane;
         int32_t *restrict ap = argmax + nc * oplane;
-        for (int64_t od = 0; od < oD; od++) {
-            int64_t d0, d1;
-            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
-            for (int64_t oh = 0; oh < oH; oh++) {
-                int64_t h0, h1;
-                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
-                for (int64_t ow = 0; ow < oW; ow++) {
-                    int64_t w0, w1;
-                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
-                    float best = -INFINITY;
-                    int64_t at = (d0 * H + h0) * W + w0; /* kept if the window is all -inf */
-                    for (int64_t d = d0; d < d1; d++)
-                        for (int64_t h = h0; h < h1; h++) {
-                            const int64_t row = (d * H + h) * W;
-                            for (int64_t w = w0; w < w1; w++) {
-                                float v = xp[row + w];
-                                if (v > best || isnan(v)) {
-                                    best = v;
-                                    at = row + w;
-                                }
-                            }
-                        }
-                    int64_t o = (od * oH + oh) * oW + ow;
-                    yp[o] = best;
-                    ap[o] = (int32_t)at;
+        for (int64_t o = 0; o < oplane; o++) {
+            const pool_window w = window_of(g, o);
+            float best = -INFINITY;
+            /* kept if the window is all -inf */
+            int64_t at = (w.lo[0] * g->in[1] + w.lo[1]) * g->in[2] + w.lo[2];
+            FOR_EACH_IN_WINDOW(g, w, e) {
+                if (xp[e] > best || isnan(xp[e])) {
+                    best = xp[e];
+                    at = e;
                 }
             }
+            yp[o] = best;
+            ap[o] = (int32_t)at;
         }
     }
 }
@@ -223,40 +223,27 @@ void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
     }
 }
 
-static inline int64_t avg_divisor(const dpt_pool_geom *g, int64_t nd, int64_t nh, int64_t nw) {
-    return g->count_include_pad ? g->k[0] * g->k[1] * g->k[2] : nd * nh * nw;
+static inline int64_t avg_divisor(const dpt_pool_geom *g, const pool_window *w) {
+    return g->count_include_pad ? g->k[0] * g->k[1] * g->k[2]
+                                : (w->hi[0] - w->lo[0]) * (w->hi[1] - w->lo[1]) *
+                                      (w->hi[2] - w->lo[2]);
 }
 
 /* x: (N, C, D, H, W)  y: (N, C, oD, oH, oW). The sum covers the in-bounds elements only; the
  * divisor is the whole window (count_include_pad) or the in-bounds count. With floor mode a window
  * never reaches past the padding, so the whole window is prod(k), as in torch. */
 void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
+    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         const float *restrict xp = x + nc * plane;
         float *restrict yp = y + nc * oplane;
-        for (int64_t od = 0; od < oD; od++) {
-            int64_t d0, d1;
-            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
-            for (int64_t oh = 0; oh < oH; oh++) {
-                int64_t h0, h1;
-                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
-                for (int64_t ow = 0; ow < oW; ow++) {
-                    int64_t w0, w1;
-                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
-                    float s = 0.0f;
-                    for (int64_t d = d0; d < d1; d++)
-                        for (int64_t h = h0; h < h1; h++) {
-                            const float *row = xp + (d * H + h) * W;
-                            for (int64_t w = w0; w < w1; w++)
-                                s += row[w];
-                        }
-                    int64_t div = avg_divisor(g, d1 - d0, h1 - h0, w1 - w0);
-                    yp[(od * oH + oh) * oW + ow] = s / (float)div;
-                }
-            }
+        for (int64_t o = 0; o < oplane; o++) {
+            const pool_window w = window_of(g, o);
+            float sum = 0.0f;
+            FOR_EACH_IN_WINDOW(g, w, e)
+                sum += xp[e];
+            yp[o] = sum / (float)avg_divisor(g, &w);
         }
     }
 }
@@ -264,32 +251,17 @@ void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
 /* dy: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: every in-bounds element of a window gets
  * dy/divisor, accumulated over overlapping windows. */
 void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g) {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t plane = D * H * W, oplane = oD * oH * oW;
+    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
+    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
     memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *restrict dxp = dx + nc * plane;
         const float *restrict dyp = dy + nc * oplane;
-        for (int64_t od = 0; od < oD; od++) {
-            int64_t d0, d1;
-            window(od, g->stride[0], g->pad[0], g->k[0], D, &d0, &d1);
-            for (int64_t oh = 0; oh < oH; oh++) {
-                int64_t h0, h1;
-                window(oh, g->stride[1], g->pad[1], g->k[1], H, &h0, &h1);
-                for (int64_t ow = 0; ow < oW; ow++) {
-                    int64_t w0, w1;
-                    window(ow, g->stride[2], g->pad[2], g->k[2], W, &w0, &w1);
-                    int64_t div = avg_divisor(g, d1 - d0, h1 - h0, w1 - w0);
-                    const float v = dyp[(od * oH + oh) * oW + ow] / (float)div;
-                    for (int64_t d = d0; d < d1; d++)
-                        for (int64_t h = h0; h < h1; h++) {
-                            float *row = dxp + (d * H + h) * W;
-                            for (int64_t w = w0; w < w1; w++)
-                                row[w] += v;
-                        }
-                }
-            }
+        for (int64_t o = 0; o < oplane; o++) {
+            const pool_window w = window_of(g, o);
+            const float v = dyp[o] / (float)avg_divisor(g, &w);
+            FOR_EACH_IN_WINDOW(g, w, e)
+                dxp[e] += v;
         }
     }
 }
