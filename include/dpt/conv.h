@@ -78,6 +78,14 @@ const dpt_conv_impl *dpt_conv_default(void);
 /* Reads DPT_KERNEL; DPT_EINVAL naming the value if it is unknown or unsupported here. */
 dpt_status dpt_conv_select_from_env(void);
 
+/* Winograd F(2x2, 3x3) in the SIMD paths, for 2-D 3x3 layers with unit stride and dilation and
+ * enough channels (forward, and backward-data, which is a forward of dy): 2.25x fewer
+ * multiplications than direct convolution, at a slightly different rounding. On by default;
+ * DPT_WINOGRAD=0 in the environment or dpt_conv_set_winograd(0) selects direct convolution. The
+ * workspace size does not depend on this choice. */
+void dpt_conv_set_winograd(int on);
+int dpt_conv_winograd(void);
+
 /* Tensor-level entry points: validate shapes against the geometry and the scratch size, then run
  * `impl` (the default one when NULL). y/dx/dw must not alias their inputs. */
 dpt_status dpt_conv_forward(const dpt_conv_impl *impl, dpt_tensor y, dpt_tensor x, dpt_tensor w,

@@ -92,6 +92,21 @@ dpt_status dpt_conv_select_from_env(void) {
     return DPT_OK;
 }
 
+/* -1 until first asked: then DPT_WINOGRAD decides (anything but "0" keeps it on). */
+static atomic_int winograd_on = -1;
+
+void dpt_conv_set_winograd(int on) { atomic_store(&winograd_on, on ? 1 : 0); }
+
+int dpt_conv_winograd(void) {
+    int on = atomic_load(&winograd_on);
+    if (on < 0) {
+        const char *v = getenv("DPT_WINOGRAD");
+        on = !(v && !strcmp(v, "0"));
+        atomic_store(&winograd_on, on);
+    }
+    return on;
+}
+
 /* ---- tensor-level entry points ----------------------------------------------------------------
  */
 

@@ -326,6 +326,8 @@ static void tile_bounds(int64_t n, int64_t nt, int64_t t, int64_t *lo, int *len)
     *len = (int)(base + (t < extra));
 }
 
+#include "conv_winograd.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Forward. */
 
@@ -370,6 +372,10 @@ static int64_t fwd_plan(const geo *q, fwd_ws *b) {
     if (fwd_uses_sh(q))
         o += round_up(shifted_floats(q) + SLACK, 16);
     b->end = o;
+    if (wino_shape_ok(q)) { /* its own layout from 0, whether or not it is switched on */
+        wino_ws w;
+        o = o > wino_plan(q, &w) ? o : w.end;
+    }
     return o;
 }
 
@@ -612,6 +618,10 @@ static void fwd_sh(float *y, const float *x, const float *w, const float *b, con
  * work: fwd_plan(q) floats. */
 static void fwd_core(float *y, const float *x, const float *w, const float *b, const geo *q,
                      float *work) {
+    if (wino_use(q)) {
+        wino_forward(y, x, w, b, q, work);
+        return;
+    }
     fwd_ws ws;
     fwd_plan(q, &ws);
     int32_t *koff = (int32_t *)(work + ws.koff);

@@ -48,6 +48,22 @@ SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
     }
 }
 
+/* Even and odd lanes of the 2*VL floats a:b, in order: *ev = a0 a2 .. b0 b2 .., *od = a1 a3 ... */
+SIMD_INLINE void v_deinterleave(vf a, vf b, vf *ev, vf *od) {
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    *ev = _mm512_permutex2var_ps(a, ie, b);
+    *od = _mm512_permutex2var_ps(a, io, b);
+}
+
+/* The inverse: *lo = e0 o0 e1 o1 .., *hi = the same from lane VL/2 on. */
+SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    *lo = _mm512_permutex2var_ps(e, il, o);
+    *hi = _mm512_permutex2var_ps(e, ih, o);
+}
+
 /* Channel-vectorized micro-kernel: R positions x NV vectors of channels, R*NV <= 28 accumulators
  * + NV weight vectors + 1 broadcast in 32 registers. */
 #define MK_RMAX2 14
@@ -115,6 +131,20 @@ SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
     }
 }
 
+/* Even and odd lanes of the 2*VL floats a:b, in order: *ev = a0 a2 .. b0 b2 .., *od = a1 a3 ... */
+SIMD_INLINE void v_deinterleave(vf a, vf b, vf *ev, vf *od) {
+    /* within 128-bit halves: a0 a2 b0 b2 | a4 a6 b4 b6; then put the 64-bit pairs in order */
+    *ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+/* The inverse: *lo = e0 o0 e1 o1 .., *hi = the same from lane VL/2 on. */
+SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
+    const vf l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 #define MK_RMAX2 6
 #define MK_RMAX1 12
 #define MK_R2_LIST(X) X(1) X(2) X(3) X(4) X(5) X(6)
@@ -143,6 +173,7 @@ SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
 #define V_SET1(s) MM(set1_ps)(s)
 #define V_FMA(a, b, c) MM(fmadd_ps)((a), (b), (c)) /* a*b + c */
 #define V_ADD(a, b) MM(add_ps)((a), (b))
+#define V_SUB(a, b) MM(sub_ps)((a), (b))
 #define V_UNPACKLO(a, b) MM(unpacklo_ps)((a), (b)) /* interleave 32-bit lanes */
 #define V_UNPACKHI(a, b) MM(unpackhi_ps)((a), (b))
 #define V_PD(a) MM(castps_pd)(a)

@@ -76,22 +76,29 @@ static void run_conv(golden_case *c) {
         goto out;
     }
     int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
-    for (int id = 0; id < DPT_CONV_IMPL_COUNT; id++) {
-        const dpt_conv_impl *impl = dpt_conv_impl_get((dpt_conv_impl_id)id);
-        if (!impl)
+    /* The SIMD paths twice: with Winograd (where the geometry takes it) and direct. */
+    for (int run = 0; run < 2 * DPT_CONV_IMPL_COUNT; run++) {
+        const dpt_conv_impl_id id = (dpt_conv_impl_id)(run / 2);
+        const int simd = id == DPT_CONV_AVX2 || id == DPT_CONV_AVX512, winograd = run % 2;
+        const dpt_conv_impl *impl = dpt_conv_impl_get(id);
+        if (!impl || (winograd && !simd))
             continue;
+        char name[48];
+        snprintf(name, sizeof name, "%s%s", impl->name, winograd ? "+winograd" : "");
+        dpt_conv_set_winograd(winograd);
         float *work = zeros((int64_t)impl->workspace(&g));
         float *y = zeros(ny), *gx = zeros(nx), *gw = zeros(nw), *gb = zeros(g.O);
         impl->forward(y, x, w, b, &g, work);
-        golden_check(c, c->group, impl->name, "y", y, ny);
+        golden_check(c, c->group, name, "y", y, ny);
         impl->backward_data(gx, dy, w, &g, work);
-        golden_check(c, c->group, impl->name, "dx", gx, nx);
+        golden_check(c, c->group, name, "dx", gx, nx);
         impl->backward_weight(gw, has_bias ? gb : NULL, dy, x, &g, work);
-        golden_check(c, c->group, impl->name, "dw", gw, nw);
+        golden_check(c, c->group, name, "dw", gw, nw);
         if (has_bias)
-            golden_check(c, c->group, impl->name, "db", gb, g.O);
+            golden_check(c, c->group, name, "db", gb, g.O);
         free(work), free(y), free(gx), free(gw), free(gb);
     }
+    dpt_conv_set_winograd(1);
 out:
     free(x), free(w), free(dy), free(b);
 }

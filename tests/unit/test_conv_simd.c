@@ -169,6 +169,70 @@ static void test_3x3_stride1(void **state) {
     run_cases(cases, sizeof cases / sizeof cases[0], 200);
 }
 
+/* The same layers with Winograd switched off: the direct kernels keep their coverage. */
+static void test_3x3_stride1_direct(void **state) {
+    (void)state;
+    dpt_conv_set_winograd(0);
+    test_3x3_stride1(state);
+    dpt_conv_set_winograd(1);
+}
+
+/* Winograd F(2x2, 3x3) where its tiling has edges: odd outputs (a half tile at the bottom and
+ * right), pad 0 and 2, tile rows longer than a vector, images larger than a block of tiles and
+ * blocks that end inside a tile row or an image, the smallest eligible channel counts, output
+ * channels off the register tiles, a 2x2 output. */
+static void test_winograd_edges(void **state) {
+    (void)state;
+    const dpt_conv_geom cases[] = {
+        g2(5, 64, 64, 14, 14, 3, 1, 1, 1, 1, 1),  /* blocks across images */
+        g2(1, 64, 64, 40, 40, 3, 1, 1, 1, 1, 1),  /* image of 400 tiles, rows split by blocks */
+        g2(2, 16, 16, 15, 15, 3, 1, 1, 1, 1, 0),  /* odd output */
+        g2(3, 17, 100, 11, 9, 3, 1, 0, 1, 1, 1),  /* pad 0, odd 9x7 output, O = 100 */
+        g2(1, 33, 20, 9, 30, 3, 1, 2, 1, 1, 1),   /* pad 2 */
+        g2(2, 24, 18, 6, 70, 3, 1, 1, 1, 1, 1),   /* 35 tiles per row */
+        g2(4, 16, 48, 4, 4, 3, 1, 0, 1, 1, 1),    /* 2x2 output: one tile per image */
+        g2(1, 50, 16, 3, 5, 3, 1, 1, 1, 1, 0),    /* 3x5 output */
+    };
+    run_cases(cases, sizeof cases / sizeof cases[0], 600);
+}
+
+/* The switch really changes the algorithm: on an eligible layer the two round differently
+ * (both pass against the reference above), and the workspace does not depend on it. */
+static void test_winograd_switch(void **state) {
+    (void)state;
+    const dpt_conv_impl *impls[2];
+    const int ni = n_simd(impls);
+    dpt_conv_geom g = g2(2, 32, 32, 12, 12, 3, 1, 1, 1, 1, 1);
+    assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
+    const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
+    for (int k = 0; k < ni; k++) {
+        const dpt_conv_impl *impl = impls[k];
+        dpt_conv_set_winograd(0);
+        const size_t ws_direct = impl->workspace(&g);
+        dpt_conv_set_winograd(1);
+        assert_int_equal(impl->workspace(&g), ws_direct);
+        float *x = falloc(nx), *w = falloc(nw), *b = falloc(g.O), *work = falloc((int64_t)ws_direct);
+        float *y_wino = falloc(ny), *y_direct = falloc(ny);
+        dpt_fill_uniform(x, nx, -1.0f, 1.0f, 7, 1);
+        dpt_fill_uniform(w, nw, -1.0f, 1.0f, 7, 2);
+        dpt_fill_uniform(b, g.O, -1.0f, 1.0f, 7, 3);
+        impl->forward(y_wino, x, w, b, &g, work);
+        dpt_conv_set_winograd(0);
+        impl->forward(y_direct, x, w, b, &g, work);
+        dpt_conv_set_winograd(1);
+        assert_true(dpt_conv_winograd());
+        int64_t differ = 0;
+        for (int64_t i = 0; i < ny; i++)
+            differ += y_wino[i] != y_direct[i];
+        printf("  %s: %lld of %lld outputs round differently with Winograd\n", impl->name,
+               (long long)differ, (long long)ny);
+        assert_true(differ > 0);
+        float *bufs[] = {x, w, b, work, y_wino, y_direct};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            dpt_free_aligned(bufs[i]);
+    }
+}
+
 /* 1x1 (pure GEMM), depthwise (groups = C, multiplier 1 and 2), grouped. */
 static void test_1x1_depthwise_groups(void **state) {
     (void)state;
@@ -219,6 +283,9 @@ int main(void) {
         cmocka_unit_test(test_dispatch_matches_cpu),
         cmocka_unit_test(test_first_layer),
         cmocka_unit_test(test_3x3_stride1),
+        cmocka_unit_test(test_3x3_stride1_direct),
+        cmocka_unit_test(test_winograd_edges),
+        cmocka_unit_test(test_winograd_switch),
         cmocka_unit_test(test_1x1_depthwise_groups),
         cmocka_unit_test(test_stride_dilation_padding),
         cmocka_unit_test(test_1d_3d),

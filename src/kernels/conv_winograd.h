@@ -1,0 +1,337 @@
+/* Winograd F(2x2, 3x3) convolution (kernels), part of conv_simd_kernels.h: compiled once per ISA
+ * inside its target region, on the simd.h vocabulary and its channel-vectorized micro-kernel mk.
+ *
+ * Each 2x2 output tile comes from a 4x4 input tile d:  Y = A^T [ (G g G^T) . (B^T d B) ] A,
+ * with . the elementwise product of 16 "frequencies" xi, so a tile costs 16 multiplications per
+ * (input, output) channel pair instead of 36. Per xi the products summed over input channels are
+ * a matrix product  M[xi] (O x tiles) = U[xi] (O x C) * V[xi] (C x tiles),  which is mk with the
+ * tiles in the vector lanes and the output channels in registers.
+ *
+ *   B^T = | 1  0 -1  0 |    G = | 1    0    0   |    A^T = | 1  1  1  0 |
+ *         | 0  1  1  0 |        | 1/2  1/2  1/2 |          | 0  1 -1 -1 |
+ *         | 0 -1  1  0 |        | 1/2 -1/2  1/2 |
+ *         | 0  1  0 -1 |        | 0    0    1   |
+ *
+ * Tiles are numbered image by image, row by row, and taken in blocks whose V and M stay in L2.
+ * All transforms run with VL consecutive tiles in the lanes, across tile rows, so that small
+ * images (7 tiles per row at 14x14) do not leave half the lanes idle:
+ *  - per image and channel, B^T along each input row: the even and odd columns of two vectors of
+ *    a zero-bordered row are the four columns of VL tiles. Rows go to two planes by parity, so
+ *    that input row 2ty+a of every tile row ty is one run along the tiles (row a/2 of plane a%2);
+ *  - B^T along the columns then reads those runs, VL tiles at a time;
+ *  - A^T (both ways) writes the four outputs of each tile to Z, which is then laid out into y one
+ *    tile row at a time. */
+
+/* Forward and backward-data of layers with fewer channels are cheaper direct (the transforms are
+ * paid per channel, the savings per channel pair). */
+#define WINO_MIN_CH 16
+
+static int wino_shape_ok(const geo *q) {
+    return q->in[0] == 1 && q->k[0] == 1 && q->k[1] == 3 && q->k[2] == 3 && q->s[1] == 1 &&
+           q->s[2] == 1 && q->d[1] == 1 && q->d[2] == 1 && q->G == 1 && q->C >= WINO_MIN_CH &&
+           q->O >= WINO_MIN_CH && q->out[1] >= 2 && q->out[2] >= 2;
+}
+
+static int wino_use(const geo *q) { return wino_shape_ok(q) && dpt_conv_winograd(); }
+
+/* Distance between the 16 planes of V (or M) for planes of n floats: whole cache lines, an odd
+ * multiple of 4 of them, so that the 16 vectors a transform stores (or loads) at once, one per
+ * plane, fall into 16 different L1 sets (a multiple of 4 KB would put them all in one 8-way set). */
+static int64_t xi_stride(int64_t n) {
+    int64_t lines = (n + 15) / 16;
+    lines = round_up(lines, 4);
+    if (lines % 8 == 0)
+        lines += 4;
+    return lines * 16;
+}
+
+typedef struct {
+    int64_t TH, TW, T; /* tile rows, tile columns and tiles per image */
+    int64_t tb;        /* tiles per block */
+    int64_t ldv;       /* floats per row of V, M and Z: a block's tiles, plus spill room */
+    int64_t vs, ms;    /* floats from one xi to the next in V and in M */
+    int64_t bh, bw;    /* zero-bordered channel planes: 2*TH+2 rows, with vector-load slack */
+    int64_t rp;        /* floats per parity plane of R: TH+1 rows of TW, plus spill room */
+    int64_t u, v, m, z, xb, r, koff, end; /* offsets in floats */
+} wino_ws;
+
+static int64_t wino_plan(const geo *q, wino_ws *b) {
+    memset(b, 0, sizeof *b);
+    b->TH = (q->out[1] + 1) / 2;
+    b->TW = (q->out[2] + 1) / 2;
+    b->T = b->TH * b->TW;
+    /* V and M of a block in about 512 KB of L2, in whole pairs of vectors. */
+    const int64_t fit = 8192 / (q->C + q->O) / (2 * VL) * (2 * VL);
+    b->tb = min64(fit > 2 * VL ? fit : 2 * VL, round_up(q->N * b->T, VL));
+    b->ldv = b->tb + VL;
+    b->vs = xi_stride(q->C * b->ldv);
+    b->ms = xi_stride(q->O * b->ldv);
+    b->bh = 2 * b->TH + 2;
+    b->bw = 2 * round_up(b->TW, VL) + 2;
+    b->rp = (b->TH + 1) * b->TW + VL;
+    int64_t o = 0;
+    b->u = o;
+    o += round_up(16 * q->O * q->C, 16);
+    b->v = o;
+    o += 16 * b->vs;
+    b->m = o;
+    o += 16 * b->ms;
+    b->z = o;
+    o += round_up(4 * q->O * b->ldv + SLACK, 16);
+    b->xb = o;
+    o += round_up(q->C * b->bh * b->bw + SLACK, 16);
+    b->r = o;
+    o += round_up(8 * q->C * b->rp, 16);
+    b->koff = o;
+    o += round_up(q->C, 16);
+    b->end = o;
+    return o;
+}
+
+/* u: (16, O, C), xi = 4*row + column of G g G^T; w: (O, C, 3, 3). In double, rounded once. */
+static void wino_weights(float *u, const float *w, const geo *q) {
+    for (int64_t o = 0; o < q->O; o++)
+        for (int64_t c = 0; c < q->C; c++) {
+            const float *g = w + (o * q->C + c) * 9;
+            double t[4][3], r[4][4];
+            for (int j = 0; j < 3; j++) { /* G g: along the kernel rows */
+                const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+                t[0][j] = g0;
+                t[1][j] = 0.5 * (g0 + g1 + g2);
+                t[2][j] = 0.5 * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) G^T: along the kernel columns */
+                r[i][0] = t[i][0];
+                r[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+                r[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+                r[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                u[(xi * q->O + o) * q->C + c] = (float)r[xi / 4][xi % 4];
+        }
+}
+
+/* B^T d along one dimension: the 4 transformed values of 4 inputs. */
+SIMD_INLINE void wino_bt(vf out[4], vf d0, vf d1, vf d2, vf d3) {
+    out[0] = V_SUB(d0, d2);
+    out[1] = V_ADD(d1, d2);
+    out[2] = V_SUB(d2, d1);
+    out[3] = V_SUB(d1, d3);
+}
+
+/* R for image x: (C, H, W): B^T along the rows. R[c][k][a%2] holds, from (a/2)*TW on, value k
+ * of input row 2ty+a of tile (ty, tx) at ty*TW + tx, for every a; see the top of this file. */
+static void wino_rows(float *r, float *xb, const float *x, const geo *q, const wino_ws *b) {
+    const int64_t H = q->in[1], W = q->in[2], plane = b->bh * b->bw;
+    /* All the copies first: loads right behind the (masked) stores of the copy would wait for
+     * them to reach L1, as store forwarding does not cover them. */
+    for (int64_t c = 0; c < q->C; c++)
+        for (int64_t h = 0; h < H; h++) /* the interior; the border stays zero */
+            copy_row(xb + c * plane + (h + q->p[1]) * b->bw + q->p[2], x + (c * H + h) * W, W);
+    for (int64_t c = 0; c < q->C; c++) {
+        for (int64_t rr = 0; rr < b->bh; rr++) {
+            float *dst = r + (c * 8 + rr % 2) * b->rp + rr / 2 * b->TW;
+            for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
+                const float *row = xb + c * plane + rr * b->bw + 2 * tx0;
+                vf e0, o0, e1, o1, t[4];
+                v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
+                v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
+                wino_bt(t, e0, o0, e1, o1); /* columns 2tx .. 2tx+3 */
+                /* whole vectors: the lanes past the row land where the next row of the same
+                 * parity (written later) or the spill room goes */
+                SIMD_UNROLL
+                for (int k = 0; k < 4; k++)
+                    V_STORE(dst + k * 2 * b->rp + tx0, t[k]);
+            }
+        }
+    }
+}
+
+/* V[xi][c][col ..] for VL tiles of one image from tile t on: B^T along the columns. The lanes
+ * past the image or the block spill into columns written later, or into the spill room. */
+SIMD_INLINE void wino_cols(float *v, int64_t vs, const float *rc, int64_t rp, int64_t TW,
+                           int64_t t) {
+    vf d[4][4];
+    SIMD_UNROLL
+    for (int a = 0; a < 4; a++)
+        SIMD_UNROLL
+        for (int k = 0; k < 4; k++)
+            d[a][k] = V_LOAD(rc + (k * 2 + a % 2) * rp + t + a / 2 * TW);
+    SIMD_UNROLL
+    for (int k = 0; k < 4; k++) {
+        vf o[4];
+        wino_bt(o, d[0][k], d[1][k], d[2][k], d[3][k]);
+        SIMD_UNROLL
+        for (int a = 0; a < 4; a++)
+            V_STORE(v + (a * 4 + k) * vs, o[a]);
+    }
+}
+
+/* Z[o][2i+j][col ..] = output (i, j) of VL tiles: A^T M A + bias, from M[xi][o][col ..]. */
+SIMD_INLINE void wino_outputs(float *z, int64_t ldz, const float *m, int64_t ms, vf bias) {
+    vf s[2][4];
+    SIMD_UNROLL
+    for (int k = 0; k < 4; k++) { /* along the rows of the 4x4 tile */
+        const vf m0 = V_LOAD(m + k * ms), m1 = V_LOAD(m + (4 + k) * ms);
+        const vf m2 = V_LOAD(m + (8 + k) * ms), m3 = V_LOAD(m + (12 + k) * ms);
+        s[0][k] = V_ADD(V_ADD(m0, m1), m2);
+        s[1][k] = V_SUB(V_SUB(m1, m2), m3);
+    }
+    SIMD_UNROLL
+    for (int i = 0; i < 2; i++) { /* ... and along the columns */
+        V_STORE(z + 2 * i * ldz, V_ADD(V_ADD(V_ADD(s[i][0], s[i][1]), s[i][2]), bias));
+        V_STORE(z + (2 * i + 1) * ldz, V_ADD(V_SUB(V_SUB(s[i][1], s[i][2]), s[i][3]), bias));
+    }
+}
+
+/* Output rows 2ty, 2ty+1 of tiles [txa, txb) of one channel yo: (oH, oW), from z: (4, ldz) whose
+ * column 0 is tile txa. */
+static void wino_untile(float *yo, const float *z, int64_t ldz, int64_t ty, int64_t txa,
+                        int64_t txb, const geo *q) {
+    const int64_t oW = q->out[2];
+    for (int64_t i = 0; i < 2 && 2 * ty + i < q->out[1]; i++)
+        for (int64_t tx0 = txa; tx0 < txb; tx0 += VL) {
+            vf lo, hi;
+            v_interleave(V_LOAD(z + 2 * i * ldz + tx0 - txa), V_LOAD(z + (2 * i + 1) * ldz + tx0 - txa),
+                         &lo, &hi);
+            float *dst = yo + (2 * ty + i) * oW + 2 * tx0;
+            const int64_t n = min64(2 * (txb - tx0), oW - 2 * tx0);
+            if (n >= 2 * VL) {
+                V_STORE(dst, lo);
+                V_STORE(dst + VL, hi);
+            } else if (n > VL) {
+                V_STORE(dst, lo);
+                V_STORE_N(dst + VL, hi, (int)(n - VL));
+            } else {
+                V_STORE_N(dst, lo, (int)n);
+            }
+        }
+}
+
+/* Lines pulled into L2 a few at a time between the micro-kernel calls of a block (the products
+ * leave the load ports idle): the output rows the block will write, one range per (image run,
+ * channel), then the input of the first image the next block reaches. Without them the copy into
+ * R and the stores into y wait on L3 for a quarter of the time. */
+typedef struct {
+    const char *p, *end; /* the current range */
+    const float *y;
+    int64_t g, g_end, o; /* the run being walked, the block's end, the channel */
+    const char *x, *x_end;
+} wino_pf;
+
+static void wino_pf_range(wino_pf *s, const geo *q, const wino_ws *b) {
+    const int64_t T = b->T, n = s->g / T, last = min64((n + 1) * T, s->g_end) - 1;
+    const int64_t r0 = s->g % T / b->TW * 2, r1 = min64(last % T / b->TW * 2 + 2, q->out[1]);
+    const float *plane = s->y + (n * q->O + s->o) * q->P;
+    s->p = (const char *)(plane + r0 * q->out[2]);
+    s->end = (const char *)(plane + r1 * q->out[2]);
+}
+
+static void wino_pf_init(wino_pf *s, const float *y, const float *x, int64_t t0, int64_t nb,
+                         const geo *q, const wino_ws *b) {
+    s->y = y;
+    s->g = t0;
+    s->g_end = t0 + nb;
+    s->o = 0;
+    const int64_t next = (t0 + nb - 1) / b->T + 1; /* the first image no block has reached */
+    const int reached = next < q->N && next * b->T < t0 + 2 * nb;
+    s->x = reached ? (const char *)(x + next * q->C * q->X) : NULL;
+    s->x_end = reached ? s->x + q->C * q->X * (int64_t)sizeof(float) : NULL;
+    wino_pf_range(s, q, b);
+}
+
+/* The next run of at most k lines within one range, as a one-region pf_stream for mk, which
+ * issues one prefetch per step of its reduction (a burst would stall on full miss queues). */
+static pf_stream wino_pf_take(wino_pf *s, int64_t k, const geo *q, const wino_ws *b) {
+    pf_stream r = {.step = 0};
+    while (s->p >= s->end) {
+        if (s->g < s->g_end) { /* next channel, or the next image run */
+            if (++s->o == q->O) {
+                s->o = 0;
+                s->g = min64((s->g / b->T + 1) * b->T, s->g_end);
+            }
+            if (s->g < s->g_end)
+                wino_pf_range(s, q, b);
+        } else if (s->x) {
+            s->p = s->x;
+            s->end = s->x_end;
+            s->x = NULL;
+        } else {
+            return r;
+        }
+    }
+    const int64_t n = min64(k, (s->end - s->p + 63) / 64);
+    r.p[0] = s->p;
+    r.end[0] = s->p + n * 64;
+    r.p[1] = r.end[1] = NULL;
+    r.step = n;
+    s->p += n * 64;
+    return r;
+}
+
+/* y: (N, O, oH, oW)  x: (N, C, H, W)  w: (O, C, 3, 3)  b: (O) or NULL; work: wino_plan(q). */
+static void wino_forward(float *y, const float *x, const float *w, const float *b, const geo *q,
+                         float *work) {
+    wino_ws ws;
+    wino_plan(q, &ws);
+    float *u = work + ws.u, *v = work + ws.v, *m = work + ws.m, *z = work + ws.z;
+    float *xb = work + ws.xb, *r = work + ws.r;
+    int32_t *koff = (int32_t *)(work + ws.koff);
+    const int64_t C = q->C, O = q->O, T = ws.T, TW = ws.TW, ldv = ws.ldv;
+    const int64_t total = q->N * T;
+    wino_weights(u, w, q);
+    for (int64_t c = 0; c < C; c++)
+        koff[c] = (int32_t)c;
+    /* Zero borders, and no stale NaN in the lanes past the last tile that mk reads. */
+    memset(xb, 0, (size_t)(C * ws.bh * ws.bw + SLACK) * sizeof(float));
+    memset(r, 0, (size_t)(8 * C * ws.rp) * sizeof(float));
+    memset(v, 0, (size_t)(16 * ws.vs) * sizeof(float));
+    const int64_t otiles2 = tiles_count(O, MK_RMAX2), otiles1 = tiles_count(O, MK_RMAX1);
+    int64_t in_r = -1; /* the image whose rows are in R */
+    for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
+        const int64_t nb = min64(ws.tb, total - t0);
+        const int64_t cols = round_up(nb, VL);
+        for (int64_t g = t0; g < t0 + nb;) { /* one image's run of the block at a time */
+            const int64_t n = g / T, t = g % T, run = min64(T - t, t0 + nb - g);
+            if (n != in_r) {
+                wino_rows(r, xb, x + n * C * q->X, q, &ws);
+                in_r = n;
+            }
+            for (int64_t s = 0; s < run; s += VL)
+                for (int64_t c = 0; c < C; c++)
+                    wino_cols(v + c * ldv + g - t0 + s, ws.vs, r + c * 8 * ws.rp, ws.rp, TW, t + s);
+            g += run;
+        }
+        wino_pf pf;
+        wino_pf_init(&pf, y, x, t0, nb, q, &ws);
+        for (int64_t xi = 0; xi < 16; xi++) {
+            const float *ux = u + xi * O * C, *vx = v + xi * ws.vs;
+            float *mx = m + xi * ws.ms;
+            for (int64_t t = 0; t < cols; t += 2 * VL) {
+                const int NV = cols - t >= 2 * VL ? 2 : 1;
+                const int64_t nt = NV == 2 ? otiles2 : otiles1;
+                for (int64_t ti = 0; ti < nt; ti++) {
+                    int64_t o0;
+                    int R;
+                    tile_bounds(O, nt, ti, &o0, &R);
+                    pf_stream ps = wino_pf_take(&pf, C, q, &ws);
+                    mk_run(mx + o0 * ldv + t, ldv, NULL, R, NV, C, ux + o0 * C, koff, C, vx + t,
+                           ldv, 0, &ps);
+                }
+            }
+        }
+        for (int64_t o = 0; o < O; o++) {
+            const vf bias = V_SET1(b ? b[o] : 0.0f);
+            for (int64_t t = 0; t < cols; t += VL)
+                wino_outputs(z + o * 4 * ldv + t, ldv, m + o * ldv + t, ws.ms, bias);
+        }
+        for (int64_t g = t0; g < t0 + nb;) { /* one tile row's run of the block at a time */
+            const int64_t n = g / T, ty = g % T / TW, tx = g % TW;
+            const int64_t txb = min64(TW, tx + t0 + nb - g);
+            for (int64_t o = 0; o < O; o++)
+                wino_untile(y + (n * O + o) * q->P, z + o * 4 * ldv + g - t0, ldv, ty, tx, txb, q);
+            g += txb - tx;
+        }
+    }
+}
