@@ -85,6 +85,9 @@ dpt_status dpt_conv_select_from_env(void);
  * workspace size does not depend on this choice. */
 void dpt_conv_set_winograd(int on);
 int dpt_conv_winograd(void);
+/* What runs by default, for logs and --version: "avx512, Winograd F(2x2,3x3) for 3x3 stride 1"
+ * or "im2col"; the name alone when the path has no Winograd or it is switched off. */
+const char *dpt_conv_default_description(void);
 
 /* Tensor-level entry points: validate shapes against the geometry and the scratch size, then run
  * `impl` (the default one when NULL). y/dx/dw must not alias their inputs. */

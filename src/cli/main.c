@@ -14,9 +14,8 @@
 #endif
 
 static void print_version(void) {
-    const dpt_conv_impl *conv = dpt_conv_default();
-    printf("dptrain %s (conv kernel: %s, built %s)\n", DPT_VERSION_STRING,
-           conv ? conv->name : "none", __DATE__);
+    printf("dptrain %s (conv kernel: %s; built %s)\n", DPT_VERSION_STRING,
+           dpt_conv_default_description(), __DATE__);
 }
 
 static void print_usage(FILE *out) {

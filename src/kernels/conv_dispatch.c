@@ -107,6 +107,16 @@ int dpt_conv_winograd(void) {
     return on;
 }
 
+const char *dpt_conv_default_description(void) {
+    static _Thread_local char buf[96];
+    const dpt_conv_impl *impl = dpt_conv_default();
+    const int simd = impl == dpt_conv_impl_get(DPT_CONV_AVX2) ||
+                     impl == dpt_conv_impl_get(DPT_CONV_AVX512);
+    snprintf(buf, sizeof buf, "%s%s", impl->name,
+             simd && dpt_conv_winograd() ? ", Winograd F(2x2,3x3) for 3x3 stride 1" : "");
+    return buf;
+}
+
 /* ---- tensor-level entry points ----------------------------------------------------------------
  */
 

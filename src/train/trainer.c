@@ -727,7 +727,7 @@ dpt_status dpt_train_run(const dpt_train_cfg *cfg, dpt_group *g, dpt_train_resul
                     dpt_model_spec(t.model), t.data.source, (long long)t.n_train,
                     (long long)t.n_val, (long long)n_test(&t), g->size, g->size > 1 ? "s" : "",
                     (long long)cfg->batch, (long long)dpt_sampler_steps(&t.sampler),
-                    (long long)t.n_params, dpt_conv_default()->name);
+                    (long long)t.n_params, dpt_conv_default_description());
         st = run_epochs(&t, res);
         st = dpt_group_agree(g, st);
     }
