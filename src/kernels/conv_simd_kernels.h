@@ -833,6 +833,10 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
         o += round_up(q->kvol * q->Cg * q->OgPad, 16);
     }
     b->end = o;
+    if (wino_shape_ok(q)) { /* its own layout from 0, whether or not it is switched on */
+        wino_ws w;
+        o = o > wino_dw_plan(q, &w) ? o : w.end;
+    }
     return o;
 }
 
@@ -1106,6 +1110,12 @@ static void simd_backward_weight(float *dw, float *db, const float *dy, const fl
     geo q;
     dw_ws ws;
     geo_from(&q, g);
+    if (wino_use(&q)) {
+        wino_backward_weight(dw, dy, x, &q, work);
+        if (db)
+            bias_grad(db, dy, &q);
+        return;
+    }
     dw_plan(&q, &ws);
     if (dw_choose(&q) == DW_COL) {
         dw_col(dw, db, dy, x, &q, (int32_t *)(work + ws.koff), (int32_t *)(work + ws.toff),

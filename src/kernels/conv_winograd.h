@@ -52,10 +52,14 @@ typedef struct {
     int64_t vs, ms;    /* floats from one xi to the next in V and in M */
     int64_t bh, bw;    /* zero-bordered channel planes: 2*TH+2 rows, with vector-load slack */
     int64_t rp;        /* floats per parity plane of R: TH+1 rows of TW, plus spill room */
-    int64_t u, v, m, z, xb, r, koff, end; /* offsets in floats */
+    int64_t opad;      /* output channels rounded up to whole vectors (weight gradient) */
+    int64_t ys;        /* floats from one xi to the next in Yt (weight gradient) */
+    /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
+    int64_t u, v, m, z, xb, r, koff, du, yt, dycl, end;
 } wino_ws;
 
-static int64_t wino_plan(const geo *q, wino_ws *b) {
+/* The tiling, the block and the strides shared by both passes. */
+static void wino_geometry(const geo *q, wino_ws *b) {
     memset(b, 0, sizeof *b);
     b->TH = (q->out[1] + 1) / 2;
     b->TW = (q->out[2] + 1) / 2;
@@ -69,22 +73,33 @@ static int64_t wino_plan(const geo *q, wino_ws *b) {
     b->bh = 2 * b->TH + 2;
     b->bw = 2 * round_up(b->TW, VL) + 2;
     b->rp = (b->TH + 1) * b->TW + VL;
-    int64_t o = 0;
-    b->u = o;
-    o += round_up(16 * q->O * q->C, 16);
+    b->opad = round_up(q->O, VL);
+    b->ys = xi_stride(b->tb * b->opad);
+}
+
+/* The input side both passes share, from offset o on: V, the bordered planes, R, koff. */
+static int64_t wino_input_plan(const geo *q, wino_ws *b, int64_t o) {
     b->v = o;
     o += 16 * b->vs;
-    b->m = o;
-    o += 16 * b->ms;
-    b->z = o;
-    o += round_up(4 * q->O * b->ldv + SLACK, 16);
     b->xb = o;
     o += round_up(q->C * b->bh * b->bw + SLACK, 16);
     b->r = o;
     o += round_up(8 * q->C * b->rp, 16);
     b->koff = o;
-    o += round_up(q->C, 16);
-    b->end = o;
+    o += round_up(b->tb > q->C ? b->tb : q->C, 16);
+    return o;
+}
+
+static int64_t wino_plan(const geo *q, wino_ws *b) {
+    wino_geometry(q, b);
+    int64_t o = 0;
+    b->u = o;
+    o += round_up(16 * q->O * q->C, 16);
+    b->m = o;
+    o += 16 * b->ms;
+    b->z = o;
+    o += round_up(4 * q->O * b->ldv + SLACK, 16);
+    b->end = o = wino_input_plan(q, b, o);
     return o;
 }
 
@@ -209,6 +224,24 @@ static void wino_untile(float *yo, const float *z, int64_t ldz, int64_t ty, int6
         }
 }
 
+/* V of the block of nb tiles from global tile t0 on; *in_r: the image whose rows R holds. */
+static void wino_input_block(float *v, float *r, float *xb, const float *x, int64_t t0, int64_t nb,
+                             int64_t *in_r, const geo *q, const wino_ws *b) {
+    const int64_t T = b->T;
+    for (int64_t g = t0; g < t0 + nb;) { /* one image's run of the block at a time */
+        const int64_t n = g / T, t = g % T, run = min64(T - t, t0 + nb - g);
+        if (n != *in_r) {
+            wino_rows(r, xb, x + n * q->C * q->X, q, b);
+            *in_r = n;
+        }
+        for (int64_t s = 0; s < run; s += VL)
+            for (int64_t c = 0; c < q->C; c++)
+                wino_cols(v + c * b->ldv + g - t0 + s, b->vs, r + c * 8 * b->rp, b->rp, b->TW,
+                          t + s);
+        g += run;
+    }
+}
+
 /* Lines pulled into L2 a few at a time between the micro-kernel calls of a block (the products
  * leave the load ports idle): the output rows the block will write, one range per (image run,
  * channel), then the input of the first image the next block reaches. Without them the copy into
@@ -292,17 +325,7 @@ static void wino_forward(float *y, const float *x, const float *w, const float *
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
         const int64_t cols = round_up(nb, VL);
-        for (int64_t g = t0; g < t0 + nb;) { /* one image's run of the block at a time */
-            const int64_t n = g / T, t = g % T, run = min64(T - t, t0 + nb - g);
-            if (n != in_r) {
-                wino_rows(r, xb, x + n * C * q->X, q, &ws);
-                in_r = n;
-            }
-            for (int64_t s = 0; s < run; s += VL)
-                for (int64_t c = 0; c < C; c++)
-                    wino_cols(v + c * ldv + g - t0 + s, ws.vs, r + c * 8 * ws.rp, ws.rp, TW, t + s);
-            g += run;
-        }
+        wino_input_block(v, r, xb, x, t0, nb, &in_r, q, &ws);
         wino_pf pf;
         wino_pf_init(&pf, y, x, t0, nb, q, &ws);
         for (int64_t xi = 0; xi < 16; xi++) {
@@ -334,4 +357,118 @@ static void wino_forward(float *y, const float *x, const float *w, const float *
             g += txb - tx;
         }
     }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Weight gradient. The forward is linear in U = G g G^T, so over all tiles
+ *   dL/dU[xi] = sum_tiles (A dY A^T)[xi] * V[xi]   and   dL/dg = G^T (dL/dU) G,
+ * per xi a product  dU[xi] (C x O) += V[xi] (C x tiles) * Yt[xi] (tiles x O): mk with the output
+ * channels in the lanes, input channels in registers and the block's tiles as the reduction. */
+
+static int64_t wino_dw_plan(const geo *q, wino_ws *b) {
+    wino_geometry(q, b);
+    int64_t o = 0;
+    b->du = o;
+    o += round_up(16 * q->C * b->opad, 16);
+    b->yt = o;
+    o += 16 * b->ys;
+    b->dycl = o;
+    o += round_up(q->P * b->opad, 16);
+    b->end = o = wino_input_plan(q, b, o);
+    return o;
+}
+
+/* Yt[xi][.][o ..] of tile (ty, tx): A dY A^T, dY the tile's 2x2 of dycl: (oH*oW, opad), channel
+ * last; outputs past the bottom or right edge do not exist and count as zero. */
+static void wino_dy_tile(float *yt, int64_t ys, const float *dycl, int64_t opad, int64_t ty,
+                         int64_t tx, const geo *q) {
+    const int64_t oH = q->out[1], oW = q->out[2];
+    const int down = 2 * ty + 1 < oH, right = 2 * tx + 1 < oW;
+    const float *p = dycl + (2 * ty * oW + 2 * tx) * opad;
+    for (int64_t o = 0; o < opad; o += VL) {
+        const vf d00 = V_LOAD(p + o), d01 = right ? V_LOAD(p + opad + o) : V_ZERO();
+        const vf d10 = down ? V_LOAD(p + oW * opad + o) : V_ZERO();
+        const vf d11 = down && right ? V_LOAD(p + (oW + 1) * opad + o) : V_ZERO();
+        /* A (d0, d1) = (d0, d0 + d1, d0 - d1, -d1), down the rows, then along them */
+        const vf c[4][2] = {{d00, d01},
+                            {V_ADD(d00, d10), V_ADD(d01, d11)},
+                            {V_SUB(d00, d10), V_SUB(d01, d11)},
+                            {V_SUB(V_ZERO(), d10), V_SUB(V_ZERO(), d11)}};
+        SIMD_UNROLL
+        for (int a = 0; a < 4; a++) {
+            V_STORE(yt + (a * 4) * ys + o, c[a][0]);
+            V_STORE(yt + (a * 4 + 1) * ys + o, V_ADD(c[a][0], c[a][1]));
+            V_STORE(yt + (a * 4 + 2) * ys + o, V_SUB(c[a][0], c[a][1]));
+            V_STORE(yt + (a * 4 + 3) * ys + o, V_SUB(V_ZERO(), c[a][1]));
+        }
+    }
+}
+
+/* dw[o][c] += G^T dU[.][c][o] G, in double. */
+static void wino_dw_finish(float *dw, const float *du, const geo *q, int64_t opad) {
+    for (int64_t o = 0; o < q->O; o++)
+        for (int64_t c = 0; c < q->C; c++) {
+            double m[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++)
+                m[xi / 4][xi % 4] = du[(xi * q->C + c) * opad + o];
+            for (int j = 0; j < 4; j++) { /* G^T along the rows */
+                t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
+                t[1][j] = 0.5 * (m[1][j] - m[2][j]);
+                t[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
+            }
+            float *g = dw + (o * q->C + c) * 9;
+            for (int i = 0; i < 3; i++) { /* ... and G along the columns */
+                g[3 * i] += (float)(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
+                g[3 * i + 1] += (float)(0.5 * (t[i][1] - t[i][2]));
+                g[3 * i + 2] += (float)(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+            }
+        }
+}
+
+/* dw: (O, C, 3, 3) +=  dy: (N, O, oH, oW)  x: (N, C, H, W); work: wino_dw_plan(q). The bias
+ * gradient is the caller's. */
+static void wino_backward_weight(float *dw, const float *dy, const float *x, const geo *q,
+                                 float *work) {
+    wino_ws ws;
+    wino_dw_plan(q, &ws);
+    float *v = work + ws.v, *xb = work + ws.xb, *r = work + ws.r, *du = work + ws.du;
+    float *yt = work + ws.yt, *dycl = work + ws.dycl;
+    int32_t *koff = (int32_t *)(work + ws.koff);
+    const int64_t C = q->C, O = q->O, opad = ws.opad, T = ws.T, TW = ws.TW;
+    const int64_t total = q->N * T;
+    for (int64_t k = 0; k < ws.tb; k++)
+        koff[k] = (int32_t)k;
+    memset(xb, 0, (size_t)(C * ws.bh * ws.bw + SLACK) * sizeof(float));
+    memset(r, 0, (size_t)(8 * C * ws.rp) * sizeof(float));
+    memset(v, 0, (size_t)(16 * ws.vs) * sizeof(float));
+    memset(du, 0, (size_t)(16 * C * opad) * sizeof(float));
+    memset(dycl, 0, (size_t)(q->P * opad) * sizeof(float)); /* lanes past O stay zero */
+    const int64_t ctiles2 = tiles_count(C, MK_RMAX2), ctiles1 = tiles_count(C, MK_RMAX1);
+    int64_t in_r = -1, in_dy = -1;
+    for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
+        const int64_t nb = min64(ws.tb, total - t0);
+        wino_input_block(v, r, xb, x, t0, nb, &in_r, q, &ws);
+        for (int64_t g = t0; g < t0 + nb; g++) {
+            const int64_t n = g / T, t = g % T;
+            if (n != in_dy) {
+                transpose(dycl, opad, dy + n * O * q->P, q->P, O, q->P);
+                in_dy = n;
+            }
+            wino_dy_tile(yt + (g - t0) * opad, ws.ys, dycl, opad, t / TW, t % TW, q);
+        }
+        for (int64_t xi = 0; xi < 16; xi++)
+            for (int64_t o0 = 0; o0 < opad; o0 += 2 * VL) {
+                const int NV = opad - o0 >= 2 * VL ? 2 : 1;
+                const int64_t nt = NV == 2 ? ctiles2 : ctiles1;
+                for (int64_t ti = 0; ti < nt; ti++) {
+                    int64_t c0;
+                    int R;
+                    tile_bounds(C, nt, ti, &c0, &R);
+                    float *out = du + (xi * C + c0) * opad + o0;
+                    mk_run(out, opad, out, R, NV, ws.ldv, v + xi * ws.vs + c0 * ws.ldv, koff, nb,
+                           yt + xi * ws.ys + o0, opad, 0, NULL);
+                }
+            }
+    }
+    wino_dw_finish(dw, du, q, opad);
 }
