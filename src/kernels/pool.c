@@ -10,6 +10,11 @@
 #include <string.h>
 
 #include "dpt/ops.h"
+#include "layer_isa.h"
+
+#ifdef DPT_LAYER_X86
+#include <immintrin.h>
+#endif
 
 static const char *const dim_letter[3] = {"D", "H", "W"};
 
@@ -138,48 +143,268 @@ static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
 }
 #endif
 
-/* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic; four
- * outputs at a time with branch-free SSE2 selects (x86-64 baseline: the comparisons are
- * data-random, so branches would mispredict half the time). */
+/* One output row pair of the 2x2 path per call below: r0, r1 the two input rows, `base` the
+ * plane offset of r0[0], outputs ow in [0, oW). The AVX2 and AVX-512F versions make the same
+ * selections as max2x2_one in the same order, so every path gives the same y and argmax. */
+#ifdef DPT_LAYER_X86
+DPT_TARGET_AVX512 static void max2x2_row_avx512(float *yr, int32_t *ar, const float *r0,
+                                                const float *r1, int32_t base, int32_t W,
+                                                int64_t oW) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(W);
+    for (int64_t ow = 0; ow < oW; ow += 16) {
+        const int64_t k = oW - ow < 16 ? oW - ow : 16, f = 2 * k; /* outputs, floats per row */
+        const __mmask16 m0 = f >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << f) - 1u);
+        const __mmask16 m1 = f > 16 ? (__mmask16)((1u << (f - 16)) - 1u) : 0;
+        const __mmask16 mk = (__mmask16)((1u << k) - 1u);
+        const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow);
+        const __m512 a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow);
+        const __m512 b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+        const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base + (int32_t)(2 * ow)), ie);
+        const __m512i at2 = _mm512_add_epi32(at0, wv);
+        const __m512 v[4] = {_mm512_permutex2var_ps(a0, ie, a1), _mm512_permutex2var_ps(a0, io, a1),
+                             _mm512_permutex2var_ps(b0, ie, b1),
+                             _mm512_permutex2var_ps(b0, io, b1)};
+        const __m512i vat[4] = {at0, _mm512_add_epi32(at0, one), at2, _mm512_add_epi32(at2, one)};
+        __m512 best = v[0];
+        __m512i at = vat[0];
+        for (int i = 1; i < 4; i++) {
+            /* new > best, or new is NaN (a NaN is the maximum, as in torch) */
+            const __mmask16 take = _mm512_cmp_ps_mask(v[i], best, _CMP_GT_OQ) |
+                                   _mm512_cmp_ps_mask(v[i], v[i], _CMP_UNORD_Q);
+            best = _mm512_mask_mov_ps(best, take, v[i]);
+            at = _mm512_mask_mov_epi32(at, take, vat[i]);
+        }
+        _mm512_mask_storeu_ps(yr + ow, mk, best);
+        _mm512_mask_storeu_epi32(ar + ow, mk, at);
+    }
+}
+
+/* The n (0..8) first floats of p; the others read +0 (maskload does not fault on them). */
+DPT_TARGET_AVX2 static inline __m256 load8_n(const float *p, int64_t n) {
+    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (n >= 8)
+        return _mm256_loadu_ps(p);
+    if (n <= 0)
+        return _mm256_setzero_ps();
+    return _mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(ones + 8 - n)));
+}
+
+/* Even (sel = 0x88) or odd (0xDD) floats of the 16 in a:b, in order. */
+#define DEINTERLEAVE8(a, b, sel)                                                                   \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, sel)), 0xD8))
+
+DPT_TARGET_AVX2 static void max2x2_row_avx2(float *yr, int32_t *ar, const float *r0,
+                                            const float *r1, int32_t base, int32_t W, int64_t oW) {
+    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
+    for (int64_t ow = 0; ow < oW; ow += 8) {
+        const int64_t k = oW - ow < 8 ? oW - ow : 8, f = 2 * k;
+        const __m256 a0 = load8_n(r0 + 2 * ow, f), a1 = load8_n(r0 + 2 * ow + 8, f - 8);
+        const __m256 b0 = load8_n(r1 + 2 * ow, f), b1 = load8_n(r1 + 2 * ow + 8, f - 8);
+        const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(base + (int32_t)(2 * ow)), lane2);
+        const __m256i at2 = _mm256_add_epi32(at0, wv);
+        const __m256 v[4] = {DEINTERLEAVE8(a0, a1, 0x88), DEINTERLEAVE8(a0, a1, 0xDD),
+                             DEINTERLEAVE8(b0, b1, 0x88), DEINTERLEAVE8(b0, b1, 0xDD)};
+        const __m256i vat[4] = {at0, _mm256_add_epi32(at0, one), at2, _mm256_add_epi32(at2, one)};
+        __m256 best = v[0];
+        __m256i at = vat[0];
+        for (int i = 1; i < 4; i++) {
+            const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v[i], best, _CMP_GT_OQ),
+                                             _mm256_cmp_ps(v[i], v[i], _CMP_UNORD_Q));
+            best = _mm256_blendv_ps(best, v[i], take);
+            at = _mm256_castps_si256(
+                _mm256_blendv_ps(_mm256_castsi256_ps(at), _mm256_castsi256_ps(vat[i]), take));
+        }
+        if (k == 8) {
+            _mm256_storeu_ps(yr + ow, best);
+            _mm256_storeu_si256((__m256i *)(ar + ow), at);
+        } else { /* vmaskmovps stores are slow on AMD cores: copy the k lanes */
+            float bt[8];
+            int32_t atb[8];
+            _mm256_storeu_ps(bt, best);
+            _mm256_storeu_si256((__m256i *)atb, at);
+            memcpy(yr + ow, bt, (size_t)k * sizeof *bt);
+            memcpy(ar + ow, atb, (size_t)k * sizeof *atb);
+        }
+    }
+}
+#endif /* DPT_LAYER_X86 */
+
+static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const float *r1,
+                              int32_t base, int32_t W, int64_t oW) {
+    int64_t ow = 0;
+#ifdef __SSE2__
+    const __m128i step = _mm_set1_epi32(8), one = _mm_set1_epi32(1);
+    const __m128i wv = _mm_set1_epi32(W);
+    __m128i at0 = _mm_add_epi32(_mm_set1_epi32(base), _mm_setr_epi32(0, 2, 4, 6));
+    for (; ow + 4 <= oW; ow += 4, at0 = _mm_add_epi32(at0, step)) {
+        const __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
+        const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
+        __m128 best = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128i at = at0;
+        select4(&best, &at, _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                _mm_add_epi32(at0, one));
+        const __m128i at2 = _mm_add_epi32(at0, wv);
+        select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), at2);
+        select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)),
+                _mm_add_epi32(at2, one));
+        _mm_storeu_ps(yr + ow, best);
+        _mm_storeu_si128((__m128i *)(ar + ow), at);
+    }
+#endif
+    for (; ow < oW; ow++)
+        max2x2_one(yr + ow, ar + ow, r0 + 2 * ow, r1 + 2 * ow, base + (int32_t)(2 * ow), W);
+}
+
+typedef void (*max2x2_row_fn)(float *yr, int32_t *ar, const float *r0, const float *r1,
+                              int32_t base, int32_t W, int64_t oW);
+
+/* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic, one
+ * output row at a time with branch-free selects (the comparisons are data-random, so branches
+ * would mispredict half the time): 16 outputs per step with AVX-512F, 8 with AVX2, 4 with the
+ * x86-64 baseline's SSE2. */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
-        const float *restrict xp = x + nc * H * W;
-        float *restrict yp = y + nc * oH * oW;
-        int32_t *restrict ap = argmax + nc * oH * oW;
-        for (int64_t oh = 0; oh < oH; oh++) {
-            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
-            const int32_t base = (int32_t)(2 * oh * W);
-            int64_t ow = 0;
-#ifdef __SSE2__
-            const __m128i step = _mm_set1_epi32(8), one = _mm_set1_epi32(1);
-            const __m128i wv = _mm_set1_epi32((int32_t)W);
-            __m128i at0 = _mm_add_epi32(_mm_set1_epi32(base), _mm_setr_epi32(0, 2, 4, 6));
-            for (; ow + 4 <= oW; ow += 4, at0 = _mm_add_epi32(at0, step)) {
-                const __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
-                const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
-                __m128 best = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-                __m128i at = at0;
-                select4(&best, &at, _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
-                        _mm_add_epi32(at0, one));
-                const __m128i at2 = _mm_add_epi32(at0, wv);
-                select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), at2);
-                select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)),
-                        _mm_add_epi32(at2, one));
-                _mm_storeu_ps(yp + oh * oW + ow, best);
-                _mm_storeu_si128((__m128i *)(ap + oh * oW + ow), at);
-            }
+    max2x2_row_fn row = max2x2_row_scalar;
+#ifdef DPT_LAYER_X86
+    const dpt__isa isa = dpt__isa_get();
+    row = isa == DPT__ISA_AVX512 ? max2x2_row_avx512
+          : isa == DPT__ISA_AVX2 ? max2x2_row_avx2
+                                 : max2x2_row_scalar;
 #endif
-            for (; ow < oW; ow++)
-                max2x2_one(yp + oh * oW + ow, ap + oh * oW + ow, r0 + 2 * ow, r1 + 2 * ow,
-                           base + (int32_t)(2 * ow), (int32_t)W);
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        const float *xp = x + nc * H * W;
+        for (int64_t oh = 0; oh < oH; oh++) {
+            const int64_t o = (nc * oH + oh) * oW;
+            row(y + o, argmax + o, xp + 2 * oh * W, xp + (2 * oh + 1) * W, (int32_t)(2 * oh * W),
+                (int32_t)W, oW);
         }
     }
 }
 
+/* ---- backward of the 2x2 path: each input element belongs to at most one window, so dx is
+ * written in one pass (no zeroing pass, no scattered read-modify-write): the window's dy lands
+ * where its argmax points, +0 elsewhere. 0 + dy, as the general path's zero-then-add computes it
+ * (a -0 gradient becomes +0). An argmax outside its window is a bug (asserted, as there). */
+
+/* Row pair of dx (d0, d1: rows 2oh and 2oh + 1, the first 2*oW columns) from one row of dy and
+ * argmax. */
+static void unpool2x2_row_scalar(float *d0, float *d1, const float *dyr, const int32_t *ar,
+                                 int32_t base, int32_t W, int64_t oW) {
+    for (int64_t ow = 0; ow < oW; ow++) {
+        const int32_t at = ar[ow] - (base + (int32_t)(2 * ow));
+        const float v = 0.0f + dyr[ow];
+        DPT_ASSERT(at == 0 || at == 1 || at == W || at == W + 1);
+        d0[2 * ow] = at == 0 ? v : 0.0f;
+        d0[2 * ow + 1] = at == 1 ? v : 0.0f;
+        d1[2 * ow] = at == W ? v : 0.0f;
+        d1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
+    }
+}
+
+#ifdef DPT_LAYER_X86
+DPT_TARGET_AVX512 static void unpool2x2_row_avx512(float *d0, float *d1, const float *dyr,
+                                                   const int32_t *ar, int32_t base, int32_t W,
+                                                   int64_t oW) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    /* interleave e and o: lo = e0 o0 .. e7 o7, hi = e8 o8 .. e15 o15 */
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
+    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(W);
+    for (int64_t ow = 0; ow < oW; ow += 16) {
+        const int64_t k = oW - ow < 16 ? oW - ow : 16, f = 2 * k;
+        const __mmask16 mk = (__mmask16)((1u << k) - 1u);
+        const __mmask16 m0 = f >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << f) - 1u);
+        const __mmask16 m1 = f > 16 ? (__mmask16)((1u << (f - 16)) - 1u) : 0;
+        const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(mk, dyr + ow));
+        const __m512i at = _mm512_maskz_loadu_epi32(mk, ar + ow);
+        const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base + (int32_t)(2 * ow)), ie);
+        const __m512i at2 = _mm512_add_epi32(at0, wv);
+        const __mmask16 e00 = _mm512_cmpeq_epi32_mask(at, at0);
+        const __mmask16 e01 = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(at0, one));
+        const __mmask16 e10 = _mm512_cmpeq_epi32_mask(at, at2);
+        const __mmask16 e11 = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(at2, one));
+        DPT_ASSERT(((e00 | e01 | e10 | e11) & mk) == mk);
+        const __m512 v00 = _mm512_maskz_mov_ps(e00, v), v01 = _mm512_maskz_mov_ps(e01, v);
+        const __m512 v10 = _mm512_maskz_mov_ps(e10, v), v11 = _mm512_maskz_mov_ps(e11, v);
+        _mm512_mask_storeu_ps(d0 + 2 * ow, m0, _mm512_permutex2var_ps(v00, il, v01));
+        _mm512_mask_storeu_ps(d1 + 2 * ow, m0, _mm512_permutex2var_ps(v10, il, v11));
+        if (m1) {
+            _mm512_mask_storeu_ps(d0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v00, ih, v01));
+            _mm512_mask_storeu_ps(d1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v10, ih, v11));
+        }
+    }
+}
+
+DPT_TARGET_AVX2 static void unpool2x2_row_avx2(float *d0, float *d1, const float *dyr,
+                                               const int32_t *ar, int32_t base, int32_t W,
+                                               int64_t oW) {
+    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
+    int64_t ow = 0;
+    for (; ow + 8 <= oW; ow += 8) {
+        const __m256 v = _mm256_add_ps(_mm256_setzero_ps(), _mm256_loadu_ps(dyr + ow));
+        const __m256i at = _mm256_loadu_si256((const __m256i *)(ar + ow));
+        const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(base + (int32_t)(2 * ow)), lane2);
+        const __m256i at2 = _mm256_add_epi32(at0, wv);
+        const __m256 e00 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, at0));
+        const __m256 e01 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, _mm256_add_epi32(at0, one)));
+        const __m256 e10 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, at2));
+        const __m256 e11 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, _mm256_add_epi32(at2, one)));
+        DPT_ASSERT(_mm256_movemask_ps(
+                       _mm256_or_ps(_mm256_or_ps(e00, e01), _mm256_or_ps(e10, e11))) == 0xFF);
+        const __m256 rows[2][2] = {{_mm256_and_ps(e00, v), _mm256_and_ps(e01, v)},
+                                   {_mm256_and_ps(e10, v), _mm256_and_ps(e11, v)}};
+        float *const d[2] = {d0, d1};
+        for (int r = 0; r < 2; r++) {
+            const __m256 ul = _mm256_unpacklo_ps(rows[r][0], rows[r][1]);
+            const __m256 uh = _mm256_unpackhi_ps(rows[r][0], rows[r][1]);
+            _mm256_storeu_ps(d[r] + 2 * ow, _mm256_permute2f128_ps(ul, uh, 0x20));
+            _mm256_storeu_ps(d[r] + 2 * ow + 8, _mm256_permute2f128_ps(ul, uh, 0x31));
+        }
+    }
+    unpool2x2_row_scalar(d0 + 2 * ow, d1 + 2 * ow, dyr + ow, ar + ow, base + (int32_t)(2 * ow), W,
+                         oW - ow);
+}
+#endif /* DPT_LAYER_X86 */
+
+typedef void (*unpool2x2_row_fn)(float *d0, float *d1, const float *dyr, const int32_t *ar,
+                                 int32_t base, int32_t W, int64_t oW);
+
+static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
+                         const dpt_pool_geom *g) {
+    const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
+    unpool2x2_row_fn row = unpool2x2_row_scalar;
+#ifdef DPT_LAYER_X86
+    const dpt__isa isa = dpt__isa_get();
+    row = isa == DPT__ISA_AVX512 ? unpool2x2_row_avx512
+          : isa == DPT__ISA_AVX2 ? unpool2x2_row_avx2
+                                 : unpool2x2_row_scalar;
+#endif
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        float *dxp = dx + nc * H * W;
+        for (int64_t oh = 0; oh < oH; oh++) {
+            const int64_t o = (nc * oH + oh) * oW;
+            float *d0 = dxp + 2 * oh * W, *d1 = d0 + W;
+            row(d0, d1, dy + o, argmax + o, (int32_t)(2 * oh * W), (int32_t)W, oW);
+            if (W > 2 * oW) /* an odd width: the last column is in no window */
+                d0[W - 1] = d1[W - 1] = 0.0f;
+        }
+        if (H > 2 * oH) /* an odd height: the last row is in no window */
+            memset(dxp + 2 * oH * W, 0, (size_t)W * sizeof *dxp);
+    }
+}
+
+static int is_2x2(const dpt_pool_geom *g) {
+    return g->in[0] == 1 && g->k[0] == 1 && g->k[1] == 2 && g->k[2] == 2 && g->stride[1] == 2 &&
+           g->stride[2] == 2 && g->pad[1] == 0 && g->pad[2] == 0;
+}
+
 void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
-    if (g->in[0] == 1 && g->k[0] == 1 && g->k[1] == 2 && g->k[2] == 2 && g->stride[1] == 2 &&
-        g->stride[2] == 2 && g->pad[1] == 0 && g->pad[2] == 0) {
+    if (is_2x2(g)) {
         maxpool2x2(y, argmax, x, g);
         return;
     }
@@ -209,6 +434,10 @@ void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_po
 /* dy, argmax: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: zero, then dx[argmax] += dy. */
 void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
                           const dpt_pool_geom *g) {
+    if (is_2x2(g)) {
+        maxunpool2x2(dx, dy, argmax, g);
+        return;
+    }
     const int64_t plane = g->in[0] * g->in[1] * g->in[2];
     const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
     memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
@@ -224,9 +453,9 @@ void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
 }
 
 static inline int64_t avg_divisor(const dpt_pool_geom *g, const pool_window *w) {
-    return g->count_include_pad ? g->k[0] * g->k[1] * g->k[2]
-                                : (w->hi[0] - w->lo[0]) * (w->hi[1] - w->lo[1]) *
-                                      (w->hi[2] - w->lo[2]);
+    return g->count_include_pad
+               ? g->k[0] * g->k[1] * g->k[2]
+               : (w->hi[0] - w->lo[0]) * (w->hi[1] - w->lo[1]) * (w->hi[2] - w->lo[2]);
 }
 
 /* x: (N, C, D, H, W)  y: (N, C, oD, oH, oW). The sum covers the in-bounds elements only; the
@@ -242,7 +471,7 @@ void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
             const pool_window w = window_of(g, o);
             float sum = 0.0f;
             FOR_EACH_IN_WINDOW(g, w, e)
-                sum += xp[e];
+            sum += xp[e];
             yp[o] = sum / (float)avg_divisor(g, &w);
         }
     }
@@ -261,7 +490,7 @@ void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g) {
             const pool_window w = window_of(g, o);
             const float v = dyp[o] / (float)avg_divisor(g, &w);
             FOR_EACH_IN_WINDOW(g, w, e)
-                dxp[e] += v;
+            dxp[e] += v;
         }
     }
 }

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "fdgrad.h"
 #include "dpt/ops.h"
+#include "kernels/layer_isa.h"
 
 enum { SEED = 4242 };
 #define FD_STEP 1e-5
@@ -261,12 +262,145 @@ static void test_bn_constant_channel(void **state) {
         assert_true(fabsf(y[i] - beta) <= 1e-4f);
 }
 
+/* Every vector path this CPU runs (scalar, AVX2, AVX-512F) against the scalar one, bit for bit:
+ * they sum in one fixed order (16 lanes), so the statistics, the backward sums and every output
+ * must agree exactly. Run lengths S cover a lone element, tails below, at and past one 16-float
+ * step, and fmnist-like lengths; in-place calls too. Per path, the fused ReLU kernels must also
+ * equal batch norm then dpt_act_forward / dpt_act_backward(RELU) (the unfused model). */
+struct bn_outputs {
+    double s1[8], s2[8], db[8], dg[8], dbr[8], dgr[8];
+    float *y, *yr, *dx, *dxr, *inplace_y, *inplace_dx;
+};
+
+static void run_every_kernel(struct bn_outputs *o, const struct bn_case *c, const float *mean,
+                             const float *invstd) {
+    const int64_t N = c->N, C = c->C, S = c->S, n = c->n, m = c->m;
+    dpt_bn_stats(o->s1, o->s2, c->x, N, C, S);
+    dpt_bn_apply(o->y, c->x, mean, invstd, c->gamma, c->beta, N, C, S);
+    dpt_bn_apply_relu(o->yr, c->x, mean, invstd, c->gamma, c->beta, N, C, S);
+    dpt_bn_backward_sums(o->db, o->dg, c->dy, c->x, mean, invstd, N, C, S);
+    dpt_bn_backward_sums_relu(o->dbr, o->dgr, c->dy, o->yr, c->x, mean, invstd, N, C, S);
+    dpt_bn_backward_data(o->dx, c->dy, c->x, mean, invstd, c->gamma, o->db, o->dg, m, N, C, S);
+    dpt_bn_backward_data_relu(o->dxr, c->dy, o->yr, c->x, mean, invstd, c->gamma, o->dbr, o->dgr,
+                              m, N, C, S);
+    memcpy(o->inplace_y, c->x, n * sizeof(float));
+    dpt_bn_apply_relu(o->inplace_y, o->inplace_y, mean, invstd, c->gamma, c->beta, N, C, S);
+    memcpy(o->inplace_dx, c->dy, n * sizeof(float));
+    dpt_bn_backward_data_relu(o->inplace_dx, o->inplace_dx, o->yr, c->x, mean, invstd, c->gamma,
+                              o->dbr, o->dgr, m, N, C, S);
+}
+
+static void test_bn_every_path_same_bits(void **state) {
+    (void)state;
+    static const int64_t sh[][3] = {{3, 2, 1},  {2, 3, 5},  {2, 2, 15}, {2, 2, 16},
+                                    {3, 2, 17}, {2, 3, 33}, {2, 2, 200}, {1, 1, 785}};
+    const dpt__isa best = dpt__isa_best();
+    for (size_t t = 0; t < sizeof sh / sizeof sh[0]; t++) {
+        struct bn_case *c = bn_case_new(sh[t][0], sh[t][1], sh[t][2], 500 + 10 * (uint32_t)t);
+        const int64_t N = c->N, C = c->C, S = c->S, n = c->n, m = c->m;
+        struct bn_outputs o[2];
+        float mean[8], invstd[8];
+        for (int k = 0; k < 2; k++) {
+            float **b[] = {&o[k].y, &o[k].yr, &o[k].dx, &o[k].dxr, &o[k].inplace_y,
+                           &o[k].inplace_dx};
+            for (size_t j = 0; j < sizeof b / sizeof b[0]; j++)
+                *b[j] = malloc(n * sizeof(float));
+        }
+        float *u = malloc(n * sizeof *u), *g = malloc(n * sizeof *g), *v = malloc(n * sizeof *v);
+        double db[8], dg[8];
+        const dpt__isa old = dpt__isa_pin(DPT__ISA_SCALAR);
+        dpt_bn_stats(o[0].s1, o[0].s2, c->x, N, C, S);
+        dpt_bn_moments(mean, invstd, NULL, o[0].s1, o[0].s2, m, C, EPS);
+        run_every_kernel(&o[0], c, mean, invstd);
+        for (int isa = DPT__ISA_SCALAR; isa <= (int)best; isa++) {
+            print_message("path %d\n", isa);
+            dpt__isa_pin((dpt__isa)isa);
+            run_every_kernel(&o[1], c, mean, invstd);
+            assert_memory_equal(o[1].s1, o[0].s1, C * sizeof(double));
+            assert_memory_equal(o[1].s2, o[0].s2, C * sizeof(double));
+            assert_memory_equal(o[1].db, o[0].db, C * sizeof(double));
+            assert_memory_equal(o[1].dg, o[0].dg, C * sizeof(double));
+            assert_memory_equal(o[1].dbr, o[0].dbr, C * sizeof(double));
+            assert_memory_equal(o[1].dgr, o[0].dgr, C * sizeof(double));
+            assert_memory_equal(o[1].y, o[0].y, n * sizeof(float));
+            assert_memory_equal(o[1].yr, o[0].yr, n * sizeof(float));
+            assert_memory_equal(o[1].dx, o[0].dx, n * sizeof(float));
+            assert_memory_equal(o[1].dxr, o[0].dxr, n * sizeof(float));
+            assert_memory_equal(o[1].inplace_y, o[0].yr, n * sizeof(float));
+            assert_memory_equal(o[1].inplace_dx, o[0].dxr, n * sizeof(float));
+            /* fused == unfused: relu(bn(x)); relu backward (reads the relu input u) then bn's */
+            dpt_bn_apply(u, c->x, mean, invstd, c->gamma, c->beta, N, C, S);
+            dpt_act_forward(DPT_ACT_RELU, 0.0f, v, u, n);
+            assert_memory_equal(v, o[1].yr, n * sizeof(float));
+            dpt_act_backward(DPT_ACT_RELU, 0.0f, g, c->dy, u, NULL, n);
+            dpt_bn_backward_sums(db, dg, g, c->x, mean, invstd, N, C, S);
+            assert_memory_equal(db, o[1].dbr, C * sizeof(double));
+            assert_memory_equal(dg, o[1].dgr, C * sizeof(double));
+            dpt_bn_backward_data(v, g, c->x, mean, invstd, c->gamma, db, dg, m, N, C, S);
+            assert_memory_equal(v, o[1].dxr, n * sizeof(float));
+        }
+        dpt__isa_pin(old);
+        for (int k = 0; k < 2; k++)
+            free(o[k].y), free(o[k].yr), free(o[k].dx), free(o[k].dxr), free(o[k].inplace_y),
+                free(o[k].inplace_dx);
+        free(u), free(g), free(v);
+        bn_case_free(c);
+    }
+}
+
+/* A large mean with a small spread: x = 1e4 + U(-2, 2), so E[x^2] = 1e8 and var ~ 1.3. E[x^2] -
+ * mean^2 then cancels 8 digits: a float sum of x^2 (or of x) errs by ~FLT_EPSILON*1e8 ~ 10 > var
+ * and fails; the double sums err by at most k*DBL_EPSILON*E[x^2] in E[x^2] and in mean^2, k the
+ * additions on a chain (S/16 + 4 lanes and fold, then N runs). Oracle: the two-pass variance in
+ * double of the same float data. Every path. */
+static void test_bn_stats_large_mean(void **state) {
+    (void)state;
+    enum { N = 16, C = 2, S = 787 };
+    const int64_t n = N * C * S, m = N * S;
+    float *x = malloc(n * sizeof *x);
+    dpt_fill_uniform(x, n, -2.0f, 2.0f, SEED, 600);
+    for (int64_t i = 0; i < n; i++)
+        x[i] += 1e4f;
+    double mref[C] = {0}, vref[C] = {0};
+    for (int64_t i = 0; i < n; i++)
+        mref[i / S % C] += x[i];
+    for (int k = 0; k < C; k++)
+        mref[k] /= (double)m;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = x[i] - mref[i / S % C];
+        vref[i / S % C] += d * d;
+    }
+    for (int k = 0; k < C; k++)
+        vref[k] /= (double)m;
+    const double chain = S / 16 + 1 + 4 + N;
+    const double atol = 2 * chain * DBL_EPSILON * 1e8 * 1.0001;
+    const dpt__isa best = dpt__isa_best();
+    for (int isa = DPT__ISA_SCALAR; isa <= (int)best; isa++) {
+        double s[C], q[C], var[C];
+        float mean[C], invstd[C];
+        const dpt__isa old = dpt__isa_pin((dpt__isa)isa);
+        dpt_bn_stats(s, q, x, N, C, S);
+        dpt__isa_pin(old);
+        dpt_bn_moments(mean, invstd, var, s, q, m, C, EPS);
+        for (int k = 0; k < C; k++) {
+            assert_true(vref[k] > 1.0 && vref[k] < 1.7);
+            if (fabs(var[k] - vref[k]) > atol)
+                fail_msg("path %d channel %d: var %.17g, two-pass %.17g, |diff| > %.3g", isa, k,
+                         var[k], vref[k], atol);
+            assert_true(mean[k] == (float)mref[k]);
+        }
+    }
+    free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bn_training_matches_formula_and_fd),
         cmocka_unit_test(test_bn_eval_matches_formula),
         cmocka_unit_test(test_bn_split_batch_equals_whole),
         cmocka_unit_test(test_bn_constant_channel),
+        cmocka_unit_test(test_bn_every_path_same_bits),
+        cmocka_unit_test(test_bn_stats_large_mean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "fdgrad.h"
 #include "dpt/ops.h"
 #include "dpt/rng.h"
+#include "kernels/layer_isa.h"
 
 enum { SEED = 777 };
 #define FD_STEP 1e-5
@@ -311,6 +312,61 @@ static void test_maxpool_2x2_fast_path_matches_ref(void **state) {
     free(x), free(y), free(y3), free(xd), free(yref), free(arg), free(arg3), free(argref);
 }
 
+/* The 2x2 fast path on every vector path this CPU runs (scalar/SSE2, AVX2, AVX-512F), forward and
+ * backward, bit for bit against the general loops, reached as in the test above through a 3-D
+ * view with a unit depth window over D = 2. Extents cover one output, a vector tail, exactly one
+ * and two vectors and one more, and odd heights and widths (the dropped last row and column get
+ * dx = 0). Data have ties, NaNs and signed zeros; dy has -0 (0 + -0 = +0 in the general loop) and
+ * dx starts as garbage, so every element must be written. */
+static void test_maxpool_2x2_every_path(void **state) {
+    (void)state;
+    static const int64_t hw[][2] = {{2, 2},   {3, 3},  {2, 3},  {5, 2},  {4, 14}, {14, 14},
+                                    {28, 28}, {3, 33}, {6, 34}, {5, 65}, {7, 19}, {2, 64}};
+    const dpt__isa best = dpt__isa_best();
+    for (size_t t = 0; t < sizeof hw / sizeof hw[0]; t++) {
+        const int64_t H = hw[t][0], W = hw[t][1];
+        dpt_pool_geom g = G2(2, 4, H, W, 2, 2, 2, 2, 0, 0);
+        dpt_pool_geom g3 = G3(2, 2, 2, H, W, 1, 2, 2, 1, 2, 2, 0, 0, 0);
+        assert_int_equal(dpt_pool_geom_check(&g), DPT_OK);
+        assert_int_equal(dpt_pool_geom_check(&g3), DPT_OK);
+        const int64_t nx = x_count(&g), ny = y_count(&g), plane = H * W;
+        const int64_t oplane = g.out[1] * g.out[2];
+        float *x = malloc(nx * sizeof *x), *dy = malloc(ny * sizeof *dy);
+        float *y = malloc(ny * sizeof *y), *y3 = malloc(ny * sizeof *y3);
+        float *dx = malloc(nx * sizeof *dx), *dx3 = malloc(nx * sizeof *dx3);
+        int32_t *arg = malloc(ny * sizeof *arg), *arg3 = malloc(ny * sizeof *arg3);
+        dpt_fill_uniform(x, nx, 0, 3, SEED, 900 + (uint32_t)t);
+        dpt_fill_uniform(dy, ny, -1, 1, SEED, 950 + (uint32_t)t);
+        for (int64_t i = 0; i < nx; i++) {
+            x[i] = floorf(x[i]) - 1.0f; /* ties among -1, 0, 1 */
+            if (x[i] == 0.0f && i % 2)
+                x[i] = -0.0f;
+            if (i % 37 == 3 || i % 41 == 4)
+                x[i] = NAN;
+        }
+        for (int64_t i = 0; i < ny; i += 5)
+            dy[i] = -0.0f;
+        dpt_maxpool_forward(y3, arg3, x, &g3);
+        for (int64_t i = 0; i < nx; i++)
+            dx3[i] = 123.0f;
+        dpt_maxpool_backward(dx3, dy, arg3, &g3);
+        for (int isa = DPT__ISA_SCALAR; isa <= (int)best; isa++) {
+            print_message("maxpool 2x2 H=%lld W=%lld path %d\n", (long long)H, (long long)W, isa);
+            const dpt__isa old = dpt__isa_pin((dpt__isa)isa);
+            for (int64_t i = 0; i < nx; i++)
+                dx[i] = 123.0f;
+            dpt_maxpool_forward(y, arg, x, &g);
+            dpt_maxpool_backward(dx, dy, arg, &g);
+            dpt__isa_pin(old);
+            for (int64_t i = 0; i < ny; i++)
+                assert_int_equal(arg[i] + (i / oplane % 2) * plane, arg3[i]);
+            assert_memory_equal(y, y3, ny * sizeof *y);
+            assert_memory_equal(dx, dx3, nx * sizeof *dx);
+        }
+        free(x), free(dy), free(y), free(y3), free(dx), free(dx3), free(arg), free(arg3);
+    }
+}
+
 static void expect_error(dpt_pool_geom g, dpt_status want, const char *field) {
     dpt_error_clear();
     dpt_status st = dpt_pool_geom_check(&g);
@@ -366,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_maxpool_ties_keep_first),
         cmocka_unit_test(test_maxpool_propagates_nan),
         cmocka_unit_test(test_maxpool_2x2_fast_path_matches_ref),
+        cmocka_unit_test(test_maxpool_2x2_every_path),
         cmocka_unit_test(test_pool_geom_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
