@@ -434,7 +434,9 @@ void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_po
 /* dy, argmax: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: zero, then dx[argmax] += dy. */
 void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
                           const dpt_pool_geom *g) {
-    if (is_2x2(g)) {
+    /* Rows of up to 8 outputs are cheaper zeroed and scattered (measured at 14x14 inputs: the
+     * per-row overhead of the one-pass writer outweighs the pass it saves). */
+    if (is_2x2(g) && g->out[2] > 8) {
         maxunpool2x2(dx, dy, argmax, g);
         return;
     }
