@@ -833,10 +833,11 @@ static int64_t dw_plan(const geo *q, dw_ws *b) {
         o += round_up(q->kvol * q->Cg * q->OgPad, 16);
     }
     b->end = o;
-    if (wino_shape_ok(q)) { /* its own layout from 0, whether or not it is switched on */
-        wino_ws w;
+    wino_ws w; /* Winograd layouts from 0, whether or not it is switched on */
+    if (wino_shape_ok(q))
         o = o > wino_dw_plan(q, &w) ? o : w.end;
-    }
+    if (wino_c1_shape_ok(q))
+        o = o > wino_c1_plan(q, &w) ? o : w.end;
     return o;
 }
 
@@ -1110,6 +1111,10 @@ static void simd_backward_weight(float *dw, float *db, const float *dy, const fl
     geo q;
     dw_ws ws;
     geo_from(&q, g);
+    if (wino_c1_use(&q)) {
+        wino_c1_backward_weight(dw, db, dy, x, &q, work);
+        return;
+    }
     if (wino_use(&q)) {
         wino_backward_weight(dw, dy, x, &q, work);
         if (db)

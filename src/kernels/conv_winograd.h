@@ -26,10 +26,15 @@
  * paid per channel, the savings per channel pair). */
 #define WINO_MIN_CH 16
 
-static int wino_shape_ok(const geo *q) {
+/* 2-D, 3x3, unit stride and dilation, one group, at least one whole tile. */
+static int wino_tiling_ok(const geo *q) {
     return q->in[0] == 1 && q->k[0] == 1 && q->k[1] == 3 && q->k[2] == 3 && q->s[1] == 1 &&
-           q->s[2] == 1 && q->d[1] == 1 && q->d[2] == 1 && q->G == 1 && q->C >= WINO_MIN_CH &&
-           q->O >= WINO_MIN_CH && q->out[1] >= 2 && q->out[2] >= 2;
+           q->s[2] == 1 && q->d[1] == 1 && q->d[2] == 1 && q->G == 1 && q->out[1] >= 2 &&
+           q->out[2] >= 2;
+}
+
+static int wino_shape_ok(const geo *q) {
+    return wino_tiling_ok(q) && q->C >= WINO_MIN_CH && q->O >= WINO_MIN_CH;
 }
 
 static int wino_use(const geo *q) { return wino_shape_ok(q) && dpt_conv_winograd(); }
@@ -53,6 +58,7 @@ typedef struct {
     int64_t bh, bw;    /* zero-bordered channel planes: 2*TH+2 rows, with vector-load slack */
     int64_t rp;        /* floats per parity plane of R: TH+1 rows of TW, plus spill room */
     int64_t opad;      /* output channels rounded up to whole vectors (weight gradient) */
+    int64_t nch;       /* vectors per tile row (one-channel weight gradient) */
     int64_t ys;        /* floats from one xi to the next in Yt (weight gradient) */
     /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
     int64_t u, v, m, z, xb, r, koff, du, yt, dycl, end;
@@ -404,24 +410,29 @@ static void wino_dy_tile(float *yt, int64_t ys, const float *dycl, int64_t opad,
     }
 }
 
-/* dw[o][c] += G^T dU[.][c][o] G, in double. */
+/* g: one 3x3 kernel += G^T m G, in double. */
+static void wino_dw_add(float *g, const double m[4][4]) {
+    double t[3][4];
+    for (int j = 0; j < 4; j++) { /* G^T along the rows */
+        t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
+        t[1][j] = 0.5 * (m[1][j] - m[2][j]);
+        t[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
+    }
+    for (int i = 0; i < 3; i++) { /* ... and G along the columns */
+        g[3 * i] += (float)(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
+        g[3 * i + 1] += (float)(0.5 * (t[i][1] - t[i][2]));
+        g[3 * i + 2] += (float)(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+    }
+}
+
+/* dw[o][c] += G^T dU[.][c][o] G. */
 static void wino_dw_finish(float *dw, const float *du, const geo *q, int64_t opad) {
     for (int64_t o = 0; o < q->O; o++)
         for (int64_t c = 0; c < q->C; c++) {
-            double m[4][4], t[3][4];
+            double m[4][4];
             for (int xi = 0; xi < 16; xi++)
                 m[xi / 4][xi % 4] = du[(xi * q->C + c) * opad + o];
-            for (int j = 0; j < 4; j++) { /* G^T along the rows */
-                t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
-                t[1][j] = 0.5 * (m[1][j] - m[2][j]);
-                t[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
-            }
-            float *g = dw + (o * q->C + c) * 9;
-            for (int i = 0; i < 3; i++) { /* ... and G along the columns */
-                g[3 * i] += (float)(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
-                g[3 * i + 1] += (float)(0.5 * (t[i][1] - t[i][2]));
-                g[3 * i + 2] += (float)(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
-            }
+            wino_dw_add(dw + (o * q->C + c) * 9, m);
         }
 }
 
@@ -471,4 +482,162 @@ static void wino_backward_weight(float *dw, const float *dy, const float *x, con
             }
     }
     wino_dw_finish(dw, du, q, opad);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Weight gradient of a first layer (one input channel): the same identity with C = 1, where the
+ * products would have a single row. An image's V (lanes along a tile row) stays in L1 while each
+ * output channel's A dY A^T is formed in registers from its rows of dy and multiplied into 16
+ * accumulators. Element (1, 1) of A dY A^T is the sum of the tile's dY, so the bias gradient
+ * comes from the same single read of dy. */
+
+static int wino_c1_shape_ok(const geo *q) { return wino_tiling_ok(q) && q->C == 1 && q->O >= 4; }
+
+static int wino_c1_use(const geo *q) { return wino_c1_shape_ok(q) && dpt_conv_winograd(); }
+
+static int64_t wino_c1_plan(const geo *q, wino_ws *b) {
+    wino_geometry(q, b);
+    b->nch = (b->TW + VL - 1) / VL;
+    int64_t o = 0;
+    b->xb = o;
+    o += round_up(b->bh * b->bw + SLACK, 16);
+    b->v = o;
+    o += round_up(b->TH * b->nch * 16 * VL, 16);
+    b->du = o; /* per output channel: 16 vectors of partial dU sums, then one of bias sums */
+    o += round_up(q->O * 17 * VL, 16);
+    b->end = o;
+    return o;
+}
+
+/* One tile row (VL tiles) of one output channel into the 16 accumulators: dY from rows r0 and
+ * r1 of dy (r1 only when `down`; the lanes past the right edge are masked off and read as 0, so
+ * they add nothing), A dY A^T with A (d0, d1) = (d0, d0 + d1, d0 - d1, -d1) and the negations
+ * folded into the multiply-adds, times V of the same tiles (vt). accb gathers element (1, 1),
+ * the sum of each tile: the bias gradient. */
+SIMD_INLINE void wino_c1_step(vf acc[16], vf *accb, const float *r0, const float *r1, vmask m0,
+                              vmask m1, const float *vt, const int down) {
+    vf d00, d01, d10 = V_ZERO(), d11 = V_ZERO();
+    v_deinterleave(V_LOAD_M(r0, m0), V_LOAD_M(r0 + VL, m1), &d00, &d01);
+    if (down)
+        v_deinterleave(V_LOAD_M(r1, m0), V_LOAD_M(r1 + VL, m1), &d10, &d11);
+#define WINO_ACC(xi, yv) acc[xi] = V_FMA((yv), V_LOAD(vt + (xi) * VL), acc[xi])
+#define WINO_NACC(xi, yv) acc[xi] = V_FNMA((yv), V_LOAD(vt + (xi) * VL), acc[xi])
+    WINO_ACC(0, d00);
+    WINO_ACC(1, V_ADD(d00, d01));
+    WINO_ACC(2, V_SUB(d00, d01));
+    WINO_NACC(3, d01);
+    if (down) {
+        const vf s0 = V_ADD(d00, d10), s1 = V_ADD(d01, d11), s01 = V_ADD(s0, s1);
+        const vf t0 = V_SUB(d00, d10), t1 = V_SUB(d01, d11);
+        *accb = V_ADD(*accb, s01);
+        WINO_ACC(4, s0);
+        WINO_ACC(5, s01);
+        WINO_ACC(6, V_SUB(s0, s1));
+        WINO_NACC(7, s1);
+        WINO_ACC(8, t0);
+        WINO_ACC(9, V_ADD(t0, t1));
+        WINO_ACC(10, V_SUB(t0, t1));
+        WINO_NACC(11, t1);
+        WINO_NACC(12, d10);
+        WINO_NACC(13, V_ADD(d10, d11));
+        WINO_ACC(14, V_SUB(d11, d10));
+        WINO_ACC(15, d11);
+    } else { /* row 2ty+1 is past the bottom: rows 1 and 2 of A dY are row 0, row 3 is zero */
+        const vf s01 = V_ADD(d00, d01);
+        *accb = V_ADD(*accb, s01);
+        WINO_ACC(4, d00);
+        WINO_ACC(5, s01);
+        WINO_ACC(6, V_SUB(d00, d01));
+        WINO_NACC(7, d01);
+        WINO_ACC(8, d00);
+        WINO_ACC(9, s01);
+        WINO_ACC(10, V_SUB(d00, d01));
+        WINO_NACC(11, d01);
+    }
+#undef WINO_ACC
+#undef WINO_NACC
+}
+
+/* dw: (O, 1, 3, 3) +=  db: (O) += or NULL  dy: (N, O, oH, oW)  x: (N, 1, H, W). */
+static void wino_c1_backward_weight(float *dw, float *db, const float *dy, const float *x,
+                                    const geo *q, float *work) {
+    wino_ws ws;
+    wino_c1_plan(q, &ws);
+    float *xb = work + ws.xb, *vimg = work + ws.v, *du = work + ws.du;
+    const int64_t O = q->O, oH = q->out[1], oW = q->out[2], bw = ws.bw, nch = ws.nch;
+    memset(xb, 0, (size_t)(ws.bh * bw + SLACK) * sizeof(float));
+    memset(du, 0, (size_t)(O * 17 * VL) * sizeof(float));
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t h = 0; h < q->in[1]; h++)
+            copy_row(xb + (h + q->p[1]) * bw + q->p[2], x + (n * q->in[1] + h) * q->in[2],
+                     q->in[2]);
+        for (int64_t ty = 0; ty < ws.TH; ty++) /* V, tile row by tile row */
+            for (int64_t ch = 0; ch < nch; ch++) {
+                vf r[4][4];
+                SIMD_UNROLL
+                for (int a = 0; a < 4; a++) {
+                    const float *row = xb + (2 * ty + a) * bw + 2 * ch * VL;
+                    vf e0, o0, e1, o1;
+                    v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
+                    v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
+                    wino_bt(r[a], e0, o0, e1, o1);
+                }
+                float *vt = vimg + (ty * nch + ch) * 16 * VL;
+                SIMD_UNROLL
+                for (int k = 0; k < 4; k++) {
+                    vf t[4];
+                    wino_bt(t, r[0][k], r[1][k], r[2][k], r[3][k]);
+                    SIMD_UNROLL
+                    for (int a = 0; a < 4; a++)
+                        V_STORE(vt + (a * 4 + k) * VL, t[a]);
+                }
+            }
+        for (int64_t o = 0; o < O; o++) {
+            const float *dyo = dy + (n * O + o) * q->P;
+            vf acc[16], accb = V_ZERO();
+            SIMD_UNROLL
+            for (int xi = 0; xi < 16; xi++)
+                acc[xi] = V_ZERO();
+            for (int64_t ch = 0; ch < nch; ch++) {
+                const int64_t x0 = 2 * ch * VL;
+                const vmask m0 = v_mask_n(oW - x0), m1 = v_mask_n(oW - x0 - VL);
+                int64_t ty = 0;
+                for (; 2 * ty + 1 < oH; ty++) {
+                    const float *r0 = dyo + 2 * ty * oW + x0;
+                    /* the next channel's rows, a few lines per step, ahead of their use */
+                    V_PREFETCH(r0 + q->P);
+                    V_PREFETCH(r0 + q->P + 16);
+                    V_PREFETCH(r0 + q->P + oW);
+                    V_PREFETCH(r0 + q->P + oW + 16);
+                    wino_c1_step(acc, &accb, r0, r0 + oW, m0, m1,
+                                 vimg + (ty * nch + ch) * 16 * VL, 1);
+                }
+                if (ty < ws.TH) /* odd oH: the last tile row has no second row */
+                    wino_c1_step(acc, &accb, dyo + 2 * ty * oW + x0, NULL, m0, m1,
+                                 vimg + (ty * nch + ch) * 16 * VL, 0);
+            }
+            float *d = du + o * 17 * VL;
+            SIMD_UNROLL
+            for (int xi = 0; xi < 16; xi++)
+                V_STORE(d + xi * VL, V_ADD(V_LOAD(d + xi * VL), acc[xi]));
+            V_STORE(d + 16 * VL, V_ADD(V_LOAD(d + 16 * VL), accb));
+        }
+    }
+    for (int64_t o = 0; o < O; o++) {
+        const float *d = du + o * 17 * VL;
+        double m[4][4];
+        for (int xi = 0; xi < 16; xi++) {
+            double s = 0.0;
+            for (int l = 0; l < VL; l++)
+                s += d[xi * VL + l];
+            m[xi / 4][xi % 4] = s;
+        }
+        wino_dw_add(dw + o * 9, m);
+        if (db) {
+            double s = 0.0;
+            for (int l = 0; l < VL; l++)
+                s += d[16 * VL + l];
+            db[o] += (float)s;
+        }
+    }
 }

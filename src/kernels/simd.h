@@ -31,6 +31,13 @@ typedef __m512 vf;
 #define V_LOAD_N(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define V_STORE_N(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define V_REDUCE(v) _mm512_reduce_add_ps(v)
+/* A lane mask for the first n lanes (any n: none when n <= 0, all when n >= VL), made once and
+ * used by many loads; masked-off lanes read as 0 and are not touched in memory. */
+typedef __mmask16 vmask;
+SIMD_INLINE vmask v_mask_n(int64_t n) {
+    return n >= VL ? (vmask)0xFFFF : n <= 0 ? (vmask)0 : (vmask)((1u << n) - 1u);
+}
+#define V_LOAD_M(p, m) _mm512_maskz_loadu_ps((m), (p))
 
 /* Last stage of v_transpose: s[4i+m] holds, in 128-bit group L, column 4L+m of rows 4i..4i+3;
  * a 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] finishes the job. */
@@ -108,6 +115,14 @@ SIMD_INLINE __m256i simd_tail_mask(int n) {
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
 }
 
+/* A lane mask for the first n lanes (any n: none when n <= 0, all when n >= VL), made once and
+ * used by many loads; masked-off lanes read as 0 and are not touched in memory. */
+typedef __m256i vmask;
+SIMD_INLINE vmask v_mask_n(int64_t n) {
+    return simd_tail_mask(n >= VL ? VL : n <= 0 ? 0 : (int)n);
+}
+#define V_LOAD_M(p, m) _mm256_maskload_ps((p), (m))
+
 SIMD_INLINE void simd_store_n(float *p, __m256 v, int n) {
     float t[8];
     _mm256_storeu_ps(t, v);
@@ -172,6 +187,7 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define V_STORE(p, v) MM(storeu_ps)((p), (v))
 #define V_SET1(s) MM(set1_ps)(s)
 #define V_FMA(a, b, c) MM(fmadd_ps)((a), (b), (c)) /* a*b + c */
+#define V_FNMA(a, b, c) MM(fnmadd_ps)((a), (b), (c)) /* c - a*b */
 #define V_ADD(a, b) MM(add_ps)((a), (b))
 #define V_SUB(a, b) MM(sub_ps)((a), (b))
 #define V_UNPACKLO(a, b) MM(unpacklo_ps)((a), (b)) /* interleave 32-bit lanes */

@@ -180,7 +180,7 @@ static void test_3x3_stride1_direct(void **state) {
 /* Winograd F(2x2, 3x3) where its tiling has edges: odd outputs (a half tile at the bottom and
  * right), pad 0 and 2, tile rows longer than a vector, images larger than a block of tiles and
  * blocks that end inside a tile row or an image, the smallest eligible channel counts, output
- * channels off the register tiles, a 2x2 output. */
+ * channels off the register tiles, a 2x2 output; and the one-input-channel weight gradient. */
 static void test_winograd_edges(void **state) {
     (void)state;
     const dpt_conv_geom cases[] = {
@@ -192,6 +192,11 @@ static void test_winograd_edges(void **state) {
         g2(2, 24, 18, 6, 70, 3, 1, 1, 1, 1, 1),   /* 35 tiles per row */
         g2(4, 16, 48, 4, 4, 3, 1, 0, 1, 1, 1),    /* 2x2 output: one tile per image */
         g2(1, 50, 16, 3, 5, 3, 1, 1, 1, 1, 0),    /* 3x5 output */
+        /* one input channel (the first-layer weight gradient): */
+        g2(2, 1, 8, 15, 15, 3, 1, 1, 1, 1, 1),    /* odd output: a last tile row of one row */
+        g2(1, 1, 32, 9, 40, 3, 1, 0, 1, 1, 1),    /* 7x38: 19 tiles per row, two vectors */
+        g2(3, 1, 4, 4, 4, 3, 1, 0, 1, 1, 0),      /* 2x2 output, the fewest channels */
+        g2(2, 1, 5, 6, 7, 3, 1, 2, 1, 1, 1),      /* pad 2, odd width */
     };
     run_cases(cases, sizeof cases / sizeof cases[0], 600);
 }
