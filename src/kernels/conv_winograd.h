@@ -230,6 +230,14 @@ static void wino_untile(float *yo, const float *z, int64_t ldz, int64_t ty, int6
         }
 }
 
+/* Zero borders of the bordered planes, and no stale NaN in the lanes of R and V past the last
+ * tile, which the transforms and mk read. */
+static void wino_input_reset(float *work, const geo *q, const wino_ws *b) {
+    memset(work + b->xb, 0, (size_t)(q->C * b->bh * b->bw + SLACK) * sizeof(float));
+    memset(work + b->r, 0, (size_t)(8 * q->C * b->rp) * sizeof(float));
+    memset(work + b->v, 0, (size_t)(16 * b->vs) * sizeof(float));
+}
+
 /* V of the block of nb tiles from global tile t0 on; *in_r: the image whose rows R holds. */
 static void wino_input_block(float *v, float *r, float *xb, const float *x, int64_t t0, int64_t nb,
                              int64_t *in_r, const geo *q, const wino_ws *b) {
@@ -322,10 +330,7 @@ static void wino_forward(float *y, const float *x, const float *w, const float *
     wino_weights(u, w, q);
     for (int64_t c = 0; c < C; c++)
         koff[c] = (int32_t)c;
-    /* Zero borders, and no stale NaN in the lanes past the last tile that mk reads. */
-    memset(xb, 0, (size_t)(C * ws.bh * ws.bw + SLACK) * sizeof(float));
-    memset(r, 0, (size_t)(8 * C * ws.rp) * sizeof(float));
-    memset(v, 0, (size_t)(16 * ws.vs) * sizeof(float));
+    wino_input_reset(work, q, &ws);
     const int64_t otiles2 = tiles_count(O, MK_RMAX2), otiles1 = tiles_count(O, MK_RMAX1);
     int64_t in_r = -1; /* the image whose rows are in R */
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
@@ -449,9 +454,7 @@ static void wino_backward_weight(float *dw, const float *dy, const float *x, con
     const int64_t total = q->N * T;
     for (int64_t k = 0; k < ws.tb; k++)
         koff[k] = (int32_t)k;
-    memset(xb, 0, (size_t)(C * ws.bh * ws.bw + SLACK) * sizeof(float));
-    memset(r, 0, (size_t)(8 * C * ws.rp) * sizeof(float));
-    memset(v, 0, (size_t)(16 * ws.vs) * sizeof(float));
+    wino_input_reset(work, q, &ws);
     memset(du, 0, (size_t)(16 * C * opad) * sizeof(float));
     memset(dycl, 0, (size_t)(q->P * opad) * sizeof(float)); /* lanes past O stay zero */
     const int64_t ctiles2 = tiles_count(C, MK_RMAX2), ctiles1 = tiles_count(C, MK_RMAX1);
