@@ -29,6 +29,11 @@ static const dpt_conv_geom cases[] = {
     {.dims = 2, .N = 2, .C = 6, .O = 6, .in = {1, 9, 10}, .k = {1, 3, 3}, .pad = {0, 1, 1},
      .groups = 6, .has_bias = 1},
     {.dims = 2, .N = 2, .C = 17, .O = 9, .in = {1, 7, 6}, .has_bias = 1},
+    /* 3x3 stride 1: Winograd, unless DPT_WINOGRAD=0 */
+    {.dims = 2, .N = 2, .C = 16, .O = 20, .in = {1, 10, 9}, .k = {1, 3, 3}, .pad = {0, 1, 1},
+     .has_bias = 1},
+    {.dims = 2, .N = 2, .C = 1, .O = 8, .in = {1, 11, 12}, .k = {1, 3, 3}, .pad = {0, 1, 1},
+     .has_bias = 1},
     {.dims = 3, .N = 2, .C = 2, .O = 3, .in = {5, 6, 7}, .k = {3, 3, 3}, .pad = {1, 1, 1},
      .has_bias = 1},
     {.dims = 3, .N = 1, .C = 4, .O = 4, .in = {7, 6, 9}, .k = {2, 3, 3}, .stride = {2, 1, 2},
@@ -179,7 +184,7 @@ int dpt__cli_selfcheck(int argc, char **argv) {
     const dpt_conv_impl *ref = dpt_conv_impl_get(DPT_CONV_REF);
     int bad = 0;
     printf("conv selfcheck: seed %u, %d geometries, oracle ref, default %s\n", (unsigned)seed,
-           (int)N_CASES, dpt_conv_default()->name);
+           (int)N_CASES, dpt_conv_default_description());
     for (int id = 0; id < DPT_CONV_IMPL_COUNT; id++) {
         const dpt_conv_impl *impl = dpt_conv_impl_get((dpt_conv_impl_id)id);
         if (!impl || impl == ref)
