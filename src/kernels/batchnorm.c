@@ -249,16 +249,6 @@ AVX512_INLINE void grad_run_avx512(int relu, float *dx, const float *dy, const f
 /* ---- AVX2 runs: the 16 sum lanes in four 4-double registers; elementwise tails are scalar. --- */
 #define AVX2_INLINE DPT_INLINE DPT_TARGET_AVX2
 
-/* Loads of the first n (0..8) floats; the rest read +0. */
-AVX2_INLINE __m256 load8_n(const float *p, int64_t n) {
-    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (n >= 8)
-        return _mm256_loadu_ps(p);
-    if (n <= 0)
-        return _mm256_setzero_ps();
-    return _mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(ones + 8 - n)));
-}
-
 AVX2_INLINE double fold16_avx2(const __m256d a[4]) {
     const __m256d u = _mm256_add_pd(_mm256_add_pd(a[0], a[2]), _mm256_add_pd(a[1], a[3]));
     const __m128d w = _mm_add_pd(_mm256_castpd256_pd128(u), _mm256_extractf128_pd(u, 1));
@@ -279,7 +269,7 @@ DPT_TARGET_AVX2 static run_sums stats_run_avx2(const float *a, int64_t n) {
         p[j] = q[j] = _mm256_setzero_pd();
     for (int64_t i = 0; i < n; i += SL) {
         __m256d d[4];
-        quarters(d, load8_n(a + i, n - i), load8_n(a + i + 8, n - i - 8));
+        quarters(d, dpt__load8_n(a + i, n - i), dpt__load8_n(a + i + 8, n - i - 8));
         for (int j = 0; j < 4; j++) {
             p[j] = _mm256_add_pd(p[j], d[j]);
             q[j] = _mm256_fmadd_pd(d[j], d[j], q[j]);
@@ -295,15 +285,15 @@ AVX2_INLINE run_sums gsums_run_avx2(int relu, const float *dy, const float *y, c
     for (int j = 0; j < 4; j++)
         p[j] = q[j] = _mm256_setzero_pd();
     for (int64_t i = 0; i < n; i += SL) {
-        __m256 g0 = load8_n(dy + i, n - i), g1 = load8_n(dy + i + 8, n - i - 8);
+        __m256 g0 = dpt__load8_n(dy + i, n - i), g1 = dpt__load8_n(dy + i + 8, n - i - 8);
         if (relu) {
             const __m256 z = _mm256_setzero_ps();
-            g0 = _mm256_and_ps(g0, _mm256_cmp_ps(load8_n(y + i, n - i), z, _CMP_GT_OQ));
-            g1 = _mm256_and_ps(g1, _mm256_cmp_ps(load8_n(y + i + 8, n - i - 8), z, _CMP_GT_OQ));
+            g0 = _mm256_and_ps(g0, _mm256_cmp_ps(dpt__load8_n(y + i, n - i), z, _CMP_GT_OQ));
+            g1 = _mm256_and_ps(g1, _mm256_cmp_ps(dpt__load8_n(y + i + 8, n - i - 8), z, _CMP_GT_OQ));
         }
         __m256d g[4], t[4];
         quarters(g, g0, g1);
-        quarters(t, load8_n(x + i, n - i), load8_n(x + i + 8, n - i - 8));
+        quarters(t, dpt__load8_n(x + i, n - i), dpt__load8_n(x + i + 8, n - i - 8));
         for (int j = 0; j < 4; j++) {
             __m256d r = _mm256_mul_pd(g[j], _mm256_sub_pd(t[j], vmu));
             if (n - i < SL) { /* padding lanes add exactly +0, as in the AVX-512 path */

@@ -11,6 +11,19 @@
 /* Per-function ISA regions: the default build stays x86-64 baseline (no CMake flags). */
 #define DPT_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define DPT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#include <immintrin.h>
+#include <stdint.h>
+
+/* The n first floats of p (any n: none when n <= 0, all 8 when n >= 8); the others read +0 and
+ * are not touched (maskload does not fault on them). */
+DPT_TARGET_AVX2 static inline __m256 dpt__load8_n(const float *p, int64_t n) {
+    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (n >= 8)
+        return _mm256_loadu_ps(p);
+    if (n <= 0)
+        return _mm256_setzero_ps();
+    return _mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(ones + 8 - n)));
+}
 #endif
 
 typedef enum { DPT__ISA_SCALAR, DPT__ISA_AVX2, DPT__ISA_AVX512 } dpt__isa;

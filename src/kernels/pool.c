@@ -182,16 +182,6 @@ DPT_TARGET_AVX512 static void max2x2_row_avx512(float *yr, int32_t *ar, const fl
     }
 }
 
-/* The n (0..8) first floats of p; the others read +0 (maskload does not fault on them). */
-DPT_TARGET_AVX2 static inline __m256 load8_n(const float *p, int64_t n) {
-    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (n >= 8)
-        return _mm256_loadu_ps(p);
-    if (n <= 0)
-        return _mm256_setzero_ps();
-    return _mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(ones + 8 - n)));
-}
-
 /* Even (sel = 0x88) or odd (0xDD) floats of the 16 in a:b, in order. */
 #define DEINTERLEAVE8(a, b, sel)                                                                   \
     _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, sel)), 0xD8))
@@ -202,8 +192,8 @@ DPT_TARGET_AVX2 static void max2x2_row_avx2(float *yr, int32_t *ar, const float 
     const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
     for (int64_t ow = 0; ow < oW; ow += 8) {
         const int64_t k = oW - ow < 8 ? oW - ow : 8, f = 2 * k;
-        const __m256 a0 = load8_n(r0 + 2 * ow, f), a1 = load8_n(r0 + 2 * ow + 8, f - 8);
-        const __m256 b0 = load8_n(r1 + 2 * ow, f), b1 = load8_n(r1 + 2 * ow + 8, f - 8);
+        const __m256 a0 = dpt__load8_n(r0 + 2 * ow, f), a1 = dpt__load8_n(r0 + 2 * ow + 8, f - 8);
+        const __m256 b0 = dpt__load8_n(r1 + 2 * ow, f), b1 = dpt__load8_n(r1 + 2 * ow + 8, f - 8);
         const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(base + (int32_t)(2 * ow)), lane2);
         const __m256i at2 = _mm256_add_epi32(at0, wv);
         const __m256 v[4] = {DEINTERLEAVE8(a0, a1, 0x88), DEINTERLEAVE8(a0, a1, 0xDD),
