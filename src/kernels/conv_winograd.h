@@ -141,6 +141,15 @@ SIMD_INLINE void wino_bt(vf out[4], vf d0, vf d1, vf d2, vf d3) {
     out[3] = V_SUB(d1, d3);
 }
 
+/* B^T along input row `row` (bordered) for the VL tiles whose columns start at row[0]: the even
+ * and odd columns of two vectors are columns 2tx .. 2tx+3 of each tile. */
+SIMD_INLINE void wino_row_bt(vf t[4], const float *row) {
+    vf e0, o0, e1, o1;
+    v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
+    v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
+    wino_bt(t, e0, o0, e1, o1);
+}
+
 /* R for image x: (C, H, W): B^T along the rows. R[c][k][a%2] holds, from (a/2)*TW on, value k
  * of input row 2ty+a of tile (ty, tx) at ty*TW + tx, for every a; see the top of this file. */
 static void wino_rows(float *r, float *xb, const float *x, const geo *q, const wino_ws *b) {
@@ -154,11 +163,8 @@ static void wino_rows(float *r, float *xb, const float *x, const geo *q, const w
         for (int64_t rr = 0; rr < b->bh; rr++) {
             float *dst = r + (c * 8 + rr % 2) * b->rp + rr / 2 * b->TW;
             for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
-                const float *row = xb + c * plane + rr * b->bw + 2 * tx0;
-                vf e0, o0, e1, o1, t[4];
-                v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
-                v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
-                wino_bt(t, e0, o0, e1, o1); /* columns 2tx .. 2tx+3 */
+                vf t[4];
+                wino_row_bt(t, xb + c * plane + rr * b->bw + 2 * tx0);
                 /* whole vectors: the lanes past the row land where the next row of the same
                  * parity (written later) or the spill room goes */
                 SIMD_UNROLL
@@ -578,13 +584,8 @@ static void wino_c1_backward_weight(float *dw, float *db, const float *dy, const
             for (int64_t ch = 0; ch < nch; ch++) {
                 vf r[4][4];
                 SIMD_UNROLL
-                for (int a = 0; a < 4; a++) {
-                    const float *row = xb + (2 * ty + a) * bw + 2 * ch * VL;
-                    vf e0, o0, e1, o1;
-                    v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
-                    v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
-                    wino_bt(r[a], e0, o0, e1, o1);
-                }
+                for (int a = 0; a < 4; a++)
+                    wino_row_bt(r[a], xb + (2 * ty + a) * bw + 2 * ch * VL);
                 float *vt = vimg + (ty * nch + ch) * 16 * VL;
                 SIMD_UNROLL
                 for (int k = 0; k < 4; k++) {

@@ -1,11 +1,10 @@
-/* The vector path of the batch-norm and pooling kernels: CPU detection once, DPT_KERNEL's cap,
+/* The vector path of the batch-norm and pooling kernels: CPU detection once, the convolutions' cap,
  * and the tests' pin (layer_isa.h). */
 #include "layer_isa.h"
 
 #include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "dpt/conv.h"
 #include "dpt/status.h"
 
 dpt__isa dpt__isa_best(void) {
@@ -22,14 +21,15 @@ dpt__isa dpt__isa_best(void) {
 /* -1: not chosen yet. Racing first calls store the same value. */
 static atomic_int chosen = -1;
 
+/* The convolutions' path caps this one (DPT_KERNEL has one reader, conv_dispatch.c): ref and
+ * im2col mean the scalar code, avx2 at most AVX2. */
 static dpt__isa choose(void) {
-    dpt__isa best = dpt__isa_best();
-    const char *v = getenv("DPT_KERNEL");
-    if (v && (strcmp(v, "ref") == 0 || strcmp(v, "im2col") == 0))
-        return DPT__ISA_SCALAR;
-    if (v && strcmp(v, "avx2") == 0 && best > DPT__ISA_AVX2)
-        return DPT__ISA_AVX2;
-    return best;
+    const dpt__isa best = dpt__isa_best();
+    const dpt_conv_impl *conv = dpt_conv_default();
+    const dpt__isa cap = conv == dpt_conv_impl_get(DPT_CONV_AVX512) ? DPT__ISA_AVX512
+                         : conv == dpt_conv_impl_get(DPT_CONV_AVX2) ? DPT__ISA_AVX2
+                                                                    : DPT__ISA_SCALAR;
+    return cap < best ? cap : best;
 }
 
 dpt__isa dpt__isa_get(void) {
