@@ -7,6 +7,9 @@
  *   /data/norm_mean, /data/norm_std   the input normalization the model was trained with
  *   /optimizer        attrs kind, step, hyper-parameters; one dataset per state slot
  *   /metrics/<column> per-epoch history (float64)
+ *   /member           attrs kind ("bagging", "boosting", "cv"), id, alpha (boosting);
+ *                     datasets train_indices (in-bag draws or the fold's training samples, in
+ *                     the order trained) and heldout_indices (out of bag, or the fold)
  * io knows the model's segment table but nothing of training logic. */
 #ifndef DPT_CHECKPOINT_H
 #define DPT_CHECKPOINT_H
@@ -37,6 +40,11 @@ typedef struct {
     int64_t metric_rows;
     const char *const *metric_names;
     const double *const *metric_values; /* metric_values[col][row] */
+    const char *member_kind;  /* NULL: no /member group */
+    int64_t member_id;
+    const int64_t *member_train_idx, *member_heldout_idx;
+    int64_t member_n_train, member_n_heldout;
+    double member_alpha;      /* NaN: not written */
 } dpt_checkpoint;
 
 /* Writes `c` to `path` atomically. Errors name the file; on error nothing exists under `path`
@@ -50,6 +58,10 @@ typedef struct {
     int64_t channels;
     double norm_mean[16], norm_std[16];
     char data_source[512];
+    int64_t num_classes;      /* extent of the model's output */
+    char member_kind[32];     /* "" when the checkpoint has no /member group */
+    int64_t member_id;
+    double member_alpha;      /* NaN when absent */
 } dpt_checkpoint_info;
 
 /* Builds the model recorded in `path` (its spec and input shape) for batches of up to

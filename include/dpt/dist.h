@@ -70,6 +70,45 @@ dpt_status dpt_group_init(dpt_group *g, MPI_Comm parent, const dpt_group_cfg *cf
 /* Collective over g->world (MPI_Comm_free). Safe after a failed or no init (zeroed struct). */
 void dpt_group_free(dpt_group *g);
 
+/* ---- Rank groups for a queue of jobs (groups.c) ----------------------------------------- */
+
+/* G jobs (ensemble members, folds, sweep points) over the R ranks of `world`: P = min(G, R)
+ * groups of R / P consecutive ranks (R % P == 0, or DPT_EINVAL naming `what`); job j runs on group
+ * j % P, the jobs of a group one after another in job order. */
+typedef struct {
+    dpt_group split;   /* world split into the P groups (agreement over the whole world) */
+    dpt_group member;  /* this rank's group as a world of its own: inside a job, agreement,
+                        * checks and collectives involve only the group, so groups never wait
+                        * for each other */
+    MPI_Comm leaders;  /* the P group leaders, in group order (MPI_COMM_NULL elsewhere) */
+    int n_jobs, n_groups, group_size;
+} dpt_rank_groups;
+
+/* Collective over world->world. On failure the status is agreed over the world; call
+ * dpt_rank_groups_free in every case. */
+dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int n_jobs,
+                                const char *what);
+void dpt_rank_groups_free(dpt_rank_groups *rg);
+/* Group that runs job j, and its first world rank. */
+int dpt_rank_groups_group_of(const dpt_rank_groups *rg, int job);
+/* One line per group for the start of a run: "group 1: ranks 2-3, members 2 4" (what_job names
+ * a job: "member", "fold", "round"). Returns the characters written (snprintf rules). */
+int dpt_rank_groups_describe(const dpt_rank_groups *rg, const char *what_job, char *buf,
+                             size_t n);
+/* Sends `bytes` of job j's result from the leader of its group to the first leader (world rank
+ * 0), over the leaders' communicator. Call on every leader for every job in job order (the
+ * others return at once); buf: local input on the job's leader, output on world rank 0. */
+dpt_status dpt_rank_groups_to_root(const dpt_rank_groups *rg, int job, void *buf, size_t bytes);
+/* Collective over the world: returns when every rank has called it, however long that takes
+ * (groups finish their queues at different times), polling with sleeps so waiting ranks leave
+ * the cores to the ranks still training. No deadline: a failing group aborts the job instead. */
+dpt_status dpt_rank_groups_wait_all(const dpt_rank_groups *rg);
+/* For a job that failed (its status agreed over its group): the group leader prints
+ * "dptrain: error: WHAT: <message>" and every rank of the group aborts the whole launch
+ * (MPI_Abort on the world), so the other groups stop at once. */
+_Noreturn void dpt_rank_groups_abort(const dpt_rank_groups *rg, const char *what,
+                                     dpt_status st);
+
 /* ---- Agreement and coordinated abort (agree.c) ------------------------------------------- */
 
 /* Collective over g->agree_comm (every world rank). st: local input. Returns the worst status
@@ -125,6 +164,9 @@ dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void 
  * sum is MPI's (order may depend on the rank count); use the int64 one when exactness matters. */
 dpt_status dpt_group_sum_f64(const dpt_group *g, dpt_scope scope, double *buf, int64_t n);
 dpt_status dpt_group_sum_i64(const dpt_group *g, dpt_scope scope, int64_t *buf, int64_t n);
+/* The same for floats. Exact (order-free) when each element has at most one non-zero
+ * contribution, which is how evaluation gathers rows computed on different ranks. */
+dpt_status dpt_group_sum_f32(const dpt_group *g, dpt_scope scope, float *buf, int64_t n);
 
 /* The synced batch-norm reducer: same signature as nn's dpt_bn_reduce_fn, so
  * dpt_model_set_bn_reducer(m, dpt_group_bn_reduce, g) installs it. ctx: a const dpt_group *,

@@ -33,6 +33,8 @@ dpt_status dpt_h5w_i64(dpt_h5w *w, const char *obj, const int64_t *data, int ndi
                        const int64_t *dims);
 dpt_status dpt_h5w_u32(dpt_h5w *w, const char *obj, const uint32_t *data, int ndim,
                        const int64_t *dims);
+/* A scalar string dataset (h5py reads it as bytes). */
+dpt_status dpt_h5w_str(dpt_h5w *w, const char *obj, const char *value);
 dpt_status dpt_h5w_group(dpt_h5w *w, const char *obj);
 dpt_status dpt_h5w_attr_str(dpt_h5w *w, const char *obj, const char *name, const char *value);
 dpt_status dpt_h5w_attr_i64(dpt_h5w *w, const char *obj, const char *name, int64_t value);

@@ -1,7 +1,8 @@
 /* Samplers (data): the epoch order of the training samples, its global batches and each rank's
  * slice of them (DESIGN §2), and the index lists that come before it: stratified validation
- * split, bootstrap with out-of-bag set, K-fold partition. Knows no models and no MPI: a rank is
- * only a (rank, size) pair, so all of this is computed identically on every rank.
+ * split, bootstrap with out-of-bag set, subsample, weighted draws, K-fold partition. Knows no
+ * models and no MPI: a rank is only a (rank, size) pair, so all of this is computed identically
+ * on every rank.
  *
  * Every function here is a pure function of its arguments; "global input" below means the
  * argument must be equal on every rank of the group for the ranks to agree. */
@@ -88,12 +89,40 @@ dpt_status dpt_resample_split(int64_t *train, int64_t *n_train, int64_t *val, in
 void dpt_resample_bootstrap(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n_oob,
                             const int64_t *pool, int64_t n, uint32_t seed, uint32_t member);
 
-/* K-fold: fold_of[i] in [0, k) for pool position i. Positions are taken in the order of the
- * permutation key(seed, DPT_RNG_SPLIT, member) at counter 1, grouped by class (y NULL: one
- * class), and dealt to folds round robin: fold sizes differ by at most 1, and so do the per-class
- * counts of any two folds. DPT_EINVAL unless 2 <= k <= n. */
+/* Subsample: m distinct pool positions (0 <= m <= n), every m-subset equally likely, from the
+ * stream key(seed, DPT_RNG_BOOTSTRAP, member) at counter (1, 0), so it shares no numbers with
+ * the bootstrap (counter 0) of the same member. in_bag (m) gets them in pool order, oob (room
+ * for n) the other n - m, in pool order; *n_oob = n - m. This is bagging without replacement
+ * (scikit-learn's bootstrap=False with max_samples = m); the same subsets in distribution, not
+ * the same draws. */
+void dpt_resample_subsample(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n_oob,
+                            const int64_t *pool, int64_t n, uint32_t seed, uint32_t member);
+
+/* Weighted draws (boosting by resampling): m draws with replacement, position i with
+ * probability w[i] / sum(w) (w indexed by pool position), from the stream
+ * key(seed, DPT_RNG_BOOTSTRAP, member) at counter (2, 0). Each draw inverts the cumulative sums
+ * (double, pool order) at a 53-bit uniform times the total. drawn (m) receives the pool elements
+ * sorted by pool position. DPT_EINVAL for a negative or non-finite weight or a sum that is zero
+ * or overflows; DPT_ENOMEM (n doubles of scratch). */
+dpt_status dpt_resample_weighted(int64_t *drawn, int64_t m, const double *w, const int64_t *pool,
+                                 int64_t n, uint32_t seed, uint32_t member);
+
+/* K-fold: fold_of[i] in [0, k) for pool position i, scikit-learn's assignment.
+ * y NULL (KFold): fold f is a contiguous block of positions, the first n % k blocks holding
+ *   n / k + 1 and the rest n / k, in pool order.
+ * y given (StratifiedKFold): classes are numbered in order of first appearance in the pool;
+ *   class c's fold sizes are how many of its members land in each fold when the numbered labels,
+ *   sorted, are dealt to the folds round robin; its samples, in pool order, take fold 0 that many
+ *   times, then fold 1, and so on. So per-class counts of two folds differ by at most 1, and
+ *   fold sizes too. Labels must be in [0, K); classes without samples in the pool are ignored.
+ * Without shuffle this equals scikit-learn's test folds exactly. With shuffle each class's
+ * (y NULL: the single block sequence's) fold labels are permuted by Fisher-Yates, class after
+ * class in the numbering order, from the stream key(seed, DPT_RNG_SPLIT, member) at counter
+ * (1, 0): the fold sizes stay exact; the assignment matches scikit-learn only in distribution
+ * (numpy's generator is not ours). DPT_EINVAL unless 2 <= k <= n, or when every class has fewer
+ * than k samples (scikit-learn's error; it only warns when some class has fewer). */
 dpt_status dpt_resample_kfold(int32_t *fold_of, const int64_t *pool, int64_t n, const int32_t *y,
-                              int64_t K, int k, uint32_t seed, uint32_t member);
+                              int64_t K, int k, int shuffle, uint32_t seed, uint32_t member);
 /* Fold `fold` of a K-fold assignment as lists: val = pool elements with fold_of == fold,
  * train = the rest, both in pool order. train and val need room for n. */
 void dpt_resample_fold(int64_t *train, int64_t *n_train, int64_t *val, int64_t *n_val,

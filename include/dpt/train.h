@@ -8,6 +8,9 @@
 #include <stdio.h>
 
 #include "dpt/augment.h"
+#include "dpt/ensemble.h"
+#include "dpt/data.h"
+#include "dpt/model.h"
 #include "dpt/optim.h"
 #include "dpt/schedule.h"
 #include "dpt/status.h"
@@ -15,6 +18,37 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct dpt_group;
+
+/* ---- Progress (the CLI draws it; train only reports numbers) ---------------------------- */
+
+typedef struct {
+    const char *label;   /* "member 3" inside an ensemble, "" for a plain run */
+    int64_t epoch, epochs;          /* 0-based epoch, configured epochs */
+    int64_t step, steps;            /* 0-based step within the epoch, steps per epoch */
+    int64_t global_step;            /* optimizer steps done, after this step */
+    double loss, acc;               /* running training means of this epoch */
+    double images_per_s, eta_seconds;
+} dpt_step_report;
+
+/* One row of metrics.csv: the trainer's per-epoch history. */
+typedef struct {
+    int64_t epoch, step; /* 1-based epoch, optimizer steps done */
+    double lr;
+    double train_loss, train_acc; /* running means over the epoch's training batches */
+    double val_loss, val_acc;     /* NaN without a validation list */
+    double test_loss, test_acc;
+    double images_per_s, seconds; /* training throughput of the epoch, wall time since start */
+} dpt_epoch_report;
+
+/* Called on the group leader only, never inside a collective. NULL members: nothing shown. */
+typedef struct {
+    void (*step)(void *ctx, const dpt_step_report *r);
+    void (*epoch)(void *ctx, const char *label, const dpt_epoch_report *r);
+    void (*message)(void *ctx, const char *label, const char *text); /* early stop etc. */
+    void *ctx;
+} dpt_progress;
 
 typedef enum {
     DPT_BN_LOCAL, /* per-rank batch statistics (PyTorch DDP's default) */
@@ -55,31 +89,163 @@ typedef struct {
     int no_overlap;         /* 1: one blocking allreduce after backward */
     int deterministic;      /* exact fixed-point gradient sums: bit-identical across rank counts */
     int profile;            /* print the per-phase time breakdown at the end */
-    int quiet;              /* no per-epoch lines */
-    int no_progress;        /* no progress line, even on a terminal */
-    FILE *log;              /* rank 0's output; NULL: stdout */
+    int quiet;              /* no run header, no profile */
+    FILE *log;              /* the leader's output (header, profile); NULL: stdout */
+    dpt_progress progress;  /* per-step and per-epoch reports to the CLI; zero: none */
+    const char *config_text;/* the command line and resolved options, for checkpoints */
 } dpt_train_cfg;
 
 /* Fills the defaults of every field (epochs 10, batch 128, adam lr 1e-3, seed 1, ...). */
 void dpt_train_cfg_defaults(dpt_train_cfg *cfg);
 
+/* ---- The trainer object ----------------------------------------------------------------- */
+
+/* What one trainer trains: borrowed data and index lists (dataset indices into data->train;
+ * train_idx may repeat an index, as a bootstrap sample does), and who it is. */
+typedef struct {
+    const dpt_data *data; /* loaded and normalized (dpt_train_load_data) */
+    const int64_t *train_idx;     /* n_train >= 1 */
+    int64_t n_train;
+    const int64_t *val_idx;       /* validation list for metrics and early stopping; may be NULL */
+    int64_t n_val;
+    uint32_t member;              /* RNG member (< 2^20): initialization, order, augmentation,
+                                   * dropout all depend on it; 0 for a plain run */
+    const char *label;            /* "member 3" in messages and progress; NULL: "" */
+    const char *out;              /* run directory (metrics.csv, checkpoints/); NULL: none */
+} dpt_trainer_job;
+
+typedef struct dpt_trainer dpt_trainer;
+
+/* Collective over the group g (borrowed; every rank passes equal cfg and job). Builds the model
+ * (identical initial weights on every rank, checked), optimizer, schedule, buckets and batch
+ * buffers; creates job->out. On failure *out is NULL and the status was agreed over g. */
+dpt_status dpt_trainer_create(dpt_trainer **out, const dpt_train_cfg *cfg, struct dpt_group *g,
+                              const dpt_trainer_job *job);
+void dpt_trainer_destroy(dpt_trainer *t); /* local; NULL is fine */
+
+/* Collective. Trains one epoch and evaluates (validation list, test split), appends the row to
+ * the history and rewrites metrics.csv. *done = 1 when training is over: the configured epochs,
+ * --max-steps, or early stopping (the best weights are then restored). */
+dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done);
+
+/* Loss and accuracy of the current model in evaluation mode on samples idx[0..n) of ds (idx
+ * NULL: 0..n-1). Collective over the group. The samples are cut into fixed chunks of eval_batch
+ * in list order, dealt to the ranks round robin, so every sample's forward runs in the same
+ * batch whatever the rank count: probabilities, correct counts and the loss are bit-identical
+ * for any group size. probs: NULL, or (n, K) floats that receive softmax probabilities on every
+ * rank. */
+typedef struct {
+    double loss, acc; /* mean cross-entropy, accuracy (NaN for n == 0) */
+    int64_t n, correct;
+} dpt_eval_result;
+dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, const int64_t *idx,
+                                int64_t n, float *probs, dpt_eval_result *res);
+
+/* Extra identity a member's checkpoint records (DESIGN §5 /member). */
+typedef struct {
+    const char *kind;              /* "bagging", "boosting", "cv"; NULL: a plain run */
+    int64_t id;                    /* member, round or fold */
+    const int64_t *train_idx;      /* in-bag / training indices (may repeat) */
+    int64_t n_train;
+    const int64_t *heldout_idx;    /* out-of-bag / validation fold */
+    int64_t n_heldout;
+    double alpha;                  /* boosting weight; NaN otherwise */
+} dpt_member_info;
+
+/* Local (group leader writes; others return DPT_OK): writes OUT/checkpoints/NAME atomically
+ * with the model, optimizer, history, normalization and the member identity (may be NULL). */
+dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_info *member,
+                            char *path_out, size_t path_size);
+
+/* Read access for drivers. */
+dpt_model *dpt_trainer_model(dpt_trainer *t);
+int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t);
+
 typedef struct {
     int64_t epochs_run, steps;
     double train_loss, train_acc;
     double val_loss, val_acc;     /* NaN without a validation split */
-    double test_loss, test_acc;
+    double test_loss, test_acc;   /* of the final (or restored best) weights */
     double seconds, images_per_s;
-    int64_t best_epoch;           /* epoch whose weights were kept (early stopping) */
+    int64_t best_epoch;           /* epoch whose weights were kept (early stopping); -1: last */
     char checkpoint[4096];        /* path of the final model file, "" if none was written */
 } dpt_train_result;
 
-struct dpt_group;
-/* Trains on the group `g`. Collective over the group; `cfg` is global input. */
+/* Collective. Trains every epoch, prints the profile if asked; fills res. */
+dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res);
+
+/* ---- Data ---------------------------------------------------------------------------------- */
+
+/* Collective over g: every rank loads cfg->data, takes the stratified validation split
+ * (cfg->val_fraction; *val_idx NULL when 0) and normalizes train and test with the statistics
+ * of the training part. *train_idx and *val_idx are malloc'd (free them). */
+dpt_status dpt_train_load_data(const dpt_train_cfg *cfg, struct dpt_group *g,
+                               dpt_data *data, int64_t **train_idx, int64_t *n_train,
+                               int64_t **val_idx, int64_t *n_val);
+
+/* ---- One plain run ------------------------------------------------------------------------ */
+
+/* Trains on the group `g` (load data, create, fit, final.h5). Collective over the group. */
 dpt_status dpt_train_run(const dpt_train_cfg *cfg, struct dpt_group *g, dpt_train_result *res);
 
 /* Recomputes loss and accuracy of a checkpoint on the test split of `data`. Collective. */
 dpt_status dpt_train_eval_checkpoint(const char *ckpt, const char *data, const char *data_search,
                                      struct dpt_group *g, double *loss, double *acc, int64_t *n);
+
+/* ---- Ensembles and cross-validation as rank groups (ens_*.c) ------------------------------ */
+
+typedef enum {
+    DPT_ENS_BAGGING,  /* --ensemble bagging: G bootstrap members, soft or hard vote, OOB score */
+    DPT_ENS_BOOSTING, /* --ensemble boosting: SAMME rounds, each trained by every rank */
+    DPT_ENS_CV,       /* dptrain cv: one fold per group */
+} dpt_ensemble_kind;
+
+typedef struct {
+    dpt_ensemble_kind kind;
+    int members;        /* bagging: G >= 1 */
+    double max_samples; /* bagging: draws per member = floor(F * n) as scikit-learn; 0: 1.0 */
+    int no_bootstrap;   /* bagging: draw without replacement */
+    dpt_vote vote;      /* bagging: soft (default) or hard */
+    int rounds;         /* boosting: T >= 1 */
+    double boost_lr;    /* boosting: eta > 0; 0: 1.0 */
+    int folds;          /* cv: K >= 2 */
+    int stratified, shuffle; /* cv: StratifiedKFold / KFold, shuffled or not */
+    int max_subsets;    /* bias-variance: sub-ensembles per size; 0: 64 */
+} dpt_ensemble_cfg;
+
+/* Collective over `world` (every rank of the launch). Trains the members (folds, rounds) in rank
+ * groups, writes OUT/members/NN/, OUT/results.h5 and, for ensembles, the manifest
+ * OUT/ensemble.h5, and prints the results on world rank 0. An error in one member stops the
+ * whole launch naming the member (dpt_rank_groups_abort). */
+dpt_status dpt_ensemble_run(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
+                            struct dpt_group *world);
+
+/* ---- Saved models: checkpoints and ensemble manifests (predict.c) -------------------------- */
+
+#define DPT_MANIFEST_FORMAT "dptrain-ensemble"
+#define DPT_MANIFEST_VERSION 1
+
+typedef enum { DPT_SPLIT_TEST, DPT_SPLIT_TRAIN, DPT_SPLIT_VAL } dpt_split;
+
+typedef struct {
+    int64_t n, K;
+    float *probs;       /* (n, K): the model's (or the ensemble's combined) scores */
+    int32_t *pred;      /* (n) */
+    int32_t *labels;    /* (n) */
+    double loss;        /* mean cross-entropy of a single model; NaN for an ensemble */
+    double acc;
+    int n_members;      /* 1 for a checkpoint */
+    double *member_acc; /* (n_members) */
+} dpt_predictions;
+
+/* Collective over g. Evaluates a checkpoint or an ensemble manifest (recognized by its format
+ * attribute) on a split of `data` in evaluation mode, exactly as training evaluated it: the
+ * checkpoint's normalization, the same fixed evaluation chunks, the same combination of members.
+ * Checks the input shape and the class count against the data first. DPT_SPLIT_VAL is the
+ * held-out list a member's checkpoint records (its cv fold, or its out-of-bag samples). */
+dpt_status dpt_predict(const char *path, const char *data, const char *data_search, dpt_split split,
+                       struct dpt_group *g, dpt_predictions *out);
+void dpt_predictions_free(dpt_predictions *p);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@ int dpt__cli_finish(const dpt_group *g, dpt_status st);
 int dpt__cli_fail(const dpt_group *g, dpt_status st);
 
 int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path);
+int dpt__cli_cv(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_selfcheck(int argc, char **argv);
 

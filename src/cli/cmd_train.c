@@ -1,5 +1,6 @@
-/* `dptrain train` and `dptrain eval` (cli): the option table, validation, and the hand-off to
- * train/. Every rank parses the same arguments; the ranks check that they did (hash). */
+/* `dptrain train` and `dptrain cv` (cli): the option table, validation, and the hand-off to
+ * train/ (a plain run, an ensemble, or cross-validation). Every rank parses the same arguments;
+ * the ranks check that they did (hash). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,14 +10,42 @@
 #include "dpt/data.h"
 #include "dpt/model.h"
 #include "options.h"
+#include "progress.h"
 
 /* The table writes into train_options; the training configuration comes first. */
 typedef struct {
     dpt_train_cfg train;
+    dpt_ensemble_cfg ens;
+    int ensemble_set; /* --ensemble given */
     int print_model;
+    int no_progress;
 } train_options;
 
 #define FIELD(f) offsetof(train_options, train.f)
+#define ENS(f) offsetof(train_options, ens.f)
+
+static dpt_status parse_ensemble(void *cfg, const char *opt, const char *value) {
+    train_options *o = cfg;
+    if (!strcmp(value, "bagging"))
+        o->ens.kind = DPT_ENS_BAGGING;
+    else if (!strcmp(value, "boosting"))
+        o->ens.kind = DPT_ENS_BOOSTING;
+    else
+        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of bagging, boosting", opt, value);
+    o->ensemble_set = 1;
+    return DPT_OK;
+}
+
+static dpt_status parse_vote(void *cfg, const char *opt, const char *value) {
+    train_options *o = cfg;
+    if (!strcmp(value, "soft"))
+        o->ens.vote = DPT_VOTE_SOFT;
+    else if (!strcmp(value, "hard"))
+        o->ens.vote = DPT_VOTE_HARD;
+    else
+        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of soft, hard", opt, value);
+    return DPT_OK;
+}
 
 static dpt_status parse_optim(void *cfg, const char *opt, const char *value) {
     dpt_train_cfg *c = cfg;
@@ -188,8 +217,26 @@ static const dpt_cli_option train_table[] = {
     {"--deterministic", NULL, DPT_OPT_FLAG, FIELD(deterministic), 0, 0,
      "exact fixed-point gradient sums: bit-identical results for any rank count", NULL},
     {"--profile", NULL, DPT_OPT_FLAG, FIELD(profile), 0, 0, "print where the time went", NULL},
+    {"--ensemble", "KIND", DPT_OPT_CUSTOM, 0, 0, 0,
+     "bagging or boosting: an ensemble trained in rank groups (docs/ensembles.md)",
+     parse_ensemble},
+    {"--members", "G", DPT_OPT_INT, ENS(members), 1, 4096,
+     "bagging: members, trained by min(G, ranks) groups in parallel", NULL},
+    {"--max-samples", "F", DPT_OPT_DOUBLE, ENS(max_samples), 1e-9, 1,
+     "bagging: each member draws floor(F x n) samples [1.0]", NULL},
+    {"--no-bootstrap", NULL, DPT_OPT_FLAG, ENS(no_bootstrap), 0, 0,
+     "bagging: draw without replacement", NULL},
+    {"--vote", "RULE", DPT_OPT_CUSTOM, 0, 0, 0, "bagging: soft (mean probability) or hard "
+     "(majority) [soft]", parse_vote},
+    {"--rounds", "T", DPT_OPT_INT, ENS(rounds), 1, 4096, "boosting: SAMME rounds", NULL},
+    {"--boost-lr", "ETA", DPT_OPT_DOUBLE, ENS(boost_lr), 1e-9, 1e9,
+     "boosting: learning rate eta of alpha [1.0]", NULL},
+    {"--folds", "K", DPT_OPT_INT, ENS(folds), 2, 256, "cv: folds (one rank group each)", NULL},
+    {"--stratified", NULL, DPT_OPT_FLAG, ENS(stratified), 0, 0,
+     "cv: StratifiedKFold (class proportions kept in every fold)", NULL},
+    {"--shuffle", NULL, DPT_OPT_FLAG, ENS(shuffle), 0, 0, "cv: shuffle before folding", NULL},
     {"--quiet", NULL, DPT_OPT_FLAG, FIELD(quiet), 0, 0, "no per-epoch lines", NULL},
-    {"--no-progress", NULL, DPT_OPT_FLAG, FIELD(no_progress), 0, 0,
+    {"--no-progress", NULL, DPT_OPT_FLAG, offsetof(train_options, no_progress), 0, 0,
      "no progress line (under mpirun output to a file still looks like a terminal)", NULL},
     {"--print-model", NULL, DPT_OPT_FLAG, offsetof(train_options, print_model), 0, 0,
      "print the layer table and exit", NULL},
@@ -225,24 +272,89 @@ static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
     return st;
 }
 
-int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path) {
+/* Options that only mean something together: an unused one is an error naming its partner. */
+static dpt_status check_combination(const train_options *o, int cv) {
+    const dpt_ensemble_cfg *e = &o->ens;
+    int bagging = o->ensemble_set && e->kind == DPT_ENS_BAGGING;
+    int boosting = o->ensemble_set && e->kind == DPT_ENS_BOOSTING;
+    if (cv && o->ensemble_set)
+        return dpt_errorf(DPT_EINVAL, "--ensemble: not with dptrain cv (cross-validate one model)");
+    if (cv && e->folds == 0)
+        return dpt_errorf(DPT_EINVAL, "cv needs --folds K");
+    if (cv && o->train.val_fraction > 0)
+        return dpt_errorf(DPT_EINVAL, "--val-fraction: not with dptrain cv (each fold is the "
+                                      "validation set of its model)");
+    if (!cv && (e->folds || e->stratified || e->shuffle))
+        return dpt_errorf(DPT_EINVAL, "%s is an option of dptrain cv",
+                          e->folds ? "--folds" : e->stratified ? "--stratified" : "--shuffle");
+    if (bagging && e->members == 0)
+        return dpt_errorf(DPT_EINVAL, "--ensemble bagging needs --members G");
+    if (boosting && e->rounds == 0)
+        return dpt_errorf(DPT_EINVAL, "--ensemble boosting needs --rounds T");
+    if (!bagging && (e->members || e->max_samples > 0 || e->no_bootstrap || e->vote))
+        return dpt_errorf(DPT_EINVAL, "%s needs --ensemble bagging",
+                          e->members ? "--members" : e->max_samples > 0 ? "--max-samples"
+                                                   : e->no_bootstrap   ? "--no-bootstrap"
+                                                                       : "--vote");
+    if (!boosting && (e->rounds || e->boost_lr > 0))
+        return dpt_errorf(DPT_EINVAL, "%s needs --ensemble boosting",
+                          e->rounds ? "--rounds" : "--boost-lr");
+    if ((o->ensemble_set || cv) && (!o->train.out || !*o->train.out))
+        return dpt_errorf(DPT_EINVAL, "%s needs --out DIR (members' checkpoints, results.h5)",
+                          cv ? "cv" : "--ensemble");
+    return DPT_OK;
+}
+
+/* The command line as one line of text, for checkpoints. */
+static char *command_line(int argc, char **argv) {
+    size_t n = 16;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    p += sprintf(p, "dptrain");
+    for (int i = 0; i < argc; i++)
+        p += sprintf(p, " %s", argv[i]);
+    return s;
+}
+
+static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *search_path, int cv) {
     train_options o;
+    memset(&o, 0, sizeof o);
     dpt_train_cfg_defaults(&o.train);
-    o.print_model = 0;
     o.train.data_search = search_path;
     const char *pos[1];
     int n_pos = 0, help = 0;
+    const char *usage = cv ? "mpirun -np R dptrain cv --folds K [--stratified] [--shuffle] "
+                             "--out DIR [OPTIONS]"
+                           : train_usage;
     dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
+    if (st == DPT_OK && !help)
+        st = check_combination(&o, cv);
     if (st != DPT_OK)
-        return dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain train --help)",
-                                           dpt_last_error()));
+        return dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain %s --help)", dpt_last_error(),
+                                           cv ? "cv" : "train"));
     if (help) {
         if (g->world_rank == 0)
-            dpt_cli_print_help(stdout, train_usage, train_table);
+            dpt_cli_print_help(stdout, usage, train_table);
         return 0;
     }
     if (o.print_model)
         return dpt__cli_finish(g, print_model(&o.train, g));
+    char *config = command_line(argc, argv);
+    o.train.config_text = config;
+    dpt_cli_progress progress;
+    int several = cv || (o.ensemble_set && o.ens.kind == DPT_ENS_BAGGING);
+    o.train.progress = dpt_cli_progress_init(&progress, stdout, o.train.quiet, o.no_progress,
+                                             several);
+    if (cv || o.ensemble_set) {
+        if (cv)
+            o.ens.kind = DPT_ENS_CV;
+        st = dpt_ensemble_run(&o.train, &o.ens, g);
+        free(config);
+        return dpt__cli_finish(g, st);
+    }
     dpt_train_result res;
     st = dpt_train_run(&o.train, g, &res);
     if (st == DPT_OK && g->leader) {
@@ -253,32 +365,14 @@ int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path)
         if (res.checkpoint[0])
             printf("model saved to %s; run directory %s\n", res.checkpoint, o.train.out);
     }
+    free(config);
     return dpt__cli_finish(g, st);
 }
 
-static const dpt_cli_option eval_table[] = {
-    {"--data", "SRC", DPT_OPT_STRING, 0, 0, 0,
-     "fashion-mnist, sample, a directory of IDX files or an .h5 file [fashion-mnist]", NULL},
-    {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
-};
+int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path) {
+    return run_train_or_cv(g, argc, argv, search_path, 0);
+}
 
-int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path) {
-    const char *data = "fashion-mnist";
-    const char *pos[1];
-    int n_pos = 0, help = 0;
-    dpt_status st = dpt_cli_parse(eval_table, &data, argc, argv, 1, pos, 1, &n_pos, &help);
-    if (help) {
-        if (g->world_rank == 0)
-            dpt_cli_print_help(stdout, "dptrain eval CKPT.h5 [--data SRC]", eval_table);
-        return 0;
-    }
-    if (st == DPT_OK && n_pos != 1)
-        st = dpt_errorf(DPT_EINVAL, "eval: give one checkpoint file (see dptrain eval --help)");
-    double loss = 0, acc = 0;
-    int64_t n = 0;
-    if (st == DPT_OK)
-        st = dpt_train_eval_checkpoint(pos[0], data, search_path, g, &loss, &acc, &n);
-    if (st == DPT_OK && g->world_rank == 0)
-        printf("test accuracy %.4f (loss %.4f) on %lld samples\n", acc, loss, (long long)n);
-    return dpt__cli_finish(g, st);
+int dpt__cli_cv(dpt_group *g, int argc, char **argv, const char *search_path) {
+    return run_train_or_cv(g, argc, argv, search_path, 1);
 }

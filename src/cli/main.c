@@ -24,7 +24,9 @@ static void print_usage(FILE *out) {
             "options)\n"
             "commands:\n"
             "  train       train a model (data-parallel over the ranks)\n"
-            "  eval CKPT   test loss and accuracy of a checkpoint\n"
+            "  cv          K-fold cross-validation, one rank group per fold\n"
+            "  eval FILE   accuracy, confusion matrix and predictions of a checkpoint or an\n"
+            "              ensemble manifest\n"
             "  selfcheck   every convolution implementation against the reference\n"
             "  --version   version and the convolution kernel in use\n");
 }
@@ -83,6 +85,8 @@ int main(int argc, char **argv) {
             print_usage(stdout);
     } else if (!strcmp(argv[1], "train")) {
         rc = dpt__cli_train(&g, argc - 1, argv + 1, search);
+    } else if (!strcmp(argv[1], "cv")) {
+        rc = dpt__cli_cv(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "eval")) {
         rc = dpt__cli_eval(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "selfcheck")) {

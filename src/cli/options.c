@@ -28,12 +28,15 @@ static dpt_status set_option(const dpt_cli_option *o, void *cfg, const char *val
     switch (o->type) {
     case DPT_OPT_INT64:
     case DPT_OPT_UINT32:
+    case DPT_OPT_INT:
         if ((st = dpt_cli_number(o->name, value, o->min, o->max, &v)) != DPT_OK)
             return st;
         if (v != floor(v))
             return dpt_errorf(DPT_EINVAL, "%s: '%s' is not an integer", o->name, value);
         if (o->type == DPT_OPT_INT64)
             *(int64_t *)field = (int64_t)v;
+        else if (o->type == DPT_OPT_INT)
+            *(int *)field = (int)v;
         else
             *(uint32_t *)field = (uint32_t)v;
         return DPT_OK;

@@ -10,6 +10,7 @@
 typedef enum {
     DPT_OPT_INT64,  /* int64_t field in [min, max] */
     DPT_OPT_UINT32, /* uint32_t field in [min, max] */
+    DPT_OPT_INT,    /* int field in [min, max] (min, max within int) */
     DPT_OPT_DOUBLE, /* double field in [min, max], finite */
     DPT_OPT_FLOAT,  /* float field in [min, max], finite */
     DPT_OPT_STRING, /* const char * field (points into argv) */

@@ -1,6 +1,7 @@
-/* Index lists (data): stratified validation split, bootstrap replica with out-of-bag set, K-fold
- * partition. Pure functions of (pool, labels, seed, member) computed identically on every rank;
- * they allocate only scratch that is freed before returning. Knows no models and no MPI. */
+/* Index lists (data): stratified validation split, bootstrap replica with out-of-bag set,
+ * subsample without replacement, weighted draws (boosting), K-fold partition. Pure functions of
+ * (pool, labels, seed, member) computed identically on every rank; they allocate only scratch
+ * that is freed before returning. Knows no models and no MPI. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,11 @@
 #include "dpt/sampler.h"
 #include "dpt/tensor.h"
 
-/* Counter values of the DPT_RNG_SPLIT stream, so the split and the folds never share numbers. */
+/* Counter (epoch) values of the streams, so that no two lists share numbers: the split and the
+ * folds in DPT_RNG_SPLIT; the bootstrap, the subsample and the weighted draws in
+ * DPT_RNG_BOOTSTRAP (member by member). */
 enum { SPLIT_CTR_VALIDATION = 0, SPLIT_CTR_KFOLD = 1 };
+enum { BOOTSTRAP_CTR_REPLICA = 0, BOOTSTRAP_CTR_SUBSAMPLE = 1, BOOTSTRAP_CTR_WEIGHTED = 2 };
 
 static int64_t pool_at(const int64_t *pool, int64_t i) {
     return pool ? pool[i] : i;
@@ -122,7 +126,7 @@ void dpt_resample_bootstrap(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n
                             const int64_t *pool, int64_t n, uint32_t seed, uint32_t member) {
     DPT_ASSERT(n >= 1 && n <= (int64_t)UINT32_MAX && m >= 0);
     dpt_rng r;
-    dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_BOOTSTRAP, member), 0, 0);
+    dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_BOOTSTRAP, member), BOOTSTRAP_CTR_REPLICA, 0);
     for (int64_t i = 0; i < m; i++)
         in_bag[i] = dpt_rng_below(&r, (uint32_t)n);
     qsort(in_bag, (size_t)m, sizeof *in_bag, by_value);
@@ -139,8 +143,80 @@ void dpt_resample_bootstrap(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n
         in_bag[i] = pool_at(pool, in_bag[i]);
 }
 
+void dpt_resample_subsample(int64_t *in_bag, int64_t m, int64_t *oob, int64_t *n_oob,
+                            const int64_t *pool, int64_t n, uint32_t seed, uint32_t member) {
+    DPT_ASSERT(n >= 1 && n <= (int64_t)UINT32_MAX && m >= 0 && m <= n);
+    dpt_rng r;
+    dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_BOOTSTRAP, member), BOOTSTRAP_CTR_SUBSAMPLE, 0);
+    /* Selection sampling (Knuth, TAOCP 3.4.2, Algorithm S): position p is taken with probability
+     * (still needed) / (still left), an exact integer comparison, which makes every m-subset
+     * equally likely and emits both lists already in pool order. */
+    int64_t taken = 0;
+    *n_oob = 0;
+    for (int64_t p = 0; p < n; p++) {
+        if ((int64_t)dpt_rng_below(&r, (uint32_t)(n - p)) < m - taken)
+            in_bag[taken++] = pool_at(pool, p);
+        else
+            oob[(*n_oob)++] = pool_at(pool, p);
+    }
+    DPT_ASSERT(taken == m);
+}
+
+dpt_status dpt_resample_weighted(int64_t *drawn, int64_t m, const double *w, const int64_t *pool,
+                                 int64_t n, uint32_t seed, uint32_t member) {
+    DPT_ASSERT(n >= 1 && m >= 0);
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!(w[i] >= 0.0 && isfinite(w[i])))
+            return dpt_errorf(DPT_EINVAL, "weighted resample: weight %g of position %lld", w[i],
+                              (long long)i);
+        total += w[i];
+    }
+    if (!(total > 0.0 && isfinite(total)))
+        return dpt_errorf(DPT_EINVAL, "weighted resample: the %lld weights sum to %g", (long long)n,
+                          total);
+    double *cum = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof *cum));
+    if (!cum)
+        return DPT_ENOMEM;
+    int64_t last_positive = 0;
+    double run = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        run += w[i];
+        cum[i] = run;
+        if (w[i] > 0.0)
+            last_positive = i;
+    }
+    /* Inverse CDF: the first position whose cumulative sum exceeds u * total. A zero weight
+     * repeats the previous sum and so is never the first to exceed it. u * total can round up
+     * to the total itself; that draw belongs to the last position with a positive weight. */
+    dpt_rng r;
+    dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_BOOTSTRAP, member), BOOTSTRAP_CTR_WEIGHTED, 0);
+    for (int64_t j = 0; j < m; j++) {
+        double u = dpt_rng_uniform(&r) * total; /* total == run: the same sums in order */
+        int64_t lo = 0, hi = n;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (cum[mid] > u)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        drawn[j] = lo < n ? lo : last_positive;
+    }
+    dpt_free_aligned(cum);
+    qsort(drawn, (size_t)m, sizeof *drawn, by_value);
+    for (int64_t j = 0; j < m; j++)
+        drawn[j] = pool_at(pool, drawn[j]);
+    return DPT_OK;
+}
+
+/* Number of j in [0, x) with j % k == f (x >= 0, 0 <= f < k). */
+static int64_t count_residue(int64_t x, int64_t f, int64_t k) {
+    return (x + k - 1 - f) / k;
+}
+
 dpt_status dpt_resample_kfold(int32_t *fold_of, const int64_t *pool, int64_t n, const int32_t *y,
-                              int64_t K, int k, uint32_t seed, uint32_t member) {
+                              int64_t K, int k, int shuffle, uint32_t seed, uint32_t member) {
     if (k < 2 || k > n)
         return dpt_errorf(DPT_EINVAL, "k-fold: %d folds for %lld samples (need 2 <= k <= n)", k,
                           (long long)n);
@@ -151,27 +227,69 @@ dpt_status dpt_resample_kfold(int32_t *fold_of, const int64_t *pool, int64_t n, 
     dpt_status st = check_labels("k-fold", y, pool, n, K);
     if (st != DPT_OK)
         return st;
-    int64_t *perm = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)n, sizeof(int64_t)));
-    int64_t *offset = dpt_alloc_aligned(dpt_size_mul((size_t)K + 1, sizeof(int64_t)));
-    if (!perm || !offset) {
+    int64_t *code = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)K + 1, sizeof(int64_t)));
+    int64_t *grouped = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int64_t)));
+    int32_t *labels = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int32_t)));
+    if (!code || !grouped || !labels) {
         st = DPT_ENOMEM;
         goto out;
     }
-    int64_t *grouped = perm + n;
-    dpt_rng_permutation(perm, n, dpt_rng_key_make(seed, DPT_RNG_SPLIT, member), SPLIT_CTR_KFOLD);
-    /* Stable counting sort of the permuted positions by class, then deal round robin: every
-     * class is a contiguous run, so each fold gets floor or ceil of n_c / k of it. */
-    for (int64_t i = 0; i < n; i++)
-        offset[class_at(y, pool, i) + 1]++;
+    /* Classes are numbered in order of first appearance in the pool, as StratifiedKFold does;
+     * the folds depend on that numbering. Without labels everything is class 0: KFold. */
+    int64_t *offset = code + K, n_classes = 0;
     for (int64_t c = 0; c < K; c++)
+        code[c] = -1;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = class_at(y, pool, i);
+        if (code[c] < 0)
+            code[c] = n_classes++;
+        offset[code[c] + 1]++;
+    }
+    int64_t largest = 0;
+    for (int64_t c = 0; c < n_classes; c++) {
+        largest = offset[c + 1] > largest ? offset[c + 1] : largest;
         offset[c + 1] += offset[c];
+    }
+    if (largest < k) {
+        st = dpt_errorf(DPT_EINVAL,
+                        "stratified k-fold: %d folds, more than any class has "
+                        "(the largest has %lld samples)",
+                        k, (long long)largest);
+        goto out;
+    }
+    /* Class c is the run [offset[c], offset[c + 1]) of the sorted labels; dealing them round
+     * robin gives fold f the members of that run at positions = f (mod k). Class c's samples,
+     * in pool order, take fold 0 that many times, then fold 1, and so on; with shuffle those
+     * fold labels are permuted, class after class, from one stream. */
+    for (int64_t c = 0; c < n_classes; c++) {
+        int64_t j = offset[c];
+        for (int64_t f = 0; f < k; f++) {
+            int64_t take = count_residue(offset[c + 1], f, k) - count_residue(offset[c], f, k);
+            for (int64_t t = 0; t < take; t++)
+                labels[j++] = (int32_t)f;
+        }
+    }
+    if (shuffle) {
+        dpt_rng r;
+        dpt_rng_init(&r, dpt_rng_key_make(seed, DPT_RNG_SPLIT, member), SPLIT_CTR_KFOLD, 0);
+        for (int64_t c = 0; c < n_classes; c++) {
+            int32_t *run = labels + offset[c];
+            for (int64_t i = offset[c + 1] - offset[c] - 1; i > 0; i--) {
+                int64_t q = dpt_rng_below(&r, (uint32_t)(i + 1));
+                int32_t t = run[i];
+                run[i] = run[q];
+                run[q] = t;
+            }
+        }
+    }
+    for (int64_t i = 0; i < n; i++) /* stable counting sort: class runs keep pool order */
+        grouped[offset[code[class_at(y, pool, i)]]++] = i;
     for (int64_t i = 0; i < n; i++)
-        grouped[offset[class_at(y, pool, perm[i])]++] = perm[i];
-    for (int64_t i = 0; i < n; i++)
-        fold_of[grouped[i]] = (int32_t)(i % k);
+        fold_of[grouped[i]] = labels[i];
 out:
-    dpt_free_aligned(perm);
-    dpt_free_aligned(offset);
+    dpt_free_aligned(code);
+    dpt_free_aligned(grouped);
+    dpt_free_aligned(labels);
     return st;
 }
 

@@ -107,6 +107,12 @@ dpt_status dpt_group_sum_i64(const dpt_group *g, dpt_scope scope, int64_t *buf, 
                                   "metric sum: MPI_Allreduce");
 }
 
+dpt_status dpt_group_sum_f32(const dpt_group *g, dpt_scope scope, float *buf, int64_t n) {
+    DPT_ASSERT(n >= 0 && (buf || n == 0));
+    return dpt__allreduce_inplace(buf, n, MPI_FLOAT, MPI_SUM, dpt__scope_comm(g, scope),
+                                  "row gather: MPI_Allreduce");
+}
+
 dpt_status dpt_group_bn_reduce(void *ctx, double *buf, int64_t n) {
     const dpt_group *g = ctx;
     DPT_ASSERT(g && n >= 0 && (buf || n == 0));

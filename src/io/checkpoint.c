@@ -2,6 +2,7 @@
  * the model's segment table and the optimizer's state export, nothing of the training loop. */
 #include "dpt/checkpoint.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,18 @@ dpt_status dpt_checkpoint_save(const char *path, const dpt_checkpoint *c) {
         char obj[96];
         snprintf(obj, sizeof obj, "metrics/%s", c->metric_names[i]);
         dpt_h5w_f64(&w, obj, c->metric_values[i], 1, &c->metric_rows);
+    }
+    if (c->member_kind) {
+        dpt_h5w_group(&w, "member");
+        dpt_h5w_attr_str(&w, "member", "kind", c->member_kind);
+        dpt_h5w_attr_i64(&w, "member", "id", c->member_id);
+        if (!isnan(c->member_alpha))
+            dpt_h5w_attr_f64(&w, "member", "alpha", c->member_alpha);
+        if (c->member_train_idx)
+            dpt_h5w_i64(&w, "member/train_indices", c->member_train_idx, 1, &c->member_n_train);
+        if (c->member_heldout_idx)
+            dpt_h5w_i64(&w, "member/heldout_indices", c->member_heldout_idx, 1,
+                        &c->member_n_heldout);
     }
     return dpt_h5w_close(&w, 1);
 }
@@ -152,6 +165,20 @@ dpt_status dpt_checkpoint_load(const char *path, int64_t max_batch, dpt_model **
     dpt_h5r_attr_i64(&r, "/", "seed", &seed);
     info->seed = (uint32_t)seed;
     dpt_h5r_attr_str(&r, "/", "data_source", info->data_source, sizeof info->data_source);
+    {
+        dpt_shape outs = dpt_model_output_shape(m);
+        info->num_classes = outs.ndim == 1 ? outs.d[0] : 0;
+    }
+    info->member_alpha = NAN;
+    if (dpt_h5r_exists(&r, "member")) {
+        if ((st = dpt_h5r_attr_str(&r, "member", "kind", info->member_kind,
+                                   sizeof info->member_kind)) != DPT_OK ||
+            (st = dpt_h5r_attr_i64(&r, "member", "id", &info->member_id)) != DPT_OK)
+            goto out;
+        if (dpt_h5r_attr_exists(&r, "member", "alpha") &&
+            (st = dpt_h5r_attr_f64(&r, "member", "alpha", &info->member_alpha)) != DPT_OK)
+            goto out;
+    }
     if (dpt_h5r_exists(&r, "data/norm_mean")) {
         int64_t dims[8];
         if ((st = dpt_h5r_shape(&r, "data/norm_mean", &nd, dims)) != DPT_OK)

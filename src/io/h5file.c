@@ -105,6 +105,15 @@ dpt_status dpt_h5w_u32(dpt_h5w *w, const char *obj, const uint32_t *data, int nd
     return write_dataset(w, obj, H5T_STD_U32LE, H5T_NATIVE_UINT32, data, ndim, dims);
 }
 
+dpt_status dpt_h5w_str(dpt_h5w *w, const char *obj, const char *value) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    dpt_status st = write_dataset(w, obj, t, t, value, 0, NULL);
+    H5Tclose(t);
+    return st;
+}
+
 static dpt_status write_attr(dpt_h5w *w, const char *obj, const char *name, hid_t filetype,
                              hid_t memtype, const void *value) {
     if (w->st != DPT_OK)

@@ -1,25 +1,24 @@
-/* The training loop of DESIGN §2 over one rank group (train): sampler -> augment -> forward ->
- * loss -> backward with bucketed allreduce -> one shared optimizer step; evaluation, early
- * stopping, metrics.csv and the final checkpoint. Parses no arguments; talks to MPI only
- * through dist. */
+/* The trainer object (train): one model trained by one rank group over borrowed data and index
+ * lists, following DESIGN §2: sampler -> augment -> forward -> loss -> backward with bucketed
+ * allreduce -> one shared optimizer step. An epoch ends with evaluation (validation list, test
+ * split), a metrics row, and early stopping. Plain runs, ensemble members, folds and sweep points
+ * are all a dpt_trainer; the drivers around it choose the data and the identity. Parses no
+ * arguments; talks to MPI only through dist. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "dpt/checkpoint.h"
 #include "dpt/conv.h"
-#include "dpt/data.h"
-#include "dpt/dist.h"
 #include "dpt/loss.h"
-#include "dpt/model.h"
+#include "dpt/metrics_log.h"
 #include "dpt/sampler.h"
 #include "dpt/timer.h"
-#include "dpt/train.h"
-
-#define EVAL_BATCH_DEFAULT 256
+#include "train_impl.h"
 
 void dpt_train_cfg_defaults(dpt_train_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -34,21 +33,22 @@ void dpt_train_cfg_defaults(dpt_train_cfg *cfg) {
     cfg->bn = DPT_BN_LOCAL;
 }
 
-/* Per-epoch history, for metrics.csv and the checkpoint. */
-enum {
-    COL_EPOCH, COL_STEP, COL_LR, COL_TRAIN_LOSS, COL_TRAIN_ACC, COL_VAL_LOSS, COL_VAL_ACC,
-    COL_TEST_LOSS, COL_TEST_ACC, COL_IMAGES_PER_S, COL_SECONDS, N_COLS
-};
+/* metrics.csv columns, in dpt_epoch_report order; the first two print as integers. */
+enum { N_COLS = 11 };
 static const char *const col_names[N_COLS] = {
     "epoch",    "step",      "lr",       "train_loss", "train_acc", "val_loss",
     "val_acc",  "test_loss", "test_acc", "images_per_s", "seconds"};
 
-typedef struct {
+struct dpt_trainer {
     const dpt_train_cfg *cfg;
     dpt_group *g;
     FILE *log;
-    dpt_data data;
-    int64_t *train_idx, *val_idx, n_train, n_val;
+    const dpt_data *data;
+    const int64_t *train_idx, *val_idx;
+    int64_t n_train, n_val;
+    uint32_t member;
+    char label[64];
+    char *out;                /* NULL: nothing written */
     dpt_sampler sampler;
     dpt_augment aug;
     int mixing;
@@ -67,44 +67,23 @@ typedef struct {
     float *x, *soft;         /* batch buffers: (micro, sample), (micro, K) */
     int32_t *labels;
     int64_t *partner;
-    float *best_params, *best_buffers;
     double *buffer_sums;     /* scratch of sync_buffers */
-    double *history[N_COLS];
-    int64_t history_rows;
+    dpt_metrics_log history;
+    dpt_early_stop early;
+    dpt_eval_scratch eval;
     dpt_phase_timer timer;
     int in_last_micro;       /* backward of the last micro-batch: the hook marks buckets */
-} trainer;
+    int64_t epoch, gstep, images; /* next epoch (0-based), optimizer steps, images trained */
+    double train_seconds, t_start;
+    int done;
+};
 
-static int is_leader(const trainer *t) { return t->g->leader; }
+static int is_leader(const dpt_trainer *t) { return t->g->leader; }
 
 /* ---- setup --------------------------------------------------------------------------------- */
 
-static dpt_status load_data(trainer *t) {
-    const dpt_train_cfg *c = t->cfg;
-    dpt_data_opts opts = {.search_path = c->data_search};
-    dpt_status st = dpt_data_load(&t->data, c->data, &opts);
-    if (st != DPT_OK)
-        return st;
-    int64_t n = t->data.train.N;
-    t->train_idx = malloc((size_t)n * sizeof(int64_t));
-    t->val_idx = malloc((size_t)n * sizeof(int64_t));
-    if (!t->train_idx || !t->val_idx)
-        return dpt_errorf(DPT_ENOMEM, "cannot allocate the index lists");
-    if (c->val_fraction > 0) {
-        st = dpt_resample_split(t->train_idx, &t->n_train, t->val_idx, &t->n_val, NULL, n,
-                                t->data.train.y, t->data.train.K, c->val_fraction, c->seed, 0);
-        if (st != DPT_OK)
-            return st;
-    } else {
-        for (int64_t i = 0; i < n; i++)
-            t->train_idx[i] = i;
-        t->n_train = n;
-    }
-    return dpt_data_normalize(&t->data, t->train_idx, t->n_train);
-}
-
 static void backward_hook(void *ctx, int layer) {
-    trainer *t = ctx;
+    dpt_trainer *t = ctx;
     if (!t->in_last_micro || !t->bucketer_ready)
         return;
     if (t->layer_offset[layer] < t->n_params)
@@ -112,23 +91,17 @@ static void backward_hook(void *ctx, int layer) {
     dpt_bucketer_progress(&t->bucketer);
 }
 
-static dpt_status build_model(trainer *t) {
+static dpt_status build_model(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
-    const dpt_dataset *ds = &t->data.train;
-    int64_t in[4] = {ds->C, ds->D, ds->H, ds->W};
-    dpt_shape input;
-    if (ds->sdims == 1)
-        input = dpt_shape_make(2, (int64_t[]){ds->C, ds->W});
-    else if (ds->sdims == 2)
-        input = dpt_shape_make(3, (int64_t[]){ds->C, ds->H, ds->W});
-    else
-        input = dpt_shape_make(4, in);
-    int64_t eval_batch = c->eval_batch > 0 ? c->eval_batch : EVAL_BATCH_DEFAULT;
+    const dpt_dataset *ds = &t->data->train;
+    dpt_shape input = dpt__sample_shape(ds);
+    int64_t eval_batch = t->eval.eval_batch;
     dpt_model_cfg mc = {
         .max_batch = t->micro > eval_batch ? t->micro : eval_batch,
         .num_classes = ds->K,
         .bn_ghost = c->bn == DPT_BN_GHOST ? c->bn_ghost : 0,
         .seed = c->seed,
+        .member = t->member,
     };
     dpt_status st = dpt_model_create(&t->model, c->model, input, &mc);
     if (st != DPT_OK)
@@ -193,7 +166,7 @@ static dpt_status build_model(trainer *t) {
     return DPT_OK;
 }
 
-static dpt_status make_schedule(trainer *t) {
+static dpt_status make_schedule(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
     double spe = (double)dpt_sampler_steps(&t->sampler);
     int64_t total = (int64_t)(spe * (double)c->epochs);
@@ -219,24 +192,22 @@ static dpt_status make_schedule(trainer *t) {
     return dpt_schedule_init(&t->sched, &sc);
 }
 
-static dpt_status allocate_batch(trainer *t) {
-    const dpt_dataset *ds = &t->data.train;
+static dpt_status allocate_batch(dpt_trainer *t) {
+    const dpt_dataset *ds = &t->data->train;
     int64_t sample = dpt_dataset_sample_numel(ds);
     int64_t local_max = (t->cfg->batch + t->g->size - 1) / t->g->size;
     t->micro = t->cfg->micro_batch > 0 && t->cfg->micro_batch < local_max ? t->cfg->micro_batch
                                                                           : local_max;
-    int64_t eval_batch = t->cfg->eval_batch > 0 ? t->cfg->eval_batch : EVAL_BATCH_DEFAULT;
-    int64_t rows = t->micro > eval_batch ? t->micro : eval_batch; /* x serves evaluation too */
-    t->x = dpt_alloc_aligned(dpt_size_mul((size_t)(rows * sample), sizeof(float)));
+    t->x = dpt_alloc_aligned(dpt_size_mul((size_t)(t->micro * sample), sizeof(float)));
     t->soft = dpt_alloc_aligned(dpt_size_mul((size_t)(t->micro * ds->K), sizeof(float)));
-    t->labels = malloc((size_t)rows * sizeof(int32_t));
+    t->labels = malloc((size_t)t->micro * sizeof(int32_t));
     t->partner = malloc((size_t)t->micro * sizeof(int64_t));
     if (!t->x || !t->soft || !t->labels || !t->partner)
         return dpt_errorf(DPT_ENOMEM, "cannot allocate the batch buffers");
-    return DPT_OK;
+    return dpt__eval_scratch_init(&t->eval, t->cfg->eval_batch, sample);
 }
 
-static dpt_status check_config(trainer *t) {
+static dpt_status check_config(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
     if (c->epochs < 1)
         return dpt_errorf(DPT_EINVAL, "--epochs must be at least 1");
@@ -270,11 +241,11 @@ typedef struct {
 
 /* Forward + loss + backward of rows [off, off + m) of this rank's slice. The loss is divided by
  * the global batch b, so the group sum of the gradients is the gradient of the global mean. */
-static dpt_status micro_step(trainer *t, const int64_t *idx, int64_t first, int64_t off,
+static dpt_status micro_step(dpt_trainer *t, const int64_t *idx, int64_t first, int64_t off,
                              int64_t m, int64_t step, int64_t gstep, int64_t b, uint32_t epoch,
                              epoch_sums *sums) {
     const dpt_train_cfg *c = t->cfg;
-    const dpt_dataset *ds = &t->data.train;
+    const dpt_dataset *ds = &t->data->train;
     dpt_phase_begin(&t->timer, DPT_PHASE_DATA);
     if (t->mixing)
         for (int64_t j = 0; j < m; j++)
@@ -284,7 +255,7 @@ static dpt_status micro_step(trainer *t, const int64_t *idx, int64_t first, int6
     dpt_phase_end(&t->timer);
 
     dpt_phase_begin(&t->timer, DPT_PHASE_FORWARD);
-    dpt_model_rng rng = {.seed = c->seed, .step = (uint32_t)gstep, .sample = idx + off};
+    dpt_model_rng rng = {.seed = c->seed, .member = t->member, .step = (uint32_t)gstep, .sample = idx + off};
     dpt_status st = dpt_model_forward(t->model, t->x, m, 1, &rng);
     float *dl = dpt_model_dlogits_buffer(t->model);
     const float *logits = dpt_model_logits(t->model);
@@ -316,7 +287,7 @@ static int grads_finite(const float *g, int64_t n) {
     return acc == 0.0f;
 }
 
-static dpt_status deterministic_reduce(trainer *t, int64_t n_chunks_local, int64_t b) {
+static dpt_status deterministic_reduce(dpt_trainer *t, int64_t n_chunks_local, int64_t b) {
     double maxabs = dpt_exact_maxabs(t->chunk_grads, n_chunks_local * t->n_params);
     dpt_exact_scale scale;
     dpt_status st = dpt_exact_agree(t->g, maxabs, b / t->cfg->micro_batch, &scale);
@@ -332,7 +303,7 @@ static dpt_status deterministic_reduce(trainer *t, int64_t n_chunks_local, int64
     return st;
 }
 
-static dpt_status train_step(trainer *t, int64_t step, int64_t gstep, uint32_t epoch,
+static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32_t epoch,
                              epoch_sums *sums, double *lr_out) {
     const dpt_train_cfg *c = t->cfg;
     const int64_t *idx;
@@ -387,7 +358,7 @@ static dpt_status train_step(trainer *t, int64_t step, int64_t gstep, uint32_t e
 
 /* Batch-norm running statistics are per rank with local BN: average them over the group so that
  * evaluation and checkpoints use one model. */
-static dpt_status sync_buffers(trainer *t) {
+static dpt_status sync_buffers(dpt_trainer *t) {
     if (t->g->size == 1 || t->n_buffers == 0)
         return DPT_OK;
     double *sum = t->buffer_sums;
@@ -399,135 +370,78 @@ static dpt_status sync_buffers(trainer *t) {
     return st;
 }
 
-/* Loss and accuracy of `model` over ds samples idx[0..n) (NULL: all), sharded over the group. */
-static dpt_status evaluate_model(dpt_model *model, const dpt_group *g, const dpt_dataset *ds,
-                                 const int64_t *idx, int64_t n, int64_t eval_batch, float *x,
-                                 int32_t *labels, double *loss, double *acc) {
-    int64_t begin, count;
-    dpt_shard_range(n, g->rank, g->size, &begin, &count);
-    int64_t sample = dpt_dataset_sample_numel(ds);
-    double sums[2] = {0, 0};
-    dpt_status st = DPT_OK;
-    for (int64_t off = 0; off < count && st == DPT_OK; off += eval_batch) {
-        int64_t m = count - off < eval_batch ? count - off : eval_batch;
-        for (int64_t j = 0; j < m; j++) {
-            int64_t s = idx ? idx[begin + off + j] : begin + off + j;
-            memcpy(x + j * sample, ds->x + s * sample, (size_t)sample * sizeof(float));
-            labels[j] = ds->y[s];
-        }
-        if ((st = dpt_model_forward(model, x, m, 0, NULL)) != DPT_OK)
-            break;
-        int64_t correct = 0;
-        sums[0] += dpt_xent_forward_backward(NULL, &correct, dpt_model_logits(model), labels, m,
-                                             ds->K, 0, 1.0);
-        sums[1] += (double)correct;
-    }
-    dpt_status rst = dpt_group_sum_f64(g, DPT_SCOPE_GROUP, sums, 2);
-    st = st == DPT_OK ? rst : st;
-    *loss = n > 0 ? sums[0] / (double)n : NAN;
-    *acc = n > 0 ? sums[1] / (double)n : NAN;
-    return st;
+dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *ds, const int64_t *idx,
+                                int64_t n, float *probs, dpt_eval_result *res) {
+    return dpt__evaluate(t->model, t->g, ds, idx, n, &t->eval, probs, res);
 }
 
 /* Test samples evaluated: all, or the first --test-samples. */
-static int64_t n_test(const trainer *t) {
-    int64_t n = t->data.test.N, limit = t->cfg->test_samples;
+static int64_t n_test(const dpt_trainer *t) {
+    int64_t n = t->data->test.N, limit = t->cfg->test_samples;
     return limit > 0 && limit < n ? limit : n;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* At most one refresh per PROGRESS_PERIOD seconds: under mpirun a rank's stdout looks like a
- * terminal even when mpirun's output goes to a file (--no-progress turns it off there). */
-#define PROGRESS_PERIOD 0.5
-
-static void progress_line(trainer *t, int64_t epoch, int64_t step, int64_t steps,
-                          const epoch_sums *s, double t0, int tty, double *last) {
-    if (!tty || !is_leader(t) || t->cfg->quiet || t->cfg->no_progress)
-        return;
-    double now = dpt_now();
-    if (now - *last < PROGRESS_PERIOD && step + 1 < steps)
-        return;
-    *last = now;
-    double el = now - t0;
-    double frac = (double)(step + 1) / (double)steps;
-    double ips = el > 0 ? (double)(step + 1) * (double)t->cfg->batch / el : 0;
-    double eta = frac > 0 ? el / frac - el : 0;
-    fprintf(t->log, "\repoch %lld/%lld %3.0f%%  loss %.4f  acc %.4f  %6.0f img/s  ETA %3.0fs ",
-            (long long)epoch + 1, (long long)t->cfg->epochs, 100 * frac,
-            s->count ? s->loss_sum / (double)s->count : 0,
-            s->count ? (double)s->correct / (double)s->count : 0, ips, eta);
-    fflush(t->log);
-}
-
+/* mkdir -p DIR and DIR/checkpoints; the error names the folder and the system's reason. */
 static dpt_status make_dirs(const char *out) {
     char path[4096];
-    snprintf(path, sizeof path, "%s", out);
+    if (snprintf(path, sizeof path, "%s/checkpoints", out) >= (int)sizeof path)
+        return dpt_errorf(DPT_EINVAL, "%.200s...: path too long", out);
     for (char *p = path + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';
-            mkdir(path, 0777);
+            if (mkdir(path, 0777) != 0 && errno != EEXIST)
+                return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path,
+                                  strerror(errno));
             *p = '/';
         }
-    if (mkdir(path, 0777) != 0 && access(path, W_OK) != 0)
-        return dpt_errorf(DPT_EIO, "%s: cannot create the run directory", out);
-    snprintf(path, sizeof path, "%s/checkpoints", out);
-    if (mkdir(path, 0777) != 0 && access(path, W_OK) != 0)
-        return dpt_errorf(DPT_EIO, "%s: cannot create the checkpoint directory", path);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path, strerror(errno));
+    if (access(path, W_OK) != 0)
+        return dpt_errorf(DPT_EIO, "%s: not writable: %s", path, strerror(errno));
     return DPT_OK;
 }
 
-static dpt_status write_metrics_csv(const trainer *t) {
+dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_info *member,
+                            char *path_out, size_t path_size) {
+    if (!is_leader(t) || !t->out)
+        return DPT_OK;
     char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.csv", t->cfg->out);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return dpt_errorf(DPT_EIO, "%s: cannot write", tmp);
-    for (int c = 0; c < N_COLS; c++)
-        fprintf(f, "%s%s", col_names[c], c + 1 < N_COLS ? "," : "\n");
-    for (int64_t r = 0; r < t->history_rows; r++)
-        for (int c = 0; c < N_COLS; c++)
-            fprintf(f, c <= COL_STEP ? "%.0f%s" : "%.9g%s", t->history[c][r],
-                    c + 1 < N_COLS ? "," : "\n");
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0)
-        return dpt_errorf(DPT_EIO, "%s: write failed", path);
-    return DPT_OK;
-}
-
-static dpt_status save_checkpoint(trainer *t, const char *name, int64_t epoch, int64_t step,
-                                  char *path_out, size_t n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoints/%s", t->cfg->out, name);
-    const double *cols[N_COLS];
-    for (int c = 0; c < N_COLS; c++)
-        cols[c] = t->history[c];
+    snprintf(path, sizeof path, "%s/checkpoints/%s", t->out, name);
     dpt_checkpoint ck = {
         .model = t->model,
         .optim = t->optim,
-        .epoch = epoch,
-        .step = step,
+        .epoch = t->history.rows > 0 ? (int64_t)t->history.cols[0][t->history.rows - 1] : 0,
+        .step = t->gstep,
         .seed = t->cfg->seed,
-        .data_source = t->data.source,
-        .channels = t->data.train.C,
-        .norm_mean = t->data.train.norm_mean,
-        .norm_std = t->data.train.norm_std,
+        .config = t->cfg->config_text,
+        .data_source = t->data->source,
+        .channels = t->data->train.C,
+        .norm_mean = t->data->train.norm_mean,
+        .norm_std = t->data->train.norm_std,
         .n_metrics = N_COLS,
-        .metric_rows = t->history_rows,
+        .metric_rows = t->history.rows,
         .metric_names = col_names,
-        .metric_values = cols,
+        .metric_values = (const double *const *)t->history.cols,
     };
+    if (member && member->kind) {
+        ck.member_kind = member->kind;
+        ck.member_id = member->id;
+        ck.member_train_idx = member->train_idx;
+        ck.member_n_train = member->n_train;
+        ck.member_heldout_idx = member->heldout_idx;
+        ck.member_n_heldout = member->n_heldout;
+        ck.member_alpha = member->alpha;
+    }
     dpt_status st = dpt_checkpoint_save(path, &ck);
     if (st == DPT_OK && path_out)
-        snprintf(path_out, n, "%s", path);
+        snprintf(path_out, path_size, "%s", path);
     return st;
 }
 
 /* Mean over the group of each phase's seconds (ranks run in lock step, so the mean is typical). */
-static dpt_status print_profile(trainer *t, double total) {
+static dpt_status print_profile(dpt_trainer *t, double total) {
     double s[DPT_PHASE_COUNT];
     for (int p = 0; p < DPT_PHASE_COUNT; p++)
         s[p] = t->timer.seconds[p];
@@ -544,23 +458,27 @@ static dpt_status print_profile(trainer *t, double total) {
     return DPT_OK;
 }
 
-/* ---- the loop -------------------------------------------------------------------------------- */
+/* ---- create / destroy -------------------------------------------------------------------- */
 
-static dpt_status setup(trainer *t) {
+static dpt_status setup(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
     dpt_status st = check_config(t);
-    if (st == DPT_OK)
-        st = load_data(t);
-    if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
+    if (st != DPT_OK)
         return st;
-    dpt_sampler_cfg sc = {.global_batch = c->batch, .seed = c->seed, .drop_last = c->drop_last};
+    if (t->data->train.K < 2)
+        return dpt_errorf(DPT_EINVAL, "%s: %lld class%s in the training labels; classification "
+                                      "needs at least 2",
+                          t->data->source, (long long)t->data->train.K,
+                          t->data->train.K == 1 ? "" : "es");
+    dpt_sampler_cfg sc = {.global_batch = c->batch, .seed = c->seed, .member = t->member,
+                          .drop_last = c->drop_last};
     if ((st = dpt_sampler_init(&t->sampler, &sc, t->train_idx, t->n_train)) != DPT_OK)
         return st;
     dpt_augment_cfg ac = c->augment;
     ac.seed = c->seed;
-    ac.member = 0;
+    ac.member = t->member;
     t->mixing = ac.mixup_alpha > 0 || ac.cutmix_alpha > 0;
-    if ((st = dpt_augment_init(&t->aug, &ac, &t->data.train)) != DPT_OK)
+    if ((st = dpt_augment_init(&t->aug, &ac, &t->data->train)) != DPT_OK)
         return st;
     if ((st = allocate_batch(t)) != DPT_OK || (st = build_model(t)) != DPT_OK ||
         (st = make_schedule(t)) != DPT_OK)
@@ -570,29 +488,25 @@ static dpt_status setup(trainer *t) {
         t->chunk_grads = dpt_alloc_aligned(
             dpt_size_mul((size_t)(local_chunks * t->n_params), sizeof(float)));
         if (!t->chunk_grads)
-            return DPT_ENOMEM;
+            return dpt_errorf(DPT_ENOMEM, "cannot allocate the chunk gradients");
         if ((st = dpt_exact_acc_init(&t->exact, t->n_params)) != DPT_OK)
             return st;
     }
-    for (int col = 0; col < N_COLS; col++)
-        if (!(t->history[col] = calloc((size_t)c->epochs, sizeof(double))))
-            return dpt_errorf(DPT_ENOMEM, "cannot allocate the metrics history");
+    if ((st = dpt_metrics_log_init(&t->history, N_COLS, col_names, 2, c->epochs)) != DPT_OK)
+        return st;
     if (!(t->buffer_sums = malloc((size_t)(t->n_buffers + 1) * sizeof(double))))
         return dpt_errorf(DPT_ENOMEM, "cannot allocate the buffer reduction");
-    if (c->early_stop > 0) {
-        t->best_params = malloc((size_t)t->n_params * sizeof(float));
-        t->best_buffers = malloc((size_t)(t->n_buffers + 1) * sizeof(float));
-        if (!t->best_params || !t->best_buffers)
-            return dpt_errorf(DPT_ENOMEM, "cannot allocate the early-stopping copy");
-    }
-    if (is_leader(t) && c->out && *c->out)
-        st = make_dirs(c->out);
+    if ((st = dpt__early_stop_init(&t->early, t->n_val > 0 ? c->early_stop : 0, t->n_params,
+                                   t->n_buffers)) != DPT_OK)
+        return st;
+    if (is_leader(t) && t->out)
+        st = make_dirs(t->out);
     return st;
 }
 
-static void free_trainer(trainer *t) {
-    dpt_data_free(&t->data);
-    free(t->train_idx), free(t->val_idx);
+void dpt_trainer_destroy(dpt_trainer *t) {
+    if (!t)
+        return;
     dpt_sampler_free(&t->sampler);
     dpt_augment_free(&t->aug);
     if (t->bucketer_ready)
@@ -604,177 +518,251 @@ static void free_trainer(trainer *t) {
     free(t->layer_offset);
     dpt_free_aligned(t->x), dpt_free_aligned(t->soft);
     free(t->labels), free(t->partner);
-    free(t->best_params), free(t->best_buffers), free(t->buffer_sums);
-    for (int c = 0; c < N_COLS; c++)
-        free(t->history[c]);
+    free(t->buffer_sums);
+    dpt_metrics_log_free(&t->history);
+    dpt__early_stop_free(&t->early);
+    dpt__eval_scratch_free(&t->eval);
+    free(t->out);
+    free(t);
 }
 
-static dpt_status run_epochs(trainer *t, dpt_train_result *res) {
+dpt_status dpt_trainer_create(dpt_trainer **out, const dpt_train_cfg *cfg, dpt_group *g,
+                              const dpt_trainer_job *job) {
+    *out = NULL;
+    dpt_trainer *t = calloc(1, sizeof *t);
+    dpt_status st = t ? DPT_OK : dpt_errorf(DPT_ENOMEM, "cannot allocate the trainer");
+    if (t) {
+        t->cfg = cfg;
+        t->g = g;
+        t->log = cfg->log ? cfg->log : stdout;
+        t->data = job->data;
+        t->train_idx = job->train_idx, t->n_train = job->n_train;
+        t->val_idx = job->val_idx, t->n_val = job->val_idx ? job->n_val : 0;
+        t->member = job->member;
+        snprintf(t->label, sizeof t->label, "%s", job->label ? job->label : "");
+        dpt_phase_timer_init(&t->timer);
+        if (job->out && *job->out && !(t->out = strdup(job->out)))
+            st = dpt_errorf(DPT_ENOMEM, "cannot copy the run directory name");
+        if (st == DPT_OK)
+            st = setup(t);
+    }
+    if ((st = dpt_group_agree(g, st)) != DPT_OK) {
+        dpt_trainer_destroy(t);
+        return st;
+    }
+    t->t_start = dpt_now();
+    *out = t;
+    return DPT_OK;
+}
+
+dpt_model *dpt_trainer_model(dpt_trainer *t) { return t->model; }
+int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t) { return dpt_sampler_steps(&t->sampler); }
+
+/* ---- one epoch ------------------------------------------------------------------------------ */
+
+static void report_step(dpt_trainer *t, int64_t step, int64_t steps, const epoch_sums *s,
+                        double t0) {
+    if (!is_leader(t) || !t->cfg->progress.step)
+        return;
+    double el = dpt_now() - t0, frac = (double)(step + 1) / (double)steps;
+    dpt_step_report r = {
+        .label = t->label,
+        .epoch = t->epoch, .epochs = t->cfg->epochs,
+        .step = step, .steps = steps, .global_step = t->gstep,
+        .loss = s->count ? s->loss_sum / (double)s->count : 0,
+        .acc = s->count ? (double)s->correct / (double)s->count : 0,
+        .images_per_s = el > 0 ? (double)(step + 1) * (double)t->cfg->batch / el : 0,
+        .eta_seconds = frac > 0 ? el / frac - el : 0,
+    };
+    t->cfg->progress.step(t->cfg->progress.ctx, &r);
+}
+
+static void report_message(dpt_trainer *t, const char *text) {
+    if (is_leader(t) && t->cfg->progress.message)
+        t->cfg->progress.message(t->cfg->progress.ctx, t->label, text);
+}
+
+dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     const dpt_train_cfg *c = t->cfg;
-    const dpt_dataset *ds = &t->data.train;
-    int tty = isatty(fileno(t->log));
-    int64_t eval_batch = c->eval_batch > 0 ? c->eval_batch : EVAL_BATCH_DEFAULT;
-    double best_val = INFINITY, train_seconds = 0, t_start = dpt_now();
-    int64_t gstep = 0, since_best = 0, images = 0;
+    *done = t->done;
+    memset(row, 0, sizeof *row);
+    if (t->done)
+        return DPT_OK;
+    uint32_t e = (uint32_t)t->epoch;
+    dpt_sampler_set_epoch(&t->sampler, e);
+    int64_t steps = dpt_sampler_steps(&t->sampler), images_before = t->images;
+    epoch_sums sums = {0};
+    double lr = 0, t0 = dpt_now();
     dpt_status st = DPT_OK;
-    res->best_epoch = -1;
-    for (int64_t e = 0; e < c->epochs && st == DPT_OK; e++) {
-        dpt_sampler_set_epoch(&t->sampler, (uint32_t)e);
-        int64_t steps = dpt_sampler_steps(&t->sampler);
-        epoch_sums sums = {0};
-        double lr = 0, t0 = dpt_now(), last_progress = 0;
-        int64_t images_before = images;
-        for (int64_t s = 0; s < steps && st == DPT_OK; s++) {
-            if (c->max_steps > 0 && gstep >= c->max_steps)
-                break;
-            st = train_step(t, s, gstep, (uint32_t)e, &sums, &lr);
-            images += dpt_sampler_batch_size(&t->sampler, s);
-            gstep++;
-            progress_line(t, e, s, steps, &sums, t0, tty, &last_progress);
-        }
-        double epoch_seconds = dpt_now() - t0;
-        train_seconds += epoch_seconds;
-        if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
+    for (int64_t s = 0; s < steps && st == DPT_OK; s++) {
+        if (c->max_steps > 0 && t->gstep >= c->max_steps)
             break;
-        if (tty && is_leader(t) && !c->quiet && !c->no_progress)
-            fprintf(t->log, "\r\033[K");
-        /* epoch metrics, reduced over the group */
-        double red[3] = {sums.loss_sum, (double)sums.correct, (double)sums.count};
-        dpt_phase_begin(&t->timer, DPT_PHASE_EVAL);
-        /* The shared optimizer step keeps replicas bit-identical; a hash per epoch proves it. */
-        st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, t->params,
-                                  (size_t)t->n_params * sizeof(float), "parameters after an epoch");
-        if (st == DPT_OK)
-            st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, red, 3);
-        if (st == DPT_OK)
-            st = sync_buffers(t);
-        double val_loss = NAN, val_acc = NAN, test_loss = NAN, test_acc = NAN;
-        if (st == DPT_OK && t->n_val > 0)
-            st = evaluate_model(t->model, t->g, ds, t->val_idx, t->n_val, eval_batch, t->x,
-                                t->labels, &val_loss, &val_acc);
-        if (st == DPT_OK)
-            st = evaluate_model(t->model, t->g, &t->data.test, NULL, n_test(t), eval_batch, t->x,
-                                t->labels, &test_loss, &test_acc);
-        dpt_phase_end(&t->timer);
-        if (st != DPT_OK)
-            break;
-        int64_t r = t->history_rows++;
-        double row[N_COLS] = {
-            (double)(e + 1), (double)gstep, lr, red[2] > 0 ? red[0] / red[2] : NAN,
-            red[2] > 0 ? red[1] / red[2] : NAN, val_loss, val_acc, test_loss, test_acc,
-            (double)images / train_seconds, dpt_now() - t_start};
-        for (int col = 0; col < N_COLS; col++)
-            t->history[col][r] = row[col];
-        res->epochs_run = e + 1;
-        res->steps = gstep;
-        res->train_loss = row[COL_TRAIN_LOSS], res->train_acc = row[COL_TRAIN_ACC];
-        res->val_loss = val_loss, res->val_acc = val_acc;
-        res->test_loss = test_loss, res->test_acc = test_acc;
-        if (is_leader(t) && !c->quiet) {
-            char val[64] = "";
-            if (t->n_val > 0)
-                snprintf(val, sizeof val, "  val loss %.4f acc %.4f", val_loss, val_acc);
-            fprintf(t->log,
-                    "epoch %3lld  step %6lld  lr %.3g  train loss %.4f acc %.4f%s  test loss "
-                    "%.4f acc %.4f  %.0f img/s  %.1fs\n",
-                    (long long)e + 1, (long long)gstep, lr, row[COL_TRAIN_LOSS],
-                    row[COL_TRAIN_ACC], val, test_loss, test_acc,
-                    (double)(images - images_before) / epoch_seconds, epoch_seconds);
-        }
-        if (is_leader(t) && c->out && *c->out)
-            st = write_metrics_csv(t);
-        if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
-            break;
-        if (c->early_stop > 0 && t->n_val > 0) {
-            if (val_loss < best_val) {
-                best_val = val_loss;
-                since_best = 0;
-                res->best_epoch = e + 1;
-                memcpy(t->best_params, t->params, (size_t)t->n_params * sizeof(float));
-                memcpy(t->best_buffers, t->buffers, (size_t)t->n_buffers * sizeof(float));
-            } else if (++since_best >= c->early_stop) {
-                if (is_leader(t) && !c->quiet)
-                    fprintf(t->log, "early stop: validation loss has not improved for %lld "
-                                    "epochs; restoring epoch %lld\n",
-                            (long long)since_best, (long long)res->best_epoch);
-                break;
-            }
-        }
-        if (c->max_steps > 0 && gstep >= c->max_steps)
-            break;
+        st = train_step(t, s, t->gstep, e, &sums, &lr);
+        t->images += dpt_sampler_batch_size(&t->sampler, s);
+        t->gstep++;
+        report_step(t, s, steps, &sums, t0);
     }
-    if (st == DPT_OK && res->best_epoch > 0) {
-        memcpy(t->params, t->best_params, (size_t)t->n_params * sizeof(float));
-        memcpy(t->buffers, t->best_buffers, (size_t)t->n_buffers * sizeof(float));
-        st = evaluate_model(t->model, t->g, &t->data.test, NULL, n_test(t), eval_batch, t->x,
-                            t->labels, &res->test_loss, &res->test_acc);
+    double epoch_seconds = dpt_now() - t0;
+    t->train_seconds += epoch_seconds;
+    if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
+        return st;
+    double red[3] = {sums.loss_sum, (double)sums.correct, (double)sums.count};
+    dpt_phase_begin(&t->timer, DPT_PHASE_EVAL);
+    /* The shared optimizer step keeps replicas bit-identical; a hash per epoch proves it. */
+    st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, t->params,
+                              (size_t)t->n_params * sizeof(float), "parameters after an epoch");
+    if (st == DPT_OK)
+        st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, red, 3);
+    if (st == DPT_OK)
+        st = sync_buffers(t);
+    dpt_eval_result val = {.loss = NAN, .acc = NAN}, test = {0};
+    if (st == DPT_OK && t->n_val > 0)
+        st = dpt_trainer_evaluate(t, &t->data->train, t->val_idx, t->n_val, NULL, &val);
+    if (st == DPT_OK)
+        st = dpt_trainer_evaluate(t, &t->data->test, NULL, n_test(t), NULL, &test);
+    dpt_phase_end(&t->timer);
+    if (st != DPT_OK)
+        return st;
+    t->epoch++;
+    *row = (dpt_epoch_report){
+        .epoch = t->epoch, .step = t->gstep, .lr = lr,
+        .train_loss = red[2] > 0 ? red[0] / red[2] : NAN,
+        .train_acc = red[2] > 0 ? red[1] / red[2] : NAN,
+        .val_loss = val.loss, .val_acc = val.acc,
+        .test_loss = test.loss, .test_acc = test.acc,
+        .images_per_s = epoch_seconds > 0 ? (double)(t->images - images_before) / epoch_seconds : 0,
+        .seconds = dpt_now() - t->t_start,
+    };
+    double cols[N_COLS] = {(double)row->epoch,  (double)row->step, row->lr,
+                           row->train_loss,     row->train_acc,    row->val_loss,
+                           row->val_acc,        row->test_loss,    row->test_acc,
+                           row->images_per_s,   row->seconds};
+    st = dpt_metrics_log_append(&t->history, cols);
+    if (st == DPT_OK && is_leader(t) && c->progress.epoch)
+        c->progress.epoch(c->progress.ctx, t->label, row);
+    if (st == DPT_OK && is_leader(t) && t->out) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/metrics.csv", t->out);
+        st = dpt_metrics_log_write_csv(&t->history, path);
     }
-    res->seconds = dpt_now() - t_start;
-    res->images_per_s = train_seconds > 0 ? (double)images / train_seconds : 0;
+    if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
+        return st;
+    int stop = t->n_val > 0 && dpt__early_stop_update(&t->early, t->epoch, val.loss, t->params,
+                                                      t->buffers);
+    if (stop) {
+        char text[160];
+        snprintf(text, sizeof text, "early stop: validation loss has not improved for %lld "
+                                    "epochs; restoring epoch %lld",
+                 (long long)t->early.since_best, (long long)t->early.best_epoch);
+        report_message(t, text);
+    }
+    t->done = stop || t->epoch >= c->epochs || (c->max_steps > 0 && t->gstep >= c->max_steps);
+    if (t->done && dpt__early_stop_restore(&t->early, t->params, t->buffers)) {
+        /* the kept weights' own numbers, so the result matches `dptrain eval` of them */
+        if (t->n_val > 0)
+            st = dpt_trainer_evaluate(t, &t->data->train, t->val_idx, t->n_val, NULL, &val);
+        if (st == DPT_OK)
+            st = dpt_trainer_evaluate(t, &t->data->test, NULL, n_test(t), NULL, &test);
+        row->val_loss = val.loss, row->val_acc = val.acc;
+        row->test_loss = test.loss, row->test_acc = test.acc;
+    }
+    *done = t->done;
     return st;
+}
+
+dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res) {
+    memset(res, 0, sizeof *res);
+    res->best_epoch = -1;
+    dpt_status st = DPT_OK;
+    dpt_epoch_report row = {0};
+    for (int done = 0; !done && st == DPT_OK;) {
+        dpt_epoch_report r;
+        st = dpt_trainer_epoch(t, &r, &done);
+        if (st == DPT_OK)
+            row = r;
+    }
+    res->epochs_run = t->epoch;
+    res->steps = t->gstep;
+    res->train_loss = row.train_loss, res->train_acc = row.train_acc;
+    res->val_loss = row.val_loss, res->val_acc = row.val_acc;
+    res->test_loss = row.test_loss, res->test_acc = row.test_acc;
+    res->best_epoch = t->early.patience > 0 ? t->early.best_epoch : -1;
+    res->seconds = dpt_now() - t->t_start;
+    res->images_per_s = t->train_seconds > 0 ? (double)t->images / t->train_seconds : 0;
+    if (st == DPT_OK && t->cfg->profile)
+        st = print_profile(t, res->seconds);
+    return st;
+}
+
+/* ---- data --------------------------------------------------------------------------------- */
+
+dpt_status dpt_train_load_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *data,
+                               int64_t **train_idx, int64_t *n_train, int64_t **val_idx,
+                               int64_t *n_val) {
+    *train_idx = *val_idx = NULL;
+    *n_train = *n_val = 0;
+    dpt_data_opts opts = {.search_path = c->data_search};
+    dpt_status st = dpt_data_load(data, c->data, &opts);
+    int64_t n = st == DPT_OK ? data->train.N : 0;
+    if (st == DPT_OK) {
+        *train_idx = malloc((size_t)n * sizeof(int64_t));
+        if (c->val_fraction > 0)
+            *val_idx = malloc((size_t)n * sizeof(int64_t));
+        if (!*train_idx || (c->val_fraction > 0 && !*val_idx))
+            st = dpt_errorf(DPT_ENOMEM, "cannot allocate the index lists");
+    }
+    if (st == DPT_OK && c->val_fraction > 0) {
+        st = dpt_resample_split(*train_idx, n_train, *val_idx, n_val, NULL, n, data->train.y,
+                                data->train.K, c->val_fraction, c->seed, 0);
+    } else if (st == DPT_OK) {
+        for (int64_t i = 0; i < n; i++)
+            (*train_idx)[i] = i;
+        *n_train = n;
+    }
+    if (st == DPT_OK)
+        st = dpt_data_normalize(data, *train_idx, *n_train);
+    st = dpt_group_agree(g, st);
+    if (st != DPT_OK) {
+        free(*train_idx), free(*val_idx);
+        *train_idx = *val_idx = NULL;
+        dpt_data_free(data);
+    }
+    return st;
+}
+
+static void print_header(const dpt_trainer *t) {
+    if (!is_leader(t) || t->cfg->quiet)
+        return;
+    fprintf(t->log,
+            "dptrain: %s on %s (%lld train, %lld val, %lld test), %d rank%s, global batch %lld, "
+            "%lld steps/epoch, %lld parameters, conv kernel %s\n",
+            dpt_model_spec(t->model), t->data->source, (long long)t->n_train, (long long)t->n_val,
+            (long long)n_test(t), t->g->size, t->g->size > 1 ? "s" : "",
+            (long long)t->cfg->batch, (long long)dpt_sampler_steps(&t->sampler),
+            (long long)t->n_params, dpt_conv_default_description());
+    fflush(t->log);
 }
 
 dpt_status dpt_train_run(const dpt_train_cfg *cfg, dpt_group *g, dpt_train_result *res) {
-    trainer t = {.cfg = cfg, .g = g, .log = cfg->log ? cfg->log : stdout};
     memset(res, 0, sizeof *res);
-    dpt_phase_timer_init(&t.timer);
-    dpt_status st = setup(&t);
-    if ((st = dpt_group_agree(g, st)) == DPT_OK) {
-        if (is_leader(&t) && !cfg->quiet)
-            fprintf(t.log,
-                    "dptrain: %s on %s (%lld train, %lld val, %lld test), %d rank%s, global "
-                    "batch %lld, %lld steps/epoch, %lld parameters, conv kernel %s\n",
-                    dpt_model_spec(t.model), t.data.source, (long long)t.n_train,
-                    (long long)t.n_val, (long long)n_test(&t), g->size, g->size > 1 ? "s" : "",
-                    (long long)cfg->batch, (long long)dpt_sampler_steps(&t.sampler),
-                    (long long)t.n_params, dpt_conv_default_description());
-        st = run_epochs(&t, res);
+    dpt_data data = {0};
+    int64_t *train_idx, *val_idx, n_train, n_val;
+    dpt_status st = dpt_train_load_data(cfg, g, &data, &train_idx, &n_train, &val_idx, &n_val);
+    if (st != DPT_OK)
+        return st;
+    dpt_trainer_job job = {.data = &data, .train_idx = train_idx, .n_train = n_train,
+                           .val_idx = val_idx, .n_val = n_val, .out = cfg->out};
+    dpt_trainer *t = NULL;
+    st = dpt_trainer_create(&t, cfg, g, &job);
+    if (st == DPT_OK) {
+        print_header(t);
+        st = dpt_trainer_fit(t, res);
+        if (st == DPT_OK)
+            st = dpt_trainer_save(t, "final.h5", NULL, res->checkpoint, sizeof res->checkpoint);
         st = dpt_group_agree(g, st);
     }
-    if (st == DPT_OK && is_leader(&t) && cfg->out && *cfg->out)
-        st = save_checkpoint(&t, "final.h5", res->epochs_run, res->steps, res->checkpoint,
-                             sizeof res->checkpoint);
-    st = dpt_group_agree(g, st);
-    if (st == DPT_OK && cfg->profile)
-        st = print_profile(&t, res->seconds);
-    free_trainer(&t);
+    dpt_trainer_destroy(t);
+    free(train_idx), free(val_idx);
+    dpt_data_free(&data);
     return st;
-}
-
-dpt_status dpt_train_eval_checkpoint(const char *ckpt, const char *data, const char *data_search,
-                                     dpt_group *g, double *loss, double *acc, int64_t *n) {
-    dpt_model *m = NULL;
-    dpt_checkpoint_info info;
-    dpt_data d = {0};
-    float *x = NULL;
-    int32_t *labels = NULL;
-    int64_t eval_batch = EVAL_BATCH_DEFAULT;
-    dpt_status st = dpt_checkpoint_load(ckpt, eval_batch, &m, &info);
-    dpt_data_opts opts = {.search_path = data_search};
-    if (st == DPT_OK)
-        st = dpt_data_load(&d, data, &opts);
-    if (st == DPT_OK && info.channels != d.test.C && info.channels != 0)
-        st = dpt_errorf(DPT_ESHAPE, "%s: trained on %lld channels, %s has %lld", ckpt,
-                        (long long)info.channels, data, (long long)d.test.C);
-    if (st == DPT_OK && info.channels > 0) {
-        /* the training run's normalization, applied through the dataset's own code path */
-        st = dpt_dataset_normalize(&d.test, info.norm_mean, info.norm_std);
-    }
-    if (st == DPT_OK) {
-        int64_t sample = dpt_dataset_sample_numel(&d.test);
-        x = dpt_alloc_aligned(dpt_size_mul((size_t)(eval_batch * sample), sizeof(float)));
-        labels = malloc((size_t)eval_batch * sizeof(int32_t));
-        if (!x || !labels)
-            st = dpt_errorf(DPT_ENOMEM, "cannot allocate the evaluation batch");
-    }
-    st = dpt_group_agree(g, st);
-    if (st == DPT_OK) {
-        st = evaluate_model(m, g, &d.test, NULL, d.test.N, eval_batch, x, labels, loss, acc);
-        *n = d.test.N;
-    }
-    dpt_free_aligned(x);
-    free(labels);
-    dpt_data_free(&d);
-    dpt_model_destroy(m);
-    return dpt_group_agree(g, st);
 }

@@ -1,0 +1,56 @@
+/* Internal pieces of the train module shared by its files. */
+#ifndef DPT_TRAIN_IMPL_H
+#define DPT_TRAIN_IMPL_H
+
+#include "dpt/data.h"
+#include "dpt/dist.h"
+#include "dpt/model.h"
+#include "dpt/train.h"
+
+#define DPT_EVAL_BATCH_DEFAULT 256
+
+/* Patience on the validation loss (train/early_stop.c). Keeps a copy of the best parameters and
+ * buffers; a loss that is not strictly lower counts as no improvement. */
+typedef struct {
+    int64_t patience;   /* epochs without improvement before stopping; 0: off */
+    int64_t since_best; /* epochs since the best one */
+    int64_t best_epoch; /* 1-based; -1 before the first */
+    double best_loss;
+    float *params, *buffers;
+    int64_t n_params, n_buffers;
+} dpt_early_stop;
+
+dpt_status dpt__early_stop_init(dpt_early_stop *es, int64_t patience, int64_t n_params,
+                                int64_t n_buffers);
+void dpt__early_stop_free(dpt_early_stop *es);
+/* Records epoch `epoch` (1-based) with validation loss val_loss and the current weights; returns
+ * 1 when patience has run out (then the best copy should be restored). */
+int dpt__early_stop_update(dpt_early_stop *es, int64_t epoch, double val_loss,
+                           const float *params, const float *buffers);
+/* Copies the best weights back; returns 0 when there is nothing to restore. */
+int dpt__early_stop_restore(const dpt_early_stop *es, float *params, float *buffers);
+
+/* Scratch of dpt__evaluate: one evaluation batch of inputs and labels. */
+typedef struct {
+    int64_t eval_batch; /* rows per forward: the fixed chunk size */
+    float *x;           /* (eval_batch, sample) */
+    int32_t *labels;    /* (eval_batch) */
+    float *probs;       /* (n, K) scratch reduced over the group, grown on demand */
+    double *chunk_loss; /* per-chunk loss sums, grown on demand */
+    int64_t probs_cap, chunks_cap;
+} dpt_eval_scratch;
+
+dpt_status dpt__eval_scratch_init(dpt_eval_scratch *s, int64_t eval_batch, int64_t sample);
+void dpt__eval_scratch_free(dpt_eval_scratch *s);
+
+/* The evaluation of dpt_trainer_evaluate for any model (training or loaded from a checkpoint):
+ * fixed chunks of s->eval_batch in list order, dealt to the group's ranks round robin.
+ * Collective over g->comm. */
+dpt_status dpt__evaluate(dpt_model *m, const dpt_group *g, const dpt_dataset *ds,
+                         const int64_t *idx, int64_t n, dpt_eval_scratch *s, float *probs,
+                         dpt_eval_result *res);
+
+/* Input shape a model sees for samples of ds: (C, L), (C, H, W) or (C, D, H, W). */
+dpt_shape dpt__sample_shape(const dpt_dataset *ds);
+
+#endif
