@@ -242,9 +242,10 @@ typedef struct {
  * attribute) on a split of `data` in evaluation mode, exactly as training evaluated it: the
  * checkpoint's normalization, the same fixed evaluation chunks, the same combination of members.
  * Checks the input shape and the class count against the data first. DPT_SPLIT_VAL is the
- * held-out list a member's checkpoint records (its cv fold, or its out-of-bag samples). */
+ * held-out list a member's checkpoint records (its cv fold, or its out-of-bag samples).
+ * max_samples > 0: only the first max_samples samples of the split (training's --test-samples). */
 dpt_status dpt_predict(const char *path, const char *data, const char *data_search, dpt_split split,
-                       struct dpt_group *g, dpt_predictions *out);
+                       int64_t max_samples, struct dpt_group *g, dpt_predictions *out);
 void dpt_predictions_free(dpt_predictions *p);
 
 #ifdef __cplusplus

@@ -14,6 +14,7 @@ typedef struct {
     const char *data;
     const char *predictions;
     dpt_split split;
+    int64_t max_samples;
 } eval_options;
 
 static dpt_status parse_split(void *cfg, const char *opt, const char *value) {
@@ -35,6 +36,8 @@ static const dpt_cli_option eval_table[] = {
     {"--split", "SPLIT", DPT_OPT_CUSTOM, 0, 0, 0,
      "test, train (in evaluation mode), or val (a member's held-out samples) [test]",
      parse_split},
+    {"--test-samples", "N", DPT_OPT_INT64, offsetof(eval_options, max_samples), 1, 1e12,
+     "only the first N samples of the split (as training's --test-samples) [all]", NULL},
     {"--predictions", "FILE.h5", DPT_OPT_STRING, offsetof(eval_options, predictions), 0, 0,
      "write probs (n, K), pred (n) and labels (n) of every sample", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
@@ -120,7 +123,7 @@ int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path) 
     dpt_predictions p;
     memset(&p, 0, sizeof p);
     if (st == DPT_OK)
-        st = dpt_predict(pos[0], o.data, search_path, o.split, g, &p);
+        st = dpt_predict(pos[0], o.data, search_path, o.split, o.max_samples, g, &p);
     if (st == DPT_OK && g->world_rank == 0) {
         print_report(&p, o.split);
         if (o.predictions)

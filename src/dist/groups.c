@@ -24,8 +24,8 @@ dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int
     if (st == DPT_OK && R % P != 0)
         st = dpt_errorf(DPT_EINVAL,
                         "%s: %d ranks cannot form %d groups of equal size (start a multiple of "
-                        "%d ranks, or at least %d x k)",
-                        what, R, P, P, n_jobs);
+                        "%d ranks)",
+                        what, R, P, P);
     st = dpt_group_agree(world, st);
     if (st != DPT_OK)
         return st;

@@ -130,7 +130,7 @@ static dpt_status split_list(const char *ckpt, dpt_split split, const dpt_data *
 /* Probabilities of one checkpoint: loads the model and the data with its normalization, checks
  * shapes and classes. *n_out and *K_out give the table's size; labels are filled. */
 static dpt_status predict_checkpoint(const char *ckpt, const char *data, const char *search,
-                                     dpt_split split, dpt_group *g, float **probs,
+                                     dpt_split split, int64_t max_samples, dpt_group *g, float **probs,
                                      int32_t **labels, int64_t *n_out, int64_t *K_out,
                                      dpt_eval_result *res) {
     dpt_model *m = NULL;
@@ -167,6 +167,8 @@ static dpt_status predict_checkpoint(const char *ckpt, const char *data, const c
     }
     if (st == DPT_OK)
         st = split_list(ckpt, split, &d, &ds, &idx, &n);
+    if (st == DPT_OK && max_samples > 0 && max_samples < n)
+        n = max_samples;
     if (st == DPT_OK)
         st = dpt__eval_scratch_init(&s, DPT_EVAL_BATCH_DEFAULT, dpt_dataset_sample_numel(ds));
     if (st == DPT_OK) {
@@ -195,7 +197,7 @@ void dpt_predictions_free(dpt_predictions *p) {
 }
 
 dpt_status dpt_predict(const char *path, const char *data, const char *data_search, dpt_split split,
-                       dpt_group *g, dpt_predictions *out) {
+                       int64_t max_samples, dpt_group *g, dpt_predictions *out) {
     memset(out, 0, sizeof *out);
     manifest man;
     int is_manifest = 0;
@@ -206,7 +208,7 @@ dpt_status dpt_predict(const char *path, const char *data, const char *data_sear
         dpt_eval_result res;
         out->n_members = 1;
         out->member_acc = malloc(sizeof(double));
-        st = predict_checkpoint(path, data, data_search, split, g, &out->probs, &out->labels,
+        st = predict_checkpoint(path, data, data_search, split, max_samples, g, &out->probs, &out->labels,
                                 &out->n, &out->K, &res);
         if (st == DPT_OK && out->member_acc) {
             out->loss = res.loss, out->acc = res.acc, out->member_acc[0] = res.acc;
@@ -233,7 +235,8 @@ dpt_status dpt_predict(const char *path, const char *data, const char *data_sear
         int32_t *labels = NULL;
         int64_t n = 0, K = 0;
         dpt_eval_result res;
-        st = predict_checkpoint(man.paths[i], data, data_search, split, g, &probs[i], &labels, &n,
+        st = predict_checkpoint(man.paths[i], data, data_search, split, max_samples,
+                                g, &probs[i], &labels, &n,
                                 &K, &res);
         if (st == DPT_OK && i > 0 && (n != out->n || K != out->K))
             st = dpt_errorf(DPT_ESHAPE, "%s: member %d predicts %lld x %lld, member 0 %lld x %lld",
@@ -275,7 +278,7 @@ dpt_status dpt_predict(const char *path, const char *data, const char *data_sear
 dpt_status dpt_train_eval_checkpoint(const char *ckpt, const char *data, const char *data_search,
                                      dpt_group *g, double *loss, double *acc, int64_t *n) {
     dpt_predictions p;
-    dpt_status st = dpt_predict(ckpt, data, data_search, DPT_SPLIT_TEST, g, &p);
+    dpt_status st = dpt_predict(ckpt, data, data_search, DPT_SPLIT_TEST, 0, g, &p);
     if (st == DPT_OK)
         *loss = p.loss, *acc = p.acc, *n = p.n;
     dpt_predictions_free(&p);

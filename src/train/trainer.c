@@ -398,6 +398,9 @@ static dpt_status make_dirs(const char *out) {
         }
     if (mkdir(path, 0777) != 0 && errno != EEXIST)
         return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path, strerror(errno));
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return dpt_errorf(DPT_EIO, "%s: exists and is not a folder", path);
     if (access(path, W_OK) != 0)
         return dpt_errorf(DPT_EIO, "%s: not writable: %s", path, strerror(errno));
     return DPT_OK;

@@ -4,24 +4,6 @@
 # bound, and `dptrain eval` reproducing the logged test accuracy exactly.
 . "$(dirname "$0")/common.sh"
 
-check() { # name, expected status (0 or "fail"), grep pattern for the output, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    "$@" >"$tmp/out" 2>&1
-    local rc=$?
-    local ok=1
-    if [ "$want" = 0 ] && [ $rc -ne 0 ]; then ok=0; fi
-    if [ "$want" = fail ] && [ $rc -eq 0 ]; then ok=0; fi
-    if [ -n "$pattern" ] && ! grep -qE -- "$pattern" "$tmp/out"; then ok=0; fi
-    if [ $ok = 1 ]; then
-        passed=$((passed + 1))
-    else
-        failures=$((failures + 1))
-        echo "FAIL $name (status $rc; wanted $want, pattern '$pattern'):"
-        sed 's/^/    /' "$tmp/out" | tail -n 15
-    fi
-}
-
 # bad input: one clear line, non-zero exit
 check unknown-option fail "dptrain: error: .*unknown option '--bogus'" "$dptrain" train --bogus 1
 check bad-number fail "dptrain: error: .*--lr: 'abc' is not a number" "$dptrain" train --lr abc

@@ -1,7 +1,9 @@
 /* Resampling index lists. Oracles: set identities checked by counting (bootstrap in-bag and OOB
  * disjoint and covering; K-fold a partition; the split's two lists a partition of the pool),
- * closed forms for the sizes (round(f n), floor/ceil(f n_c), floor/ceil(n / k)), and the
- * binomial bound for the OOB fraction (expected (1 - 1/n)^m). */
+ * closed forms for the sizes (round(f n), floor/ceil(f n_c), floor/ceil(n / k)), golden fold
+ * assignments computed by scikit-learn 1.2.1 (tests/fixtures/sklearn_reference.h), and binomial
+ * bounds at 5 sigma for the random draws (OOB fraction, inclusion frequencies, weighted counts).
+ * Seeds are fixed; a failure replays. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,10 @@
 #include <cmocka.h>
 
 #include "dpt/sampler.h"
+
+#include "../fixtures/sklearn_reference.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 enum { NMAX = 2000, KMAX = 8 };
 
@@ -75,8 +81,9 @@ static void test_kfold_is_a_partition(void **state) {
     static const struct {
         int64_t n;
         int k;
-        int stratified;
-    } cases[] = {{100, 5, 0}, {103, 5, 1}, {2000, 7, 1}, {10, 10, 0}, {37, 2, 1}};
+        int stratified, shuffle;
+    } cases[] = {{100, 5, 0, 1}, {103, 5, 1, 1}, {2000, 7, 1, 1}, {10, 10, 0, 1},
+                 {37, 2, 1, 1},  {103, 5, 1, 0}, {2000, 7, 1, 0}, {23, 4, 0, 0}};
     const int64_t K = 4;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int64_t n = cases[c].n;
@@ -85,7 +92,8 @@ static void test_kfold_is_a_partition(void **state) {
         for (int64_t i = 0; i < n; i++)
             pool[i] = 2 * i; /* labels are indexed by dataset index */
         const int32_t *yy = cases[c].stratified ? y : NULL;
-        assert_int_equal(dpt_resample_kfold(fold_of, pool, n, yy, K, k, 9, 0), DPT_OK);
+        assert_int_equal(dpt_resample_kfold(fold_of, pool, n, yy, K, k, cases[c].shuffle, 9, 0),
+                         DPT_OK);
         int64_t size[16] = {0}, per_class[16][KMAX] = {{0}}, n_c[KMAX] = {0};
         for (int64_t i = 0; i < n; i++) {
             assert_true(fold_of[i] >= 0 && fold_of[i] < k);
@@ -118,8 +126,168 @@ static void test_kfold_is_a_partition(void **state) {
         for (int64_t i = 0; i < n; i++)
             assert_int_equal(seen_val[pool[i]], 1);
     }
-    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 5, NULL, 0, 6, 1, 0), DPT_EINVAL);
-    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 5, NULL, 0, 1, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 5, NULL, 0, 6, 0, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 5, NULL, 0, 1, 0, 1, 0), DPT_EINVAL);
+    /* every class smaller than k: scikit-learn's ValueError (one small class only warns) */
+    const int32_t yy[] = {0, 1, 0, 1, 2, 2};
+    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 6, yy, 3, 3, 0, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 6, yy, 3, 2, 0, 1, 0), DPT_OK);
+    assert_int_equal(dpt_resample_kfold(fold_of, NULL, 6, yy, 2, 2, 0, 1, 0), DPT_ERANGE);
+}
+
+/* Golden: KFold / StratifiedKFold (shuffle=False) test folds from scikit-learn, exactly. Run
+ * once with the pool 0..n-1 and once through a pool that is not (labels then sit at the pool's
+ * dataset indices). With shuffle the folds differ but each class's count per fold is the same. */
+static void test_kfold_matches_sklearn(void **state) {
+    (void)state;
+    static int32_t fold_of[NMAX], shuffled[NMAX], again[NMAX], y_ds[3 * NMAX];
+    static int64_t pool[NMAX];
+    for (size_t c = 0; c < N_OF(sk_kfold_cases); c++) {
+        const sk_kfold_case *kc = &sk_kfold_cases[c];
+        int64_t n = kc->n;
+        assert_int_equal(dpt_resample_kfold(fold_of, NULL, n, kc->y, kc->K, kc->k, 0, 3, 0),
+                         DPT_OK);
+        assert_memory_equal(fold_of, kc->fold, (size_t)n * sizeof *fold_of);
+        for (int64_t i = 0; i < n; i++) {
+            pool[i] = 3 * (n - 1 - i) + 2;
+            y_ds[pool[i]] = kc->y ? kc->y[i] : 0;
+        }
+        memset(fold_of, 0xff, sizeof fold_of);
+        assert_int_equal(
+            dpt_resample_kfold(fold_of, pool, n, kc->y ? y_ds : NULL, kc->K, kc->k, 0, 3, 0),
+            DPT_OK);
+        assert_memory_equal(fold_of, kc->fold, (size_t)n * sizeof *fold_of);
+        assert_int_equal(dpt_resample_kfold(shuffled, NULL, n, kc->y, kc->K, kc->k, 1, 3, 0),
+                         DPT_OK);
+        int64_t per_ref[8][8] = {{0}}, per[8][8] = {{0}};
+        for (int64_t i = 0; i < n; i++) {
+            int32_t cl = kc->y ? kc->y[i] : 0;
+            per_ref[kc->fold[i]][cl]++;
+            per[shuffled[i]][cl]++;
+        }
+        assert_memory_equal(per, per_ref, sizeof per);
+        assert_int_equal(dpt_resample_kfold(again, NULL, n, kc->y, kc->K, kc->k, 1, 3, 0), DPT_OK);
+        assert_memory_equal(again, shuffled, (size_t)n * sizeof *again);
+        if (n >= 20) { /* another member, another assignment */
+            assert_int_equal(dpt_resample_kfold(again, NULL, n, kc->y, kc->K, kc->k, 1, 3, 1),
+                             DPT_OK);
+            assert_memory_not_equal(again, shuffled, (size_t)n * sizeof *again);
+        }
+    }
+}
+
+/* With shuffle every sample is equally likely in every fold of its class's allocation: over
+ * R = 3000 members, sample 0 of KFold(n = 6, k = 3) lands in fold f with p = 1/3 each; count ~
+ * Binomial(R, 1/3), sd = sqrt(R p (1 - p)) = 25.8; bound 5 sd. The same for stratified with
+ * labels {0, 0, 1, 1, 1, 1}: the sorted labels dealt round robin give class 1 (positions 2..5)
+ * folds 2, 0, 1, 2, so sample 2 is in fold 2 with p = 1/2 (sd 27.4). */
+static void test_kfold_shuffle_is_uniform(void **state) {
+    (void)state;
+    enum { R = 3000 };
+    int64_t in0[3] = {0}, in_fold2 = 0;
+    int32_t fold_of[6];
+    const int32_t y[] = {0, 0, 1, 1, 1, 1};
+    for (uint32_t m = 0; m < R; m++) {
+        assert_int_equal(dpt_resample_kfold(fold_of, NULL, 6, NULL, 0, 3, 1, 8, m), DPT_OK);
+        in0[fold_of[0]]++;
+        assert_int_equal(dpt_resample_kfold(fold_of, NULL, 6, y, 2, 3, 1, 8, m), DPT_OK);
+        in_fold2 += fold_of[2] == 2;
+    }
+    for (int f = 0; f < 3; f++)
+        assert_true(fabs((double)in0[f] - R / 3.0) <= 5.0 * sqrt(R * (1.0 / 3.0) * (2.0 / 3.0)));
+    assert_true(fabs((double)in_fold2 - R / 2.0) <= 5.0 * sqrt(R * 0.25));
+}
+
+/* Subsample without replacement: in-bag and OOB disjoint and covering, sizes m and n - m, both
+ * in pool order; reproducible; members differ. Uniform over m-subsets: over R = 4000 members
+ * with n = 20, m = 7, each position is in the bag ~ Binomial(R, m/n) (sd 30.2) and each pair of
+ * positions ~ Binomial(R, m(m-1) / (n(n-1))) (p = 0.1105, sd 19.8): 5 sd bounds. */
+static void test_subsample(void **state) {
+    (void)state;
+    enum { n = 500 };
+    static int64_t pool[n], in_bag[n], oob[n], in2[n], oob2[n];
+    static int counts[4 * n];
+    for (int i = 0; i < n; i++)
+        pool[i] = 4 * i + 3;
+    const int64_t ms[] = {0, 1, 137, n - 1, n};
+    for (size_t c = 0; c < N_OF(ms); c++) {
+        int64_t m = ms[c], n_oob = -1, n_oob2 = -1;
+        dpt_resample_subsample(in_bag, m, oob, &n_oob, pool, n, 21, 2);
+        assert_int_equal(n_oob, n - m);
+        memset(counts, 0, sizeof counts);
+        count_into(counts, in_bag, m);
+        count_into(counts, oob, n_oob);
+        for (int i = 0; i < 4 * n; i++)
+            assert_int_equal(counts[i], i % 4 == 3);
+        for (int64_t i = 1; i < m; i++)
+            assert_true(in_bag[i] > in_bag[i - 1]);
+        for (int64_t i = 1; i < n_oob; i++)
+            assert_true(oob[i] > oob[i - 1]);
+        dpt_resample_subsample(in2, m, oob2, &n_oob2, pool, n, 21, 2);
+        assert_memory_equal(in2, in_bag, (size_t)m * sizeof *in2);
+        if (m > 1 && m < n - 1) {
+            dpt_resample_subsample(in2, m, oob2, &n_oob2, pool, n, 21, 3);
+            assert_memory_not_equal(in2, in_bag, (size_t)m * sizeof *in2);
+        }
+    }
+    enum { R = 4000, nn = 20, mm = 7 };
+    int64_t pos[nn], a[nn], b[nn], n_b;
+    int64_t hits[nn] = {0}, pair01 = 0, pair_far = 0;
+    for (uint32_t r = 0; r < R; r++) {
+        dpt_resample_subsample(a, mm, b, &n_b, NULL, nn, 4, r);
+        memset(pos, 0, sizeof pos);
+        for (int j = 0; j < mm; j++)
+            pos[a[j]] = 1;
+        for (int i = 0; i < nn; i++)
+            hits[i] += pos[i];
+        pair01 += pos[0] && pos[1];
+        pair_far += pos[3] && pos[19];
+    }
+    double p = (double)mm / nn, q = (double)mm * (mm - 1) / (nn * (nn - 1));
+    for (int i = 0; i < nn; i++)
+        assert_true(fabs((double)hits[i] - R * p) <= 5.0 * sqrt(R * p * (1 - p)));
+    assert_true(fabs((double)pair01 - R * q) <= 5.0 * sqrt(R * q * (1 - q)));
+    assert_true(fabs((double)pair_far - R * q) <= 5.0 * sqrt(R * q * (1 - q)));
+}
+
+/* Weighted draws: position i with probability w_i / sum w. With m = 200000 draws over
+ * w = {1, 0, 2, 3, 4, 0.5} (sum 10.5), count_i ~ Binomial(m, p_i): |count_i - m p_i| <= 5 sd;
+ * zero weights are never drawn. Output sorted pool elements; reproducible; members differ. */
+static void test_weighted(void **state) {
+    (void)state;
+    enum { m = 200000, n = 6 };
+    static int64_t drawn[m], again[m];
+    const double w[n] = {1.0, 0.0, 2.0, 3.0, 4.0, 0.5};
+    const int64_t pool[n] = {50, 40, 30, 20, 10, 0}; /* decreasing: "sorted" means by position */
+    assert_int_equal(dpt_resample_weighted(drawn, m, w, pool, n, 12, 1), DPT_OK);
+    int64_t count[n] = {0};
+    for (int64_t j = 0; j < m; j++) {
+        int64_t i = (50 - drawn[j]) / 10;
+        assert_true(i >= 0 && i < n && pool[i] == drawn[j]);
+        assert_true(j == 0 || (50 - drawn[j - 1]) / 10 <= i);
+        count[i]++;
+    }
+    for (int i = 0; i < n; i++) {
+        double p = w[i] / 10.5;
+        assert_true(fabs((double)count[i] - m * p) <= 5.0 * sqrt(m * p * (1 - p)));
+    }
+    assert_int_equal(count[1], 0);
+    assert_int_equal(dpt_resample_weighted(again, m, w, pool, n, 12, 1), DPT_OK);
+    assert_memory_equal(again, drawn, sizeof drawn);
+    assert_int_equal(dpt_resample_weighted(again, m, w, pool, n, 12, 2), DPT_OK);
+    assert_memory_not_equal(again, drawn, sizeof drawn);
+    /* one positive weight takes every draw; m = 0 draws nothing */
+    const double one[3] = {0.0, 0.0, 7.0};
+    assert_int_equal(dpt_resample_weighted(again, 100, one, NULL, 3, 1, 0), DPT_OK);
+    for (int j = 0; j < 100; j++)
+        assert_int_equal(again[j], 2);
+    assert_int_equal(dpt_resample_weighted(again, 0, one, NULL, 3, 1, 0), DPT_OK);
+    const double neg[2] = {1.0, -1.0}, nan_w[2] = {NAN, 1.0}, inf_w[2] = {INFINITY, 1.0},
+                 zero[2] = {0.0, 0.0};
+    assert_int_equal(dpt_resample_weighted(again, 5, neg, NULL, 2, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_weighted(again, 5, nan_w, NULL, 2, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_weighted(again, 5, inf_w, NULL, 2, 1, 0), DPT_EINVAL);
+    assert_int_equal(dpt_resample_weighted(again, 5, zero, NULL, 2, 1, 0), DPT_EINVAL);
 }
 
 /* Strata preserved: each class sends floor or ceil of f n_c to validation; the total is
@@ -181,6 +349,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_in_bag_and_oob),
         cmocka_unit_test(test_kfold_is_a_partition),
+        cmocka_unit_test(test_kfold_matches_sklearn),
+        cmocka_unit_test(test_kfold_shuffle_is_uniform),
+        cmocka_unit_test(test_subsample),
+        cmocka_unit_test(test_weighted),
         cmocka_unit_test(test_stratified_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
