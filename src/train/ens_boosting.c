@@ -60,6 +60,10 @@ static dpt_status train_round(dpt_ens *e, void *ctx, dpt_group *g, int m) {
             b->incorrect[i] = dpt_argmax_f32(b->pool_probs + i * K, K) != e->data.train.y[e->pool[i]];
         st = dpt_samme_update(b->w, b->incorrect, n, K, e->ec->boost_lr > 0 ? e->ec->boost_lr : 1.0,
                               m == e->n_jobs - 1, &r);
+        if (st == DPT_ENONFINITE) { /* weights overflowed: keep this round, stop (scikit-learn) */
+            st = DPT_OK;
+            b->stop = 1;
+        }
     }
     if (st == DPT_OK && r.outcome == DPT_SAMME_TOO_WEAK && m == 0)
         st = dpt_errorf(DPT_EINVAL, "round 0 has weighted training error %.4f >= 1 - 1/%lld: the "
