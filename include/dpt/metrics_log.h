@@ -12,7 +12,7 @@
 extern "C" {
 #endif
 
-typedef struct {
+typedef struct dpt_metrics_log {
     int n_cols;
     const char *const *names; /* borrowed, n_cols */
     int n_int_cols;           /* the first n_int_cols columns are printed as integers */

@@ -157,9 +157,12 @@ typedef struct {
 dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_info *member,
                             char *path_out, size_t path_size);
 
-/* Read access for drivers. */
+/* Read access for drivers. The history is metrics.csv's table: columns epoch, step, lr,
+ * train_loss, train_acc, val_loss, val_acc, test_loss, test_acc, images_per_s, seconds. */
+struct dpt_metrics_log;
 dpt_model *dpt_trainer_model(dpt_trainer *t);
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t);
+const struct dpt_metrics_log *dpt_trainer_history(const dpt_trainer *t);
 
 typedef struct {
     int64_t epochs_run, steps;

@@ -127,44 +127,59 @@ static dpt_status split_list(const char *ckpt, dpt_split split, const dpt_data *
     return st;
 }
 
-/* Probabilities of one checkpoint: loads the model and the data with its normalization, checks
- * shapes and classes. *n_out and *K_out give the table's size; labels are filled. */
+dpt_status dpt__load_model_and_data(const char *ckpt, const char *data, const char *search,
+                                    int64_t max_batch, dpt_model **m, dpt_checkpoint_info *info,
+                                    dpt_data *d) {
+    *m = NULL;
+    memset(d, 0, sizeof *d);
+    dpt_status st = dpt_checkpoint_load(ckpt, max_batch, m, info);
+    dpt_data_opts opts = {.search_path = search};
+    if (st == DPT_OK)
+        st = dpt_data_load(d, data, &opts);
+    if (st == DPT_OK) {
+        dpt_shape want = dpt_model_input_shape(*m), have = dpt__sample_shape(&d->train);
+        if (!dpt_shape_equal(&want, &have)) {
+            char a[64], b[64];
+            dpt_shape_format(&want, a, sizeof a);
+            dpt_shape_format(&have, b, sizeof b);
+            st = dpt_errorf(DPT_ESHAPE, "%s: the model takes samples of shape %s, %s has %s",
+                            ckpt, a, d->source, b);
+        } else if (info->num_classes != d->train.K) {
+            st = dpt_errorf(DPT_ESHAPE, "%s: the model predicts %lld classes, %s has %lld", ckpt,
+                            (long long)info->num_classes, d->source, (long long)d->train.K);
+        }
+    }
+    if (st == DPT_OK && info->channels > 0) {
+        if (info->channels != d->train.C)
+            st = dpt_errorf(DPT_ESHAPE, "%s: trained on %lld channels, %s has %lld", ckpt,
+                            (long long)info->channels, d->source, (long long)d->train.C);
+        if (st == DPT_OK)
+            st = dpt_dataset_normalize(&d->train, info->norm_mean, info->norm_std);
+        if (st == DPT_OK)
+            st = dpt_dataset_normalize(&d->test, info->norm_mean, info->norm_std);
+    }
+    if (st != DPT_OK) {
+        dpt_model_destroy(*m);
+        *m = NULL;
+        dpt_data_free(d);
+    }
+    return st;
+}
+
+/* Probabilities of one checkpoint on a split. *n_out and *K_out give the table's size; labels are
+ * filled. */
 static dpt_status predict_checkpoint(const char *ckpt, const char *data, const char *search,
-                                     dpt_split split, int64_t max_samples, dpt_group *g, float **probs,
-                                     int32_t **labels, int64_t *n_out, int64_t *K_out,
-                                     dpt_eval_result *res) {
+                                     dpt_split split, int64_t max_samples, dpt_group *g,
+                                     float **probs, int32_t **labels, int64_t *n_out,
+                                     int64_t *K_out, dpt_eval_result *res) {
     dpt_model *m = NULL;
     dpt_checkpoint_info info;
     dpt_data d = {0};
     int64_t *idx = NULL, n = 0;
     const dpt_dataset *ds = NULL;
     dpt_eval_scratch s = {0};
-    dpt_status st = dpt_checkpoint_load(ckpt, DPT_EVAL_BATCH_DEFAULT, &m, &info);
-    dpt_data_opts opts = {.search_path = search};
-    if (st == DPT_OK)
-        st = dpt_data_load(&d, data, &opts);
-    if (st == DPT_OK) {
-        dpt_shape want = dpt_model_input_shape(m), have = dpt__sample_shape(&d.train);
-        if (!dpt_shape_equal(&want, &have)) {
-            char a[64], b[64];
-            dpt_shape_format(&want, a, sizeof a);
-            dpt_shape_format(&have, b, sizeof b);
-            st = dpt_errorf(DPT_ESHAPE, "%s: the model takes samples of shape %s, %s has %s",
-                            ckpt, a, d.source, b);
-        } else if (info.num_classes != d.train.K) {
-            st = dpt_errorf(DPT_ESHAPE, "%s: the model predicts %lld classes, %s has %lld", ckpt,
-                            (long long)info.num_classes, d.source, (long long)d.train.K);
-        }
-    }
-    if (st == DPT_OK && info.channels > 0) {
-        if (info.channels != d.train.C)
-            st = dpt_errorf(DPT_ESHAPE, "%s: trained on %lld channels, %s has %lld", ckpt,
-                            (long long)info.channels, d.source, (long long)d.train.C);
-        if (st == DPT_OK)
-            st = dpt_dataset_normalize(&d.train, info.norm_mean, info.norm_std);
-        if (st == DPT_OK)
-            st = dpt_dataset_normalize(&d.test, info.norm_mean, info.norm_std);
-    }
+    dpt_status st = dpt__load_model_and_data(ckpt, data, search, DPT_EVAL_BATCH_DEFAULT, &m,
+                                             &info, &d);
     if (st == DPT_OK)
         st = split_list(ckpt, split, &d, &ds, &idx, &n);
     if (st == DPT_OK && max_samples > 0 && max_samples < n)

@@ -2,6 +2,7 @@
 #ifndef DPT_TRAIN_IMPL_H
 #define DPT_TRAIN_IMPL_H
 
+#include "dpt/checkpoint.h"
 #include "dpt/data.h"
 #include "dpt/dist.h"
 #include "dpt/model.h"
@@ -49,6 +50,13 @@ void dpt__eval_scratch_free(dpt_eval_scratch *s);
 dpt_status dpt__evaluate(dpt_model *m, const dpt_group *g, const dpt_dataset *ds,
                          const int64_t *idx, int64_t n, dpt_eval_scratch *s, float *probs,
                          dpt_eval_result *res);
+
+/* Loads the checkpoint's model (for batches of up to max_batch rows) and the data source, checks
+ * the sample shape and the class count against the model, and normalizes both splits with the
+ * checkpoint's statistics (train/predict.c). On error nothing is left allocated. Local. */
+dpt_status dpt__load_model_and_data(const char *ckpt, const char *data, const char *search,
+                                    int64_t max_batch, dpt_model **m, dpt_checkpoint_info *info,
+                                    dpt_data *d);
 
 /* Input shape a model sees for samples of ds: (C, L), (C, H, W) or (C, D, H, W). */
 dpt_shape dpt__sample_shape(const dpt_dataset *ds);

@@ -559,6 +559,7 @@ dpt_status dpt_trainer_create(dpt_trainer **out, const dpt_train_cfg *cfg, dpt_g
 }
 
 dpt_model *dpt_trainer_model(dpt_trainer *t) { return t->model; }
+const dpt_metrics_log *dpt_trainer_history(const dpt_trainer *t) { return &t->history; }
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t) { return dpt_sampler_steps(&t->sampler); }
 
 /* ---- one epoch ------------------------------------------------------------------------------ */
