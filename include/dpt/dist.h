@@ -231,6 +231,8 @@ typedef struct dpt_bucketer {
     int blocking;
     int64_t bucket_bytes;
     float scale;
+    int want_sumsq;     /* this step was begun with dpt_bucketer_begin_sumsq */
+    double local_sumsq; /* that step's sum of squares of this rank's own gradient (see there) */
     dpt_status st; /* first error of this step, returned by wait */
     char err[512]; /* its message */
     dpt_bucketer_stats stats;
@@ -253,6 +255,12 @@ void dpt_bucketer_bucket(const dpt_bucketer *b, int i, int64_t *offset, int64_t 
  * nearest to it multiplies every sum), normally 1/global_batch. The previous step must have been
  * waited for (asserted when buckets are still in flight). */
 void dpt_bucketer_begin(dpt_bucketer *b, double scale);
+/* Local. The same, and this step also measures the rank's own gradient before the sums replace
+ * it: each bucket's sum of squares (in double, dpt_norm2's order) is added to b->local_sumsq just
+ * before its allreduce starts (blocking mode: the whole buffer's, before the MPI_Allreduce).
+ * Unscaled: the values as backward left them. Valid from dpt_bucketer_wait's return until the
+ * next begin. Costs one read of the gradient; for the gradient noise scale (noise_scale.h). */
+void dpt_bucketer_begin_sumsq(dpt_bucketer *b, double scale);
 
 /* Collective over g->comm in the bucket-order sense above. Marks segments [first, last) final
  * (marking a segment twice is harmless) and starts MPI_Iallreduce (SUM, in place) on every

@@ -73,6 +73,14 @@ const char *dpt_schedule_kind_name(dpt_schedule_kind kind);
  * (asserted: they come from validated options). */
 double dpt_schedule_linear_scaling(double base_lr, int64_t batch, int64_t batch_ref);
 
+/* How the learning rate follows the batch size: not at all, linearly (Goyal et al. 2017), or with
+ * its square root (Krizhevsky 2014; Hoffer et al. 2017: keeps the covariance of the update). */
+typedef enum { DPT_LR_SCALING_LINEAR, DPT_LR_SCALING_SQRT, DPT_LR_SCALING_NONE } dpt_lr_scaling;
+/* base_lr scaled for `batch` from `batch_ref` by the rule (both > 0, asserted). */
+double dpt_schedule_scaled_lr(double base_lr, dpt_lr_scaling rule, int64_t batch, int64_t batch_ref);
+/* "none", "linear", "sqrt"; DPT_EINVAL listing the choices otherwise. */
+dpt_status dpt_lr_scaling_parse(const char *name, dpt_lr_scaling *rule);
+
 #ifdef __cplusplus
 }
 #endif

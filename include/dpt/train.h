@@ -40,6 +40,9 @@ typedef struct {
     double val_loss, val_acc;     /* NaN without a validation list */
     double test_loss, test_acc;
     double images_per_s, seconds; /* training throughput of the epoch, wall time since start */
+    /* Gradient noise scale (--noise-scale-every, docs/noise-scale.md): moving averages of |G|^2
+     * and tr(Sigma) at the epoch's end, and B_simple = trace_sigma / grad_sq; NaN when off. */
+    double grad_sq, trace_sigma, b_simple;
 } dpt_epoch_report;
 
 /* Called on the group leader only, never inside a collective. NULL members: nothing shown. */
@@ -77,7 +80,8 @@ typedef struct {
     double final_lr;        /* cosine end value */
     double warmup_epochs;   /* linear warmup length; 0: none */
     double warmup_start;    /* warmup start fraction; 0: 1/3 (torch) */
-    int64_t lr_ref_batch;   /* > 0: linear scaling rule lr = lr * batch / lr_ref_batch */
+    int64_t lr_ref_batch;   /* > 0: scale lr from this batch to `batch` by lr_scaling */
+    dpt_lr_scaling lr_scaling; /* linear (default), sqrt or none */
     double clip_norm, clip_value; /* 0: off */
     double val_fraction;    /* stratified held-out fraction of train; 0: none */
     int64_t early_stop;     /* patience in epochs on validation loss; 0: off */
@@ -88,6 +92,7 @@ typedef struct {
     double bucket_mb;       /* gradient bucket size; 0: the default */
     int no_overlap;         /* 1: one blocking allreduce after backward */
     int deterministic;      /* exact fixed-point gradient sums: bit-identical across rank counts */
+    int64_t noise_scale_every; /* > 0: estimate the gradient noise scale every this many steps */
     int profile;            /* print the per-phase time breakdown at the end */
     int quiet;              /* no run header, no profile */
     FILE *log;              /* the leader's output (header, profile); NULL: stdout */
@@ -158,7 +163,8 @@ dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_i
                             char *path_out, size_t path_size);
 
 /* Read access for drivers. The history is metrics.csv's table: columns epoch, step, lr,
- * train_loss, train_acc, val_loss, val_acc, test_loss, test_acc, images_per_s, seconds. */
+ * train_loss, train_acc, val_loss, val_acc, test_loss, test_acc, images_per_s, seconds, grad_sq,
+ * trace_sigma, b_simple. */
 struct dpt_metrics_log;
 dpt_model *dpt_trainer_model(dpt_trainer *t);
 int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t);
@@ -222,6 +228,26 @@ typedef struct {
  * whole launch naming the member (dpt_rank_groups_abort). */
 dpt_status dpt_ensemble_run(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
                             struct dpt_group *world);
+
+/* ---- Sweeps: batch sizes and any option on a grid (exp_sweep.c) -------------------------- */
+
+typedef struct {
+    int n_points;
+    const dpt_train_cfg *points;   /* one full configuration per grid point */
+    const char *const *labels;     /* "batch=256 weight-decay=0.0005" */
+    int epochs_scaling_steps;      /* 1: every point trains the optimizer steps that the smallest
+                                    * batch takes in --epochs epochs (Hoffer et al. 2017) */
+    const char *out;               /* OUT: points/NN/, results.h5 /sweep, sweep.csv */
+    int quiet;
+    FILE *log;
+} dpt_sweep_cfg;
+
+/* Collective over `world`. Runs the points in rank groups (min(points, ranks) groups; queued
+ * when there are more points), every point from the same initial weights (member 0 of the same
+ * seed; their checksums are compared for points with the same model). Per point: final and best
+ * test metrics, train loss and accuracy in evaluation mode on the whole training set, the
+ * generalization gap, steps, time, checkpoint. */
+dpt_status dpt_sweep_run(const dpt_sweep_cfg *sc, struct dpt_group *world);
 
 /* ---- Saved models: checkpoints and ensemble manifests (predict.c) -------------------------- */
 

@@ -13,6 +13,13 @@ int dpt__cli_fail(const dpt_group *g, dpt_status st);
 
 int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_cv(dpt_group *g, int argc, char **argv, const char *search_path);
+/* Parses argv[0..argc) as `dptrain train` options into cfg (defaults first), refusing the options
+ * a sweep point cannot take; strings point into argv. */
+dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
+                                dpt_train_cfg *cfg, int *no_progress);
+/* `usage` and the train option table, for the help of commands that take train options. */
+void dpt__cli_print_train_options(FILE *out, const char *usage);
+int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_selfcheck(int argc, char **argv);
 

@@ -108,6 +108,11 @@ static dpt_status parse_schedule(void *cfg, const char *opt, const char *value) 
     return st == DPT_OK ? st : dpt_errorf(st, "%s: %s", opt, dpt_last_error());
 }
 
+static dpt_status parse_lr_scaling(void *cfg, const char *opt, const char *value) {
+    dpt_status st = dpt_lr_scaling_parse(value, &((dpt_train_cfg *)cfg)->lr_scaling);
+    return st == DPT_OK ? st : dpt_errorf(st, "%s: %s", opt, dpt_last_error());
+}
+
 static dpt_status parse_bn(void *cfg, const char *opt, const char *value) {
     dpt_train_cfg *c = cfg;
     if (!strcmp(value, "local")) {
@@ -186,7 +191,10 @@ static const dpt_cli_option train_table[] = {
     {"--warmup-start", "F", DPT_OPT_DOUBLE, FIELD(warmup_start), 1e-9, 1,
      "warmup start fraction of the lr [1/3]", NULL},
     {"--lr-ref-batch", "B", DPT_OPT_INT64, FIELD(lr_ref_batch), 1, 1e9,
-     "linear scaling rule: lr *= batch / B", NULL},
+     "the batch --lr is tuned for: lr is scaled to --batch by --lr-scaling", NULL},
+    {"--lr-scaling", "RULE", DPT_OPT_CUSTOM, 0, 0, 0,
+     "linear (lr * batch / B), sqrt (lr * sqrt(batch / B)) or none [linear]",
+     parse_lr_scaling},
     {"--clip-norm", "X", DPT_OPT_DOUBLE, FIELD(clip_norm), 1e-30, 1e30,
      "clip gradients to this global L2 norm", NULL},
     {"--clip-value", "X", DPT_OPT_DOUBLE, FIELD(clip_value), 1e-30, 1e30,
@@ -367,6 +375,29 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     }
     free(config);
     return dpt__cli_finish(g, st);
+}
+
+dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
+                                dpt_train_cfg *cfg, int *no_progress) {
+    train_options o;
+    memset(&o, 0, sizeof o);
+    dpt_train_cfg_defaults(&o.train);
+    o.train.data_search = search_path;
+    const char *pos[1];
+    int n_pos = 0, help = 0;
+    dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 0, pos, 0, &n_pos, &help);
+    if (st == DPT_OK && (o.ensemble_set || o.print_model || help))
+        st = dpt_errorf(DPT_EINVAL, "%s: not in a sweep",
+                        o.ensemble_set ? "--ensemble" : o.print_model ? "--print-model" : "--help");
+    if (st == DPT_OK)
+        st = check_combination(&o, 0);
+    *cfg = o.train;
+    *no_progress = o.no_progress;
+    return st;
+}
+
+void dpt__cli_print_train_options(FILE *out, const char *usage) {
+    dpt_cli_print_help(out, usage, train_table);
 }
 
 int dpt__cli_train(dpt_group *g, int argc, char **argv, const char *search_path) {

@@ -24,6 +24,7 @@ static void print_usage(FILE *out) {
             "options)\n"
             "commands:\n"
             "  train       train a model (data-parallel over the ranks)\n"
+            "  sweep       batch sizes and options on a grid, one rank group per point\n"
             "  cv          K-fold cross-validation, one rank group per fold\n"
             "  eval FILE   accuracy, confusion matrix and predictions of a checkpoint or an\n"
             "              ensemble manifest\n"
@@ -85,6 +86,8 @@ int main(int argc, char **argv) {
             print_usage(stdout);
     } else if (!strcmp(argv[1], "train")) {
         rc = dpt__cli_train(&g, argc - 1, argv + 1, search);
+    } else if (!strcmp(argv[1], "sweep")) {
+        rc = dpt__cli_sweep(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "cv")) {
         rc = dpt__cli_cv(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "eval")) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dist_impl.h"
+#include "dpt/optim.h"
 #include "dpt/timer.h"
 
 /* Keeps the first error of the step (message included) for dpt_bucketer_wait. */
@@ -137,11 +138,27 @@ void dpt_bucketer_begin(dpt_bucketer *b, double scale) {
     b->next_start = b->first_pending = 0;
     b->in_step = 1;
     b->scale = (float)scale;
+    b->want_sumsq = 0;
+    b->local_sumsq = 0;
     b->st = DPT_OK;
     b->err[0] = '\0';
 }
 
+void dpt_bucketer_begin_sumsq(dpt_bucketer *b, double scale) {
+    dpt_bucketer_begin(b, scale);
+    b->want_sumsq = 1;
+}
+
+/* Squares of grad[offset, offset + count) into local_sumsq, while the values are still local. */
+static void add_local_sumsq(dpt_bucketer *b, int64_t offset, int64_t count) {
+    if (b->want_sumsq) {
+        double norm = dpt_norm2(b->grad + offset, count);
+        b->local_sumsq += norm * norm;
+    }
+}
+
 static void start_bucket(dpt_bucketer *b, int k) {
+    add_local_sumsq(b, b->b_offset[k], b->b_count[k]);
     int rc = MPI_Iallreduce(MPI_IN_PLACE, b->grad + b->b_offset[k], (int)b->b_count[k], MPI_FLOAT,
                             MPI_SUM, b->g->comm, &b->req[k]);
     if (rc != MPI_SUCCESS) {
@@ -204,6 +221,7 @@ dpt_status dpt_bucketer_wait(dpt_bucketer *b) {
     double t0 = dpt_now();
     b->stats.started_early = b->next_start;
     if (b->blocking) {
+        add_local_sumsq(b, 0, b->n);
         keep_error(b, dpt__allreduce_inplace(b->grad, b->n, MPI_FLOAT, MPI_SUM, b->g->comm,
                                              "gradient allreduce: MPI_Allreduce"));
     } else {

@@ -145,3 +145,26 @@ double dpt_schedule_linear_scaling(double base_lr, int64_t batch, int64_t batch_
     DPT_ASSERT(batch > 0 && batch_ref > 0);
     return base_lr * (double)batch / (double)batch_ref;
 }
+
+double dpt_schedule_scaled_lr(double base_lr, dpt_lr_scaling rule, int64_t batch, int64_t batch_ref) {
+    DPT_ASSERT(batch > 0 && batch_ref > 0);
+    switch (rule) {
+    case DPT_LR_SCALING_LINEAR:
+        return dpt_schedule_linear_scaling(base_lr, batch, batch_ref);
+    case DPT_LR_SCALING_SQRT:
+        return base_lr * sqrt((double)batch / (double)batch_ref);
+    case DPT_LR_SCALING_NONE:
+        break;
+    }
+    return base_lr;
+}
+
+dpt_status dpt_lr_scaling_parse(const char *name, dpt_lr_scaling *rule) {
+    static const char *const names[] = {"linear", "sqrt", "none"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *rule = (dpt_lr_scaling)i;
+            return DPT_OK;
+        }
+    return dpt_errorf(DPT_EINVAL, "'%s' is not one of none, linear, sqrt", name);
+}

@@ -265,7 +265,7 @@ dpt_status dpt__ens_bagging(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec
                             dpt_group *world) {
     dpt_ens e;
     bagging b = {0};
-    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->members, "member", 1);
+    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->members, "member", "members", DPT_ENS_GROUPS);
     if (st == DPT_OK) {
         double f = ec->max_samples > 0 ? ec->max_samples : 1.0;
         b.m = (int64_t)floor(f * (double)e.n_pool);

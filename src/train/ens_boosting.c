@@ -158,7 +158,7 @@ dpt_status dpt__ens_boosting(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *e
                              dpt_group *world) {
     dpt_ens e;
     boosting b = {0};
-    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->rounds, "round", 0);
+    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->rounds, "round", "members", 0);
     if (st == DPT_OK) {
         int64_t n = e.n_pool, T = ec->rounds;
         b.w = malloc((size_t)n * sizeof(double));

@@ -114,7 +114,7 @@ dpt_status dpt__ens_crossval(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *e
                                                  ec->folds));
     dpt_ens e;
     crossval cv = {0};
-    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->folds, "fold", 1);
+    dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->folds, "fold", "members", DPT_ENS_GROUPS);
     if (st == DPT_OK) {
         cv.fold_of = malloc((size_t)e.n_pool * sizeof(int32_t));
         cv.train = malloc((size_t)e.n_pool * sizeof(int64_t));

@@ -16,13 +16,19 @@ typedef struct {
     int64_t n_test, K;
     dpt_rank_groups rg;
     int n_jobs;
-    const char *job_name;  /* "member", "round", "fold" */
+    const char *job_name;  /* "member", "round", "fold", "point" */
+    const char *dir;       /* "members", "points" */
 } dpt_ens;
 
-/* Collective over world: loads the data, forms the groups (use_groups 0: one group of every
- * rank, for boosting's sequential rounds) and prints the layout on world rank 0. */
+enum {
+    DPT_ENS_GROUPS = 1,  /* one group per job, min(jobs, ranks) groups; else one group of all */
+    DPT_ENS_NO_DATA = 2, /* jobs load their own data (their options may differ) */
+};
+/* Collective over world: loads the data (unless DPT_ENS_NO_DATA), forms the groups and prints the
+ * layout on world rank 0. Jobs write into OUT/DIR/NN (dir: "members", "points"). */
 dpt_status dpt__ens_open(dpt_ens *e, const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                         dpt_group *world, int n_jobs, const char *job_name, int use_groups);
+                         dpt_group *world, int n_jobs, const char *job_name, const char *dir,
+                         int flags);
 void dpt__ens_close(dpt_ens *e);
 
 typedef dpt_status (*dpt_ens_job_fn)(dpt_ens *e, void *ctx, dpt_group *g, int job);
@@ -30,7 +36,7 @@ typedef dpt_status (*dpt_ens_job_fn)(dpt_ens *e, void *ctx, dpt_group *g, int jo
  * waits for every group. */
 dpt_status dpt__ens_run_jobs(dpt_ens *e, dpt_ens_job_fn fn, void *ctx);
 
-/* OUT/members/NN, or "" without --out. */
+/* OUT/DIR/NN, or "" without --out. */
 void dpt__ens_member_dir(const dpt_ens *e, int job, char *buf, size_t n);
 
 /* Trains one job's model on group g: a trainer over train_idx (val_idx for metrics and early

@@ -9,20 +9,26 @@
 #include "ens_impl.h"
 
 dpt_status dpt__ens_open(dpt_ens *e, const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                         dpt_group *world, int n_jobs, const char *job_name, int use_groups) {
+                         dpt_group *world, int n_jobs, const char *job_name, const char *dir,
+                         int flags) {
     memset(e, 0, sizeof *e);
     e->cfg = cfg, e->ec = ec, e->world = world;
     e->log = cfg->log ? cfg->log : stdout;
     e->n_jobs = n_jobs;
     e->job_name = job_name;
+    e->dir = dir;
     e->rg.leaders = MPI_COMM_NULL;
-    dpt_status st = dpt_train_load_data(cfg, world, &e->data, &e->pool, &e->n_pool, &e->val,
-                                        &e->n_val);
-    if (st != DPT_OK)
-        return st;
-    e->K = e->data.train.K;
-    e->n_test = cfg->test_samples > 0 && cfg->test_samples < e->data.test.N ? cfg->test_samples
-                                                                            : e->data.test.N;
+    int use_groups = flags & DPT_ENS_GROUPS;
+    dpt_status st = DPT_OK;
+    if (!(flags & DPT_ENS_NO_DATA)) {
+        st = dpt_train_load_data(cfg, world, &e->data, &e->pool, &e->n_pool, &e->val, &e->n_val);
+        if (st != DPT_OK)
+            return st;
+        e->K = e->data.train.K;
+        e->n_test = cfg->test_samples > 0 && cfg->test_samples < e->data.test.N
+                        ? cfg->test_samples
+                        : e->data.test.N;
+    }
     char what[64];
     snprintf(what, sizeof what, "%ss", job_name);
     if ((st = dpt_rank_groups_init(&e->rg, world, use_groups ? n_jobs : 1, what)) != DPT_OK)
@@ -36,8 +42,10 @@ dpt_status dpt__ens_open(dpt_ens *e, const dpt_train_cfg *cfg, const dpt_ensembl
                 job_name, n_jobs > 1 ? "s" : "", world->world_size,
                 world->world_size > 1 ? "s" : "", e->rg.n_groups, e->rg.n_groups > 1 ? "s" : "",
                 e->rg.group_size, e->rg.group_size > 1 ? "s" : "", layout);
-        fprintf(e->log, "dptrain: %s on %s (%lld train, %lld val, %lld test)\n", cfg->model,
-                e->data.source, (long long)e->n_pool, (long long)e->n_val, (long long)e->n_test);
+        if (!(flags & DPT_ENS_NO_DATA))
+            fprintf(e->log, "dptrain: %s on %s (%lld train, %lld val, %lld test)\n", cfg->model,
+                    e->data.source, (long long)e->n_pool, (long long)e->n_val,
+                    (long long)e->n_test);
         fflush(e->log);
     }
     return DPT_OK;
@@ -63,7 +71,7 @@ dpt_status dpt__ens_run_jobs(dpt_ens *e, dpt_ens_job_fn fn, void *ctx) {
 
 void dpt__ens_member_dir(const dpt_ens *e, int job, char *buf, size_t n) {
     if (e->cfg->out && *e->cfg->out)
-        snprintf(buf, n, "%s/members/%02d", e->cfg->out, job);
+        snprintf(buf, n, "%s/%s/%02d", e->cfg->out, e->dir, job);
     else if (n > 0)
         buf[0] = '\0';
 }

@@ -176,8 +176,9 @@ static dpt_status make_schedule(dpt_trainer *t) {
         .kind = c->schedule,
         /* the optimizer's lr (torch's default when not given), scaled by the linear scaling
          * rule when asked: lr * batch / ref_batch (Goyal et al. 2017) */
-        .base_lr = c->lr_ref_batch > 0 ? dpt_schedule_linear_scaling(dpt_optim_base_lr(t->optim),
-                                                                     c->batch, c->lr_ref_batch)
+        .base_lr = c->lr_ref_batch > 0 ? dpt_schedule_scaled_lr(dpt_optim_base_lr(t->optim),
+                                                                c->lr_scaling, c->batch,
+                                                                c->lr_ref_batch)
                                        : dpt_optim_base_lr(t->optim),
         .gamma = c->schedule == DPT_SCHED_EXPONENTIAL && c->gamma > 0 ? pow(c->gamma, 1.0 / spe)
                  : c->schedule == DPT_SCHED_STEP                    ? c->gamma

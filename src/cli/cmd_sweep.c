@@ -1,0 +1,200 @@
+/* `dptrain sweep` (cli): expands --batch-sizes and every --vary OPTION=V1,V2,... into a
+ * Cartesian grid of `dptrain train` command lines, parses each with the train option table (so
+ * any train option can be varied and is validated the same way), and hands the configurations
+ * to train/'s sweep. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+#include "progress.h"
+
+#define MAX_AXES 8
+#define MAX_POINTS 4096
+
+typedef struct {
+    char opt[64];     /* "--weight-decay" */
+    char **values;
+    int n;
+} axis;
+
+static const char usage[] =
+    "mpirun -np R dptrain sweep --batch-sizes B1,B2,... [--vary OPTION=V1,V2,...]... "
+    "[--epochs-scaling none|steps] --out DIR [train options]\n"
+    "  every point starts from the same initial weights; one rank group per point\n"
+    "  values are split at commas, or at semicolons when the list has one (model specs)";
+
+/* Splits `list` at ';' when it has one, else at ','; the pieces are malloc'd. */
+static dpt_status split_values(const char *opt, const char *list, axis *a) {
+    char sep = strchr(list, ';') ? ';' : ',';
+    int n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == sep;
+    a->values = calloc((size_t)n, sizeof *a->values);
+    if (!a->values)
+        return dpt_errorf(DPT_ENOMEM, "%s: out of memory", opt);
+    const char *start = list;
+    for (int i = 0; i < n; i++) {
+        const char *end = strchr(start, sep);
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        if (len == 0)
+            return dpt_errorf(DPT_EINVAL, "%s: empty value in '%s'", opt, list);
+        if (!(a->values[i] = strndup(start, len)))
+            return dpt_errorf(DPT_ENOMEM, "%s: out of memory", opt);
+        a->n++;
+        start = end ? end + 1 : start + len;
+    }
+    return DPT_OK;
+}
+
+static void free_axes(axis *axes, int n) {
+    for (int k = 0; k < n; k++) {
+        for (int i = 0; i < axes[k].n; i++)
+            free(axes[k].values[i]);
+        free(axes[k].values);
+    }
+}
+
+/* Takes the sweep's own options out of argv; the rest (the base train options) go to base[]. */
+static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axes, char **base,
+                                   int *n_base, int *steps_scaling, int *help) {
+    *n_axes = 1; /* axis 0: --batch */
+    snprintf(axes[0].opt, sizeof axes[0].opt, "--batch");
+    int have_batches = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = 1;
+        } else if (!strcmp(a, "--batch-sizes") || !strcmp(a, "--vary") ||
+                   !strcmp(a, "--epochs-scaling")) {
+            if (i + 1 >= argc)
+                return dpt_errorf(DPT_EINVAL, "%s: missing value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--batch-sizes")) {
+                if (have_batches++)
+                    return dpt_errorf(DPT_EINVAL, "--batch-sizes: given twice");
+                dpt_status st = split_values(a, v, &axes[0]);
+                if (st != DPT_OK)
+                    return st;
+            } else if (!strcmp(a, "--epochs-scaling")) {
+                if (strcmp(v, "none") && strcmp(v, "steps"))
+                    return dpt_errorf(DPT_EINVAL, "--epochs-scaling: '%s' is not one of none, "
+                                                  "steps",
+                                      v);
+                *steps_scaling = !strcmp(v, "steps");
+            } else {
+                const char *eq = strchr(v, '=');
+                if (!eq || eq == v || !eq[1])
+                    return dpt_errorf(DPT_EINVAL, "--vary: '%s' is not OPTION=V1,V2,...", v);
+                if (*n_axes >= MAX_AXES)
+                    return dpt_errorf(DPT_EINVAL, "--vary: at most %d axes", MAX_AXES - 1);
+                axis *x = &axes[(*n_axes)++];
+                snprintf(x->opt, sizeof x->opt, "--%.*s", (int)(eq - v), v);
+                if (!strcmp(x->opt, "--batch"))
+                    return dpt_errorf(DPT_EINVAL, "--vary batch: use --batch-sizes");
+                dpt_status st = split_values("--vary", eq + 1, x);
+                if (st != DPT_OK)
+                    return st;
+            }
+        } else {
+            if (!strcmp(a, "--batch"))
+                return dpt_errorf(DPT_EINVAL, "--batch: a sweep takes its sizes from "
+                                              "--batch-sizes");
+            base[(*n_base)++] = argv[i];
+        }
+    }
+    if (!have_batches && !*help)
+        return dpt_errorf(DPT_EINVAL, "sweep needs --batch-sizes B1,B2,...");
+    for (int k = 1; k < *n_axes; k++)
+        for (int i = 0; i < *n_base; i++)
+            if (!strcmp(base[i], axes[k].opt) ||
+                (!strncmp(base[i], axes[k].opt, strlen(axes[k].opt)) &&
+                 base[i][strlen(axes[k].opt)] == '='))
+                return dpt_errorf(DPT_EINVAL, "%s: both varied (--vary) and fixed", axes[k].opt);
+    return DPT_OK;
+}
+
+int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path) {
+    axis axes[MAX_AXES];
+    memset(axes, 0, sizeof axes);
+    int n_axes = 0, n_base = 0, steps_scaling = 0, help = 0, n_points = 0, no_progress = 0;
+    char **base = calloc((size_t)argc + 1, sizeof *base);
+    dpt_train_cfg *points = NULL;
+    char **labels = NULL, ***point_argv = NULL;
+    dpt_status st = base ? parse_sweep_args(argc, argv, axes, &n_axes, base, &n_base,
+                                            &steps_scaling, &help)
+                         : dpt_errorf(DPT_ENOMEM, "out of memory");
+    if (help) {
+        if (g->world_rank == 0)
+            dpt__cli_print_train_options(stdout, usage);
+        free_axes(axes, n_axes);
+        free(base);
+        return 0;
+    }
+    if (st == DPT_OK) {
+        n_points = 1;
+        for (int k = 0; k < n_axes && n_points <= MAX_POINTS; k++)
+            n_points *= axes[k].n;
+        if (n_points > MAX_POINTS)
+            st = dpt_errorf(DPT_EINVAL, "sweep: more than %d points", MAX_POINTS);
+    }
+    if (st == DPT_OK) {
+        points = calloc((size_t)n_points, sizeof *points);
+        labels = calloc((size_t)n_points, sizeof *labels);
+        point_argv = calloc((size_t)n_points, sizeof *point_argv);
+        if (!points || !labels || !point_argv)
+            st = dpt_errorf(DPT_ENOMEM, "sweep: out of memory for %d points", n_points);
+    }
+    /* point p: axis k takes value (p / stride_k) % n_k, the last axis varying fastest */
+    for (int p = 0; p < n_points && st == DPT_OK; p++) {
+        char **pa = point_argv[p] = calloc((size_t)(n_base + 2 * n_axes + 1), sizeof *pa);
+        char *label = labels[p] = calloc(1024, 1);
+        if (!pa || !label) {
+            st = dpt_errorf(DPT_ENOMEM, "sweep: out of memory");
+            break;
+        }
+        int n = 0;
+        for (int i = 0; i < n_base; i++)
+            pa[n++] = base[i];
+        size_t used = 0;
+        for (int k = 0, stride = n_points; k < n_axes; k++) {
+            stride /= axes[k].n;
+            const char *v = axes[k].values[(p / stride) % axes[k].n];
+            pa[n++] = axes[k].opt;
+            pa[n++] = (char *)v;
+            used += (size_t)snprintf(label + used, used < 1024 ? 1024 - used : 0, "%s%s=%s",
+                                     k ? " " : "", axes[k].opt + 2, v);
+        }
+        st = dpt__cli_parse_point(n, pa, search_path, &points[p], &no_progress);
+        if (st != DPT_OK)
+            st = dpt_errorf(st, "sweep point %d (%s): %s", p, label, dpt_last_error());
+        else if (!points[p].out || !*points[p].out)
+            st = dpt_errorf(DPT_EINVAL, "sweep needs --out DIR (points/NN/, sweep.csv, "
+                                        "results.h5)");
+    }
+    int rc;
+    if (st != DPT_OK) {
+        rc = dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain sweep --help)", dpt_last_error()));
+    } else {
+        dpt_cli_progress progress;
+        dpt_progress pr = dpt_cli_progress_init(&progress, stdout, points[0].quiet, no_progress,
+                                                1);
+        for (int p = 0; p < n_points; p++)
+            points[p].progress = pr;
+        dpt_sweep_cfg sc = {.n_points = n_points, .points = points,
+                            .labels = (const char *const *)labels,
+                            .epochs_scaling_steps = steps_scaling, .out = points[0].out,
+                            .quiet = points[0].quiet, .log = stdout};
+        rc = dpt__cli_finish(g, dpt_sweep_run(&sc, g));
+    }
+    for (int p = 0; p < n_points; p++) {
+        if (point_argv)
+            free(point_argv[p]);
+        if (labels)
+            free(labels[p]);
+    }
+    free(point_argv), free(labels), free(points), free(base);
+    free_axes(axes, n_axes);
+    return rc;
+}
