@@ -73,8 +73,9 @@ void dpt_group_free(dpt_group *g);
 /* ---- Rank groups for a queue of jobs (groups.c) ----------------------------------------- */
 
 /* G jobs (ensemble members, folds, sweep points) over the R ranks of `world`: P = min(G, R)
- * groups of R / P consecutive ranks (R % P == 0, or DPT_EINVAL naming `what`); job j runs on group
- * j % P, the jobs of a group one after another in job order. */
+ * groups of R / P consecutive ranks (R % P == 0, or DPT_EINVAL naming `what`; with `fit`, P is
+ * instead the largest divisor of R not above min(G, R): 3 sweep points on 4 ranks run as 2
+ * groups of 2); job j runs on group j % P, the jobs of a group one after another in job order. */
 typedef struct {
     dpt_group split;   /* world split into the P groups (agreement over the whole world) */
     dpt_group member;  /* this rank's group as a world of its own: inside a job, agreement,
@@ -87,7 +88,7 @@ typedef struct {
 /* Collective over world->world. On failure the status is agreed over the world; call
  * dpt_rank_groups_free in every case. */
 dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int n_jobs,
-                                const char *what);
+                                int fit, const char *what);
 void dpt_rank_groups_free(dpt_rank_groups *rg);
 /* Group that runs job j, and its first world rank. */
 int dpt_rank_groups_group_of(const dpt_rank_groups *rg, int job);

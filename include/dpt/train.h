@@ -249,6 +249,33 @@ typedef struct {
  * generalization gap, steps, time, checkpoint. */
 dpt_status dpt_sweep_run(const dpt_sweep_cfg *sc, struct dpt_group *world);
 
+/* ---- The loss along the line between two minima (exp_interpolate.c) ---------------------- */
+
+typedef struct {
+    const char *a, *b;             /* checkpoints of the same model, trained on the same data */
+    const char *data, *data_search;
+    int points;                    /* alphas, evenly spaced over [alpha_min, alpha_max]; >= 2 */
+    double alpha_min, alpha_max;
+    int bn_recompute;              /* 1: re-estimate batch-norm statistics at every alpha;
+                                    * 0: interpolate them like the weights */
+    int64_t bn_samples;            /* samples of the re-estimation pass; 0: 25600 */
+    int64_t train_samples;         /* the first N training samples are evaluated; 0: 10000 */
+    int64_t test_samples;          /* the first N test samples; 0: all */
+    const char *csv, *h5;          /* outputs (NULL: none), written by world rank 0 */
+} dpt_interp_cfg;
+
+typedef struct {
+    int n;
+    double *alpha, *train_loss, *train_acc, *test_loss, *test_acc; /* n each, one allocation */
+    int64_t n_train, n_test;
+} dpt_interp_result;
+
+/* Collective over g. x(alpha) = alpha * x_B + (1 - alpha) * x_A for every parameter (exact at
+ * alpha 0 and 1), evaluated like `dptrain eval` (evaluation mode, fixed chunks): the same numbers
+ * for any rank count. The re-estimation pass runs identically on every rank. */
+dpt_status dpt_interpolate(const dpt_interp_cfg *c, struct dpt_group *g, dpt_interp_result *r);
+void dpt_interp_result_free(dpt_interp_result *r);
+
 /* ---- Saved models: checkpoints and ensemble manifests (predict.c) -------------------------- */
 
 #define DPT_MANIFEST_FORMAT "dptrain-ensemble"

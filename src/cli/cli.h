@@ -20,7 +20,9 @@ dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
 /* `usage` and the train option table, for the help of commands that take train options. */
 void dpt__cli_print_train_options(FILE *out, const char *usage);
 int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path);
+int dpt__cli_interpolate(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path);
+int dpt__cli_sharpness(dpt_group *g, int argc, char **argv, const char *search_path);
 int dpt__cli_selfcheck(int argc, char **argv);
 
 #endif

@@ -28,6 +28,8 @@ static void print_usage(FILE *out) {
             "  cv          K-fold cross-validation, one rank group per fold\n"
             "  eval FILE   accuracy, confusion matrix and predictions of a checkpoint or an\n"
             "              ensemble manifest\n"
+            "  sharpness FILE  epsilon-sharpness of a checkpoint (Keskar et al. 2017)\n"
+            "  interpolate A B   loss and accuracy along the line between two checkpoints\n"
             "  selfcheck   every convolution implementation against the reference\n"
             "  --version   version and the convolution kernel in use\n");
 }
@@ -86,12 +88,16 @@ int main(int argc, char **argv) {
             print_usage(stdout);
     } else if (!strcmp(argv[1], "train")) {
         rc = dpt__cli_train(&g, argc - 1, argv + 1, search);
+    } else if (!strcmp(argv[1], "interpolate")) {
+        rc = dpt__cli_interpolate(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "sweep")) {
         rc = dpt__cli_sweep(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "cv")) {
         rc = dpt__cli_cv(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "eval")) {
         rc = dpt__cli_eval(&g, argc - 1, argv + 1, search);
+    } else if (!strcmp(argv[1], "sharpness")) {
+        rc = dpt__cli_sharpness(&g, argc - 1, argv + 1, search);
     } else if (!strcmp(argv[1], "selfcheck")) {
         rc = g.world_rank == 0 ? dpt__cli_selfcheck(argc - 1, argv + 1) : 0;
         rc = dpt__cli_finish(&g, rc ? dpt_errorf(DPT_EINVAL, "selfcheck failed") : DPT_OK);

@@ -10,7 +10,7 @@
 #include "dist_impl.h"
 
 dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int n_jobs,
-                                const char *what) {
+                                int fit, const char *what) {
     memset(rg, 0, sizeof *rg);
     rg->leaders = MPI_COMM_NULL;
     rg->split.world = rg->split.comm = rg->split.agree_comm = MPI_COMM_NULL;
@@ -21,6 +21,8 @@ dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int
     if (n_jobs < 1)
         st = dpt_errorf(DPT_EINVAL, "%s: at least 1 is needed", what);
     int P = n_jobs < R ? n_jobs : R;
+    while (fit && P > 1 && R % P != 0)
+        P--;
     if (st == DPT_OK && R % P != 0)
         st = dpt_errorf(DPT_EINVAL,
                         "%s: %d ranks cannot form %d groups of equal size (start a multiple of "

@@ -23,6 +23,7 @@ typedef struct {
 enum {
     DPT_ENS_GROUPS = 1,  /* one group per job, min(jobs, ranks) groups; else one group of all */
     DPT_ENS_NO_DATA = 2, /* jobs load their own data (their options may differ) */
+    DPT_ENS_FIT = 4,     /* fewer groups when min(jobs, ranks) does not divide the ranks */
 };
 /* Collective over world: loads the data (unless DPT_ENS_NO_DATA), forms the groups and prints the
  * layout on world rank 0. Jobs write into OUT/DIR/NN (dir: "members", "points"). */

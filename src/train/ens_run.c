@@ -31,7 +31,8 @@ dpt_status dpt__ens_open(dpt_ens *e, const dpt_train_cfg *cfg, const dpt_ensembl
     }
     char what[64];
     snprintf(what, sizeof what, "%ss", job_name);
-    if ((st = dpt_rank_groups_init(&e->rg, world, use_groups ? n_jobs : 1, what)) != DPT_OK)
+    if ((st = dpt_rank_groups_init(&e->rg, world, use_groups ? n_jobs : 1,
+                                     (flags & DPT_ENS_FIT) != 0, what)) != DPT_OK)
         return st;
     if (!use_groups)
         e->rg.n_jobs = n_jobs; /* every job on the single group, in order */

@@ -196,7 +196,7 @@ dpt_status dpt_sweep_run(const dpt_sweep_cfg *sc, dpt_group *world) {
         if (sc->points[p].batch < s.min_batch)
             s.min_batch = sc->points[p].batch;
     dpt_status st = dpt__ens_open(&e, &base, &ec, world, sc->n_points, "point", "points",
-                                  DPT_ENS_GROUPS | DPT_ENS_NO_DATA);
+                                  DPT_ENS_GROUPS | DPT_ENS_NO_DATA | DPT_ENS_FIT);
     if (st == DPT_OK && world->world_rank == 0 && !sc->quiet) {
         for (int p = 0; p < sc->n_points; p++)
             fprintf(e.log, "  point %d: %s\n", p, sc->labels[p]);

@@ -19,7 +19,7 @@
 static void test_layout(const dpt_group *world, int G) {
     int R = world->world_size, P = G < R ? G : R;
     dpt_rank_groups rg;
-    dpt_status st = dpt_rank_groups_init(&rg, world, G, "members");
+    dpt_status st = dpt_rank_groups_init(&rg, world, G, 0, "members");
     CHECK(st == DPT_OK, "G=%d: %s", G, dpt_last_error());
     if (st != DPT_OK) {
         dpt_rank_groups_free(&rg);
@@ -48,6 +48,24 @@ static void test_layout(const dpt_group *world, int G) {
     }
     CHECK(dpt_rank_groups_wait_all(&rg) == DPT_OK, "wait_all");
     dpt_rank_groups_free(&rg);
+}
+
+/* With `fit`, 3 jobs on 4 ranks run as 2 groups of 2 (the largest divisor of 4 not above 3);
+ * without it they are an error naming the layout. */
+static void test_fit(const dpt_group *world) {
+    int R = world->world_size;
+    dpt_rank_groups rg;
+    dpt_status st = dpt_rank_groups_init(&rg, world, 3, 1, "points");
+    int want = R >= 3 ? (R % 3 == 0 ? 3 : R % 2 == 0 ? 2 : 1) : R;
+    CHECK(st == DPT_OK && rg.n_groups == want && rg.group_size == R / want,
+          "fit: 3 jobs on %d ranks gave %d groups, want %d", R, rg.n_groups, want);
+    dpt_rank_groups_free(&rg);
+    if (R == 4) {
+        st = dpt_rank_groups_init(&rg, world, 3, 0, "points");
+        CHECK(st == DPT_EINVAL && strstr(dpt_last_error(), "cannot form 3 groups"),
+              "no fit: %s", dpt_last_error());
+        dpt_rank_groups_free(&rg);
+    }
 }
 
 static void read_i64(const char *path, const char *obj, int64_t **out, int64_t *n) {
@@ -169,6 +187,7 @@ int main(int argc, char **argv) {
     test_layout(&world, 2);
     test_layout(&world, R);
     test_layout(&world, 5); /* 5 members queued on min(5, R) groups */
+    test_fit(&world);
     test_bagging(&world);
     dpt_group_free(&world);
     return mpi_check_finish("test_rank_groups");
