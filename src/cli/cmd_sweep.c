@@ -14,16 +14,19 @@
 #define MAX_POINTS 4096
 
 typedef struct {
-    char opt[64];     /* "--weight-decay" */
-    char **values;
+    char opt[64];     /* "--weight-decay"; "" for the variants axis */
+    char **values;    /* option values; variant names on the variants axis */
     int n;
+    char ***args;     /* variants axis: each variant's option words (NULL-terminated) */
 } axis;
 
 static const char usage[] =
     "mpirun -np R dptrain sweep --batch-sizes B1,B2,... [--vary OPTION=V1,V2,...]... "
-    "[--epochs-scaling none|steps] --out DIR [train options]\n"
+    "[--variant NAME='OPTIONS']... [--epochs-scaling none|steps] --out DIR [train options]\n"
     "  every point starts from the same initial weights; one rank group per point\n"
-    "  values are split at commas, or at semicolons when the list has one (model specs)";
+    "  values are split at commas, or at semicolons when the list has one (model specs)\n"
+    "  the --variant flags form one axis of named option sets, split like a shell line\n"
+    "  ('quotes' group words), e.g. --variant none= --variant l2='--weight-decay 5e-4'";
 
 /* Splits `list` at ';' when it has one, else at ','; the pieces are malloc'd. */
 static dpt_status split_values(const char *opt, const char *list, axis *a) {
@@ -50,10 +53,79 @@ static dpt_status split_values(const char *opt, const char *list, axis *a) {
 
 static void free_axes(axis *axes, int n) {
     for (int k = 0; k < n; k++) {
-        for (int i = 0; i < axes[k].n; i++)
+        for (int i = 0; i < axes[k].n; i++) {
             free(axes[k].values[i]);
+            for (int w = 0; axes[k].args && axes[k].args[i] && axes[k].args[i][w]; w++)
+                free(axes[k].args[i][w]);
+            if (axes[k].args)
+                free(axes[k].args[i]);
+        }
         free(axes[k].values);
+        free(axes[k].args);
     }
+}
+
+/* Splits a line into words like a shell: blanks separate, 'single' and "double" quotes group
+ * (no escapes). The words and the NULL-terminated array are malloc'd. */
+static dpt_status split_words(const char *line, char ***out) {
+    size_t len = strlen(line);
+    char **words = calloc(len / 2 + 2, sizeof *words), *buf = malloc(len + 1);
+    if (!words || !buf) {
+        free(words), free(buf);
+        return dpt_errorf(DPT_ENOMEM, "--variant: out of memory");
+    }
+    int n = 0;
+    const char *p = line;
+    dpt_status st = DPT_OK;
+    while (*p && st == DPT_OK) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        size_t k = 0;
+        while (*p && *p != ' ' && *p != '\t') {
+            if (*p == '\'' || *p == '"') {
+                char q = *p++;
+                while (*p && *p != q)
+                    buf[k++] = *p++;
+                if (*p != q)
+                    st = dpt_errorf(DPT_EINVAL, "--variant: unbalanced %c in '%s'", q, line);
+                else
+                    p++;
+            } else {
+                buf[k++] = *p++;
+            }
+        }
+        buf[k] = '\0';
+        if (st == DPT_OK && !(words[n++] = strdup(buf)))
+            st = dpt_errorf(DPT_ENOMEM, "--variant: out of memory");
+    }
+    free(buf);
+    *out = words;
+    return st;
+}
+
+/* --variant NAME=OPTIONS adds one value to the variants axis. */
+static dpt_status add_variant(axis *x, const char *v) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v)
+        return dpt_errorf(DPT_EINVAL, "--variant: '%s' is not NAME=OPTIONS", v);
+    char **values = realloc(x->values, (size_t)(x->n + 1) * sizeof *values);
+    if (values)
+        x->values = values;
+    char ***args = realloc(x->args, (size_t)(x->n + 1) * sizeof *args);
+    if (args)
+        x->args = args;
+    if (!values || !args)
+        return dpt_errorf(DPT_ENOMEM, "--variant: out of memory");
+    x->args[x->n] = NULL;
+    if (!(x->values[x->n] = strndup(v, (size_t)(eq - v))))
+        return dpt_errorf(DPT_ENOMEM, "--variant: out of memory");
+    x->n++;
+    for (int i = 0; i < x->n - 1; i++)
+        if (!strcmp(x->values[i], x->values[x->n - 1]))
+            return dpt_errorf(DPT_EINVAL, "--variant %s: given twice", x->values[i]);
+    return split_words(eq + 1, &x->args[x->n - 1]);
 }
 
 /* Takes the sweep's own options out of argv; the rest (the base train options) go to base[]. */
@@ -67,7 +139,7 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             *help = 1;
         } else if (!strcmp(a, "--batch-sizes") || !strcmp(a, "--vary") ||
-                   !strcmp(a, "--epochs-scaling")) {
+                   !strcmp(a, "--epochs-scaling") || !strcmp(a, "--variant")) {
             if (i + 1 >= argc)
                 return dpt_errorf(DPT_EINVAL, "%s: missing value", a);
             const char *v = argv[++i];
@@ -75,6 +147,18 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
                 if (have_batches++)
                     return dpt_errorf(DPT_EINVAL, "--batch-sizes: given twice");
                 dpt_status st = split_values(a, v, &axes[0]);
+                if (st != DPT_OK)
+                    return st;
+            } else if (!strcmp(a, "--variant")) {
+                int k = 1;
+                while (k < *n_axes && axes[k].opt[0])
+                    k++;
+                if (k == *n_axes) {
+                    if (*n_axes >= MAX_AXES)
+                        return dpt_errorf(DPT_EINVAL, "--variant: at most %d axes", MAX_AXES - 1);
+                    axes[(*n_axes)++].opt[0] = '\0';
+                }
+                dpt_status st = add_variant(&axes[k], v);
                 if (st != DPT_OK)
                     return st;
             } else if (!strcmp(a, "--epochs-scaling")) {
@@ -107,7 +191,7 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
     if (!have_batches && !*help)
         return dpt_errorf(DPT_EINVAL, "sweep needs --batch-sizes B1,B2,...");
     for (int k = 1; k < *n_axes; k++)
-        for (int i = 0; i < *n_base; i++)
+        for (int i = 0; i < *n_base && axes[k].opt[0]; i++)
             if (!strcmp(base[i], axes[k].opt) ||
                 (!strncmp(base[i], axes[k].opt, strlen(axes[k].opt)) &&
                  base[i][strlen(axes[k].opt)] == '='))
@@ -148,7 +232,12 @@ int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path)
     }
     /* point p: axis k takes value (p / stride_k) % n_k, the last axis varying fastest */
     for (int p = 0; p < n_points && st == DPT_OK; p++) {
-        char **pa = point_argv[p] = calloc((size_t)(n_base + 2 * n_axes + 1), sizeof *pa);
+        int words = n_base + 2 * n_axes + 1;
+        for (int k = 0; k < n_axes; k++)
+            for (int i = 0; !axes[k].opt[0] && i < axes[k].n; i++)
+                for (int w = 0; axes[k].args[i][w]; w++)
+                    words++;
+        char **pa = point_argv[p] = calloc((size_t)words, sizeof *pa);
         char *label = labels[p] = calloc(1024, 1);
         if (!pa || !label) {
             st = dpt_errorf(DPT_ENOMEM, "sweep: out of memory");
@@ -160,11 +249,18 @@ int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path)
         size_t used = 0;
         for (int k = 0, stride = n_points; k < n_axes; k++) {
             stride /= axes[k].n;
-            const char *v = axes[k].values[(p / stride) % axes[k].n];
-            pa[n++] = axes[k].opt;
-            pa[n++] = (char *)v;
+            int i = (p / stride) % axes[k].n;
+            const char *v = axes[k].values[i];
+            if (axes[k].opt[0]) {
+                pa[n++] = axes[k].opt;
+                pa[n++] = (char *)v;
+            } else {
+                for (int w = 0; axes[k].args[i][w]; w++)
+                    pa[n++] = axes[k].args[i][w];
+            }
             used += (size_t)snprintf(label + used, used < 1024 ? 1024 - used : 0, "%s%s=%s",
-                                     k ? " " : "", axes[k].opt + 2, v);
+                                     k ? " " : "", axes[k].opt[0] ? axes[k].opt + 2 : "variant",
+                                     v);
         }
         st = dpt__cli_parse_point(n, pa, search_path, &points[p], &no_progress);
         if (st != DPT_OK)

@@ -224,6 +224,9 @@ static const dpt_cli_option train_table[] = {
      "one blocking allreduce after backward instead of overlapped buckets", NULL},
     {"--deterministic", NULL, DPT_OPT_FLAG, FIELD(deterministic), 0, 0,
      "exact fixed-point gradient sums: bit-identical results for any rank count", NULL},
+    {"--noise-scale-every", "N", DPT_OPT_INT64, FIELD(noise_scale_every), 1, 1e12,
+     "estimate the gradient noise scale every N steps; logs grad_sq, trace_sigma, b_simple to "
+     "metrics.csv (docs/noise-scale.md) [off]", NULL},
     {"--profile", NULL, DPT_OPT_FLAG, FIELD(profile), 0, 0, "print where the time went", NULL},
     {"--ensemble", "KIND", DPT_OPT_CUSTOM, 0, 0, 0,
      "bagging or boosting: an ensemble trained in rank groups (docs/ensembles.md)",

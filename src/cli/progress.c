@@ -47,15 +47,17 @@ static void on_epoch(void *ctx, const char *label, const dpt_epoch_report *r) {
     clear_line(p);
     if (p->quiet)
         return;
-    char pre[80], val[64] = "";
+    char pre[80], val[64] = "", noise[32] = "";
     prefix(label, pre, sizeof pre);
     if (r->val_loss == r->val_loss) /* not NaN: there is a validation list */
         snprintf(val, sizeof val, "  val loss %.4f acc %.4f", r->val_loss, r->val_acc);
+    if (r->b_simple == r->b_simple) /* not NaN: --noise-scale-every */
+        snprintf(noise, sizeof noise, "  B_simple %.4g", r->b_simple);
     fprintf(p->out,
             "%sepoch %3lld  step %6lld  lr %.3g  train loss %.4f acc %.4f%s  test loss %.4f acc "
-            "%.4f  %.0f img/s  %.1fs\n",
+            "%.4f  %.0f img/s  %.1fs%s\n",
             pre, (long long)r->epoch, (long long)r->step, r->lr, r->train_loss, r->train_acc, val,
-            r->test_loss, r->test_acc, r->images_per_s, r->seconds);
+            r->test_loss, r->test_acc, r->images_per_s, r->seconds, noise);
     fflush(p->out);
 }
 

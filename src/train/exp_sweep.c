@@ -119,9 +119,21 @@ static dpt_status check_same_start(const dpt_sweep_cfg *sc, double (*rows)[N_POI
 }
 
 static void print_table(FILE *f, const dpt_sweep_cfg *sc, double (*rows)[N_POINT_COLS]) {
-    fprintf(f, "sweep: %d points, the same initial weights (checksum %08llx%08llx)\n",
-            sc->n_points, (unsigned long long)rows[0][P_CHECKSUM_HI],
-            (unsigned long long)rows[0][P_CHECKSUM_LO]);
+    int distinct = 0;
+    for (int p = 0; p < sc->n_points; p++) {
+        int seen = 0;
+        for (int q = 0; q < p && !seen; q++)
+            seen = rows[q][P_CHECKSUM_HI] == rows[p][P_CHECKSUM_HI] &&
+                   rows[q][P_CHECKSUM_LO] == rows[p][P_CHECKSUM_LO];
+        distinct += !seen;
+    }
+    if (distinct == 1)
+        fprintf(f, "sweep: %d points, all from the same initial weights (checksum %08llx%08llx)\n",
+                sc->n_points, (unsigned long long)rows[0][P_CHECKSUM_HI],
+                (unsigned long long)rows[0][P_CHECKSUM_LO]);
+    else
+        fprintf(f, "sweep: %d points from %d initial weights (one per model and seed, checked)\n",
+                sc->n_points, distinct);
     fprintf(f, "  point  %-32s  steps  train acc  test acc  gap acc  train loss  test loss  "
                "gap loss  best test  seconds\n",
             "");

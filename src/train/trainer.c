@@ -16,6 +16,7 @@
 #include "dpt/conv.h"
 #include "dpt/loss.h"
 #include "dpt/metrics_log.h"
+#include "dpt/noise_scale.h"
 #include "dpt/sampler.h"
 #include "dpt/timer.h"
 #include "train_impl.h"
@@ -34,10 +35,11 @@ void dpt_train_cfg_defaults(dpt_train_cfg *cfg) {
 }
 
 /* metrics.csv columns, in dpt_epoch_report order; the first two print as integers. */
-enum { N_COLS = 11 };
+enum { N_COLS = 14 };
 static const char *const col_names[N_COLS] = {
     "epoch",    "step",      "lr",       "train_loss", "train_acc", "val_loss",
-    "val_acc",  "test_loss", "test_acc", "images_per_s", "seconds"};
+    "val_acc",  "test_loss", "test_acc", "images_per_s", "seconds", "grad_sq",
+    "trace_sigma", "b_simple"};
 
 struct dpt_trainer {
     const dpt_train_cfg *cfg;
@@ -72,6 +74,7 @@ struct dpt_trainer {
     dpt_early_stop early;
     dpt_eval_scratch eval;
     dpt_phase_timer timer;
+    dpt_noise_ema noise;     /* --noise-scale-every: moving averages of |G|^2 and tr(Sigma) */
     int in_last_micro;       /* backward of the last micro-batch: the hook marks buckets */
     int64_t epoch, gstep, images; /* next epoch (0-based), optimizer steps, images trained */
     double train_seconds, t_start;
@@ -230,6 +233,11 @@ static dpt_status check_config(dpt_trainer *t) {
         if (!c->drop_last)
             return dpt_errorf(DPT_EINVAL, "--deterministic needs --drop-last");
     }
+    if (c->noise_scale_every > 0 && t->g->size == 1 &&
+        !(c->micro_batch > 0 && c->micro_batch < c->batch))
+        return dpt_errorf(DPT_EINVAL, "--noise-scale-every needs two batch sizes: run on 2 or more "
+                                      "ranks, or split the batch with --micro-batch M < --batch "
+                                      "(the first micro-batch is then the small batch)");
     return DPT_OK;
 }
 
@@ -288,7 +296,11 @@ static int grads_finite(const float *g, int64_t n) {
     return acc == 0.0f;
 }
 
-static dpt_status deterministic_reduce(dpt_trainer *t, int64_t n_chunks_local, int64_t b) {
+/* local_sumsq (NULL: not wanted) receives the squared norm of this rank's own gradient, the sum
+ * of its chunks: the exact partial sum before the allreduce, rounded to float in t->grads, which
+ * the allreduced result overwrites next. */
+static dpt_status deterministic_reduce(dpt_trainer *t, int64_t n_chunks_local, int64_t b,
+                                       double *local_sumsq) {
     double maxabs = dpt_exact_maxabs(t->chunk_grads, n_chunks_local * t->n_params);
     dpt_exact_scale scale;
     dpt_status st = dpt_exact_agree(t->g, maxabs, b / t->cfg->micro_batch, &scale);
@@ -297,10 +309,37 @@ static dpt_status deterministic_reduce(dpt_trainer *t, int64_t n_chunks_local, i
     dpt_exact_acc_begin(&t->exact, &scale);
     for (int64_t k = 0; k < n_chunks_local && st == DPT_OK; k++)
         st = dpt_exact_acc_add_chunk(&t->exact, t->chunk_grads + k * t->n_params);
+    if (st == DPT_OK && local_sumsq) {
+        dpt_exact_acc_result(&t->exact, t->grads, 1.0);
+        double norm = dpt_norm2(t->grads, t->n_params);
+        *local_sumsq = norm * norm;
+    }
     if (st == DPT_OK)
         st = dpt_exact_acc_allreduce(&t->exact, t->g);
     if (st == DPT_OK)
         dpt_exact_acc_result(&t->exact, t->grads, 1.0);
+    return st;
+}
+
+/* One estimate of the noise scale from this step (McCandlish et al. 2018, appendix A.1;
+ * docs/noise-scale.md). small_sq: |g|^2 of the gradient this rank's small batch of b_small samples
+ * left (per-sample gradients summed, divided by the global batch b, as the loss scales them);
+ * t->grads: the allreduced mean over the global batch. Every rank with 0 < b_small < b makes its
+ * own unbiased pair with its own b_small (slices differ by one when R does not divide b), and the
+ * pairs are averaged over the group: a mean of unbiased estimates is unbiased, with up to R times
+ * less variance. One allreduce of 3 doubles. */
+static dpt_status noise_update(dpt_trainer *t, double small_sq, int64_t b_small, int64_t b) {
+    double big = dpt_norm2(t->grads, t->n_params);
+    double sum[3] = {0, 0, 0}; /* grad_sq, trace, ranks contributing */
+    if (b_small > 0 && b_small < b) {
+        double up = (double)b / (double)b_small; /* sum / b -> mean over the small batch */
+        dpt_noise_estimate e = dpt_noise_estimate_make(small_sq * up * up, b_small, big * big, b);
+        sum[0] = e.grad_sq, sum[1] = e.trace, sum[2] = 1;
+    }
+    dpt_status st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, sum, 3);
+    if (st == DPT_OK && sum[2] > 0)
+        dpt_noise_ema_update(&t->noise, (dpt_noise_estimate){.grad_sq = sum[0] / sum[2],
+                                                             .trace = sum[1] / sum[2]});
     return st;
 }
 
@@ -313,7 +352,14 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
     int64_t n = dpt_sampler_slice(&t->sampler, step, t->g->rank, t->g->size, &idx, &first);
     dpt_status st = DPT_OK;
     dpt_model_zero_grad(t->model);
-    if (t->bucketer_ready)
+    /* Noise-scale steps: the small batch is this rank's slice; with one rank, the first
+     * micro-batch (check_config asks for one). */
+    int noise = c->noise_scale_every > 0 && gstep % c->noise_scale_every == 0;
+    int64_t b_small = t->g->size > 1 ? n : t->micro < n ? t->micro : 0;
+    double small_sq = 0;
+    if (t->bucketer_ready && noise)
+        dpt_bucketer_begin_sumsq(&t->bucketer, 1.0);
+    else if (t->bucketer_ready)
         dpt_bucketer_begin(&t->bucketer, 1.0);
     int64_t chunks = 0;
     for (int64_t off = 0; off < n && st == DPT_OK; off += t->micro) {
@@ -322,6 +368,10 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
         if (c->deterministic)
             dpt_model_zero_grad(t->model);
         st = micro_step(t, idx, first, off, m, step, gstep, b, epoch, sums);
+        if (noise && t->g->size == 1 && off == 0 && st == DPT_OK) {
+            double norm = dpt_norm2(t->grads, t->n_params);
+            small_sq = norm * norm;
+        }
         if (c->deterministic && st == DPT_OK)
             memcpy(t->chunk_grads + chunks++ * t->n_params, t->grads,
                    (size_t)t->n_params * sizeof(float));
@@ -329,10 +379,12 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
     t->in_last_micro = 0;
     dpt_phase_begin(&t->timer, DPT_PHASE_COMM_WAIT);
     if (st == DPT_OK && c->deterministic)
-        st = deterministic_reduce(t, chunks, b);
+        st = deterministic_reduce(t, chunks, b, noise && t->g->size > 1 ? &small_sq : NULL);
     else if (t->bucketer_ready) {
         dpt_status wst = dpt_bucketer_wait(&t->bucketer); /* always: no request left in flight */
         st = st == DPT_OK ? wst : st;
+        if (noise)
+            small_sq = t->bucketer.local_sumsq;
     }
     dpt_phase_end(&t->timer);
     if (st != DPT_OK)
@@ -342,6 +394,13 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
         return dpt_errorf(DPT_ENONFINITE, "non-finite gradient at step %lld (epoch %u); lower "
                                           "--lr or enable --clip-norm",
                           (long long)gstep + 1, epoch + 1);
+    if (noise) {
+        dpt_phase_begin(&t->timer, DPT_PHASE_COMM_WAIT);
+        st = noise_update(t, small_sq, b_small, b);
+        dpt_phase_end(&t->timer);
+        if (st != DPT_OK)
+            return st;
+    }
     dpt_phase_begin(&t->timer, DPT_PHASE_OPTIM);
     if (c->clip_norm > 0)
         st = dpt_clip_grad_norm(t->grads, t->n_params, c->clip_norm, NULL);
@@ -496,6 +555,7 @@ static dpt_status setup(dpt_trainer *t) {
         if ((st = dpt_exact_acc_init(&t->exact, t->n_params)) != DPT_OK)
             return st;
     }
+    dpt_noise_ema_init(&t->noise, DPT_NOISE_EMA_DECAY_DEFAULT);
     if ((st = dpt_metrics_log_init(&t->history, N_COLS, col_names, 2, c->epochs)) != DPT_OK)
         return st;
     if (!(t->buffer_sums = malloc((size_t)(t->n_buffers + 1) * sizeof(double))))
@@ -629,6 +689,7 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     if (st != DPT_OK)
         return st;
     t->epoch++;
+    dpt_noise_estimate noise = dpt_noise_ema_value(&t->noise);
     *row = (dpt_epoch_report){
         .epoch = t->epoch, .step = t->gstep, .lr = lr,
         .train_loss = red[2] > 0 ? red[0] / red[2] : NAN,
@@ -637,11 +698,14 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
         .test_loss = test.loss, .test_acc = test.acc,
         .images_per_s = epoch_seconds > 0 ? (double)(t->images - images_before) / epoch_seconds : 0,
         .seconds = dpt_now() - t->t_start,
+        .grad_sq = noise.grad_sq, .trace_sigma = noise.trace,
+        .b_simple = dpt_noise_ema_b_simple(&t->noise),
     };
     double cols[N_COLS] = {(double)row->epoch,  (double)row->step, row->lr,
                            row->train_loss,     row->train_acc,    row->val_loss,
                            row->val_acc,        row->test_loss,    row->test_acc,
-                           row->images_per_s,   row->seconds};
+                           row->images_per_s,   row->seconds,      row->grad_sq,
+                           row->trace_sigma,    row->b_simple};
     st = dpt_metrics_log_append(&t->history, cols);
     if (st == DPT_OK && is_leader(t) && c->progress.epoch)
         c->progress.epoch(c->progress.ctx, t->label, row);

@@ -54,6 +54,17 @@ pass_if $? "the points did not all start from the same weights"
 awk -F, 'NR > 1 { if ($3 != (NR <= 5 ? 32 : 64)) exit 1 }' "$tmp/grid/sweep.csv"
 pass_if $? "sweep.csv batch column does not follow the grid"
 
+# -- a --variant axis of named option sets (words grouped by quotes), crossed with seeds
+check sweep-variants 0 "sweep: 4 points from 4 initial weights" np_run 2 sweep --data sample \
+    --model lenet5 --max-steps 2 --test-samples 64 --no-progress --batch-sizes 32 \
+    --variant none= --variant small='--model "conv2d(4,5) relu maxpool(2) flatten dense(10)"' \
+    --vary seed=1,2 --out "$tmp/var"
+grep -q 'batch=32 variant=small seed=2' "$tmp/var/sweep.csv"
+pass_if $? "variant labels missing from sweep.csv"
+grep -q 'conv2d(4,5' "$tmp/var/points/02/metrics.csv" 2>/dev/null ||
+    h5dump -a /model_spec "$tmp/var/points/02/checkpoints/final.h5" | grep -q 'conv2d(4,5'
+pass_if $? "point 2 did not train the variant's model"
+
 # -- sweep options that are wrong
 check sweep-unknown fail "dptrain: error: .*sweep point 0 .*unknown option '--bogus'" np_run 2 \
     sweep --data sample --batch-sizes 32 --vary bogus=1,2 --out "$tmp/bad"
@@ -89,3 +100,4 @@ check interpolate-range fail "dptrain: error: .*--range" "$dptrain" interpolate 
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]
+
