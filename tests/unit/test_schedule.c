@@ -121,6 +121,22 @@ static void expect_rejected(const dpt_schedule_cfg *cfg, const char *needle) {
         fail_msg("message '%s' does not mention '%s'", dpt_last_error(), needle);
 }
 
+/* The three rules by hand: 0.1 tuned at 256, used at 1024 (4x): linear 0.4, sqrt 0.2, none 0.1. */
+static void test_scaling_rules(void **state) {
+    (void)state;
+    assert_true(dpt_schedule_scaled_lr(0.1, DPT_LR_SCALING_LINEAR, 1024, 256) == 0.4);
+    assert_true(dpt_schedule_scaled_lr(0.1, DPT_LR_SCALING_SQRT, 1024, 256) == 0.2);
+    assert_true(dpt_schedule_scaled_lr(0.1, DPT_LR_SCALING_NONE, 1024, 256) == 0.1);
+    assert_true(dpt_schedule_scaled_lr(0.1, DPT_LR_SCALING_SQRT, 64, 256) == 0.05);
+    dpt_lr_scaling r;
+    assert_int_equal(dpt_lr_scaling_parse("sqrt", &r), DPT_OK);
+    assert_int_equal(r, DPT_LR_SCALING_SQRT);
+    assert_int_equal(dpt_lr_scaling_parse("none", &r), DPT_OK);
+    assert_int_equal(r, DPT_LR_SCALING_NONE);
+    assert_int_equal(dpt_lr_scaling_parse("quadratic", &r), DPT_EINVAL);
+    assert_non_null(strstr(dpt_last_error(), "none, linear, sqrt"));
+}
+
 static void test_invalid_schedules_rejected(void **state) {
     (void)state;
     expect_rejected(&(dpt_schedule_cfg){.kind = DPT_SCHED_CONSTANT}, "base_lr = 0");
@@ -159,6 +175,7 @@ int main(void) {
         cmocka_unit_test(test_exponential_and_cosine),
         cmocka_unit_test(test_warmup_composes_with_every_schedule),
         cmocka_unit_test(test_linear_scaling_rule),
+        cmocka_unit_test(test_scaling_rules),
         cmocka_unit_test(test_invalid_schedules_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
