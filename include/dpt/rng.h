@@ -22,6 +22,7 @@ typedef enum {
     DPT_RNG_BOOTSTRAP, /* bagging resamples */
     DPT_RNG_SPLIT,     /* validation split, K-fold assignment */
     DPT_RNG_TEST,      /* test data */
+    DPT_RNG_SUBSPACE,  /* random subspaces (sharpness) */
 } dpt_rng_purpose;
 
 typedef struct {
