@@ -13,8 +13,12 @@ dpt_status dpt_cli_number(const char *opt, const char *value, double min, double
     char *end = NULL;
     errno = 0;
     double v = strtod(value, &end);
-    if (end == value || *end != '\0' || errno == ERANGE || !isfinite(v))
+    if (end == value || *end != '\0')
         return dpt_errorf(DPT_EINVAL, "%s: '%s' is not a number", opt, value);
+    if (isnan(v))
+        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not a number (NaN)", opt, value);
+    if (isinf(v) || (errno == ERANGE && v != 0))
+        return dpt_errorf(DPT_ERANGE, "%s: %s is out of range [%g, %g]", opt, value, min, max);
     if (v < min || v > max)
         return dpt_errorf(DPT_EINVAL, "%s: %s is out of range [%g, %g]", opt, value, min, max);
     *out = v;
@@ -87,13 +91,18 @@ dpt_status dpt_cli_parse(const dpt_cli_option *table, void *cfg, int argc, char 
         if (!o->name)
             return dpt_errorf(DPT_EINVAL, "unknown option '%.*s'", (int)len, arg);
         const char *value = NULL;
-        if (o->type == DPT_OPT_FLAG) {
+        if (o->type == DPT_OPT_FLAG || !o->metavar) { /* a flag: --help shows no value */
             if (eq)
                 return dpt_errorf(DPT_EINVAL, "%s takes no value", o->name);
         } else if (eq) {
             value = eq + 1;
-        } else if (i + 1 < argc) {
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             value = argv[++i];
+        } else if (i + 1 < argc) {
+            /* "--keep-last --deterministic" must not swallow the next option as a value */
+            return dpt_errorf(DPT_EINVAL, "%s: missing value (the next argument '%s' is an "
+                                          "option)",
+                              o->name, argv[i + 1]);
         } else {
             return dpt_errorf(DPT_EINVAL, "%s: missing value", o->name);
         }

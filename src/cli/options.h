@@ -20,7 +20,8 @@ typedef enum {
 
 typedef struct {
     const char *name;    /* "--lr" */
-    const char *metavar; /* "X" in the help; NULL for flags */
+    const char *metavar; /* "X" in the help; NULL for flags (a DPT_OPT_CUSTOM without one is a
+                          * flag too: its parser receives "") */
     dpt_opt_type type;
     size_t offset;       /* of the field in the config struct */
     double min, max;     /* numeric range (inclusive) */

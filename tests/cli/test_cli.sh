@@ -15,6 +15,16 @@ check bad-optim fail "dptrain: error: .*--optim" "$dptrain" train --optim adamax
 printf 'garbage' >"$tmp/bad.h5"
 check corrupt-data fail "dptrain: error: .*bad.h5" "$dptrain" train --data "$tmp/bad.h5"
 check corrupt-ckpt fail "dptrain: error: .*bad.h5" "$dptrain" eval "$tmp/bad.h5" --data sample
+check value-is-option fail "dptrain: error: .*--lr: missing value \(the next argument '--deterministic'" \
+    "$dptrain" train --lr --deterministic
+check lr-overflow fail "dptrain: error: .*--lr: 1e400 is out of range" "$dptrain" train --lr 1e400
+check nan-value fail "dptrain: error: .*--epochs: 'nan' is not a number" "$dptrain" train --epochs nan
+# --keep-last is a flag: the option after it is parsed as an option, not taken as its value
+check keep-last-flag 0 "final test accuracy" "$dptrain" train --data sample --model lenet5 \
+    --keep-last --max-steps 2 --batch 32 --test-samples 64 --quiet
+check keep-last-deterministic fail "dptrain: error: .*--deterministic: not with --keep-last" \
+    "$dptrain" train --data sample --model lenet5 --keep-last --deterministic --micro-batch 8 \
+    --batch 32 --max-steps 2
 check help 0 "--micro-batch" "$dptrain" train --help
 check print-model 0 "dense" "$dptrain" train --data sample --print-model
 
