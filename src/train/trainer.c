@@ -231,7 +231,8 @@ static dpt_status check_config(dpt_trainer *t) {
             return dpt_errorf(DPT_EINVAL, "--deterministic needs --bn ghost:G with G dividing "
                                           "--micro-batch (or a model without batch norm)");
         if (!c->drop_last)
-            return dpt_errorf(DPT_EINVAL, "--deterministic: not with --keep-last (the partial last batch breaks the fixed chunks)");
+            return dpt_errorf(DPT_EINVAL, "--deterministic: not with --keep-last (the partial "
+                                          "last batch breaks the fixed chunks)");
     }
     if (c->noise_scale_every > 0 && t->g->size == 1 &&
         !(c->micro_batch > 0 && c->micro_batch < c->batch))
