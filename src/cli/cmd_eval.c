@@ -107,8 +107,9 @@ static dpt_status write_predictions(const char *path, const dpt_predictions *p) 
 int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path) {
     eval_options o = {.data = "fashion-mnist", .split = DPT_SPLIT_TEST};
     const char *pos[1];
-    int n_pos = 0, help = 0;
-    dpt_status st = dpt_cli_parse(eval_table, &o, argc, argv, 1, pos, 1, &n_pos, &help);
+    int help = 0;
+    dpt_status st = dpt_cli_parse_files(eval_table, &o, argc, argv, "eval",
+                                        "one checkpoint or manifest", pos, 1, &help);
     if (help) {
         if (g->world_rank == 0)
             dpt_cli_print_help(stdout, "dptrain eval CKPT.h5|ENSEMBLE.h5 [--data SRC] [--split "
@@ -116,9 +117,6 @@ int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path) 
                                eval_table);
         return 0;
     }
-    if (st == DPT_OK && n_pos != 1)
-        st = dpt_errorf(DPT_EINVAL, "eval: give one checkpoint or manifest (see dptrain eval "
-                                    "--help)");
     st = dpt_group_agree(g, st);
     dpt_predictions p;
     memset(&p, 0, sizeof p);

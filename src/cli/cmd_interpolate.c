@@ -62,17 +62,15 @@ int dpt__cli_interpolate(dpt_group *g, int argc, char **argv, const char *search
     dpt_interp_cfg c = {.data = "fashion-mnist", .data_search = search_path, .points = 25,
                         .alpha_min = -1, .alpha_max = 2};
     const char *pos[2];
-    int n_pos = 0, help = 0;
-    dpt_status st = dpt_cli_parse(table, &c, argc, argv, 1, pos, 2, &n_pos, &help);
+    int help = 0;
+    dpt_status st = dpt_cli_parse_files(table, &c, argc, argv, "interpolate",
+                                        "two checkpoints A.h5 B.h5", pos, 2, &help);
     if (help) {
         if (g->world_rank == 0)
             dpt_cli_print_help(stdout, "mpirun -np R dptrain interpolate A.h5 B.h5 [OPTIONS]",
                                table);
         return 0;
     }
-    if (st == DPT_OK && n_pos != 2)
-        st = dpt_errorf(DPT_EINVAL, "interpolate: give two checkpoints A.h5 B.h5 (see dptrain "
-                                    "interpolate --help)");
     st = dpt_group_agree(g, st);
     dpt_interp_result r = {0};
     if (st == DPT_OK) {

@@ -70,8 +70,9 @@ int dpt__cli_sharpness(dpt_group *g, int argc, char **argv, const char *search_p
                            .samples = DPT_SHARPNESS_SAMPLES_DEFAULT,
                            .iterations = DPT_SHARPNESS_ITERATIONS_DEFAULT};
     const char *pos[1];
-    int n_pos = 0, help = 0;
-    dpt_status st = dpt_cli_parse(sharpness_table, &o, argc, argv, 1, pos, 1, &n_pos, &help);
+    int help = 0;
+    dpt_status st = dpt_cli_parse_files(sharpness_table, &o, argc, argv, "sharpness",
+                                        "one checkpoint", pos, 1, &help);
     if (help) {
         if (g->world_rank == 0)
             dpt_cli_print_help(stdout, "dptrain sharpness CKPT.h5 [--data SRC] [--epsilon X] "
@@ -79,9 +80,6 @@ int dpt__cli_sharpness(dpt_group *g, int argc, char **argv, const char *search_p
                                sharpness_table);
         return 0;
     }
-    if (st == DPT_OK && n_pos != 1)
-        st = dpt_errorf(DPT_EINVAL, "sharpness: give one checkpoint (see dptrain sharpness "
-                                    "--help)");
     st = dpt_group_agree(g, st);
     dpt_sharpness_cfg cfg = {.epsilon = o.epsilon, .iterations = o.iterations,
                              .subspace = o.subspace, .seed = o.seed};

@@ -48,7 +48,7 @@ one_line epsilon-zero "--epsilon: 0 is not in" sharpness "$ckpt" --data sample -
 one_line epsilon-negative "--epsilon: -1e-3 is not in" sharpness "$ckpt" --data sample \
     --epsilon -1e-3
 one_line subspace-zero "--subspace" sharpness "$ckpt" --data sample --subspace 0
-one_line no-checkpoint "give one checkpoint" sharpness --data sample
+one_line no-checkpoint "sharpness: give one checkpoint" sharpness --data sample
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

@@ -94,7 +94,7 @@ for end in a b; do
 done
 check interpolate-recompute 0 "re-estimated" np_run 2 interpolate "$a" "$b" --data sample \
     --points 2 --range 0,1 --bn recompute --test-samples 64 --train-samples 64
-check interpolate-one fail "dptrain: error: .*two checkpoints" "$dptrain" interpolate "$a"
+check interpolate-one fail "dptrain: error: .*interpolate: give two checkpoints" "$dptrain" interpolate "$a"
 check interpolate-range fail "dptrain: error: .*--range" "$dptrain" interpolate "$a" "$b" \
     --range 1,0
 

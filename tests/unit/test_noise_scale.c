@@ -50,6 +50,17 @@ static double mean_sq(const double *sum, int64_t count) {
     return q;
 }
 
+/* One trial: a small batch of b_small samples nested in a big batch of b_big, and the two-size
+ * estimate from their mean gradients. */
+static dpt_noise_estimate draw_estimate(const dist *d, dpt_rng *r, int64_t b_small, int64_t b_big) {
+    double small[D] = {0}, big[D];
+    add_samples(small, d, r, b_small);
+    for (int i = 0; i < D; i++)
+        big[i] = small[i];
+    add_samples(big, d, r, b_big - b_small);
+    return dpt_noise_estimate_make(mean_sq(small, b_small), b_small, mean_sq(big, b_big), b_big);
+}
+
 /* Welford's running mean and variance. */
 typedef struct {
     int64_t n;
@@ -89,13 +100,7 @@ static void test_two_sizes_unbiased(void **state) {
     printf("seed %u, %d trials, b_small %lld, b_big %lld\n", SEED, TRIALS, (long long)b_small,
            (long long)b_big);
     for (int t = 0; t < TRIALS; t++) {
-        double small[D] = {0}, big[D];
-        add_samples(small, &d, &r, b_small);
-        for (int i = 0; i < D; i++)
-            big[i] = small[i];
-        add_samples(big, &d, &r, b_big - b_small);
-        dpt_noise_estimate e =
-            dpt_noise_estimate_make(mean_sq(small, b_small), b_small, mean_sq(big, b_big), b_big);
+        dpt_noise_estimate e = draw_estimate(&d, &r, b_small, b_big);
         running_add(&g, e.grad_sq);
         running_add(&s, e.trace);
     }
@@ -204,13 +209,7 @@ static void test_ema_b_simple_converges(void **state) {
     dpt_rng r;
     dpt_rng_init(&r, dpt_rng_key_make(SEED, DPT_RNG_TEST, 2), 0, 0);
     for (int t = 0; t < TRIALS; t++) {
-        double small[D] = {0}, big[D];
-        add_samples(small, &d, &r, b_small);
-        for (int i = 0; i < D; i++)
-            big[i] = small[i];
-        add_samples(big, &d, &r, b_big - b_small);
-        dpt_noise_estimate x =
-            dpt_noise_estimate_make(mean_sq(small, b_small), b_small, mean_sq(big, b_big), b_big);
+        dpt_noise_estimate x = draw_estimate(&d, &r, b_small, b_big);
         dpt_noise_ema_update(&e, x);
         running_add(&g, x.grad_sq);
         running_add(&s, x.trace);
