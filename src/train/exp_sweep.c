@@ -134,14 +134,20 @@ static void print_table(FILE *f, const dpt_sweep_cfg *sc, double (*rows)[N_POINT
     else
         fprintf(f, "sweep: %d points from %d initial weights (one per model and seed, checked)\n",
                 sc->n_points, distinct);
-    fprintf(f, "  point  %-32s  steps  train acc  test acc  gap acc  train loss  test loss  "
+    int width = 5;
+    for (int p = 0; p < sc->n_points; p++) {
+        int len = (int)strlen(sc->labels[p]);
+        width = len > width ? (len < 60 ? len : 60) : width;
+    }
+    fprintf(f, "  point  %-*s  steps  train acc  test acc  gap acc  train loss  test loss  "
                "gap loss  best test  seconds\n",
-            "");
+            width, "label");
     for (int p = 0; p < sc->n_points; p++) {
         const double *r = rows[p];
-        fprintf(f, "  %5d  %-32.32s  %5.0f  %9.4f  %8.4f  %7.4f  %10.4f  %9.4f  %8.4f  %9.4f  "
+        fprintf(f, "  %5d  %-*.*s  %5.0f  %9.4f  %8.4f  %7.4f  %10.4f  %9.4f  %8.4f  %9.4f  "
                    "%7.1f\n",
-                p, sc->labels[p], r[P_STEPS], r[P_TRAIN_ACC], r[P_TEST_ACC], r[P_GAP_ACC],
+                p, width, width, sc->labels[p], r[P_STEPS], r[P_TRAIN_ACC], r[P_TEST_ACC],
+                r[P_GAP_ACC],
                 r[P_TRAIN_LOSS], r[P_TEST_LOSS], r[P_GAP_LOSS], r[P_BEST_TEST_ACC],
                 r[P_SECONDS]);
     }
