@@ -1,6 +1,8 @@
-/* The `golden` test: every case_* group of every .h5 file in $DPT_GOLDEN_DIR (default
- * ../shared/golden) through the handler for its `op`, with every implementation of that op.
- * Oracle: PyTorch float64 references (../shared/golden/README.md). One cmocka test per file; an
+/* The golden runner: every case_* group of every .h5 file in the folder argv[1], else
+ * $DPT_GOLDEN_DIR, else ../shared/golden, through the handler for its `op`, with every
+ * implementation of that op. ctest runs it as `golden_own` on tests/reference and as `golden` on
+ * ../shared/golden when that exists. Oracle: PyTorch float64 references (format:
+ * ../shared/golden/README.md; tests/reference/README.md). One cmocka test per file; an
  * unknown op, a missing item, a wrong case count or an empty folder fails; ops whose
  * implementation has not landed yet are printed and counted as pending. */
 #include <dirent.h>
