@@ -4,6 +4,7 @@
 #ifndef DPT_TRAIN_H
 #define DPT_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -98,7 +99,20 @@ typedef struct {
     FILE *log;              /* the leader's output (header, profile); NULL: stdout */
     dpt_progress progress;  /* per-step and per-epoch reports to the CLI; zero: none */
     const char *config_text;/* the command line and resolved options, for checkpoints */
+    /* Full-state checkpoints, resume, pre-emption, divergence (docs/resume.md). */
+    int64_t checkpoint_every;   /* > 0: OUT/checkpoints/step-NNNNNN.h5 every this many units */
+    int checkpoint_epochs;      /* the unit: 1 epochs, 0 optimizer steps */
+    int64_t keep;               /* periodic checkpoints kept (the newest); 0: DPT_KEEP_DEFAULT */
+    const char *resume_from;    /* a checkpoint (dpt_train_resume_select) to continue; NULL: none */
+    const char *config_argv;    /* the train options, '\x1f'-separated: /config/argv */
+    const char *config_settings;/* resolved options a resume must not change: /config/settings */
+    int64_t skip_nonfinite;     /* > 0: skip up to this many non-finite steps in a row; 0: stop */
+    /* Non-zero on any rank (a signal handler sets it): the ranks agree at the next step boundary,
+     * write a checkpoint and stop (dpt_train_result.preempted). NULL: not watched. */
+    const volatile sig_atomic_t *stop_request;
 } dpt_train_cfg;
+
+#define DPT_KEEP_DEFAULT 3
 
 /* Fills the defaults of every field (epochs 10, batch 128, adam lr 1e-3, seed 1, ...). */
 void dpt_train_cfg_defaults(dpt_train_cfg *cfg);
@@ -178,10 +192,26 @@ typedef struct {
     double seconds, images_per_s;
     int64_t best_epoch;           /* epoch whose weights were kept (early stopping); -1: last */
     char checkpoint[4096];        /* path of the final model file, "" if none was written */
+    int preempted;                /* stopped by cfg->stop_request after writing `checkpoint` */
+    int64_t skipped_steps;        /* non-finite steps skipped (--skip-nonfinite) */
 } dpt_train_result;
 
 /* Collective. Trains every epoch, prints the profile if asked; fills res. */
 dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res);
+
+/* ---- Resume (resume.c, docs/resume.md) ----------------------------------------------------- */
+
+/* The checkpoint `what` names: a file, or a run directory whose checkpoints/step-*.h5 and
+ * final.h5 are read in full; the one with the most optimizer steps wins. An unreadable candidate
+ * (truncated, corrupt, not full-state) is reported on `warn` (one line each; NULL: silent) and
+ * skipped. Fills path (the file), *argv and *settings (malloc'd /config attributes) and run_dir
+ * (the directory the checkpoint belongs to). Local; every rank may call it. */
+dpt_status dpt_train_resume_select(const char *what, FILE *warn, char *path, size_t path_size,
+                                   char *run_dir, size_t run_dir_size, char **argv,
+                                   char **settings);
+
+/* Removes all but the `keep` newest OUT/checkpoints/step-*.h5. Local (the group leader). */
+dpt_status dpt_train_prune_checkpoints(const char *out, int64_t keep);
 
 /* ---- Data ---------------------------------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include "dpt/model.h"
 #include "options.h"
 #include "progress.h"
+#include "signals.h"
 
 /* The table writes into train_options; the training configuration comes first. */
 typedef struct {
@@ -19,6 +20,7 @@ typedef struct {
     int ensemble_set; /* --ensemble given */
     int print_model;
     int no_progress;
+    const char *resume; /* --resume RUN_DIR|CKPT.h5 */
 } train_options;
 
 #define FIELD(f) offsetof(train_options, train.f)
@@ -132,6 +134,22 @@ static dpt_status parse_bn(void *cfg, const char *opt, const char *value) {
     return DPT_OK;
 }
 
+/* N followed by the unit: "50steps", "1epochs" (the singular works too). */
+static dpt_status parse_checkpoint_every(void *cfg, const char *opt, const char *value) {
+    dpt_train_cfg *c = cfg;
+    char *end = NULL;
+    long long n = strtoll(value, &end, 10);
+    int steps = !strcmp(end, "steps") || !strcmp(end, "step");
+    int epochs = !strcmp(end, "epochs") || !strcmp(end, "epoch");
+    if (end == value || n < 1 || (!steps && !epochs))
+        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not N followed by steps or epochs (e.g. "
+                                      "50steps, 1epochs)",
+                          opt, value);
+    c->checkpoint_every = n;
+    c->checkpoint_epochs = epochs;
+    return DPT_OK;
+}
+
 static dpt_status parse_keep_last(void *cfg, const char *opt, const char *value) {
     (void)opt, (void)value;
     ((dpt_train_cfg *)cfg)->drop_last = 0;
@@ -228,6 +246,21 @@ static const dpt_cli_option train_table[] = {
      "estimate the gradient noise scale every N steps; logs grad_sq, trace_sigma, b_simple to "
      "metrics.csv (docs/noise-scale.md) [off]", NULL},
     {"--profile", NULL, DPT_OPT_FLAG, FIELD(profile), 0, 0, "print where the time went", NULL},
+    {"--checkpoint-every", "N{steps|epochs}", DPT_OPT_CUSTOM, 0, 0, 0,
+     "full-state checkpoint OUT/checkpoints/step-NNNNNN.h5 every N optimizer steps (50steps) or "
+     "epochs (1epochs), for --resume [off; final.h5 is always full-state]",
+     parse_checkpoint_every},
+    {"--keep", "K", DPT_OPT_INT64, FIELD(keep), 1, 1e6, "periodic checkpoints kept, the newest [3]",
+     NULL},
+    {"--resume", "RUN|CKPT", DPT_OPT_STRING, offsetof(train_options, resume), 0, 0,
+     "continue a run (its newest readable checkpoint, or this file) to its configured end, bit "
+     "for bit; options not given are the checkpoint's, and only --epochs, --max-steps (not with "
+     "a cosine schedule), --out, --quiet, --no-progress, --profile, --checkpoint-every, --keep, "
+     "--skip-nonfinite, --test-samples, --eval-batch may differ [--out: the run's directory]",
+     NULL},
+    {"--skip-nonfinite", "N", DPT_OPT_INT64, FIELD(skip_nonfinite), 0, 1e9,
+     "skip a step whose loss or gradient is NaN/Inf on any rank (no update), up to N in a row, "
+     "then stop [0: stop at once, naming the step and the layer]", NULL},
     {"--ensemble", "KIND", DPT_OPT_CUSTOM, 0, 0, 0,
      "bagging or boosting: an ensemble trained in rank groups (docs/ensembles.md)",
      parse_ensemble},
@@ -255,6 +288,187 @@ static const dpt_cli_option train_table[] = {
 };
 
 static const char train_usage[] = "mpirun -np R dptrain train [OPTIONS]";
+
+static const char train_epilogue[] =
+    "\nSIGTERM, SIGINT or SIGUSR1 (mpirun forwards SIGUSR1; Slurm: --signal=B:USR1@120) stops at\n"
+    "the next step on every rank, writes OUT/checkpoints/step-NNNNNN.h5 and exits with status 75\n"
+    "(EX_TEMPFAIL): resume with `dptrain train --resume OUT` (docs/resume.md).\n";
+
+/* ---- resume: the options a resumed run may change, the others compared --------------------- */
+
+/* May differ from the checkpoint's: they do not change the trained weights (or, for --epochs and
+ * --max-steps, only where the run ends; not under a cosine schedule, whose length they set). */
+static const char *const may_change[] = {
+    "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
+    "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", NULL};
+
+static int in_list(const char *const *list, const char *name) {
+    for (; *list; list++)
+        if (!strcmp(*list, name))
+            return 1;
+    return 0;
+}
+
+/* Appends "NAME VALUE\n" to the growing buffer *s (of *len bytes). */
+static dpt_status add_setting(char **s, size_t *len, const char *name, const char *value) {
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *p = realloc(*s, *len + n);
+    if (!p)
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the settings");
+    *s = p;
+    *len += (size_t)snprintf(p + *len, n, "%s %s\n", name, value);
+    return DPT_OK;
+}
+
+/* The resolved options that decide the trained weights, one "--name value" a line, from the
+ * option table (so a new option is compared without further code) and, for the optimizer, from
+ * its resolved hyper-parameters (torch's defaults filled in: "--lr 0.001" whether given or not). */
+static dpt_status settings_text(const train_options *o, char **out) {
+    const dpt_train_cfg *c = &o->train;
+    char *s = calloc(1, 1), v[256];
+    size_t len = 0;
+    dpt_status st = s ? DPT_OK : dpt_errorf(DPT_ENOMEM, "cannot allocate the settings");
+    for (const dpt_cli_option *t = train_table; t->name && st == DPT_OK; t++) {
+        const char *field = (const char *)o + t->offset;
+        int length_of_run = !strcmp(t->name, "--epochs") || !strcmp(t->name, "--max-steps");
+        int ensemble = t->offset >= offsetof(train_options, ens) &&
+                       t->offset < offsetof(train_options, ensemble_set);
+        if (in_list(may_change, t->name) || ensemble ||
+            (length_of_run && c->schedule != DPT_SCHED_COSINE))
+            continue;
+        switch (t->type) {
+        case DPT_OPT_INT64: snprintf(v, sizeof v, "%lld", (long long)*(const int64_t *)field); break;
+        case DPT_OPT_UINT32: snprintf(v, sizeof v, "%u", *(const uint32_t *)field); break;
+        case DPT_OPT_INT: snprintf(v, sizeof v, "%d", *(const int *)field); break;
+        case DPT_OPT_DOUBLE: snprintf(v, sizeof v, "%.17g", *(const double *)field); break;
+        case DPT_OPT_FLOAT: snprintf(v, sizeof v, "%.9g", (double)*(const float *)field); break;
+        case DPT_OPT_STRING:
+            snprintf(v, sizeof v, "%s", *(const char *const *)field ? *(const char *const *)field
+                                                                     : "");
+            break;
+        case DPT_OPT_FLAG: snprintf(v, sizeof v, "%d", *(const int *)field); break;
+        case DPT_OPT_CUSTOM:
+            if (t->parse == parse_optim)
+                snprintf(v, sizeof v, "%s", dpt_optim_kind_name(c->optim.kind));
+            else if (t->parse == parse_schedule)
+                snprintf(v, sizeof v, "%s", dpt_schedule_kind_name(c->schedule));
+            else if (t->parse == parse_lr_scaling)
+                snprintf(v, sizeof v, "%s", c->lr_ref_batch > 0 ? (const char *[]){
+                    "linear", "sqrt", "none"}[c->lr_scaling] : "none");
+            else if (t->parse == parse_bn && c->bn == DPT_BN_GHOST)
+                snprintf(v, sizeof v, "ghost:%lld", (long long)c->bn_ghost);
+            else if (t->parse == parse_bn)
+                snprintf(v, sizeof v, "%s", c->bn == DPT_BN_LOCAL ? "local" : "sync");
+            else if (t->parse == parse_keep_last)
+                snprintf(v, sizeof v, "%d", !c->drop_last);
+            else
+                continue; /* the optimizer's, below; the ensemble's are refused */
+            break;
+        }
+        st = add_setting(&s, &len, t->name, v);
+    }
+    dpt_optim *opt = NULL;
+    if (st == DPT_OK && dpt_optim_create(&opt, &c->optim, 1, NULL, 0) == DPT_OK) {
+        const char *names[32];
+        double values[32];
+        int n = dpt_optim_hparams(dpt_optim_config(opt), names, values, 32);
+        for (int i = 0; i < n && i < 32 && st == DPT_OK; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "--%s", names[i]);
+            for (char *p = name; *p; p++)
+                *p = *p == '_' ? '-' : *p;
+            snprintf(v, sizeof v, "%.17g", values[i]);
+            st = add_setting(&s, &len, name, v);
+        }
+    }
+    dpt_optim_destroy(opt); /* bad values are reported by the run itself */
+    if (st != DPT_OK)
+        free(s), s = NULL;
+    *out = s;
+    return st;
+}
+
+/* The first line of `now` that differs from the checkpoint's settings, as an error. */
+static dpt_status compare_settings(const char *now, const char *saved, const char *ckpt) {
+    for (const char *line = now; *line;) {
+        size_t n = strcspn(line, "\n");
+        const char *sp = memchr(line, ' ', n);
+        size_t key = sp ? (size_t)(sp - line) + 1 : n; /* "--lr " */
+        const char *found = NULL;
+        for (const char *l = saved; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != 0))
+            if (!strncmp(l, line, key)) {
+                found = l;
+                break;
+            }
+        size_t fn = found ? strcspn(found, "\n") : 0;
+        if (!found || fn != n || strncmp(found, line, n) != 0)
+            return dpt_errorf(DPT_EINVAL, "--resume: %.*s differs from the checkpoint's %.*s (%s; "
+                                          "see --resume in dptrain train --help)",
+                              (int)n, line, found ? (int)(fn - key) : 9,
+                              found ? found + key : "(absent)", ckpt);
+        line += n + (line[n] != 0);
+    }
+    return DPT_OK;
+}
+
+/* argv[first..argc) without --resume and its value, joined by '\x1f' (for /config/argv). */
+static char *join_args(int argc, char **argv, int first) {
+    size_t n = 1;
+    for (int i = first; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    *p = '\0';
+    for (int i = first; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(argv[i], "--resume=", 9))
+            continue;
+        p += sprintf(p, "%s%s", p == s ? "" : "\x1f", argv[i]);
+    }
+    return s;
+}
+
+static int gives_out(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--out") || !strncmp(argv[i], "--out=", 6))
+            return 1;
+    return 0;
+}
+
+/* A resumed run: argv[0] "train", the checkpoint's options, then this command line's (which win
+ * where allowed); *merged (and the strings in it) must outlive the run. */
+static dpt_status merge_args(const char *saved, int argc, char **argv, int *n_out,
+                             char ***merged, char **storage) {
+    int n = 1 + argc;
+    for (const char *p = saved; *p; p++)
+        n += *p == '\x1f';
+    char **m = calloc((size_t)n + 2, sizeof *m);
+    char *copy = malloc(strlen(saved) + 1);
+    if (!m || !copy) {
+        free(m), free(copy);
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the merged options");
+    }
+    strcpy(copy, saved);
+    int k = 0;
+    m[k++] = argv[0];
+    for (char *tok = copy; *copy && tok;) {
+        char *sep = strchr(tok, '\x1f');
+        if (sep)
+            *sep = '\0';
+        m[k++] = tok;
+        tok = sep ? sep + 1 : NULL;
+    }
+    for (int i = 1; i < argc; i++)
+        m[k++] = argv[i];
+    *n_out = k;
+    *merged = m;
+    *storage = copy;
+    return DPT_OK;
+}
 
 static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
     dpt_data d = {0};
@@ -347,14 +561,62 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
         return dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain %s --help)", dpt_last_error(),
                                            cv ? "cv" : "train"));
     if (help) {
-        if (g->world_rank == 0)
+        if (g->world_rank == 0) {
             dpt_cli_print_help(stdout, usage, train_table);
+            if (!cv)
+                fputs(train_epilogue, stdout);
+        }
         return 0;
     }
     if (o.print_model)
         return dpt__cli_finish(g, print_model(&o.train, g));
-    char *config = command_line(argc, argv);
+    char ckpt[4096] = "", run_dir[4096] = "", *saved_argv = NULL, *saved_settings = NULL;
+    char **merged = NULL, *merged_storage = NULL, *settings = NULL;
+    int n_merged = argc;
+    if (o.resume) {
+        if (cv || o.ensemble_set)
+            st = dpt_errorf(DPT_EINVAL, "--resume: plain runs only (not %s)",
+                            cv ? "dptrain cv" : "--ensemble");
+        if (st == DPT_OK)
+            st = dpt_train_resume_select(o.resume, g->world_rank == 0 ? stderr : NULL, ckpt,
+                                         sizeof ckpt, run_dir, sizeof run_dir, &saved_argv,
+                                         &saved_settings);
+        if (st == DPT_OK)
+            st = merge_args(saved_argv, argc, argv, &n_merged, &merged, &merged_storage);
+        if (st == DPT_OK) {
+            /* the checkpoint's options first, then this command line's */
+            memset(&o, 0, sizeof o);
+            dpt_train_cfg_defaults(&o.train);
+            o.train.data_search = search_path;
+            st = dpt_cli_parse(train_table, &o, n_merged, merged, 1, pos, 0, &n_pos, &help);
+            if (st != DPT_OK)
+                st = dpt_errorf(st, "--resume %s: %s", ckpt, dpt_last_error());
+        }
+        if (st == DPT_OK)
+            st = check_combination(&o, cv);
+        if (st == DPT_OK && !gives_out(argc, argv))
+            o.train.out = run_dir;
+        o.train.resume_from = ckpt;
+        argc = n_merged, argv = merged;
+    }
+    if (st == DPT_OK && o.train.checkpoint_every > 0 && (!o.train.out || !*o.train.out))
+        st = dpt_errorf(DPT_EINVAL, "--checkpoint-every needs --out DIR");
+    if (st == DPT_OK)
+        st = settings_text(&o, &settings);
+    if (st == DPT_OK && o.resume)
+        st = compare_settings(settings, saved_settings, ckpt);
+    char *config = st == DPT_OK ? command_line(argc, argv) : NULL;
+    char *config_argv = st == DPT_OK ? join_args(argc, argv, 1) : NULL;
+    if (st == DPT_OK && (!config || !config_argv))
+        st = dpt_errorf(DPT_ENOMEM, "cannot allocate the configuration text");
+    free(saved_argv), free(saved_settings);
+    if ((st = dpt_group_agree(g, st)) != DPT_OK) {
+        free(merged), free(merged_storage), free(settings), free(config), free(config_argv);
+        return dpt__cli_fail(g, st);
+    }
     o.train.config_text = config;
+    o.train.config_argv = config_argv;
+    o.train.config_settings = settings;
     dpt_cli_progress progress;
     int several = cv || (o.ensemble_set && o.ens.kind == DPT_ENS_BAGGING);
     o.train.progress = dpt_cli_progress_init(&progress, stdout, o.train.quiet, o.no_progress,
@@ -363,12 +625,22 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
         if (cv)
             o.ens.kind = DPT_ENS_CV;
         st = dpt_ensemble_run(&o.train, &o.ens, g);
-        free(config);
+        free(config), free(config_argv), free(settings);
         return dpt__cli_finish(g, st);
     }
+    if (g->world_rank == 0 && o.resume && !o.train.quiet)
+        printf("dptrain: resuming from %s\n", ckpt);
+    o.train.stop_request = dpt__cli_signals_install();
     dpt_train_result res;
     st = dpt_train_run(&o.train, g, &res);
-    if (st == DPT_OK && g->leader) {
+    if (st == DPT_OK && g->leader && res.preempted) {
+        printf("dptrain: stopped by %s after step %lld: %s%s; resume with dptrain train --resume "
+               "%s (exit status %d)\n",
+               dpt__cli_signal_received() ? dpt__cli_signal_name(dpt__cli_signal_received())
+                                          : "a signal on another rank",
+               (long long)res.steps, res.checkpoint[0] ? "checkpoint " : "no --out: nothing saved",
+               res.checkpoint, o.train.out ? o.train.out : "DIR", DPT_EXIT_PREEMPTED);
+    } else if (st == DPT_OK && g->leader) {
         printf("final test accuracy %.4f (loss %.4f) after %lld epochs, %lld steps, %.1f s, "
                "%.0f images/s\n",
                res.test_acc, res.test_loss, (long long)res.epochs_run, (long long)res.steps,
@@ -376,8 +648,11 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
         if (res.checkpoint[0])
             printf("model saved to %s; run directory %s\n", res.checkpoint, o.train.out);
     }
-    free(config);
-    return dpt__cli_finish(g, st);
+    fflush(stdout);
+    free(config), free(config_argv), free(settings);
+    free(merged), free(merged_storage);
+    int rc = dpt__cli_finish(g, st);
+    return rc == 0 && res.preempted ? DPT_EXIT_PREEMPTED : rc;
 }
 
 dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,

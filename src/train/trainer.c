@@ -41,6 +41,12 @@ static const char *const col_names[N_COLS] = {
     "val_acc",  "test_loss", "test_acc", "images_per_s", "seconds", "grad_sq",
     "trace_sigma", "b_simple"};
 
+/* This rank's running training sums of the epoch in progress. */
+typedef struct {
+    double loss_sum;   /* sum over samples of the per-sample loss */
+    int64_t correct, count;
+} epoch_sums;
+
 struct dpt_trainer {
     const dpt_train_cfg *cfg;
     dpt_group *g;
@@ -77,11 +83,22 @@ struct dpt_trainer {
     dpt_noise_ema noise;     /* --noise-scale-every: moving averages of |G|^2 and tr(Sigma) */
     int in_last_micro;       /* backward of the last micro-batch: the hook marks buckets */
     int64_t epoch, gstep, images; /* next epoch (0-based), optimizer steps, images trained */
+    int64_t epoch_step;      /* steps of `epoch` done: with `epoch`, the sampler's position */
+    epoch_sums sums;         /* this rank's running sums of `epoch` */
+    double last_lr;          /* lr of the last step */
     double train_seconds, t_start;
+    double elapsed_before;   /* wall time of the runs this one resumes */
+    int64_t skipped_in_row, skipped_total; /* --skip-nonfinite */
+    float *step_buffers;     /* --skip-nonfinite: the buffers before the step, restored on a skip */
+    float *gathered_buffers; /* (size, n_buffers): every rank's buffers for a mid-epoch checkpoint */
+    double *gathered_sums;   /* (size, 3): every rank's running sums, likewise */
+    int early_stopped, preempted;
+    char last_checkpoint[4096]; /* the leader's last periodic checkpoint */
     int done;
 };
 
 static int is_leader(const dpt_trainer *t) { return t->g->leader; }
+static void report_message(dpt_trainer *t, const char *text);
 
 /* ---- setup --------------------------------------------------------------------------------- */
 
@@ -244,11 +261,6 @@ static dpt_status check_config(dpt_trainer *t) {
 
 /* ---- one step -------------------------------------------------------------------------------- */
 
-typedef struct {
-    double loss_sum;   /* sum over samples of the per-sample loss */
-    int64_t correct, count;
-} epoch_sums;
-
 /* Forward + loss + backward of rows [off, off + m) of this rank's slice. The loss is divided by
  * the global batch b, so the group sum of the gradients is the gradient of the global mean. */
 static dpt_status micro_step(dpt_trainer *t, const int64_t *idx, int64_t first, int64_t off,
@@ -344,9 +356,71 @@ static dpt_status noise_update(dpt_trainer *t, double small_sq, int64_t b_small,
     return st;
 }
 
+/* The first parameter segment (in layer order) holding a NaN or Inf on some rank: the reduced
+ * gradients, or this rank's chunk gradients before an exact sum that refused them. Collective
+ * (one allreduce of a flag per segment), on the failure path only. */
+static dpt_status first_nonfinite_segment(dpt_trainer *t, int64_t n_chunks, const char **name) {
+    int n_segs;
+    const dpt_model_segment *segs = dpt_model_param_segments(t->model, &n_segs);
+    double *bad = calloc((size_t)n_segs + 1, sizeof *bad);
+    if (!bad)
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the non-finite search");
+    const float *base = n_chunks > 0 ? t->chunk_grads : t->grads;
+    for (int64_t k = 0; k < (n_chunks > 0 ? n_chunks : 1); k++)
+        for (int s = 0; s < n_segs; s++)
+            if (!grads_finite(base + k * t->n_params + segs[s].offset, segs[s].count))
+                bad[s] = 1;
+    dpt_status st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, bad, n_segs);
+    *name = "(unknown)";
+    for (int s = n_segs - 1; st == DPT_OK && s >= 0; s--)
+        if (bad[s] > 0)
+            *name = segs[s].name;
+    free(bad);
+    return st;
+}
+
+/* A step whose loss (on some rank) or reduced gradient is not finite: every rank gets here
+ * together. With --skip-nonfinite N it is skipped (no update) up to N times in a row. */
+static dpt_status nonfinite_step(dpt_trainer *t, int grad_bad, int64_t n_chunks, int64_t gstep,
+                                 uint32_t epoch) {
+    const char *layer = NULL;
+    dpt_status st = grad_bad ? first_nonfinite_segment(t, n_chunks, &layer) : DPT_OK;
+    if (st != DPT_OK)
+        return st;
+    char what[200];
+    if (grad_bad)
+        snprintf(what, sizeof what, "non-finite gradient, first in layer %s", layer);
+    else
+        snprintf(what, sizeof what, "non-finite training loss");
+    if (t->skipped_in_row < t->cfg->skip_nonfinite) {
+        t->skipped_in_row++, t->skipped_total++;
+        char text[320];
+        snprintf(text, sizeof text, "step %lld (epoch %u): %s: skipped (%lld of %lld in a row)",
+                 (long long)gstep + 1, epoch + 1, what, (long long)t->skipped_in_row,
+                 (long long)t->cfg->skip_nonfinite);
+        report_message(t, text);
+        return DPT_OK;
+    }
+    if (t->cfg->skip_nonfinite > 0)
+        return dpt_errorf(DPT_ENONFINITE, "step %lld (epoch %u): %s after %lld skipped steps in a "
+                                          "row (--skip-nonfinite %lld); lower --lr or enable "
+                                          "--clip-norm",
+                          (long long)gstep + 1, epoch + 1, what, (long long)t->skipped_in_row,
+                          (long long)t->cfg->skip_nonfinite);
+    return dpt_errorf(DPT_ENONFINITE, "step %lld (epoch %u): %s; lower --lr, enable --clip-norm "
+                                      "or skip such steps with --skip-nonfinite N",
+                      (long long)gstep + 1, epoch + 1, what);
+}
+
+/* One optimizer step on every rank. *stop: a stop was requested on some rank (agreed). A step
+ * skipped by --skip-nonfinite leaves the weights, the optimizer, the buffers and `sums` as they
+ * were. */
 static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32_t epoch,
-                             epoch_sums *sums, double *lr_out) {
+                             epoch_sums *sums, double *lr_out, int *stop) {
     const dpt_train_cfg *c = t->cfg;
+    const epoch_sums sums_before = *sums;
+    if (t->step_buffers)
+        memcpy(t->step_buffers, t->buffers, (size_t)t->n_buffers * sizeof(float));
     const int64_t *idx;
     int64_t first;
     int64_t b = dpt_sampler_batch_size(&t->sampler, step);
@@ -388,13 +462,33 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
             small_sq = t->bucketer.local_sumsq;
     }
     dpt_phase_end(&t->timer);
+    /* dpt_exact_agree refuses non-finite chunks with this status on every rank together */
+    int grad_bad = c->deterministic && st == DPT_ENONFINITE;
+    if (grad_bad)
+        st = DPT_OK;
     if (st != DPT_OK)
         return st;
-    /* Every rank holds the same reduced gradients, so this check stops all ranks together. */
-    if (!grads_finite(t->grads, t->n_params))
-        return dpt_errorf(DPT_ENONFINITE, "non-finite gradient at step %lld (epoch %u); lower "
-                                          "--lr or enable --clip-norm",
-                          (long long)gstep + 1, epoch + 1);
+    /* Every rank holds the same reduced gradients, so this check is the same on every rank. */
+    grad_bad = grad_bad || !grads_finite(t->grads, t->n_params);
+    /* The loss is each rank's own, and so is a signal: one allreduce of two flags per step makes
+     * both collective (docs/resume.md measures its cost). */
+    double flags[2] = {c->stop_request && *c->stop_request ? 1 : 0,
+                       isfinite(sums->loss_sum - sums_before.loss_sum) ? 0 : 1};
+    dpt_phase_begin(&t->timer, DPT_PHASE_COMM_WAIT);
+    st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, flags, 2);
+    dpt_phase_end(&t->timer);
+    if (st != DPT_OK)
+        return st;
+    *stop = flags[0] > 0;
+    *lr_out = dpt_schedule_lr(&t->sched, gstep);
+    if (grad_bad || flags[1] > 0) {
+        st = nonfinite_step(t, grad_bad, c->deterministic ? chunks : 0, gstep, epoch);
+        *sums = sums_before;
+        if (t->step_buffers)
+            memcpy(t->buffers, t->step_buffers, (size_t)t->n_buffers * sizeof(float));
+        return st;
+    }
+    t->skipped_in_row = 0;
     if (noise) {
         dpt_phase_begin(&t->timer, DPT_PHASE_COMM_WAIT);
         st = noise_update(t, small_sq, b_small, b);
@@ -407,11 +501,9 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
         st = dpt_clip_grad_norm(t->grads, t->n_params, c->clip_norm, NULL);
     if (st == DPT_OK && c->clip_value > 0)
         st = dpt_clip_grad_value(t->grads, t->n_params, c->clip_value);
-    double lr = dpt_schedule_lr(&t->sched, gstep);
     if (st == DPT_OK)
-        st = dpt_optim_step(t->optim, t->params, t->grads, lr);
+        st = dpt_optim_step(t->optim, t->params, t->grads, *lr_out);
     dpt_phase_end(&t->timer);
-    *lr_out = lr;
     return st;
 }
 
@@ -467,12 +559,27 @@ static dpt_status make_dirs(const char *out) {
     return DPT_OK;
 }
 
-dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_info *member,
-                            char *path_out, size_t path_size) {
-    if (!is_leader(t) || !t->out)
-        return DPT_OK;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoints/%s", t->out, name);
+/* The /train state at this step boundary; the per-rank part is the caller's (ranks 0). */
+static void fill_state(const dpt_trainer *t, dpt_checkpoint_state *s) {
+    int best = t->early.best_epoch >= 1 && t->early.params;
+    *s = (dpt_checkpoint_state){
+        .global_step = t->gstep, .epoch = t->epoch, .epoch_step = t->epoch_step,
+        .member = t->member, .images = t->images,
+        .train_seconds = t->train_seconds, .elapsed = dpt_now() - t->t_start,
+        .last_lr = t->last_lr,
+        .skipped_in_row = t->skipped_in_row, .skipped_total = t->skipped_total,
+        .early_stopped = t->early_stopped,
+        .es_since_best = t->early.since_best, .es_best_epoch = t->early.best_epoch,
+        .es_best_loss = t->early.best_loss,
+        .es_params = best ? t->early.params : NULL, .es_buffers = best ? t->early.buffers : NULL,
+        .noise_decay = t->noise.decay, .noise_grad_sq = t->noise.grad_sq,
+        .noise_trace = t->noise.trace, .noise_decay_pow = t->noise.decay_pow,
+        .noise_count = t->noise.count,
+    };
+}
+
+static dpt_status write_checkpoint(dpt_trainer *t, const char *path, const dpt_member_info *member,
+                                   const dpt_checkpoint_state *state) {
     dpt_checkpoint ck = {
         .model = t->model,
         .optim = t->optim,
@@ -498,9 +605,135 @@ dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_i
         ck.member_n_heldout = member->n_heldout;
         ck.member_alpha = member->alpha;
     }
-    dpt_status st = dpt_checkpoint_save(path, &ck);
+    ck.state = state;
+    ck.config_argv = t->cfg->config_argv;
+    ck.config_settings = t->cfg->config_settings;
+    return dpt_checkpoint_save(path, &ck);
+}
+
+dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_info *member,
+                            char *path_out, size_t path_size) {
+    if (!is_leader(t) || !t->out)
+        return DPT_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoints/%s", t->out, name);
+    /* called between epochs: every rank has the same buffers and no running sums */
+    dpt_checkpoint_state state;
+    fill_state(t, &state);
+    dpt_status st = write_checkpoint(t, path, member, &state);
     if (st == DPT_OK && path_out)
         snprintf(path_out, path_size, "%s", path);
+    return st;
+}
+
+/* Collective: a periodic (or pre-emption) checkpoint OUT/checkpoints/step-NNNNNN.h5. Inside an
+ * epoch it gathers every rank's buffers and running sums first (exact: one non-zero contribution
+ * per element), so that a resume at the same rank count gives each rank its own back; /buffers
+ * holds their average, for evaluation and for a resume at another rank count. The leader writes,
+ * prunes to --keep, and the group agrees, so a failed write stops every rank. */
+static dpt_status save_periodic(dpt_trainer *t, char *path_out, size_t path_size) {
+    dpt_checkpoint_state state;
+    fill_state(t, &state);
+    dpt_status st = DPT_OK;
+    int64_t R = t->g->size, nb = t->n_buffers, r = t->g->rank;
+    if (t->epoch_step > 0) {
+        memset(t->gathered_buffers, 0, (size_t)(R * nb + 1) * sizeof(float));
+        memset(t->gathered_sums, 0, (size_t)R * 3 * sizeof(double));
+        if (nb > 0)
+            memcpy(t->gathered_buffers + r * nb, t->buffers, (size_t)nb * sizeof(float));
+        t->gathered_sums[3 * r] = t->sums.loss_sum;
+        t->gathered_sums[3 * r + 1] = (double)t->sums.correct;
+        t->gathered_sums[3 * r + 2] = (double)t->sums.count;
+        if (R > 1 && nb > 0)
+            st = dpt_group_sum_f32(t->g, DPT_SCOPE_GROUP, t->gathered_buffers, R * nb);
+        if (st == DPT_OK && R > 1)
+            st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, t->gathered_sums, R * 3);
+        state.ranks = R;
+        state.rank_buffers = t->gathered_buffers;
+        state.rank_sums = t->gathered_sums;
+    }
+    if (st == DPT_OK && is_leader(t) && t->out) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/checkpoints/step-%06lld.h5", t->out,
+                     (long long)t->gstep) >= (int)sizeof path)
+            return dpt_group_agree(t->g, dpt_errorf(DPT_EINVAL, "%.200s...: path too long",
+                                                    t->out));
+        int averaged = t->epoch_step > 0 && R > 1 && nb > 0;
+        for (int64_t i = 0; averaged && i < nb; i++) {
+            double sum = 0;
+            for (int64_t k = 0; k < R; k++)
+                sum += t->gathered_buffers[k * nb + i];
+            t->buffers[i] = (float)(sum / (double)R);
+        }
+        st = write_checkpoint(t, path, NULL, &state);
+        if (averaged) /* the leader's own statistics back */
+            memcpy(t->buffers, t->gathered_buffers, (size_t)nb * sizeof(float));
+        if (st == DPT_OK)
+            st = dpt_train_prune_checkpoints(t->out, t->cfg->keep > 0 ? t->cfg->keep
+                                                                      : DPT_KEEP_DEFAULT);
+        if (st == DPT_OK && path_out)
+            snprintf(path_out, path_size, "%s", path);
+    }
+    return dpt_group_agree(t->g, st);
+}
+
+/* Collective: continues from cfg->resume_from (every rank reads the file). */
+static dpt_status restore(dpt_trainer *t) {
+    const dpt_train_cfg *c = t->cfg;
+    dpt_checkpoint_state s;
+    dpt_status st = dpt_checkpoint_load_state(c->resume_from, t->model, t->optim, N_COLS,
+                                              col_names, t->n_params, &s);
+    if (st != DPT_OK)
+        return st;
+    int64_t steps = dpt_sampler_steps(&t->sampler), nb = t->n_buffers, r = t->g->rank;
+    if (s.member != t->member)
+        st = dpt_errorf(DPT_EINVAL, "%s: a checkpoint of member %u, this run trains member %u",
+                        c->resume_from, s.member, t->member);
+    else if (s.epoch_step > steps)
+        st = dpt_errorf(DPT_EINVAL, "%s: taken after step %lld of an epoch, which now has %lld "
+                                    "steps",
+                        c->resume_from, (long long)s.epoch_step, (long long)steps);
+    if (st != DPT_OK) {
+        dpt_checkpoint_state_free(&s);
+        return st;
+    }
+    t->gstep = s.global_step, t->epoch = s.epoch, t->epoch_step = s.epoch_step;
+    t->images = s.images, t->train_seconds = s.train_seconds, t->elapsed_before = s.elapsed;
+    t->last_lr = s.last_lr;
+    t->skipped_in_row = s.skipped_in_row, t->skipped_total = s.skipped_total;
+    t->early_stopped = (int)s.early_stopped;
+    if (s.ranks == t->g->size) {
+        /* the same rank count: every rank continues with its own statistics and sums */
+        if (nb > 0)
+            memcpy(t->buffers, s.rank_buffers + r * nb, (size_t)nb * sizeof(float));
+        t->sums = (epoch_sums){s.rank_sums[3 * r], (int64_t)s.rank_sums[3 * r + 1],
+                               (int64_t)s.rank_sums[3 * r + 2]};
+    } else if (s.ranks > 0 && r == 0) {
+        /* another rank count: the average buffers (loaded), and the sums on one rank */
+        for (int64_t k = 0; k < s.ranks; k++) {
+            t->sums.loss_sum += s.rank_sums[3 * k];
+            t->sums.correct += (int64_t)s.rank_sums[3 * k + 1];
+            t->sums.count += (int64_t)s.rank_sums[3 * k + 2];
+        }
+    }
+    t->early.since_best = s.es_since_best, t->early.best_epoch = s.es_best_epoch;
+    t->early.best_loss = s.es_best_loss;
+    if (s.es_params && t->early.params)
+        memcpy(t->early.params, s.es_params, (size_t)t->n_params * sizeof(float));
+    if (s.es_buffers && t->early.buffers && nb > 0)
+        memcpy(t->early.buffers, s.es_buffers, (size_t)nb * sizeof(float));
+    t->noise.decay = s.noise_decay, t->noise.grad_sq = s.noise_grad_sq;
+    t->noise.trace = s.noise_trace, t->noise.decay_pow = s.noise_decay_pow;
+    t->noise.count = s.noise_count;
+    for (int64_t row = 0; row < s.metric_rows && st == DPT_OK; row++) {
+        double cols[N_COLS];
+        for (int k = 0; k < N_COLS; k++)
+            cols[k] = s.metrics[k * s.metric_rows + row];
+        st = dpt_metrics_log_append(&t->history, cols);
+    }
+    t->done = t->early_stopped || t->epoch >= c->epochs ||
+              (c->max_steps > 0 && t->gstep >= c->max_steps);
+    dpt_checkpoint_state_free(&s);
     return st;
 }
 
@@ -564,6 +797,14 @@ static dpt_status setup(dpt_trainer *t) {
     if ((st = dpt__early_stop_init(&t->early, t->n_val > 0 ? c->early_stop : 0, t->n_params,
                                    t->n_buffers)) != DPT_OK)
         return st;
+    t->gathered_buffers = malloc((size_t)(t->g->size * t->n_buffers + 1) * sizeof(float));
+    t->gathered_sums = malloc((size_t)t->g->size * 3 * sizeof(double));
+    if (c->skip_nonfinite > 0)
+        t->step_buffers = malloc((size_t)(t->n_buffers + 1) * sizeof(float));
+    if (!t->gathered_buffers || !t->gathered_sums || (c->skip_nonfinite > 0 && !t->step_buffers))
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the checkpoint buffers");
+    if (c->resume_from && (st = restore(t)) != DPT_OK)
+        return st;
     if (is_leader(t) && t->out)
         st = make_dirs(t->out);
     return st;
@@ -584,6 +825,7 @@ void dpt_trainer_destroy(dpt_trainer *t) {
     dpt_free_aligned(t->x), dpt_free_aligned(t->soft);
     free(t->labels), free(t->partner);
     free(t->buffer_sums);
+    free(t->gathered_buffers), free(t->gathered_sums), free(t->step_buffers);
     dpt_metrics_log_free(&t->history);
     dpt__early_stop_free(&t->early);
     dpt__eval_scratch_free(&t->eval);
@@ -615,7 +857,7 @@ dpt_status dpt_trainer_create(dpt_trainer **out, const dpt_train_cfg *cfg, dpt_g
         dpt_trainer_destroy(t);
         return st;
     }
-    t->t_start = dpt_now();
+    t->t_start = dpt_now() - t->elapsed_before;
     *out = t;
     return DPT_OK;
 }
@@ -626,18 +868,20 @@ int64_t dpt_trainer_steps_per_epoch(const dpt_trainer *t) { return dpt_sampler_s
 
 /* ---- one epoch ------------------------------------------------------------------------------ */
 
-static void report_step(dpt_trainer *t, int64_t step, int64_t steps, const epoch_sums *s,
-                        double t0) {
+/* first: the epoch's first step of this process (a resumed epoch starts late) */
+static void report_step(dpt_trainer *t, int64_t step, int64_t first, int64_t steps,
+                        const epoch_sums *s, double t0) {
     if (!is_leader(t) || !t->cfg->progress.step)
         return;
-    double el = dpt_now() - t0, frac = (double)(step + 1) / (double)steps;
+    double el = dpt_now() - t0;
+    double frac = (double)(step + 1 - first) / (double)(steps - first);
     dpt_step_report r = {
         .label = t->label,
         .epoch = t->epoch, .epochs = t->cfg->epochs,
         .step = step, .steps = steps, .global_step = t->gstep,
         .loss = s->count ? s->loss_sum / (double)s->count : 0,
         .acc = s->count ? (double)s->correct / (double)s->count : 0,
-        .images_per_s = el > 0 ? (double)(step + 1) * (double)t->cfg->batch / el : 0,
+        .images_per_s = el > 0 ? (double)(step + 1 - first) * (double)t->cfg->batch / el : 0,
         .eta_seconds = frac > 0 ? el / frac - el : 0,
     };
     t->cfg->progress.step(t->cfg->progress.ctx, &r);
@@ -657,22 +901,40 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     uint32_t e = (uint32_t)t->epoch;
     dpt_sampler_set_epoch(&t->sampler, e);
     int64_t steps = dpt_sampler_steps(&t->sampler), images_before = t->images;
-    epoch_sums sums = {0};
-    double lr = 0, t0 = dpt_now();
+    int64_t first = t->epoch_step; /* > 0 when resumed inside the epoch, with its sums restored */
+    if (first == 0)
+        t->sums = (epoch_sums){0};
+    double t0 = dpt_now();
     dpt_status st = DPT_OK;
-    for (int64_t s = 0; s < steps && st == DPT_OK; s++) {
+    int stop = 0;
+    while (t->epoch_step < steps && st == DPT_OK && !stop) {
         if (c->max_steps > 0 && t->gstep >= c->max_steps)
             break;
-        st = train_step(t, s, t->gstep, e, &sums, &lr);
+        int64_t s = t->epoch_step;
+        st = train_step(t, s, t->gstep, e, &t->sums, &t->last_lr, &stop);
         t->images += dpt_sampler_batch_size(&t->sampler, s);
         t->gstep++;
-        report_step(t, s, steps, &sums, t0);
+        t->epoch_step++;
+        report_step(t, s, first, steps, &t->sums, t0);
+        int due = c->checkpoint_every > 0 && !c->checkpoint_epochs &&
+                  t->gstep % c->checkpoint_every == 0;
+        if (st == DPT_OK && (due || stop))
+            st = save_periodic(t, t->last_checkpoint, sizeof t->last_checkpoint);
     }
     double epoch_seconds = dpt_now() - t0;
     t->train_seconds += epoch_seconds;
     if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
         return st;
-    double red[3] = {sums.loss_sum, (double)sums.correct, (double)sums.count};
+    if (stop) {
+        /* pre-empted: the checkpoint is written; the epoch's end belongs to the resumed run */
+        t->preempted = t->done = *done = 1;
+        char text[4300];
+        snprintf(text, sizeof text, "stop requested: checkpoint %s after step %lld",
+                 t->last_checkpoint, (long long)t->gstep);
+        report_message(t, text);
+        return DPT_OK;
+    }
+    double red[3] = {t->sums.loss_sum, (double)t->sums.correct, (double)t->sums.count};
     dpt_phase_begin(&t->timer, DPT_PHASE_EVAL);
     /* The shared optimizer step keeps replicas bit-identical; a hash per epoch proves it. */
     st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, t->params,
@@ -690,9 +952,11 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     if (st != DPT_OK)
         return st;
     t->epoch++;
+    t->epoch_step = 0;
+    t->sums = (epoch_sums){0};
     dpt_noise_estimate noise = dpt_noise_ema_value(&t->noise);
     *row = (dpt_epoch_report){
-        .epoch = t->epoch, .step = t->gstep, .lr = lr,
+        .epoch = t->epoch, .step = t->gstep, .lr = t->last_lr,
         .train_loss = red[2] > 0 ? red[0] / red[2] : NAN,
         .train_acc = red[2] > 0 ? red[1] / red[2] : NAN,
         .val_loss = val.loss, .val_acc = val.acc,
@@ -717,8 +981,8 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     }
     if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
         return st;
-    int stop = t->n_val > 0 && dpt__early_stop_update(&t->early, t->epoch, val.loss, t->params,
-                                                      t->buffers);
+    stop = t->n_val > 0 && dpt__early_stop_update(&t->early, t->epoch, val.loss, t->params,
+                                                  t->buffers);
     if (stop) {
         char text[160];
         snprintf(text, sizeof text, "early stop: validation loss has not improved for %lld "
@@ -726,6 +990,7 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
                  (long long)t->early.since_best, (long long)t->early.best_epoch);
         report_message(t, text);
     }
+    t->early_stopped = stop;
     t->done = stop || t->epoch >= c->epochs || (c->max_steps > 0 && t->gstep >= c->max_steps);
     if (t->done && dpt__early_stop_restore(&t->early, t->params, t->buffers)) {
         /* the kept weights' own numbers, so the result matches `dptrain eval` of them */
@@ -736,6 +1001,9 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
         row->val_loss = val.loss, row->val_acc = val.acc;
         row->test_loss = test.loss, row->test_acc = test.acc;
     }
+    if (st == DPT_OK && !t->done && c->checkpoint_every > 0 && c->checkpoint_epochs &&
+        t->epoch % c->checkpoint_every == 0)
+        st = save_periodic(t, t->last_checkpoint, sizeof t->last_checkpoint);
     *done = t->done;
     return st;
 }
@@ -744,7 +1012,15 @@ dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res) {
     memset(res, 0, sizeof *res);
     res->best_epoch = -1;
     dpt_status st = DPT_OK;
-    dpt_epoch_report row = {0};
+    dpt_epoch_report row = {.train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN,
+                            .test_loss = NAN, .test_acc = NAN};
+    const dpt_metrics_log *h = &t->history;
+    if (h->rows > 0) { /* a resumed run that is already over reports its last epoch */
+        int64_t r = h->rows - 1;
+        row.train_loss = h->cols[3][r], row.train_acc = h->cols[4][r];
+        row.val_loss = h->cols[5][r], row.val_acc = h->cols[6][r];
+        row.test_loss = h->cols[7][r], row.test_acc = h->cols[8][r];
+    }
     for (int done = 0; !done && st == DPT_OK;) {
         dpt_epoch_report r;
         st = dpt_trainer_epoch(t, &r, &done);
@@ -757,6 +1033,10 @@ dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res) {
     res->val_loss = row.val_loss, res->val_acc = row.val_acc;
     res->test_loss = row.test_loss, res->test_acc = row.test_acc;
     res->best_epoch = t->early.patience > 0 ? t->early.best_epoch : -1;
+    res->preempted = t->preempted;
+    res->skipped_steps = t->skipped_total;
+    if (t->preempted)
+        snprintf(res->checkpoint, sizeof res->checkpoint, "%s", t->last_checkpoint);
     res->seconds = dpt_now() - t->t_start;
     res->images_per_s = t->train_seconds > 0 ? (double)t->images / t->train_seconds : 0;
     if (st == DPT_OK && t->cfg->profile)
@@ -827,7 +1107,7 @@ dpt_status dpt_train_run(const dpt_train_cfg *cfg, dpt_group *g, dpt_train_resul
     if (st == DPT_OK) {
         print_header(t);
         st = dpt_trainer_fit(t, res);
-        if (st == DPT_OK)
+        if (st == DPT_OK && !res->preempted)
             st = dpt_trainer_save(t, "final.h5", NULL, res->checkpoint, sizeof res->checkpoint);
         st = dpt_group_agree(g, st);
     }

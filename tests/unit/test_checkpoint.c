@@ -11,23 +11,11 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "dpt/checkpoint.h"
 #include "dpt/h5file.h"
 
-static char dir[128];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/dpt_test_ckpt_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
 
 static dpt_model *small_model(const char *spec, uint32_t seed) {
     dpt_model *m = NULL;
@@ -61,7 +49,7 @@ static void test_round_trip(void **state) {
                          .channels = 2, .norm_mean = mean, .norm_std = sd, .n_metrics = 1,
                          .metric_rows = 2, .metric_names = names, .metric_values = cols};
     char path[256];
-    snprintf(path, sizeof path, "%s/a.h5", dir);
+    snprintf(path, sizeof path, "%s/a.h5", dpt_scratch_dir);
     assert_int_equal(dpt_checkpoint_save(path, &ck), DPT_OK);
 
     dpt_model *m2 = NULL;
@@ -101,7 +89,7 @@ static void test_bad_checkpoints(void **state) {
     (void)state;
     char path[256];
     /* a file that is HDF5 but not a checkpoint */
-    snprintf(path, sizeof path, "%s/other.h5", dir);
+    snprintf(path, sizeof path, "%s/other.h5", dpt_scratch_dir);
     dpt_h5w w;
     assert_int_equal(dpt_h5w_open(&w, path), DPT_OK);
     dpt_h5w_attr_str(&w, "/", "format", "something-else");
@@ -115,10 +103,10 @@ static void test_bad_checkpoints(void **state) {
     /* a checkpoint whose tensor does not fit the recorded architecture */
     dpt_model *a = small_model(spec, 1);
     dpt_checkpoint ck = {.model = a};
-    snprintf(path, sizeof path, "%s/b.h5", dir);
+    snprintf(path, sizeof path, "%s/b.h5", dpt_scratch_dir);
     assert_int_equal(dpt_checkpoint_save(path, &ck), DPT_OK);
     char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s/c.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s/c.h5", dpt_scratch_dir);
     /* rewrite b.h5 with a dense weight of the wrong shape, all else equal */
     dpt_h5r r;
     assert_int_equal(dpt_h5r_open(&r, path), DPT_OK);
@@ -143,7 +131,7 @@ static void test_bad_checkpoints(void **state) {
     free(model_spec);
 
     /* saving into a missing folder fails and creates nothing */
-    snprintf(tmp, sizeof tmp, "%s/missing/d.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s/missing/d.h5", dpt_scratch_dir);
     assert_int_not_equal(dpt_checkpoint_save(tmp, &ck), DPT_OK);
     assert_int_equal(access(tmp, F_OK), -1);
     dpt_model_destroy(a);
@@ -154,5 +142,5 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_checkpoints),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, dpt_scratch_setup, dpt_scratch_teardown);
 }

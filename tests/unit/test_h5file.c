@@ -10,27 +10,15 @@
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "dpt/h5file.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/dpt_test_h5file_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
 
 static void test_round_trip(void **state) {
     (void)state;
     char path[300];
-    snprintf(path, sizeof path, "%s/a.h5", dir);
+    snprintf(path, sizeof path, "%s/a.h5", dpt_scratch_dir);
     float w[6] = {1, -2, 3.5f, 4, 5e-8f, -6};
     double d[2] = {0.1, 1e300};
     int64_t ws[2] = {2, 3}, ds[1] = {2};
@@ -77,7 +65,7 @@ static void test_round_trip(void **state) {
 static void test_failed_write_leaves_old_file(void **state) {
     (void)state;
     char path[300];
-    snprintf(path, sizeof path, "%s/b.h5", dir);
+    snprintf(path, sizeof path, "%s/b.h5", dpt_scratch_dir);
     float v[3] = {1, 2, 3};
     int64_t n = 3;
     dpt_h5w wr;
@@ -102,7 +90,7 @@ static void test_failed_write_leaves_old_file(void **state) {
     assert_int_equal(dpt_h5r_exists(&r, "y"), 0);
     dpt_h5r_close(&r);
     /* an abandoned write (keep = 0) also leaves nothing */
-    snprintf(path, sizeof path, "%s/c.h5", dir);
+    snprintf(path, sizeof path, "%s/c.h5", dpt_scratch_dir);
     assert_int_equal(dpt_h5w_open(&wr, path), DPT_OK);
     assert_int_equal(dpt_h5w_close(&wr, 0), DPT_OK);
     assert_int_equal(access(path, F_OK), -1);
@@ -111,7 +99,7 @@ static void test_failed_write_leaves_old_file(void **state) {
 static void test_corrupt_files(void **state) {
     (void)state;
     char path[300], bad[300];
-    snprintf(path, sizeof path, "%s/d.h5", dir);
+    snprintf(path, sizeof path, "%s/d.h5", dpt_scratch_dir);
     float v[1000] = {0};
     int64_t n = 1000;
     dpt_h5w wr;
@@ -128,13 +116,13 @@ static void test_corrupt_files(void **state) {
     }
     assert_int_not_equal(st, DPT_OK);
     assert_non_null(strstr(dpt_last_error(), path));
-    snprintf(bad, sizeof bad, "%s/not.h5", dir);
+    snprintf(bad, sizeof bad, "%s/not.h5", dpt_scratch_dir);
     FILE *f = fopen(bad, "w");
     fputs("this is not hdf5\n", f);
     fclose(f);
     assert_int_equal(dpt_h5r_open(&r, bad), DPT_EFORMAT);
     assert_non_null(strstr(dpt_last_error(), bad));
-    snprintf(bad, sizeof bad, "%s/absent.h5", dir);
+    snprintf(bad, sizeof bad, "%s/absent.h5", dpt_scratch_dir);
     assert_int_equal(dpt_h5r_open(&r, bad), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), bad));
 }
@@ -145,5 +133,5 @@ int main(void) {
         cmocka_unit_test(test_failed_write_leaves_old_file),
         cmocka_unit_test(test_corrupt_files),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, dpt_scratch_setup, dpt_scratch_teardown);
 }
