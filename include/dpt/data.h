@@ -19,7 +19,8 @@ extern "C" {
 /* The bundled sample, relative to a source tree (or an installed share directory). */
 #define DPT_SAMPLE_SUBDIR "datasets/fashion-mnist-sample"
 /* Largest accepted number of classes: a label beyond it is taken for a corrupt file (soft
- * targets are (N, K) floats). */
+ * targets are (N, K) floats). When no class count is given, K is inferred as max label + 1 and
+ * a label >= DPT_MAX_CLASSES is refused rather than taken for a huge class count. */
 #define DPT_MAX_CLASSES (1 << 20)
 
 /* One split (train or test) held in memory.
@@ -65,7 +66,13 @@ dpt_status dpt_dataset_normalize(dpt_dataset *ds, const double *mean, const doub
  * (N, H, W), stored as C = 1, sdims 2. labels: magic 0x00000801 (uint8), shape (N).
  * The counts must agree, every dimension must be non-zero, the body must hold exactly the
  * declared bytes (short and over-long files are errors), and every label must be < K when
- * K > 0; K = 0 sets K = max label + 1. Errors name the file. On error *ds is left freed. */
+ * K > 0; K = 0 sets K = max label + 1 (the fallback; pass the model's output width instead).
+ * Before anything is allocated the declared size is checked against the file (a plain file must
+ * hold it, a gzip file cannot inflate beyond 1032 times its size) and against available memory,
+ * and decompression stops at the first byte past the declared body. A path that is a directory,
+ * a FIFO, a device or a symbolic link loop is named as such; an IDX type other than unsigned
+ * byte (or float32 for images) is named with its type code. Errors name the file (long paths
+ * shortened in the middle). On error *ds is left freed. */
 dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *labels_path,
                         int64_t K);
 
@@ -81,9 +88,13 @@ typedef struct {
  * string attribute layout="NCL" (accepted values: "NHW", "NCL", "NCHW", "NCDHW"). y is any
  * integer type of rank 1 with the same N. The number of classes is the root attribute
  * n_classes when present (labels must be in [0, n_classes)), else max label + 1 (labels must be
- * >= 0); either way K <= DPT_MAX_CLASSES. Train and test samples must have the same shape. Errors
- * name the file and dataset. */
-dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path);
+ * >= 0); either way K <= DPT_MAX_CLASSES. K > 0 (the model's output width) overrides the
+ * inference: labels must be in [0, K), and an n_classes attribute must equal K. Train and test
+ * samples must have the same shape. The declared extents are checked against available memory
+ * before allocating. A file without the HDF5 signature is "not an HDF5 file"; one with it that
+ * HDF5 cannot open is "truncated or corrupt". HDF5's error stack is never printed. Errors name
+ * the file and dataset. */
+dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K);
 
 /* Options of dpt_data_load; zero means default. */
 typedef struct {
@@ -92,6 +103,11 @@ typedef struct {
     const char *search_path;
     /* Where "fashion-mnist" is looked for; NULL: DPT_FASHION_MNIST_DIR. */
     const char *fashion_mnist_dir;
+    /* Number of classes K: the model's output width (or --classes). Every label must be in
+     * [0, K), and an out-of-range label is an error naming the file, sample and value.
+     * 0: fashion-mnist and sample use 10; a directory or an HDF5 file without n_classes infers
+     * max label + 1 (refusing labels >= DPT_MAX_CLASSES). */
+    int64_t classes;
 } dpt_data_opts;
 
 /* Resolves a `--data` value and loads both splits:
@@ -108,6 +124,24 @@ void dpt_data_free(dpt_data *d);
  * (idx NULL: all of train). Pass the training indices left after a validation split, so the
  * held-out samples do not leak into the statistics. */
 dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n);
+
+/* ---- internal to src/data (dpt__: shared between its files, not an API) ---- */
+
+/* `path` shortened to at most size - 1 bytes with a middle ellipsis ("/very/lo...name.gz"), so a
+ * message keeps its reason. Returns buf. */
+const char *dpt__data_short(char *buf, size_t size, const char *path);
+/* DPT_OK if `path` is a regular file (after following symbolic links); otherwise an error naming
+ * the short name: not found, dangling symbolic link, symbolic link loop, is a directory, is a
+ * FIFO / device / socket, not a regular file. */
+dpt_status dpt__data_check_file(const char *path);
+/* Bytes that may still be allocated: the smallest of MemAvailable (/proc/meminfo; else physical
+ * memory), RLIMIT_AS and RLIMIT_DATA. */
+uint64_t dpt__data_mem_available(void);
+/* DPT_ENOMEM naming `name` when `bytes` (UINT64_MAX: overflowed) exceed `avail`. */
+dpt_status dpt__data_check_memory(const char *name, const char *what, uint64_t bytes,
+                                  uint64_t avail);
+/* a * b, saturating at UINT64_MAX. */
+uint64_t dpt__data_mul(uint64_t a, uint64_t b);
 
 #ifdef __cplusplus
 }

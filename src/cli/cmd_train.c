@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "dpt/data.h"
@@ -21,6 +23,8 @@ typedef struct {
     int print_model;
     int no_progress;
     const char *resume; /* --resume RUN_DIR|CKPT.h5 */
+    double hyper_value[9]; /* --lr ... as given (hyper_map order), to name the option at fault */
+    unsigned hyper_given;
 } train_options;
 
 #define FIELD(f) offsetof(train_options, train.f)
@@ -55,27 +59,36 @@ static dpt_status parse_optim(void *cfg, const char *opt, const char *value) {
     return st == DPT_OK ? st : dpt_errorf(st, "%s: %s", opt, dpt_last_error());
 }
 
+typedef struct {
+    const char *opt, *name;
+} hyper_name;
+static const hyper_name hyper_map[] = {{"--lr", "lr"},
+                 {"--momentum", "momentum"},
+                 {"--weight-decay", "weight_decay"},
+                 {"--eps", "eps"},
+                 {"--beta1", "beta1"},
+                 {"--beta2", "beta2"},
+                 {"--alpha", "alpha"},
+                 {"--rho", "rho"},
+                 {"--trust-coefficient", "trust_coefficient"}};
+#define N_HYPER (sizeof hyper_map / sizeof hyper_map[0])
+
 /* --lr, --momentum, ... go through the optimizer's own setter (torch names), which records
  * literal zeros; ranges are checked when the optimizer is created. */
 static dpt_status parse_hyper(void *cfg, const char *opt, const char *value) {
-    static const struct {
-        const char *opt, *name;
-    } map[] = {{"--lr", "lr"},
-               {"--momentum", "momentum"},
-               {"--weight-decay", "weight_decay"},
-               {"--eps", "eps"},
-               {"--beta1", "beta1"},
-               {"--beta2", "beta2"},
-               {"--alpha", "alpha"},
-               {"--rho", "rho"},
-               {"--trust-coefficient", "trust_coefficient"}};
+    const hyper_name *map = hyper_map;
     double v;
     dpt_status st = dpt_cli_number(opt, value, -1e300, 1e300, &v);
     if (st != DPT_OK)
         return st;
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    for (size_t i = 0; i < N_HYPER; i++)
         if (!strcmp(map[i].opt, opt)) {
-            st = dpt_optim_cfg_set(&((dpt_train_cfg *)cfg)->optim, map[i].name, v);
+            train_options *o = cfg; /* the table is over train_options */
+            _Static_assert(N_HYPER == sizeof o->hyper_value / sizeof o->hyper_value[0],
+                           "one slot per hyper-parameter option");
+            o->hyper_value[i] = v;
+            o->hyper_given |= 1u << i;
+            st = dpt_optim_cfg_set(&o->train.optim, map[i].name, v);
             return st == DPT_OK ? st : dpt_errorf(st, "%s: %s", opt, dpt_last_error());
         }
     return dpt_errorf(DPT_EINVAL, "%s: not an optimizer option", opt);
@@ -166,13 +179,15 @@ static const dpt_cli_option train_table[] = {
     {"--epochs", "N", DPT_OPT_INT64, FIELD(epochs), 1, 1e6, "epochs [10]", NULL},
     {"--batch", "N", DPT_OPT_INT64, FIELD(batch), 1, 1e8, "global batch size [128]", NULL},
     {"--micro-batch", "M", DPT_OPT_INT64, FIELD(micro_batch), 0, 1e8,
-     "rows per forward/backward; gradients accumulate [whole local slice]", NULL},
+     "rows per forward/backward; gradients accumulate; at most --batch (larger than a rank's "
+     "slice: the slice in one pass) [whole local slice]", NULL},
     {"--eval-batch", "N", DPT_OPT_INT64, FIELD(eval_batch), 1, 1e6, "rows per evaluation "
      "forward [256]", NULL},
     {"--test-samples", "N", DPT_OPT_INT64, FIELD(test_samples), 1, 1e12,
      "evaluate on the first N test samples only (quick runs) [all]", NULL},
     {"--max-steps", "N", DPT_OPT_INT64, FIELD(max_steps), 0, 1e12,
-     "stop after N optimizer steps [no limit]", NULL},
+     "stop after N optimizer steps, N >= 1; omit it for no limit (with --resume, 0 lifts the "
+     "checkpoint's limit) [no limit]", NULL},
     {"--seed", "S", DPT_OPT_UINT32, FIELD(seed), 0, 4294967295.0, "random seed [1]", NULL},
     {"--keep-last", NULL, DPT_OPT_CUSTOM, 0, 0, 0,
      "keep the last partial batch of an epoch [dropped]", parse_keep_last},
@@ -220,7 +235,9 @@ static const dpt_cli_option train_table[] = {
     {"--val-fraction", "F", DPT_OPT_DOUBLE, FIELD(val_fraction), 0, 0.99,
      "stratified validation split of the training set [0]", NULL},
     {"--early-stop", "P", DPT_OPT_INT64, FIELD(early_stop), 1, 1e6,
-     "stop after P epochs without a better validation loss; keep the best weights", NULL},
+     "stop after P epochs without a better validation loss (needs --val-fraction); keeps the "
+     "best weights; OUT/checkpoints/best.h5 is the best epoch's full state, final.h5 after an "
+     "early stop the best weights with the last epoch's optimizer state and metrics", NULL},
     {"--flip", "P", DPT_OPT_FLOAT, FIELD(augment.flip_prob), 0, 1,
      "random horizontal flip probability [0]", NULL},
     {"--shift", "N", DPT_OPT_INT64, FIELD(augment.shift), 0, 1e4,
@@ -231,7 +248,8 @@ static const dpt_cli_option train_table[] = {
     {"--mixup", "ALPHA", DPT_OPT_FLOAT, FIELD(augment.mixup_alpha), 0, 1e3,
      "mixup Beta(alpha, alpha) [off]", NULL},
     {"--cutmix", "ALPHA", DPT_OPT_FLOAT, FIELD(augment.cutmix_alpha), 0, 1e3,
-     "cutmix Beta(alpha, alpha) [off]", NULL},
+     "cutmix Beta(alpha, alpha); with --mixup each sample uses one of the two, 50/50 [off]",
+     NULL},
     {"--label-smoothing", "E", DPT_OPT_DOUBLE, FIELD(label_smoothing), 0, 0.999,
      "label smoothing epsilon [0]", NULL},
     {"--bn", "MODE", DPT_OPT_CUSTOM, 0, 0, 0, "batch norm statistics: local, sync, ghost:G "
@@ -323,7 +341,7 @@ static dpt_status add_setting(char **s, size_t *len, const char *name, const cha
 /* The resolved options that decide the trained weights, one "--name value" a line, from the
  * option table (so a new option is compared without further code) and, for the optimizer, from
  * its resolved hyper-parameters (torch's defaults filled in: "--lr 0.001" whether given or not). */
-static dpt_status settings_text(const train_options *o, char **out) {
+static dpt_status settings_text(const train_options *o, int all, char **out) {
     const dpt_train_cfg *c = &o->train;
     char *s = calloc(1, 1), v[256];
     size_t len = 0;
@@ -333,8 +351,8 @@ static dpt_status settings_text(const train_options *o, char **out) {
         int length_of_run = !strcmp(t->name, "--epochs") || !strcmp(t->name, "--max-steps");
         int ensemble = t->offset >= offsetof(train_options, ens) &&
                        t->offset < offsetof(train_options, ensemble_set);
-        if (in_list(may_change, t->name) || ensemble ||
-            (length_of_run && c->schedule != DPT_SCHED_COSINE))
+        if (!all && (in_list(may_change, t->name) || ensemble ||
+                     (length_of_run && c->schedule != DPT_SCHED_COSINE)))
             continue;
         switch (t->type) {
         case DPT_OPT_INT64: snprintf(v, sizeof v, "%lld", (long long)*(const int64_t *)field); break;
@@ -361,6 +379,14 @@ static dpt_status settings_text(const train_options *o, char **out) {
                 snprintf(v, sizeof v, "%s", c->bn == DPT_BN_LOCAL ? "local" : "sync");
             else if (t->parse == parse_keep_last)
                 snprintf(v, sizeof v, "%d", !c->drop_last);
+            else if (t->parse == parse_checkpoint_every && c->checkpoint_every > 0)
+                snprintf(v, sizeof v, "%lld%s", (long long)c->checkpoint_every,
+                         c->checkpoint_epochs ? "epochs" : "steps");
+            else if (t->parse == parse_ensemble && o->ensemble_set)
+                snprintf(v, sizeof v, "%s", o->ens.kind == DPT_ENS_BAGGING ? "bagging"
+                                                                            : "boosting");
+            else if (t->parse == parse_vote && o->ensemble_set)
+                snprintf(v, sizeof v, "%s", o->ens.vote == DPT_VOTE_HARD ? "hard" : "soft");
             else
                 continue; /* the optimizer's, below; the ensemble's are refused */
             break;
@@ -432,6 +458,25 @@ static char *join_args(int argc, char **argv, int first) {
     return s;
 }
 
+/* --max-steps 0 given on the command line: the library reads 0 as "no limit", the CLI says
+ * omit it instead (0 stays allowed with --resume, to lift the checkpoint's limit). */
+static int gives_zero_max_steps(int argc, char **argv, int first) {
+    for (int i = first; i < argc; i++) {
+        const char *v = !strcmp(argv[i], "--max-steps") && i + 1 < argc ? argv[i + 1]
+                        : !strncmp(argv[i], "--max-steps=", 12)        ? argv[i] + 12
+                                                                       : NULL;
+        char *end = NULL;
+        if (v && strtod(v, &end) == 0 && end != v && *end == '\0')
+            return 1;
+    }
+    return 0;
+}
+
+static dpt_status zero_max_steps(void) {
+    return dpt_errorf(DPT_EINVAL, "--max-steps: 0 is out of range (N >= 1; omit it for no "
+                                  "limit)");
+}
+
 static int gives_out(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--out") || !strncmp(argv[i], "--out=", 6))
@@ -497,6 +542,50 @@ static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
     return st;
 }
 
+/* The optimizer's own check names its field ("adam: lr = -1: must be >= 0"), right for the
+ * library; here the message names the option. Each hyper-parameter is tried alone with the kind
+ * (defaults for the rest), so the one at fault is known; a combination that fails only together
+ * (nesterov's momentum and dampening) keeps the optimizer's text after --optim. */
+static dpt_status check_hypers(const train_options *o) {
+    const dpt_optim_cfg *c = &o->train.optim;
+    dpt_optim *opt = NULL;
+    if (dpt_optim_create(&opt, c, 1, NULL, 0) == DPT_OK) {
+        dpt_optim_destroy(opt);
+        return DPT_OK;
+    }
+    char whole[512];
+    snprintf(whole, sizeof whole, "%s", dpt_last_error());
+    const char *kind = dpt_optim_kind_name(c->kind);
+    if (strstr(whole, " is required"))
+        return dpt_errorf(DPT_EINVAL, "--optim %s needs --lr (torch.optim.SGD has no default for "
+                                      "it)", kind);
+    /* add the given values one by one (--lr first): the first that fails is the culprit */
+    dpt_optim_cfg some = {.kind = c->kind};
+    for (size_t i = 0; i < N_HYPER; i++) {
+        if (!(o->hyper_given & (1u << i)))
+            continue;
+        double v = o->hyper_value[i];
+        dpt_optim_cfg_set(&some, hyper_map[i].name, v);
+        if (dpt_optim_create(&opt, &some, 1, NULL, 0) == DPT_OK) {
+            dpt_optim_destroy(opt);
+            continue;
+        }
+        const char *why = dpt_last_error(), *must = strstr(why, ": must be ");
+        if (strstr(why, " is required"))
+            continue; /* sgd before its --lr: not this option's fault */
+        if (strstr(why, "is not a hyper-parameter"))
+            return dpt_errorf(DPT_EINVAL, "%s: %s has no %s (drop the option or pick an "
+                                          "optimizer that uses it)",
+                              hyper_map[i].opt, kind, hyper_map[i].name);
+        if (must && strstr(why, hyper_map[i].name))
+            return dpt_errorf(DPT_EINVAL, "%s: %g is out of range (%s needs %s %s)",
+                              hyper_map[i].opt, v, kind, hyper_map[i].name,
+                              must + strlen(": must be "));
+        return dpt_errorf(DPT_EINVAL, "%s %g: %s", hyper_map[i].opt, v, why);
+    }
+    return dpt_errorf(DPT_EINVAL, "--optim %s: %s", kind, whole);
+}
+
 /* Options that only mean something together: an unused one is an error naming its partner. */
 static dpt_status check_combination(const train_options *o, int cv) {
     const dpt_ensemble_cfg *e = &o->ens;
@@ -527,6 +616,38 @@ static dpt_status check_combination(const train_options *o, int cv) {
     if ((o->ensemble_set || cv) && (!o->train.out || !*o->train.out))
         return dpt_errorf(DPT_EINVAL, "%s needs --out DIR (members' checkpoints, results.h5)",
                           cv ? "cv" : "--ensemble");
+    return check_hypers(o);
+}
+
+/* OUT/args.txt (leader): the command line and every option's resolved value, so a run folder
+ * says how it was made without opening a checkpoint. */
+static dpt_status write_args(const train_options *o, const char *config) {
+    const char *out = o->train.out;
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/args.txt", out) >= (int)sizeof path)
+        return dpt_errorf(DPT_EINVAL, "--out: path too long");
+    for (char *p = path + 1; *p; p++) /* mkdir -p OUT */
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0777) != 0 && errno != EEXIST)
+                return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path,
+                                  strerror(errno));
+            *p = '/';
+        }
+    char *all = NULL;
+    dpt_status st = settings_text(o, 1, &all);
+    if (st != DPT_OK)
+        return st;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(all);
+        return dpt_errorf(DPT_EIO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    fprintf(f, "# command line\n%s\n# resolved configuration (defaults filled in)\n%s", config,
+            all);
+    free(all);
+    if (fclose(f) != 0)
+        return dpt_errorf(DPT_EIO, "%s: cannot write: %s", path, strerror(errno));
     return DPT_OK;
 }
 
@@ -555,6 +676,8 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
                              "--out DIR [OPTIONS]"
                            : train_usage;
     dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
+    if (st == DPT_OK && !help && !o.resume && gives_zero_max_steps(argc, argv, 1))
+        st = zero_max_steps();
     if (st == DPT_OK && !help)
         st = check_combination(&o, cv);
     if (st != DPT_OK)
@@ -602,7 +725,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     if (st == DPT_OK && o.train.checkpoint_every > 0 && (!o.train.out || !*o.train.out))
         st = dpt_errorf(DPT_EINVAL, "--checkpoint-every needs --out DIR");
     if (st == DPT_OK)
-        st = settings_text(&o, &settings);
+        st = settings_text(&o, 0, &settings);
     if (st == DPT_OK && o.resume)
         st = compare_settings(settings, saved_settings, ckpt);
     char *config = st == DPT_OK ? command_line(argc, argv) : NULL;
@@ -610,6 +733,8 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     if (st == DPT_OK && (!config || !config_argv))
         st = dpt_errorf(DPT_ENOMEM, "cannot allocate the configuration text");
     free(saved_argv), free(saved_settings);
+    if (st == DPT_OK && g->world_rank == 0 && o.train.out && *o.train.out)
+        st = write_args(&o, config);
     if ((st = dpt_group_agree(g, st)) != DPT_OK) {
         free(merged), free(merged_storage), free(settings), free(config), free(config_argv);
         return dpt__cli_fail(g, st);
@@ -664,6 +789,8 @@ dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
     const char *pos[1];
     int n_pos = 0, help = 0;
     dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 0, pos, 0, &n_pos, &help);
+    if (st == DPT_OK && gives_zero_max_steps(argc, argv, 0))
+        st = zero_max_steps();
     if (st == DPT_OK && (o.ensemble_set || o.print_model || help))
         st = dpt_errorf(DPT_EINVAL, "%s: not in a sweep",
                         o.ensemble_set ? "--ensemble" : o.print_model ? "--print-model" : "--help");

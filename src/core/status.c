@@ -19,6 +19,38 @@ static const char *const status_messages[] = {
 
 static _Thread_local char last_message[1024];
 
+/* Messages cross ranks in 1024-byte buffers too (dist/agree.c), so a message longer than this is
+ * shortened here: first its longest tokens (paths) in the middle, "/very/long/pa...h/file.h5",
+ * then, if that is not enough, the message itself in the middle; the reason at the end survives. */
+enum { MESSAGE_MAX = 1000, TOKEN_KEEP = 60 };
+
+static void shorten(char *m, size_t n) {
+    while (n > MESSAGE_MAX) {
+        size_t best = 0, best_len = 0;
+        for (size_t i = 0; i < n;) {
+            size_t len = strcspn(m + i, " ");
+            if (len > best_len)
+                best = i, best_len = len;
+            i += len + 1;
+        }
+        if (best_len <= TOKEN_KEEP + 3)
+            break;
+        size_t want = n - MESSAGE_MAX, cut = best_len - TOKEN_KEEP - 3; /* chars removed */
+        if (cut > want + 3)
+            cut = want + 3;
+        size_t keep_head = (best_len - cut - 3) / 2;
+        char *from = m + best + keep_head;
+        memcpy(from, "...", 3);
+        memmove(from + 3, from + 3 + cut, n - (size_t)(from + 3 + cut - m) + 1);
+        n -= cut;
+    }
+    if (n > MESSAGE_MAX) {
+        size_t head = MESSAGE_MAX / 3, tail = MESSAGE_MAX - head - 3;
+        memcpy(m + head, "...", 3);
+        memmove(m + head + 3, m + n - tail, tail + 1);
+    }
+}
+
 const char *dpt_status_name(dpt_status st) {
     return (unsigned)st < DPT_STATUS_COUNT ? status_names[st] : "DPT_UNKNOWN";
 }
@@ -31,10 +63,19 @@ dpt_status dpt_errorf(dpt_status st, const char *fmt, ...) {
     /* Format into a scratch buffer first: callers may pass dpt_last_error() as an argument to
      * prefix the message they are replacing. */
     char message[sizeof last_message];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    char *full = n > MESSAGE_MAX ? malloc((size_t)n + 1) : NULL;
+    if (full) {
+        vsnprintf(full, (size_t)n + 1, fmt, again);
+        shorten(full, (size_t)n);
+        snprintf(message, sizeof message, "%s", full);
+        free(full);
+    }
+    va_end(again);
     memcpy(last_message, message, sizeof message);
     return st;
 }

@@ -12,7 +12,7 @@
 
 typedef struct {
     hid_t file;
-    const char *path;
+    const char *path; /* for messages: the path shortened in the middle (dpt__data_short) */
 } h5_src;
 
 /* Samples of one split: which dataset, its rank and extents, and how to read it. */
@@ -193,14 +193,13 @@ static dpt_status read_y(dpt_dataset *ds, const h5_src *src, const char *name, i
     for (int64_t i = 0; i < ds->N; i++) {
         if (tmp[i] < 0 || (K > 0 && tmp[i] >= K) || tmp[i] >= DPT_MAX_CLASSES) {
             if (K > 0 || tmp[i] >= DPT_MAX_CLASSES)
-                st = dpt_errorf(DPT_ERANGE, "%s: %s[%lld] = %lld is out of range [0, %lld)",
-                                src->path, name, (long long)i, (long long)tmp[i],
-                                (long long)(K > 0 ? K : DPT_MAX_CLASSES));
+                st =
+                    dpt_errorf(DPT_ERANGE, "%s: %s: label %lld at sample %lld is outside [0, %lld)",
+                               src->path, name, (long long)tmp[i], (long long)i,
+                               (long long)(K > 0 ? K : DPT_MAX_CLASSES));
             else
-                st = dpt_errorf(DPT_ERANGE,
-                                "%s: %s[%lld] = %lld is out of range (labels are "
-                                ">= 0)",
-                                src->path, name, (long long)i, (long long)tmp[i]);
+                st = dpt_errorf(DPT_ERANGE, "%s: %s: label %lld at sample %lld is negative",
+                                src->path, name, (long long)tmp[i], (long long)i);
             goto out;
         }
         ds->y[i] = (int32_t)tmp[i];
@@ -217,8 +216,8 @@ out:
     return st;
 }
 
+/* K: the caller's class count (0: none) in, the class count to check labels against out. */
 static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
-    *K = 0;
     if (H5Aexists(src->file, "n_classes") <= 0)
         return DPT_OK;
     hid_t a = H5Aopen(src->file, "n_classes", H5P_DEFAULT);
@@ -229,6 +228,11 @@ static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
     if (rc < 0 || v < 1 || v > DPT_MAX_CLASSES)
         return dpt_errorf(DPT_EFORMAT, "%s: attribute n_classes must be an integer in [1, %d]",
                           src->path, DPT_MAX_CLASSES);
+    if (*K > 0 && v != *K)
+        return dpt_errorf(DPT_EFORMAT,
+                          "%s: attribute n_classes is %lld but the model has %lld "
+                          "classes",
+                          src->path, v, (long long)*K);
     *K = v;
     return DPT_OK;
 }
@@ -241,6 +245,16 @@ static dpt_status load_split(dpt_dataset *ds, const h5_src *src, const char *xna
     if (st != DPT_OK)
         return st;
     st = read_x_info(&xi, dset, src, xname);
+    if (st == DPT_OK) { /* float32 samples, int32 labels and the int64 label buffer */
+        uint64_t numel = dpt__data_mul(
+            dpt__data_mul(dpt__data_mul((uint64_t)xi.N, (uint64_t)xi.C), (uint64_t)xi.D),
+            dpt__data_mul((uint64_t)xi.H, (uint64_t)xi.W));
+        uint64_t bytes = dpt__data_mul(numel, 4);
+        bytes = bytes > UINT64_MAX - 12 * (uint64_t)xi.N ? UINT64_MAX : bytes + 12 * (uint64_t)xi.N;
+        char what[64];
+        snprintf(what, sizeof what, "%s", xname);
+        st = dpt__data_check_memory(src->path, what, bytes, dpt__data_mem_available());
+    }
     if (st == DPT_OK) {
         st = dpt_dataset_init(ds, xi.N, xi.C, xi.D, xi.H, xi.W, xi.sdims, K > 0 ? K : 1);
         if (st != DPT_OK)
@@ -254,7 +268,25 @@ static dpt_status load_split(dpt_dataset *ds, const h5_src *src, const char *xna
     return st;
 }
 
-dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path) {
+/* 1 if the HDF5 signature is at offset 0, 512, 1024, 2048, ... (where a user block may push the
+ * superblock), so a file HDF5 cannot open is truncated or corrupt rather than something else. */
+static int has_hdf5_signature(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int found = 0;
+    for (long off = 0; !found && off >= 0 && off < (1L << 40); off = off ? 2 * off : 512) {
+        unsigned char b[8];
+        if (fseek(f, off, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8)
+            break;
+        found = memcmp(b, sig, 8) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
     memset(d, 0, sizeof *d);
     snprintf(d->source, sizeof d->source, "%s", path);
     H5E_auto2_t old_func = NULL;
@@ -262,24 +294,36 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path) {
     H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
-    h5_src src = {.file = -1, .path = path};
-    dpt_status st = DPT_OK;
+    char name[80];
+    h5_src src = {.file = -1, .path = dpt__data_short(name, sizeof name, path)};
+    dpt_status st = dpt__data_check_file(path);
+    if (st != DPT_OK)
+        goto out;
     FILE *probe = fopen(path, "rb");
     if (!probe) {
-        st = dpt_errorf(DPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+        st = dpt_errorf(DPT_EIO, "%s: cannot open: %s", src.path, strerror(errno));
         goto out;
     }
     fclose(probe);
-    if (H5Fis_hdf5(path) <= 0) {
-        st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", path);
+    if (!has_hdf5_signature(path)) {
+        st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", src.path);
         goto out;
     }
     src.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (src.file < 0) {
-        st = dpt_errorf(DPT_EHDF5, "%s: cannot open as HDF5", path);
+        st = dpt_errorf(DPT_EFORMAT, "%s: truncated or corrupt HDF5 file", src.path);
         goto out;
     }
-    int64_t K = 0, max_train = 0, max_test = 0;
+    haddr_t eoa = HADDR_UNDEF;
+    hsize_t fsize = 0;
+    if (H5Fget_eoa(src.file, &eoa) >= 0 && eoa != HADDR_UNDEF &&
+        H5Fget_filesize(src.file, &fsize) >= 0 && fsize < eoa) {
+        st =
+            dpt_errorf(DPT_EFORMAT, "%s: truncated HDF5 file: %llu bytes, the superblock says %llu",
+                       src.path, (unsigned long long)fsize, (unsigned long long)eoa);
+        goto out;
+    }
+    int64_t max_train = 0, max_test = 0;
     if ((st = read_n_classes(&src, &K)) != DPT_OK)
         goto out;
     if ((st = load_split(&d->train, &src, "/train/x", "/train/y", K, &max_train)) != DPT_OK)
@@ -292,8 +336,8 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path) {
         dpt_shape ta = dpt_dataset_batch_shape(a, a->N), tb = dpt_dataset_batch_shape(b, b->N);
         dpt_shape_format(&ta, sa, sizeof sa);
         dpt_shape_format(&tb, sb, sizeof sb);
-        st = dpt_errorf(DPT_ESHAPE, "%s: /test/x %s and /train/x %s have different samples", path,
-                        sb, sa);
+        st = dpt_errorf(DPT_ESHAPE, "%s: /test/x %s and /train/x %s have different samples",
+                        src.path, sb, sa);
         goto out;
     }
     if (K == 0)

@@ -17,7 +17,8 @@
 
 typedef struct {
     gzFile f;
-    const char *path;
+    const char *path; /* for stat */
+    char name[80];    /* for messages: the path, shortened in the middle */
     uint32_t magic;
     int64_t dims[3];
     int ndim;
@@ -26,10 +27,15 @@ typedef struct {
 static dpt_status open_idx(idx_file *h, const char *path) {
     memset(h, 0, sizeof *h);
     h->path = path;
+    dpt__data_short(h->name, sizeof h->name, path);
+    /* Before opening: open() on a FIFO would block, and on a directory it succeeds. */
+    dpt_status st = dpt__data_check_file(path);
+    if (st != DPT_OK)
+        return st;
     errno = 0;
     h->f = gzopen(path, "rb");
     if (!h->f)
-        return dpt_errorf(DPT_EIO, "%s: cannot open: %s", path,
+        return dpt_errorf(DPT_EIO, "%s: cannot open: %s", h->name,
                           errno ? strerror(errno) : "out of memory");
     return DPT_OK;
 }
@@ -51,12 +57,12 @@ static dpt_status read_exact(idx_file *h, void *buf, uint64_t n, const char *wha
             int zerr = 0;
             const char *msg = gzerror(h->f, &zerr);
             return dpt_errorf(DPT_EFORMAT, "%s: corrupt gzip stream while reading the %s: %s",
-                              h->path, what, msg);
+                              h->name, what, msg);
         }
         if (got == 0)
             return dpt_errorf(DPT_EFORMAT,
                               "%s: truncated: the %s needs %llu bytes, the file ends after %llu",
-                              h->path, what, (unsigned long long)n, (unsigned long long)done);
+                              h->name, what, (unsigned long long)n, (unsigned long long)done);
         done += (uint64_t)got;
     }
     return DPT_OK;
@@ -66,9 +72,28 @@ static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Magic and dimensions. `want` lists the accepted magics (0-terminated); the first is the one
- * named in the message. */
-static dpt_status read_header(idx_file *h, const uint32_t *want) {
+static const char *type_name(unsigned t) {
+    switch (t) {
+    case 0x08:
+        return "unsigned byte";
+    case 0x09:
+        return "signed byte";
+    case 0x0B:
+        return "int16";
+    case 0x0C:
+        return "int32";
+    case 0x0D:
+        return "float32";
+    case 0x0E:
+        return "float64";
+    default:
+        return "unknown";
+    }
+}
+
+/* Magic and dimensions. The magic is 0, 0, type, rank; `want` lists the accepted magics
+ * (0-terminated, all of the same rank), `what` says what the file should hold. */
+static dpt_status read_header(idx_file *h, const uint32_t *want, const char *what) {
     unsigned char b[12];
     dpt_status st = read_exact(h, b, 4, "header");
     if (st != DPT_OK)
@@ -77,19 +102,28 @@ static dpt_status read_header(idx_file *h, const uint32_t *want) {
     int ok = 0;
     for (int i = 0; want[i]; i++)
         ok |= h->magic == want[i];
+    unsigned type = b[2], rank = b[3], want_rank = want[0] & 0xff;
+    if (!ok && (b[0] != 0 || b[1] != 0 || rank < 1 || rank > 4 || type < 0x08 || type > 0x0E))
+        return dpt_errorf(DPT_EFORMAT, "%s: not an IDX file (magic 0x%08x; expected 0x%08x for %s)",
+                          h->name, h->magic, want[0], what);
+    if (!ok && rank != want_rank)
+        return dpt_errorf(DPT_EFORMAT, "%s: IDX rank %u, expected %u for %s", h->name, rank,
+                          want_rank, what);
     if (!ok)
-        return dpt_errorf(DPT_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x)", h->path, h->magic,
-                          want[0]);
+        return dpt_errorf(DPT_EFORMAT,
+                          "%s: IDX type 0x%02X (%s) is not supported; dptrain reads unsigned "
+                          "byte (0x08)%s",
+                          h->name, type, type_name(type), want[1] ? " or float32 (0x0D)" : "");
     h->ndim = (int)(h->magic & 0xff);
     if ((st = read_exact(h, b, 4 * (uint64_t)h->ndim, "header")) != DPT_OK)
         return st;
     for (int i = 0; i < h->ndim; i++) {
         h->dims[i] = be32(b + 4 * i);
         if (h->dims[i] == 0)
-            return dpt_errorf(DPT_EFORMAT, "%s: dimension %d is 0", h->path, i);
+            return dpt_errorf(DPT_EFORMAT, "%s: dimension %d is 0", h->name, i);
         if (h->dims[i] > INT32_MAX)
             return dpt_errorf(DPT_EFORMAT, "%s: dimension %d is %lld (larger than 2^31 - 1)",
-                              h->path, i, (long long)h->dims[i]);
+                              h->name, i, (long long)h->dims[i]);
     }
     return DPT_OK;
 }
@@ -101,21 +135,24 @@ static dpt_status read_header(idx_file *h, const uint32_t *want) {
 static dpt_status check_declared_size(idx_file *h, uint64_t body) {
     struct stat sb;
     if (stat(h->path, &sb) != 0)
-        return dpt_errorf(DPT_EIO, "%s: cannot stat: %s", h->path, strerror(errno));
+        return dpt_errorf(DPT_EIO, "%s: cannot stat: %s", h->name, strerror(errno));
     uint64_t size = (uint64_t)sb.st_size, head = 4 + 4 * (uint64_t)h->ndim;
+    if (body == UINT64_MAX)
+        return dpt_errorf(DPT_EFORMAT, "%s: the header declares more than 2^64 body bytes",
+                          h->name);
     if (gzdirect(h->f)) {
         if (size < head + body)
             return dpt_errorf(DPT_EFORMAT,
                               "%s: truncated: the header declares %llu body bytes, the file "
                               "holds %llu",
-                              h->path, (unsigned long long)body, (unsigned long long)(size - head));
+                              h->name, (unsigned long long)body, (unsigned long long)(size - head));
         return DPT_OK; /* longer files are reported after reading, as trailing bytes */
     }
     if (body / 1032 > size)
         return dpt_errorf(DPT_EFORMAT,
                           "%s: the header declares %llu body bytes, more than %llu compressed "
                           "bytes can hold",
-                          h->path, (unsigned long long)body, (unsigned long long)size);
+                          h->name, (unsigned long long)body, (unsigned long long)size);
     return DPT_OK;
 }
 
@@ -126,12 +163,12 @@ static dpt_status expect_end(idx_file *h) {
     int got = gzread(h->f, extra, sizeof extra);
     if (got < 0) {
         int zerr = 0;
-        return dpt_errorf(DPT_EFORMAT, "%s: corrupt gzip stream: %s", h->path,
+        return dpt_errorf(DPT_EFORMAT, "%s: corrupt gzip stream: %s", h->name,
                           gzerror(h->f, &zerr));
     }
     if (got > 0)
         return dpt_errorf(DPT_EFORMAT,
-                          "%s: trailing bytes after the %lld items its header declares", h->path,
+                          "%s: trailing bytes after the %lld items its header declares", h->name,
                           (long long)h->dims[0]);
     return DPT_OK;
 }
@@ -159,7 +196,7 @@ static dpt_status read_images(idx_file *h, dpt_dataset *ds) {
         float v;
         memcpy(&v, &u, sizeof v);
         if (!isfinite(v))
-            return dpt_errorf(DPT_ENONFINITE, "%s: image %llu has a non-finite value", h->path,
+            return dpt_errorf(DPT_ENONFINITE, "%s: image %llu has a non-finite value", h->name,
                               (unsigned long long)(i / ((uint64_t)ds->H * (uint64_t)ds->W)));
         ds->x[i] = v;
     }
@@ -175,8 +212,8 @@ static dpt_status read_labels(idx_file *h, dpt_dataset *ds, int64_t K) {
     for (int64_t i = 0; i < ds->N; i++) {
         int32_t v = src[i];
         if (K > 0 && v >= K)
-            return dpt_errorf(DPT_ERANGE, "%s: label %d of item %lld is out of range [0, %lld)",
-                              h->path, v, (long long)i, (long long)K);
+            return dpt_errorf(DPT_ERANGE, "%s: label %d at sample %lld is outside [0, %lld)",
+                              h->name, v, (long long)i, (long long)K);
         ds->y[i] = v;
         if (v > max)
             max = v;
@@ -196,22 +233,28 @@ dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *la
     if (st == DPT_OK)
         st = open_idx(&lb, labels_path);
     if (st == DPT_OK)
-        st = read_header(&im, image_magics);
+        st = read_header(&im, image_magics, "images (N x H x W)");
     if (st == DPT_OK)
-        st = read_header(&lb, label_magics);
+        st = read_header(&lb, label_magics, "labels (N)");
     if (st == DPT_OK && im.dims[0] != lb.dims[0])
-        st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", labels_path,
-                        (long long)lb.dims[0], (long long)im.dims[0], images_path);
+        st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", lb.name,
+                        (long long)lb.dims[0], (long long)im.dims[0], im.name);
+    uint64_t pixels = 0;
     if (st == DPT_OK) {
-        uint64_t pixels = (uint64_t)im.dims[0] * (uint64_t)im.dims[1] * (uint64_t)im.dims[2];
-        st = check_declared_size(&im, pixels * (im.magic == IDX_IMAGES_F32 ? 4 : 1));
+        pixels = dpt__data_mul(dpt__data_mul((uint64_t)im.dims[0], (uint64_t)im.dims[1]),
+                               (uint64_t)im.dims[2]);
+        st = check_declared_size(&im, dpt__data_mul(pixels, im.magic == IDX_IMAGES_F32 ? 4 : 1));
     }
     if (st == DPT_OK)
         st = check_declared_size(&lb, (uint64_t)lb.dims[0]);
+    if (st == DPT_OK) /* float32 samples plus int32 labels */
+        st = dpt__data_check_memory(im.name, "the image set",
+                                    dpt__data_mul(pixels + (uint64_t)im.dims[0], 4),
+                                    dpt__data_mem_available());
     if (st == DPT_OK) {
         st = dpt_dataset_init(ds, im.dims[0], 1, 1, im.dims[1], im.dims[2], 2, K > 0 ? K : 1);
         if (st != DPT_OK)
-            st = dpt_errorf(st, "%s: %s", images_path, dpt_last_error());
+            st = dpt_errorf(st, "%s: %s", im.name, dpt_last_error());
     }
     if (st == DPT_OK)
         st = read_images(&im, ds);

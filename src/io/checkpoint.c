@@ -183,6 +183,11 @@ static dpt_status read_segments(dpt_h5r *r, const char *group, float *flat,
         }
         if ((st = dpt_h5r_f32(r, obj, flat + segs[i].offset, segs[i].count)) != DPT_OK)
             return st;
+        /* a NaN weight would load fine and poison every prediction: refuse it here */
+        for (int64_t j = 0; j < segs[i].count; j++)
+            if (!isfinite(flat[segs[i].offset + j]))
+                return dpt_errorf(DPT_ENONFINITE, "%s: %s[%lld] is %g (non-finite weights)",
+                                  r->path, obj, (long long)j, (double)flat[segs[i].offset + j]);
     }
     return DPT_OK;
 }

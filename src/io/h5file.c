@@ -64,6 +64,30 @@ dpt_status dpt_h5w_group(dpt_h5w *w, const char *obj) {
     return DPT_OK;
 }
 
+/* Chunked layout with the Fletcher32 filter, so a flipped bit fails the read instead of loading
+ * silently (filters need chunks). Chunks are whole rows of at most ~1 MiB: small datasets are one
+ * chunk. Scalars and empty datasets cannot be chunked and stay contiguous (nothing to check or
+ * a single attribute-like value). */
+static hid_t checksummed_layout(int ndim, const hsize_t *hd, size_t elem) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[8], row = elem;
+    for (int i = 0; i < ndim; i++) {
+        if (hd[i] == 0)
+            return dcpl;
+        chunk[i] = hd[i];
+        if (i > 0)
+            row *= hd[i];
+    }
+    if (ndim == 0)
+        return dcpl;
+    hsize_t rows = row >= ((hsize_t)1 << 20) ? 1 : ((hsize_t)1 << 20) / row;
+    chunk[0] = hd[0] < rows ? hd[0] : rows;
+    /* a single row larger than 4 GiB cannot be one chunk: keep it unfiltered */
+    if (row * chunk[0] < ((hsize_t)1 << 32) && H5Pset_chunk(dcpl, ndim, chunk) >= 0)
+        H5Pset_fletcher32(dcpl);
+    return dcpl;
+}
+
 static dpt_status write_dataset(dpt_h5w *w, const char *obj, hid_t filetype, hid_t memtype,
                                 const void *data, int ndim, const int64_t *dims) {
     if (w->st != DPT_OK)
@@ -75,13 +99,18 @@ static dpt_status write_dataset(dpt_h5w *w, const char *obj, hid_t filetype, hid
     for (int i = 0; i < ndim; i++)
         hd[i] = (hsize_t)dims[i];
     hid_t sp = ndim ? H5Screate_simple(ndim, hd, NULL) : H5Screate(H5S_SCALAR);
-    hid_t ds = H5Dcreate2(w->file, obj, filetype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = checksummed_layout(ndim, hd, H5Tget_size(filetype));
+    hid_t ds = H5Dcreate2(w->file, obj, filetype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    errno = 0; /* a failed write's errno (a full disk) is HDF5's file driver's */
     herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    int err = errno;
     if (ds >= 0)
         H5Dclose(ds);
     H5Sclose(sp);
     if (rc < 0)
-        return w->st = dpt_errorf(DPT_EIO, "%s: cannot write dataset %s", w->tmp, obj);
+        return w->st = dpt_errorf(DPT_EIO, "%s: cannot write dataset %s: %s", w->tmp, obj,
+                                  err ? strerror(err) : "HDF5 error");
     return DPT_OK;
 }
 
@@ -126,14 +155,16 @@ static dpt_status write_attr(dpt_h5w *w, const char *obj, const char *name, hid_
         H5Adelete(o, name);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(o, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    errno = 0;
     herr_t rc = a < 0 ? -1 : H5Awrite(a, memtype, value);
+    int err = errno;
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
     H5Oclose(o);
     if (rc < 0)
-        return w->st = dpt_errorf(DPT_EIO, "%s: cannot write attribute %s of %s", w->tmp, name,
-                                  obj);
+        return w->st = dpt_errorf(DPT_EIO, "%s: cannot write attribute %s of %s: %s", w->tmp,
+                                  name, obj, err ? strerror(err) : "HDF5 error");
     return DPT_OK;
 }
 
@@ -258,7 +289,21 @@ static dpt_status read_dataset(dpt_h5r *r, const char *obj, hid_t memtype, void 
                           (long long)n, (long long)count);
     hid_t ds = H5Dopen2(r->file, obj, H5P_DEFAULT);
     herr_t rc = H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    int checksummed = 0;
+    if (rc < 0) {
+        /* files written before the filter (and other writers' files) read as before; a failed
+         * read of a checksummed dataset is, in practice, a checksum mismatch */
+        hid_t dcpl = H5Dget_create_plist(ds);
+        unsigned flags;
+        size_t nelem = 0;
+        checksummed = dcpl >= 0 && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags,
+                                                        &nelem, NULL, 0, NULL, NULL) >= 0;
+        if (dcpl >= 0)
+            H5Pclose(dcpl);
+    }
     H5Dclose(ds);
+    if (rc < 0 && checksummed)
+        return dpt_errorf(DPT_EFORMAT, "%s: checksum mismatch in %s (corrupt file)", r->path, obj);
     if (rc < 0)
         return dpt_errorf(DPT_EFORMAT, "%s: cannot read %s (corrupt file?)", r->path, obj);
     return DPT_OK;

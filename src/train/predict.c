@@ -133,7 +133,8 @@ dpt_status dpt__load_model_and_data(const char *ckpt, const char *data, const ch
     *m = NULL;
     memset(d, 0, sizeof *d);
     dpt_status st = dpt_checkpoint_load(ckpt, max_batch, m, info);
-    dpt_data_opts opts = {.search_path = search};
+    /* the class count is the model's output width, never the largest label in the data */
+    dpt_data_opts opts = {.search_path = search, .classes = st == DPT_OK ? info->num_classes : 0};
     if (st == DPT_OK)
         st = dpt_data_load(d, data, &opts);
     if (st == DPT_OK) {

@@ -251,6 +251,23 @@ static dpt_status check_config(dpt_trainer *t) {
             return dpt_errorf(DPT_EINVAL, "--deterministic: not with --keep-last (the partial "
                                           "last batch breaks the fixed chunks)");
     }
+    /* options that would silently do nothing: name the missing partner */
+    if (c->early_stop > 0 && t->n_val == 0)
+        return dpt_errorf(DPT_EINVAL, "--early-stop needs a validation set: add --val-fraction F");
+    if (c->step_epochs > 0 && c->schedule != DPT_SCHED_STEP)
+        return dpt_errorf(DPT_EINVAL, "--step-epochs needs --schedule step");
+    if (c->final_lr > 0 && c->schedule != DPT_SCHED_COSINE)
+        return dpt_errorf(DPT_EINVAL, "--final-lr needs --schedule cosine");
+    if (c->gamma > 0 && c->schedule != DPT_SCHED_STEP && c->schedule != DPT_SCHED_EXPONENTIAL)
+        return dpt_errorf(DPT_EINVAL, "--gamma needs --schedule step or exponential");
+    if (c->warmup_epochs > (double)c->epochs)
+        return dpt_errorf(DPT_EINVAL, "--warmup-epochs %g is longer than the run (--epochs %lld)",
+                          c->warmup_epochs, (long long)c->epochs);
+    /* larger than the per-rank slice is fine (the slice is one pass; the slice shrinks with the
+     * rank count), larger than the whole batch is a mistake */
+    if (c->micro_batch > c->batch)
+        return dpt_errorf(DPT_EINVAL, "--micro-batch %lld is larger than --batch %lld",
+                          (long long)c->micro_batch, (long long)c->batch);
     if (c->noise_scale_every > 0 && t->g->size == 1 &&
         !(c->micro_batch > 0 && c->micro_batch < c->batch))
         return dpt_errorf(DPT_EINVAL, "--noise-scale-every needs two batch sizes: run on 2 or more "
@@ -410,6 +427,24 @@ static dpt_status nonfinite_step(dpt_trainer *t, int grad_bad, int64_t n_chunks,
     return dpt_errorf(DPT_ENONFINITE, "step %lld (epoch %u): %s; lower --lr, enable --clip-norm "
                                       "or skip such steps with --skip-nonfinite N",
                       (long long)gstep + 1, epoch + 1, what);
+}
+
+/* Parameters after the last update, before anything is evaluated or saved: a blow-up on the
+ * last step is otherwise never seen by a later step's loss check. Same on every rank (replicas
+ * are bit-identical), so no agreement is needed. */
+static dpt_status check_params_finite(dpt_trainer *t) {
+    if (grads_finite(t->params, t->n_params))
+        return DPT_OK;
+    int n_segs;
+    const dpt_model_segment *segs = dpt_model_param_segments(t->model, &n_segs);
+    const char *layer = "(unknown)";
+    for (int s = n_segs - 1; s >= 0; s--)
+        if (!grads_finite(t->params + segs[s].offset, segs[s].count))
+            layer = segs[s].name;
+    return dpt_errorf(DPT_ENONFINITE, "step %lld (epoch %lld): non-finite parameters after the "
+                                      "update, first in layer %s; nothing saved; lower --lr or "
+                                      "enable --clip-norm",
+                      (long long)t->gstep, (long long)t->epoch + 1, layer);
 }
 
 /* One optimizer step on every rank. *stop: a stop was requested on some rank (agreed). A step
@@ -620,7 +655,9 @@ dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_i
     /* called between epochs: every rank has the same buffers and no running sums */
     dpt_checkpoint_state state;
     fill_state(t, &state);
-    dpt_status st = write_checkpoint(t, path, member, &state);
+    dpt_status st = check_params_finite(t);
+    if (st == DPT_OK)
+        st = write_checkpoint(t, path, member, &state);
     if (st == DPT_OK && path_out)
         snprintf(path_out, path_size, "%s", path);
     return st;
@@ -634,7 +671,9 @@ dpt_status dpt_trainer_save(dpt_trainer *t, const char *name, const dpt_member_i
 static dpt_status save_periodic(dpt_trainer *t, char *path_out, size_t path_size) {
     dpt_checkpoint_state state;
     fill_state(t, &state);
-    dpt_status st = DPT_OK;
+    dpt_status st = check_params_finite(t); /* identical on every rank: no agreement needed */
+    if (st != DPT_OK)
+        return st;
     int64_t R = t->g->size, nb = t->n_buffers, r = t->g->rank;
     if (t->epoch_step > 0) {
         memset(t->gathered_buffers, 0, (size_t)(R * nb + 1) * sizeof(float));
@@ -934,6 +973,8 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
         report_message(t, text);
         return DPT_OK;
     }
+    if ((st = check_params_finite(t)) != DPT_OK)
+        return st;
     double red[3] = {t->sums.loss_sum, (double)t->sums.correct, (double)t->sums.count};
     dpt_phase_begin(&t->timer, DPT_PHASE_EVAL);
     /* The shared optimizer step keeps replicas bit-identical; a hash per epoch proves it. */
@@ -951,6 +992,14 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     dpt_phase_end(&t->timer);
     if (st != DPT_OK)
         return st;
+    /* finite weights can still overflow the logits: a NaN loss must not be logged and saved */
+    if (!isfinite(test.loss) || (t->n_val > 0 && !isfinite(val.loss)))
+        return dpt_errorf(DPT_ENONFINITE, "step %lld (epoch %lld): the %s loss is %g (the model "
+                                          "diverged); nothing saved; lower --lr or enable "
+                                          "--clip-norm",
+                          (long long)t->gstep, (long long)t->epoch + 1,
+                          isfinite(test.loss) ? "validation" : "test",
+                          isfinite(test.loss) ? val.loss : test.loss);
     t->epoch++;
     t->epoch_step = 0;
     t->sums = (epoch_sums){0};
@@ -983,6 +1032,14 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
         return st;
     stop = t->n_val > 0 && dpt__early_stop_update(&t->early, t->epoch, val.loss, t->params,
                                                   t->buffers);
+    if (t->early.patience > 0 && t->early.best_epoch == t->epoch) {
+        /* a new best: checkpoints/best.h5 is that epoch's full state (weights, buffers,
+         * optimizer, metrics, epoch), consistent on its own; final.h5 after an early stop holds
+         * the best weights but the last epoch's optimizer state and metrics */
+        st = dpt_trainer_save(t, "best.h5", NULL, NULL, 0);
+        if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
+            return st;
+    }
     if (stop) {
         char text[160];
         snprintf(text, sizeof text, "early stop: validation loss has not improved for %lld "

@@ -257,10 +257,82 @@ static void test_wrong_rank(void **state) {
 }
 
 static void test_labels_out_of_range(void **state) {
-    expect_failure(*state, NEGATIVE_LABEL, DPT_ERANGE, "/train/y[2] = -1 is out of range");
+    expect_failure(*state, NEGATIVE_LABEL, DPT_ERANGE,
+                   "/train/y: label -1 at sample 2 is negative");
     expect_failure(*state, LABEL_GE_N_CLASSES, DPT_ERANGE,
-                   "/train/y[3] = 3 is out of range [0, 3)");
-    expect_failure(*state, HUGE_LABEL, DPT_ERANGE, "/train/y[0] = 2000000000 is out of range");
+                   "/train/y: label 3 at sample 3 is outside [0, 3)");
+    /* the inference refuses labels >= DPT_MAX_CLASSES instead of making a huge class count */
+    expect_failure(*state, HUGE_LABEL, DPT_ERANGE,
+                   "/train/y: label 2000000000 at sample 0 is outside [0, 1048576)");
+}
+
+/* The model's class count K overrides the inference and must agree with n_classes. */
+static void test_given_classes(void **state) {
+    fixture *f = *state;
+    unsigned char x[2 * 2 * 2] = {0};
+    hid_t file = create(f);
+    put(file, "/train/x", H5T_NATIVE_UCHAR, 3, (hsize_t[]){2, 2, 2}, x, NULL);
+    put(file, "/train/y", H5T_NATIVE_INT, 1, (hsize_t[]){2}, (int[]){0, 4}, NULL);
+    put(file, "/test/x", H5T_NATIVE_UCHAR, 3, (hsize_t[]){2, 2, 2}, x, NULL);
+    put(file, "/test/y", H5T_NATIVE_INT, 1, (hsize_t[]){2}, (int[]){1, 2}, NULL);
+    H5Fclose(file);
+    dpt_data d;
+    assert_int_equal(dpt_data_load(&d, f->path, &(dpt_data_opts){.classes = 10}), DPT_OK);
+    assert_int_equal(d.train.K, 10);
+    assert_int_equal(d.test.K, 10);
+    dpt_data_free(&d);
+    dpt_error_clear();
+    assert_int_equal(dpt_hdf5_dataset_load(&d, f->path, 4), DPT_ERANGE);
+    assert_non_null(strstr(dpt_last_error(), "/train/y: label 4 at sample 1 is outside [0, 4)"));
+    file = H5Fopen(f->path, H5F_ACC_RDWR, H5P_DEFAULT);
+    put_n_classes(file, 5);
+    H5Fclose(file);
+    dpt_error_clear();
+    assert_int_equal(dpt_hdf5_dataset_load(&d, f->path, 10), DPT_EFORMAT);
+    assert_non_null(strstr(dpt_last_error(), "n_classes is 5 but the model has 10 classes"));
+}
+
+/* A file with the HDF5 signature that HDF5 cannot open is truncated or corrupt; HDF5's own
+ * error stack stays quiet (checked end to end by tests/cli/test_bad_data.sh). */
+static void test_truncated(void **state) {
+    fixture *f = *state;
+    write_mutated(f, NONFINITE);
+    FILE *fp = fopen(f->path, "rb");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    assert_true(n > 1000);
+    fp = fopen(f->path, "wb");
+    fwrite(buf, 1, 600, fp);
+    fclose(fp);
+    dpt_data d;
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_EFORMAT);
+    assert_non_null(strstr(dpt_last_error(), "truncated or corrupt HDF5 file"));
+    assert_null(d.train.x);
+}
+
+/* A dataset declaring terabytes (chunked, nothing stored) fails before allocating. */
+static void test_huge_declared(void **state) {
+    fixture *f = *state;
+    hid_t file = create(f);
+    hsize_t dims[3] = {(hsize_t)1 << 30, 1 << 12, 1 << 12}, chunk[3] = {1, 64, 64};
+    hid_t space = H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d5 = H5Dcreate2(file, "/train/x", H5T_NATIVE_UCHAR, space, lcpl, dcpl, H5P_DEFAULT);
+    assert_true(d5 >= 0);
+    H5Dclose(d5);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    dpt_data d;
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_ENOMEM);
+    assert_non_null(strstr(dpt_last_error(), "/train/x needs 64.0 PiB in memory, more than"));
 }
 
 static void test_other_violations(void **state) {
@@ -282,7 +354,7 @@ static void test_not_hdf5(void **state) {
     assert_non_null(strstr(dpt_last_error(), "not an HDF5 file"));
     /* a missing file is an I/O error naming it */
     unlink(f->path);
-    assert_int_equal(dpt_hdf5_dataset_load(&d, f->path), DPT_EIO);
+    assert_int_equal(dpt_hdf5_dataset_load(&d, f->path, 0), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), f->path));
     assert_null(d.train.x);
 }
@@ -296,6 +368,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_labels_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_violations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_hdf5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_given_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_declared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

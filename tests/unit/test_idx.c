@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -34,7 +35,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     tmpdir *t = *state;
     for (int i = 0; i < t->n; i++)
-        unlink(t->paths[i]);
+        remove(t->paths[i]); /* files, FIFOs, links and empty directories */
     rmdir(t->dir);
     free(t);
     return 0;
@@ -171,14 +172,104 @@ static void test_bad_magic(void **state) {
     write_good(t, "im", "lb", 0);
     write_idx(tmp_path(t, "bad"), 0x804, (uint32_t[]){N, H, W, 1}, 4, pixels, sizeof pixels, 0);
     expect_failure(tmp_path(t, "bad"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "bad"),
-                   "bad magic 0x00000804 (expected 0x00000803)");
+                   "IDX rank 4, expected 3");
     /* images where labels are expected */
     expect_failure(tmp_path(t, "im"), tmp_path(t, "im"), 10, DPT_EFORMAT, tmp_path(t, "im"),
-                   "bad magic 0x00000803 (expected 0x00000801)");
-    /* a rank-2 image file is a different magic too */
+                   "IDX rank 3, expected 1 for labels");
+    /* a rank-2 image file */
     write_idx(tmp_path(t, "rank2"), 0x802, (uint32_t[]){N, H * W}, 2, pixels, sizeof pixels, 1);
     expect_failure(tmp_path(t, "rank2"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "rank2"),
-                   "bad magic 0x00000802");
+                   "IDX rank 2, expected 3");
+    /* not IDX at all */
+    write_idx(tmp_path(t, "png"), 0x89504e47, (uint32_t[]){N, H, W}, 3, pixels, sizeof pixels, 0);
+    expect_failure(tmp_path(t, "png"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "png"),
+                   "not an IDX file (magic 0x89504e47");
+}
+
+/* Type codes other than unsigned byte (and float32 for images) are named, with what is read. */
+static void test_unsupported_types(void **state) {
+    tmpdir *t = *state;
+    write_good(t, "im", "lb", 0);
+    write_idx(tmp_path(t, "i16"), 0xB03, (uint32_t[]){N, H, W}, 3, pixels, sizeof pixels, 0);
+    expect_failure(tmp_path(t, "i16"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "i16"),
+                   "IDX type 0x0B (int16) is not supported; dptrain reads unsigned byte (0x08) "
+                   "or float32 (0x0D)");
+    write_idx(tmp_path(t, "f64"), 0xE03, (uint32_t[]){N, H, W}, 3, pixels, sizeof pixels, 0);
+    expect_failure(tmp_path(t, "f64"), tmp_path(t, "lb"), 10, DPT_EFORMAT, tmp_path(t, "f64"),
+                   "IDX type 0x0E (float64)");
+    /* float labels: images accept float32, labels do not */
+    write_idx(tmp_path(t, "lbf"), 0xD01, (uint32_t[]){N}, 1, pixels, 4 * N, 0);
+    expect_failure(tmp_path(t, "im"), tmp_path(t, "lbf"), 10, DPT_EFORMAT, tmp_path(t, "lbf"),
+                   "IDX type 0x0D (float32) is not supported; dptrain reads unsigned byte (0x08)");
+    write_idx(tmp_path(t, "lbs"), 0x901, (uint32_t[]){N}, 1, labels, N, 1);
+    expect_failure(tmp_path(t, "im"), tmp_path(t, "lbs"), 10, DPT_EFORMAT, tmp_path(t, "lbs"),
+                   "IDX type 0x09 (signed byte)");
+}
+
+/* A directory, a FIFO (opening it would block), a symbolic link loop and a dangling link are
+ * named as such, not as "not found" or a read error. */
+static void test_not_regular_files(void **state) {
+    tmpdir *t = *state;
+    write_good(t, "im", "lb", 0);
+    assert_int_equal(mkdir(tmp_path(t, "adir"), 0700), 0);
+    expect_failure(tmp_path(t, "adir"), tmp_path(t, "lb"), 10, DPT_EIO, tmp_path(t, "adir"),
+                   ": is a directory");
+    assert_int_equal(mkfifo(tmp_path(t, "fifo"), 0600), 0);
+    expect_failure(tmp_path(t, "im"), tmp_path(t, "fifo"), 10, DPT_EIO, tmp_path(t, "fifo"),
+                   ": is a FIFO, not a regular file");
+    assert_int_equal(symlink(tmp_path(t, "loop"), tmp_path(t, "loop")), 0);
+    expect_failure(tmp_path(t, "loop"), tmp_path(t, "lb"), 10, DPT_EIO, tmp_path(t, "loop"),
+                   ": symbolic link loop");
+    assert_int_equal(symlink(tmp_path(t, "nowhere"), tmp_path(t, "dangling")), 0);
+    expect_failure(tmp_path(t, "im"), tmp_path(t, "dangling"), 10, DPT_EIO, tmp_path(t, "dangling"),
+                   ": dangling symbolic link");
+    /* the same through the --data resolver: a directory whose label "file" is a directory */
+    dpt_data d;
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, tmp_path(t, "fifo"), NULL), DPT_EIO);
+    assert_non_null(strstr(dpt_last_error(), "is a FIFO, not a regular file"));
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, tmp_path(t, "loop"), NULL), DPT_EIO);
+    assert_non_null(strstr(dpt_last_error(), "symbolic link loop"));
+}
+
+/* Declared sizes beyond available memory fail before allocating; sizes beyond 2^64 saturate. */
+static void test_memory_bound(void **state) {
+    (void)state;
+    assert_true(dpt__data_mem_available() > 0);
+    assert_int_equal(dpt__data_check_memory("f", "x", 100, 100), DPT_OK);
+    dpt_error_clear();
+    assert_int_equal(
+        dpt__data_check_memory("f", "the image set", (uint64_t)1 << 42, (uint64_t)1 << 30),
+        DPT_ENOMEM);
+    assert_string_equal(
+        dpt_last_error(),
+        "f: the image set needs 4.0 TiB in memory, more than the 1.0 GiB available");
+    assert_int_equal(dpt__data_mul(UINT64_MAX / 2, 3), UINT64_MAX);
+    assert_int_equal(dpt__data_mul(1u << 31, 1u << 31), (uint64_t)1 << 62);
+    dpt_error_clear();
+    assert_int_equal(dpt__data_check_memory("f", "x", UINT64_MAX, 1), DPT_ENOMEM);
+    assert_non_null(strstr(dpt_last_error(), "more than 2^64 bytes"));
+}
+
+/* Long paths keep their start and their end around a middle ellipsis. */
+static void test_short_names(void **state) {
+    (void)state;
+    char buf[20], longp[300];
+    assert_string_equal(dpt__data_short(buf, sizeof buf, "/a/b.gz"), "/a/b.gz");
+    assert_string_equal(dpt__data_short(buf, sizeof buf, "/0123456789/abcdefghijkl.gz"),
+                        "/01234...fghijkl.gz");
+    assert_int_equal(strlen(buf), sizeof buf - 1);
+    memset(longp, 'd', sizeof longp);
+    memcpy(longp, "/data/", 6);
+    snprintf(longp + 250, 50, "/train-images-idx3-ubyte.gz");
+    dpt_data d;
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, longp, NULL), DPT_EIO);
+    const char *msg = dpt_last_error();
+    assert_non_null(strstr(msg, "..."));
+    assert_non_null(strstr(msg, "train-images-idx3-ubyte.gz: not found"));
+    assert_true(strlen(msg) < 200);
 }
 
 static void test_zero_dimension(void **state) {
@@ -254,7 +345,7 @@ static void test_label_out_of_range(void **state) {
     write_good(t, "im", "lb", 0);
     write_idx(tmp_path(t, "lb12"), 0x801, (uint32_t[]){N}, 1, (unsigned char[]){1, 12, 0}, N, 0);
     expect_failure(tmp_path(t, "im"), tmp_path(t, "lb12"), 10, DPT_ERANGE, tmp_path(t, "lb12"),
-                   "label 12 of item 1 is out of range [0, 10)");
+                   "label 12 at sample 1 is outside [0, 10)");
 }
 
 static long file_size(const char *path) {
@@ -310,7 +401,7 @@ static void test_missing_file(void **state) {
     tmpdir *t = *state;
     write_good(t, "im", "lb", 0);
     expect_failure(tmp_path(t, "im"), tmp_path(t, "nonexistent"), 10, DPT_EIO,
-                   tmp_path(t, "nonexistent"), "cannot open");
+                   tmp_path(t, "nonexistent"), ": not found");
 }
 
 /* A directory of IDX files through the --data resolver: both splits, K over both. */
@@ -340,6 +431,35 @@ static void test_directory_via_data_load(void **state) {
     assert_int_equal(dpt_data_load(&d, t->dir, NULL), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), "t10k-labels-idx1-ubyte"));
     assert_null(d.train.x);
+    /* the model's class count: labels 0..6 fit 7 classes, not 6; the message names the file,
+     * the sample, the value and the range */
+    write_idx(tmp_path(t, "t10k-labels-idx1-ubyte.gz"), 0x801, (uint32_t[]){1}, 1,
+              (unsigned char[]){6}, 1, 1);
+    assert_int_equal(dpt_data_load(&d, t->dir, &(dpt_data_opts){.classes = 10}), DPT_OK);
+    assert_int_equal(d.train.K, 10);
+    assert_int_equal(d.test.K, 10);
+    dpt_data_free(&d);
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, t->dir, &(dpt_data_opts){.classes = 6}), DPT_ERANGE);
+    assert_non_null(strstr(dpt_last_error(), "t10k-labels-idx1-ubyte.gz: label 6 at sample 0 is "
+                                             "outside [0, 6)"));
+    /* a label "file" that is a directory is named as one, not as missing */
+    unlink(tmp_path(t, "t10k-labels-idx1-ubyte.gz"));
+    assert_int_equal(mkdir(tmp_path(t, "t10k-labels-idx1-ubyte.gz"), 0700), 0);
+    dpt_error_clear();
+    assert_int_equal(dpt_data_load(&d, t->dir, NULL), DPT_EIO);
+    assert_non_null(strstr(dpt_last_error(), "t10k-labels-idx1-ubyte.gz: is a directory"));
+}
+
+/* dims whose product overflows 64 bits are refused, not wrapped into a small allocation. */
+static void test_overflowing_header(void **state) {
+    tmpdir *t = *state;
+    write_good(t, "im", "lb", 0);
+    const uint32_t dims[3] = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+    write_idx(tmp_path(t, "ovf"), 0x803, dims, 3, pixels, sizeof pixels, 0);
+    write_idx(tmp_path(t, "lbovf"), 0x801, dims, 1, labels, sizeof labels, 0);
+    expect_failure(tmp_path(t, "ovf"), tmp_path(t, "lbovf"), 10, DPT_EFORMAT, tmp_path(t, "ovf"),
+                   "more than 2^64");
 }
 
 int main(void) {
@@ -348,6 +468,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_gzip_file_loads_and_infers_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_float_images_load_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_regular_files, setup, teardown),
+        cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_short_names),
+        cmocka_unit_test_setup_teardown(test_overflowing_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_dimension, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_and_long_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_mismatch, setup, teardown),
