@@ -108,15 +108,12 @@ int dpt__cli_eval(dpt_group *g, int argc, char **argv, const char *search_path) 
     eval_options o = {.data = "fashion-mnist", .split = DPT_SPLIT_TEST};
     const char *pos[1];
     int help = 0;
-    dpt_status st = dpt_cli_parse_files(eval_table, &o, argc, argv, "eval",
-                                        "one checkpoint or manifest", pos, 1, &help);
-    if (help) {
-        if (g->world_rank == 0)
-            dpt_cli_print_help(stdout, "dptrain eval CKPT.h5|ENSEMBLE.h5 [--data SRC] [--split "
-                                       "SPLIT] [--predictions FILE.h5]",
-                               eval_table);
+    dpt_status st = dpt_cli_parse_files(
+        eval_table, &o, argc, argv, "eval", "one checkpoint or manifest",
+        "dptrain eval CKPT.h5|ENSEMBLE.h5 [--data SRC] [--split SPLIT] [--predictions FILE.h5]",
+        g->world_rank == 0, pos, 1, &help);
+    if (help)
         return 0;
-    }
     st = dpt_group_agree(g, st);
     dpt_predictions p;
     memset(&p, 0, sizeof p);

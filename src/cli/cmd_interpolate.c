@@ -64,13 +64,11 @@ int dpt__cli_interpolate(dpt_group *g, int argc, char **argv, const char *search
     const char *pos[2];
     int help = 0;
     dpt_status st = dpt_cli_parse_files(table, &c, argc, argv, "interpolate",
-                                        "two checkpoints A.h5 B.h5", pos, 2, &help);
-    if (help) {
-        if (g->world_rank == 0)
-            dpt_cli_print_help(stdout, "mpirun -np R dptrain interpolate A.h5 B.h5 [OPTIONS]",
-                               table);
+                                        "two checkpoints A.h5 B.h5",
+                                        "mpirun -np R dptrain interpolate A.h5 B.h5 [OPTIONS]",
+                                        g->world_rank == 0, pos, 2, &help);
+    if (help)
         return 0;
-    }
     st = dpt_group_agree(g, st);
     dpt_interp_result r = {0};
     if (st == DPT_OK) {

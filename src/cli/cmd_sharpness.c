@@ -71,15 +71,13 @@ int dpt__cli_sharpness(dpt_group *g, int argc, char **argv, const char *search_p
                            .iterations = DPT_SHARPNESS_ITERATIONS_DEFAULT};
     const char *pos[1];
     int help = 0;
-    dpt_status st = dpt_cli_parse_files(sharpness_table, &o, argc, argv, "sharpness",
-                                        "one checkpoint", pos, 1, &help);
-    if (help) {
-        if (g->world_rank == 0)
-            dpt_cli_print_help(stdout, "dptrain sharpness CKPT.h5 [--data SRC] [--epsilon X] "
-                                       "[--subspace P] [--samples N] [--out FILE.csv]",
-                               sharpness_table);
+    dpt_status st = dpt_cli_parse_files(
+        sharpness_table, &o, argc, argv, "sharpness", "one checkpoint",
+        "dptrain sharpness CKPT.h5 [--data SRC] [--epsilon X] [--subspace P] [--samples N] "
+        "[--out FILE.csv]",
+        g->world_rank == 0, pos, 1, &help);
+    if (help)
         return 0;
-    }
     st = dpt_group_agree(g, st);
     dpt_sharpness_cfg cfg = {.epsilon = o.epsilon, .iterations = o.iterations,
                              .subspace = o.subspace, .seed = o.seed};

@@ -114,10 +114,12 @@ dpt_status dpt_cli_parse(const dpt_cli_option *table, void *cfg, int argc, char 
 }
 
 dpt_status dpt_cli_parse_files(const dpt_cli_option *table, void *cfg, int argc, char **argv,
-                               const char *cmd, const char *what, const char **files,
-                               int n_files, int *help) {
+                               const char *cmd, const char *what, const char *usage,
+                               int print_help, const char **files, int n_files, int *help) {
     int n = 0;
     dpt_status st = dpt_cli_parse(table, cfg, argc, argv, 1, files, n_files, &n, help);
+    if (*help && print_help)
+        dpt_cli_print_help(stdout, usage, table);
     if (st == DPT_OK && !*help && n != n_files)
         st = dpt_errorf(DPT_EINVAL, "%s: give %s (see dptrain %s --help)", cmd, what, cmd);
     return st;

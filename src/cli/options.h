@@ -38,10 +38,11 @@ dpt_status dpt_cli_parse(const dpt_cli_option *table, void *cfg, int argc, char 
                          int *n_positional, int *help);
 /* For commands of the form `dptrain CMD FILE... [OPTIONS]`: parses argv[1..) against the table,
  * and requires exactly n_files positional arguments (into files[]); otherwise the error is
- * "CMD: give WHAT (see dptrain CMD --help)". When --help was given, *help is set (DPT_OK). */
+ * "CMD: give WHAT (see dptrain CMD --help)". When --help was given, *help is set (DPT_OK) and,
+ * when print_help is true (rank 0), `usage` and the table are printed. */
 dpt_status dpt_cli_parse_files(const dpt_cli_option *table, void *cfg, int argc, char **argv,
-                               const char *cmd, const char *what, const char **files,
-                               int n_files, int *help);
+                               const char *cmd, const char *what, const char *usage,
+                               int print_help, const char **files, int n_files, int *help);
 /* Prints "usage: ..." and one line per option. */
 void dpt_cli_print_help(FILE *out, const char *usage, const dpt_cli_option *table);
 /* Parses a number with the same rules (for custom parsers). */
