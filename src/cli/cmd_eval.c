@@ -18,16 +18,12 @@ typedef struct {
 } eval_options;
 
 static dpt_status parse_split(void *cfg, const char *opt, const char *value) {
-    eval_options *o = cfg;
-    if (!strcmp(value, "test"))
-        o->split = DPT_SPLIT_TEST;
-    else if (!strcmp(value, "train"))
-        o->split = DPT_SPLIT_TRAIN;
-    else if (!strcmp(value, "val"))
-        o->split = DPT_SPLIT_VAL;
-    else
-        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of train, val, test", opt, value);
-    return DPT_OK;
+    static const char *const splits[] = {"test", "train", "val", NULL}; /* dpt_split order */
+    int k;
+    dpt_status st = dpt_cli_choice(opt, value, splits, &k);
+    if (st == DPT_OK)
+        ((eval_options *)cfg)->split = (dpt_split)k;
+    return st;
 }
 
 static const dpt_cli_option eval_table[] = {

@@ -24,14 +24,8 @@ static dpt_status parse_range(void *cfg, const char *opt, const char *value) {
 }
 
 static dpt_status parse_bn(void *cfg, const char *opt, const char *value) {
-    dpt_interp_cfg *c = cfg;
-    if (!strcmp(value, "keep"))
-        c->bn_recompute = 0;
-    else if (!strcmp(value, "recompute"))
-        c->bn_recompute = 1;
-    else
-        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of keep, recompute", opt, value);
-    return DPT_OK;
+    static const char *const modes[] = {"keep", "recompute", NULL};
+    return dpt_cli_choice(opt, value, modes, &((dpt_interp_cfg *)cfg)->bn_recompute);
 }
 
 static const dpt_cli_option table[] = {

@@ -31,26 +31,22 @@ typedef struct {
 #define ENS(f) offsetof(train_options, ens.f)
 
 static dpt_status parse_ensemble(void *cfg, const char *opt, const char *value) {
+    static const char *const kinds[] = {"bagging", "boosting", NULL}; /* dpt_ensemble_kind order */
     train_options *o = cfg;
-    if (!strcmp(value, "bagging"))
-        o->ens.kind = DPT_ENS_BAGGING;
-    else if (!strcmp(value, "boosting"))
-        o->ens.kind = DPT_ENS_BOOSTING;
-    else
-        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of bagging, boosting", opt, value);
-    o->ensemble_set = 1;
-    return DPT_OK;
+    int k;
+    dpt_status st = dpt_cli_choice(opt, value, kinds, &k);
+    if (st == DPT_OK)
+        o->ens.kind = (dpt_ensemble_kind)k, o->ensemble_set = 1;
+    return st;
 }
 
 static dpt_status parse_vote(void *cfg, const char *opt, const char *value) {
-    train_options *o = cfg;
-    if (!strcmp(value, "soft"))
-        o->ens.vote = DPT_VOTE_SOFT;
-    else if (!strcmp(value, "hard"))
-        o->ens.vote = DPT_VOTE_HARD;
-    else
-        return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of soft, hard", opt, value);
-    return DPT_OK;
+    static const char *const votes[] = {"soft", "hard", NULL}; /* dpt_vote order */
+    int k;
+    dpt_status st = dpt_cli_choice(opt, value, votes, &k);
+    if (st == DPT_OK)
+        ((train_options *)cfg)->ens.vote = (dpt_vote)k;
+    return st;
 }
 
 static dpt_status parse_optim(void *cfg, const char *opt, const char *value) {

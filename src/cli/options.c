@@ -125,6 +125,21 @@ dpt_status dpt_cli_parse_files(const dpt_cli_option *table, void *cfg, int argc,
     return st;
 }
 
+dpt_status dpt_cli_choice(const char *opt, const char *value, const char *const *choices,
+                          int *index) {
+    char list[256] = "";
+    size_t used = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(value, choices[i])) {
+            *index = i;
+            return DPT_OK;
+        }
+        used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s",
+                                 i ? ", " : "", choices[i]);
+    }
+    return dpt_errorf(DPT_EINVAL, "%s: '%s' is not one of %s", opt, value, list);
+}
+
 void dpt_cli_print_help(FILE *out, const char *usage, const dpt_cli_option *table) {
     fprintf(out, "usage: %s\n\noptions:\n", usage);
     for (const dpt_cli_option *o = table; o->name; o++) {

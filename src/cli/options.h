@@ -43,6 +43,10 @@ dpt_status dpt_cli_parse(const dpt_cli_option *table, void *cfg, int argc, char 
 dpt_status dpt_cli_parse_files(const dpt_cli_option *table, void *cfg, int argc, char **argv,
                                const char *cmd, const char *what, const char *usage,
                                int print_help, const char **files, int n_files, int *help);
+/* The index of `value` in the NULL-terminated `choices` into *index; otherwise DPT_EINVAL
+ * "OPT: 'VALUE' is not one of A, B, C". For options that name one of a few keywords. */
+dpt_status dpt_cli_choice(const char *opt, const char *value, const char *const *choices,
+                          int *index);
 /* Prints "usage: ..." and one line per option. */
 void dpt_cli_print_help(FILE *out, const char *usage, const dpt_cli_option *table);
 /* Parses a number with the same rules (for custom parsers). */
