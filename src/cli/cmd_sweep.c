@@ -162,11 +162,10 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
                 if (st != DPT_OK)
                     return st;
             } else if (!strcmp(a, "--epochs-scaling")) {
-                if (strcmp(v, "none") && strcmp(v, "steps"))
-                    return dpt_errorf(DPT_EINVAL, "--epochs-scaling: '%s' is not one of none, "
-                                                  "steps",
-                                      v);
-                *steps_scaling = !strcmp(v, "steps");
+                static const char *const rules[] = {"none", "steps", NULL};
+                dpt_status st = dpt_cli_choice(a, v, rules, steps_scaling);
+                if (st != DPT_OK)
+                    return st;
             } else {
                 const char *eq = strchr(v, '=');
                 if (!eq || eq == v || !eq[1])
