@@ -65,6 +65,17 @@ dpt_status dpt_h5r_attr_i64(dpt_h5r *r, const char *obj, const char *name, int64
 dpt_status dpt_h5r_attr_f64(dpt_h5r *r, const char *obj, const char *name, double *out);
 int dpt_h5r_attr_exists(dpt_h5r *r, const char *obj, const char *name);
 
+/* ---- internal to io and data (dpt__: shared between the HDF5 readers, not an API) ---- */
+
+/* Opens `path` read-only: the HDF5 file id (an hid_t), negative on failure. HDF5's error printing
+ * is switched off. dpt_h5r_open and the dataset reader (data/hdf5_dataset.c) both open here. */
+int64_t dpt__h5_open_read(const char *path);
+/* Test hook (tests/fuzz): from now on dpt__h5_open_read(name) opens a copy of buf[0..size)
+ * through HDF5's core driver instead of the file `name` (checks made on the path itself, such
+ * as access(), still see the file). name NULL: no image. Borrows name and buf until the next
+ * call; not thread-safe. */
+void dpt__h5_set_file_image(const char *name, const void *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dpt/data.h"
+#include "dpt/h5file.h"
 
 typedef struct {
     hid_t file;
@@ -309,7 +310,7 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
         st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", src.path);
         goto out;
     }
-    src.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    src.file = dpt__h5_open_read(path);
     if (src.file < 0) {
         st = dpt_errorf(DPT_EFORMAT, "%s: truncated or corrupt HDF5 file", src.path);
         goto out;

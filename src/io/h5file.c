@@ -220,6 +220,32 @@ dpt_status dpt_h5w_close(dpt_h5w *w, int keep) {
 
 /* ---- reader ---------------------------------------------------------------------------------- */
 
+static struct {
+    const char *name;
+    const void *buf;
+    size_t size;
+} test_image;
+
+void dpt__h5_set_file_image(const char *name, const void *buf, size_t size) {
+    test_image.name = name;
+    test_image.buf = buf;
+    test_image.size = size;
+}
+
+int64_t dpt__h5_open_read(const char *path) {
+    quiet_hdf5();
+    if (!test_image.name || strcmp(path, test_image.name) != 0)
+        return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* the core driver keeps the file in memory; no backing store: nothing is ever written */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
+        H5Pset_file_image(fapl, (void *)test_image.buf, test_image.size) >= 0)
+        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return f;
+}
+
 dpt_status dpt_h5r_open(dpt_h5r *r, const char *path) {
     memset(r, 0, sizeof *r);
     quiet_hdf5();
@@ -228,7 +254,7 @@ dpt_status dpt_h5r_open(dpt_h5r *r, const char *path) {
         r->file = -1;
         return dpt_errorf(DPT_EIO, "%s: cannot open: %s", path, strerror(errno));
     }
-    r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    r->file = dpt__h5_open_read(path);
     if (r->file < 0)
         return dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file (or truncated/corrupt)", path);
     return DPT_OK;
