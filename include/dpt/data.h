@@ -80,6 +80,9 @@ dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *la
 typedef struct {
     dpt_dataset train, test;
     char source[512]; /* the resolved path, for messages and checkpoints */
+    /* 1 when K came from the caller (opts.classes), the source's known class count (fashion-mnist,
+     * sample) or an HDF5 n_classes attribute; 0 when it was inferred as max label + 1. */
+    int classes_declared;
 } dpt_data;
 
 /* HDF5 reader. Contract (datasets/README.md): /train/x, /train/y, /test/x, /test/y; x is uint8

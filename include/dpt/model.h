@@ -68,6 +68,11 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
                             const dpt_model_cfg *cfg);
 void dpt_model_destroy(dpt_model *m); /* NULL is fine */
 
+/* The class count `spec` (a spec or a preset name) fixes: N when its last layer is dense(N); 0
+ * when it is dense(classes) or not a dense layer (the caller's class count decides). A bad spec
+ * is an error naming the token, as in dpt_model_create. */
+dpt_status dpt_model_spec_classes(const char *spec, int64_t *classes);
+
 /* Re-initializes parameters from the key (seed, DPT_RNG_INIT, member): conv and dense weights and
  * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (torch's kaiming_uniform_(a=sqrt(5)) and bias
  * rule), batch norm weight 1 and bias 0, running mean 0 and variance 1. Segment s draws from the

@@ -64,6 +64,7 @@ typedef struct {
     const char *model;      /* spec or preset name */
     const char *data;       /* --data value (fashion-mnist, sample, a directory, an .h5 file) */
     const char *data_search;/* search path for "sample" */
+    int64_t classes;        /* --classes; 0: the model's last dense(N), else the data's own count */
     const char *out;        /* run directory; NULL or "" writes nothing */
     int64_t epochs;
     int64_t batch;          /* global batch b_g */
@@ -215,7 +216,14 @@ dpt_status dpt_train_prune_checkpoints(const char *out, int64_t keep);
 
 /* ---- Data ---------------------------------------------------------------------------------- */
 
-/* Collective over g: every rank loads cfg->data, takes the stratified validation split
+/* Loads cfg->data for cfg->model's class count K: --classes, else N when the model ends in
+ * dense(N), else the count the data declares (fashion-mnist and sample: 10; an HDF5 file: its
+ * n_classes attribute). Never the largest label: data that declares no count (an IDX directory,
+ * an HDF5 file without n_classes) under a model ending in dense(classes) is an error that says
+ * how to give K, and a label outside [0, K) is named with its file, sample and value. Local. */
+dpt_status dpt_train_open_data(const dpt_train_cfg *cfg, dpt_data *data);
+
+/* Collective over g: every rank loads cfg->data (dpt_train_open_data), takes the stratified validation split
  * (cfg->val_fraction; *val_idx NULL when 0) and normalizes train and test with the statistics
  * of the training part. *train_idx and *val_idx are malloc'd (free them). */
 dpt_status dpt_train_load_data(const dpt_train_cfg *cfg, struct dpt_group *g,

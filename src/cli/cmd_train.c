@@ -25,6 +25,7 @@ typedef struct {
     const char *resume; /* --resume RUN_DIR|CKPT.h5 */
     double hyper_value[9]; /* --lr ... as given (hyper_map order), to name the option at fault */
     unsigned hyper_given;
+    double collective_timeout; /* --collective-timeout: 0 not given (the default), < 0 no limit */
 } train_options;
 
 #define FIELD(f) offsetof(train_options, train.f)
@@ -143,6 +144,15 @@ static dpt_status parse_bn(void *cfg, const char *opt, const char *value) {
     return DPT_OK;
 }
 
+/* Seconds >= 0; 0 means no limit, stored as -1 (0 in the field is the library's default). */
+static dpt_status parse_collective_timeout(void *cfg, const char *opt, const char *value) {
+    double v;
+    dpt_status st = dpt_cli_number(opt, value, 0, 1e9, &v);
+    if (st == DPT_OK)
+        ((train_options *)cfg)->collective_timeout = v > 0 ? v : -1;
+    return st;
+}
+
 /* N followed by the unit: "50steps", "1epochs" (the singular works too). */
 static dpt_status parse_checkpoint_every(void *cfg, const char *opt, const char *value) {
     dpt_train_cfg *c = cfg;
@@ -170,6 +180,9 @@ static const dpt_cli_option train_table[] = {
      "preset (lenet5, fmnist-cnn, mlp, cnn1d, cnn3d) or a spec string [fmnist-cnn]", NULL},
     {"--data", "SRC", DPT_OPT_STRING, FIELD(data), 0, 0,
      "fashion-mnist, sample, a directory of IDX files or an .h5 file [fashion-mnist]", NULL},
+    {"--classes", "K", DPT_OPT_INT64, FIELD(classes), 2, 1 << 20,
+     "number of classes, for data that does not declare it (an IDX directory, an HDF5 file "
+     "without n_classes) [the model's last dense(N), else the data's own count]", NULL},
     {"--out", "DIR", DPT_OPT_STRING, FIELD(out), 0, 0,
      "run directory: metrics.csv, checkpoints/final.h5 [none]", NULL},
     {"--epochs", "N", DPT_OPT_INT64, FIELD(epochs), 1, 1e6, "epochs [10]", NULL},
@@ -256,6 +269,11 @@ static const dpt_cli_option train_table[] = {
      "one blocking allreduce after backward instead of overlapped buckets", NULL},
     {"--deterministic", NULL, DPT_OPT_FLAG, FIELD(deterministic), 0, 0,
      "exact fixed-point gradient sums: bit-identical results for any rank count", NULL},
+    {"--collective-timeout", "S", DPT_OPT_CUSTOM, 0, 0, 0,
+     "seconds a rank waits in a collective (gradient allreduce, metric sums, ...) for the others; "
+     "then one line names the ranks that did not arrive and every rank exits non-zero. Must "
+     "exceed the longest lag of a healthy rank (a checkpoint write, an evaluation, the first "
+     "step); 0: wait forever (docs/resume.md) [300]", parse_collective_timeout},
     {"--noise-scale-every", "N", DPT_OPT_INT64, FIELD(noise_scale_every), 1, 1e12,
      "estimate the gradient noise scale every N steps; logs grad_sq, trace_sigma, b_simple to "
      "metrics.csv (docs/noise-scale.md) [off]", NULL},
@@ -314,7 +332,8 @@ static const char train_epilogue[] =
  * --max-steps, only where the run ends; not under a cosine schedule, whose length they set). */
 static const char *const may_change[] = {
     "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
-    "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", NULL};
+    "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", "--collective-timeout",
+    NULL};
 
 static int in_list(const char *const *list, const char *name) {
     for (; *list; list++)
@@ -513,8 +532,7 @@ static dpt_status merge_args(const char *saved, int argc, char **argv, int *n_ou
 
 static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
     dpt_data d = {0};
-    dpt_data_opts opts = {.search_path = c->data_search};
-    dpt_status st = dpt_data_load(&d, c->data, &opts);
+    dpt_status st = dpt_train_open_data(c, &d);
     dpt_model *m = NULL;
     if (st == DPT_OK) {
         const dpt_dataset *ds = &d.train;
@@ -735,6 +753,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
         free(merged), free(merged_storage), free(settings), free(config), free(config_argv);
         return dpt__cli_fail(g, st);
     }
+    dpt_group_set_timeout(g, o.collective_timeout); /* equal on every rank (main.c hashes argv) */
     o.train.config_text = config;
     o.train.config_argv = config_argv;
     o.train.config_settings = settings;

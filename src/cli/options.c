@@ -5,22 +5,35 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* "[1, 1073741824]": integer bounds in full, others as %g; the same text in every message. */
+static const char *range_text(char *buf, size_t n, double min, double max) {
+    const double exact = 9007199254740992.0; /* 2^53: integers printed exactly */
+    if (min == floor(min) && max == floor(max) && fabs(min) <= exact && fabs(max) <= exact)
+        snprintf(buf, n, "[%.0f, %.0f]", min, max);
+    else
+        snprintf(buf, n, "[%g, %g]", min, max);
+    return buf;
+}
+
 dpt_status dpt_cli_number(const char *opt, const char *value, double min, double max,
                           double *out) {
-    char *end = NULL;
+    char *end = NULL, range[64];
     errno = 0;
     double v = strtod(value, &end);
     if (end == value || *end != '\0')
         return dpt_errorf(DPT_EINVAL, "%s: '%s' is not a number", opt, value);
     if (isnan(v))
         return dpt_errorf(DPT_EINVAL, "%s: '%s' is not a number (NaN)", opt, value);
-    if (isinf(v) || (errno == ERANGE && v != 0))
-        return dpt_errorf(DPT_ERANGE, "%s: %s is out of range [%g, %g]", opt, value, min, max);
-    if (v < min || v > max)
-        return dpt_errorf(DPT_EINVAL, "%s: %s is out of range [%g, %g]", opt, value, min, max);
+    if (isinf(v) && !(errno == ERANGE))
+        return dpt_errorf(DPT_ERANGE, "%s: %s is not finite; the range is %s", opt, value,
+                          range_text(range, sizeof range, min, max));
+    if (isinf(v) || (errno == ERANGE && v != 0) || v < min || v > max)
+        return dpt_errorf(DPT_ERANGE, "%s: %s is out of range %s", opt, value,
+                          range_text(range, sizeof range, min, max));
     *out = v;
     return DPT_OK;
 }

@@ -362,5 +362,7 @@ dpt_status dpt_data_load(dpt_data *d, const char *spec, const dpt_data_opts *opt
     }
     if (st != DPT_OK)
         dpt_data_free(d);
+    else if (K > 0 || strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "sample") == 0)
+        d->classes_declared = 1;
     return st;
 }

@@ -327,6 +327,7 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
     int64_t max_train = 0, max_test = 0;
     if ((st = read_n_classes(&src, &K)) != DPT_OK)
         goto out;
+    d->classes_declared = K > 0;
     if ((st = load_split(&d->train, &src, "/train/x", "/train/y", K, &max_train)) != DPT_OK)
         goto out;
     if ((st = load_split(&d->test, &src, "/test/x", "/test/y", K, &max_test)) != DPT_OK)

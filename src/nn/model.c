@@ -204,7 +204,28 @@ static dpt_status check_input(dpt_shape input, const dpt_model_cfg *cfg) {
     return dpt_shape_numel(&input, &numel);
 }
 
+/* Every parameter and buffer of `l` has an element count that fits, and so does the running
+ * total: a spec of huge but individually legal sizes fails here, by name, rather than wrapping
+ * around in the buffer layout. The limit leaves room for the byte counts of the flat buffers. */
+static dpt_status check_tensor_sizes(const dpt__layer *l, int64_t *total) {
+    const int64_t limit = INT64_MAX / 16;
+    for (int j = 0; j < l->nparams + l->nbuffers; j++) {
+        const dpt__tensor_slot *t = j < l->nparams ? &l->param[j] : &l->buffer[j - l->nparams];
+        int64_t numel = 0;
+        if (dpt_shape_numel(&t->shape, &numel) != DPT_OK || numel > limit - *total) {
+            char s[128];
+            dpt_shape_format(&t->shape, s, sizeof s);
+            return dpt__layer_error(l, DPT_ERANGE, "%s %s is out of range (the model's tensors "
+                                                   "may hold at most %lld elements)",
+                                    t->name, s, (long long)limit);
+        }
+        *total += numel;
+    }
+    return DPT_OK;
+}
+
 static dpt_status infer_all(dpt_model *m) {
+    int64_t total = 0;
     const dpt__build b = {.max_batch = m->cfg.max_batch,
                           .num_classes = m->cfg.num_classes,
                           .bn_ghost = m->cfg.bn_ghost,
@@ -220,6 +241,8 @@ static dpt_status infer_all(dpt_model *m) {
         if ((st = dpt_shape_numel(&l->out, &numel)) != DPT_OK ||
             numel > INT64_MAX / m->cfg.max_batch)
             return dpt__layer_error(l, DPT_ERANGE, "output too large");
+        if ((st = check_tensor_sizes(l, &total)) != DPT_OK)
+            return st;
         snprintf(l->name, sizeof l->name, "%02d_%s", i, l->kind);
         in = l->out;
     }
@@ -271,6 +294,22 @@ static const char *resolve_preset(const char *spec) {
     memcpy(name, spec + b, len);
     name[len] = '\0';
     return dpt_model_preset(name);
+}
+
+dpt_status dpt_model_spec_classes(const char *spec, int64_t *classes) {
+    DPT_ASSERT(spec && classes);
+    *classes = 0;
+    const char *preset = resolve_preset(spec);
+    dpt__layer *layers = NULL;
+    int n = 0;
+    dpt_status st = dpt__spec_parse(preset ? preset : spec, &layers, &n);
+    if (st != DPT_OK)
+        return st;
+    const dpt__layer *last = &layers[n - 1];
+    if (last->ops == &dpt__dense_ops && !last->u.dense.out_is_classes)
+        *classes = last->u.dense.out;
+    free(layers);
+    return DPT_OK;
 }
 
 dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,

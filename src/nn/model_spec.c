@@ -37,6 +37,10 @@ dpt_status dpt__layer_error(const dpt__layer *l, dpt_status st, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    const int len = (int)strlen(l->token), keep = 28; /* long tokens: head...tail */
+    if (len > 2 * keep + 3)
+        return dpt_errorf(st, "model spec: \"%.*s...%s\" (layer %d): %s", keep, l->token,
+                          l->token + len - keep, l->index, msg);
     return dpt_errorf(st, "model spec: \"%s\" (layer %d): %s", l->token, l->index, msg);
 }
 
@@ -82,21 +86,41 @@ dpt_status dpt__arg_text(const dpt__layer *l, dpt__args *a, int pos, const char 
     return DPT_OK;
 }
 
-static dpt_status parse_int(const dpt__layer *l, const char *label, const char *s, int64_t lo,
-                            int64_t hi, int64_t *out) {
+/* Every integer in a spec is at most this: sizes stay far from int64 wrap-around when layers
+ * multiply them, and kernels may index one dimension with an int. */
+#define SPEC_INT_MAX INT32_MAX
+
+/* "-12" -> -12: decimal digits only (no blanks, no "1e3"); *range_error when the text is an
+ * integer outside [lo, hi] (also one too long for int64). 0 when it is not an integer at all. */
+static int read_int(const char *s, int64_t lo, int64_t hi, int64_t *out, int *range_error) {
     char *end = NULL;
+    *range_error = 0;
+    if (!*s || isspace((unsigned char)*s))
+        return 0;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
-        if (hi == INT64_MAX)
-            return dpt__layer_error(l, DPT_EINVAL, "%s: expected an integer >= %lld, got \"%s\"",
-                                    label, (long long)lo, s);
-        return dpt__layer_error(l, DPT_EINVAL,
-                                "%s: expected an integer in [%lld, %lld], got \"%s\"", label,
-                                (long long)lo, (long long)hi, s);
+    if (end == s || *end != '\0')
+        return 0;
+    if (errno == ERANGE || v < lo || v > hi) {
+        *range_error = 1;
+        return 0;
     }
     *out = v;
-    return DPT_OK;
+    return 1;
+}
+
+static dpt_status parse_int(const dpt__layer *l, const char *label, const char *s, int64_t lo,
+                            int64_t hi, int64_t *out) {
+    int range_error = 0;
+    if (hi > SPEC_INT_MAX)
+        hi = SPEC_INT_MAX;
+    if (read_int(s, lo, hi, out, &range_error))
+        return DPT_OK;
+    if (range_error)
+        return dpt__layer_error(l, DPT_ERANGE, "%s: %s is out of range [%lld, %lld]", label, s,
+                                (long long)lo, (long long)hi);
+    return dpt__layer_error(l, DPT_EINVAL, "%s: expected an integer in [%lld, %lld], got \"%s\"",
+                            label, (long long)lo, (long long)hi, s);
 }
 
 dpt_status dpt__arg_int(const dpt__layer *l, dpt__args *a, int pos, const char *key, int64_t def,
@@ -132,19 +156,23 @@ dpt_status dpt__arg_dims(const dpt__layer *l, dpt__args *a, int pos, const char 
         const char *x = strchr(p, 'x');
         size_t len = x ? (size_t)(x - p) : strlen(p);
         char part[DPT__ARG_LEN];
-        if (count == 3 || len >= sizeof part)
+        if (count == 3)
             return dpt__layer_error(l, DPT_EINVAL, "%s: \"%s\" has more than 3 parts", name, text);
+        if (len >= sizeof part)
+            return dpt__layer_error(l, DPT_ERANGE, "%s: \"%.24s...\" is out of range [%lld, %lld]",
+                                    name, p, (long long)lo, (long long)SPEC_INT_MAX);
         memcpy(part, p, len);
         part[len] = '\0';
-        char *end = NULL;
-        errno = 0;
-        long long val = strtoll(part, &end, 10);
-        if (end == part || *end != '\0' || errno == ERANGE || val < lo)
+        int range_error = 0;
+        if (!read_int(part, lo, SPEC_INT_MAX, &v[count], &range_error)) {
+            if (range_error)
+                return dpt__layer_error(l, DPT_ERANGE, "%s: %s is out of range [%lld, %lld]",
+                                        name, part, (long long)lo, (long long)SPEC_INT_MAX);
             return dpt__layer_error(l, DPT_EINVAL,
-                                    "%s: expected integers >= %lld joined by 'x', "
+                                    "%s: expected integers in [%lld, %lld] joined by 'x', "
                                     "got \"%s\"",
-                                    name, (long long)lo, text);
-        v[count] = val;
+                                    name, (long long)lo, (long long)SPEC_INT_MAX, text);
+        }
         if (!x) {
             count++;
             break;
@@ -173,9 +201,13 @@ dpt_status dpt__arg_double(const dpt__layer *l, dpt__args *a, int pos, const cha
     char *end = NULL;
     errno = 0;
     double v = strtod(text, &end);
-    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v) || v < lo || v > hi)
+    const char *name = arg_label(pos, key, label, sizeof label);
+    if (end == text || *end != '\0' || isnan(v))
         return dpt__layer_error(l, DPT_EINVAL, "%s: expected a number in [%g, %g], got \"%s\"",
-                                arg_label(pos, key, label, sizeof label), lo, hi, text);
+                                name, lo, hi, text);
+    if ((errno == ERANGE && fabs(v) > 1.0) || v < lo || v > hi) /* underflow to 0 is a number */
+        return dpt__layer_error(l, DPT_ERANGE, "%s: %s is out of range [%g, %g]", name, text, lo,
+                                hi);
     *out = v;
     return DPT_OK;
 }
@@ -267,9 +299,15 @@ static dpt_status add_arg(const dpt__layer *l, dpt__args *a, char *arg) {
     trim(arg);
     if (!*arg)
         return dpt__layer_error(l, DPT_EINVAL, "empty argument");
-    if (strlen(arg) >= DPT__ARG_LEN)
-        return dpt__layer_error(l, DPT_EINVAL, "argument \"%s\" longer than %d characters", arg,
-                                DPT__ARG_LEN - 1);
+    if (strlen(arg) >= DPT__ARG_LEN) {
+        const char *eq = strchr(arg, '='), *value = eq ? eq + 1 : arg;
+        value += strspn(value, " \t+-");
+        if (strspn(value, "0123456789") == strlen(value)) /* a number too long to be one */
+            return dpt__layer_error(l, DPT_ERANGE, "\"%.24s...\" is out of range [%lld, %lld]",
+                                    arg, (long long)-SPEC_INT_MAX, (long long)SPEC_INT_MAX);
+        return dpt__layer_error(l, DPT_EINVAL, "argument \"%.24s...\" longer than %d characters",
+                                arg, DPT__ARG_LEN - 1);
+    }
     char *eq = strchr(arg, '=');
     if (!eq) {
         if (a->nkw > 0)
@@ -351,9 +389,45 @@ static dpt_status configure_layer(dpt__layer *l) {
     return dpt__layer_error(l, DPT_EINVAL, "unknown layer \"%s\"", a.name);
 }
 
+/* The first byte outside printable ASCII (and blanks) as "U+2192 at character 12": a spec copied
+ * from a document often carries an arrow, a non-breaking space or a typographic quote. Decodes
+ * UTF-8 so the code point is the one the user typed; a byte that is not UTF-8 is named as one. */
+static dpt_status check_ascii(const char *spec) {
+    const unsigned char *s = (const unsigned char *)spec;
+    for (long at = 1; *s; at++) {
+        if (*s < 0x80 && (isprint(*s) || isspace(*s))) {
+            s++;
+            continue;
+        }
+        if (*s < 0x80)
+            return dpt_errorf(DPT_EINVAL, "model spec: control character U+%04X at character %ld",
+                              *s, at);
+        int extra = *s >= 0xf0 ? 3 : *s >= 0xe0 ? 2 : *s >= 0xc0 ? 1 : -1;
+        unsigned cp = extra < 0 ? 0 : *s & (0x3fu >> extra);
+        for (int i = 1; i <= extra; i++) {
+            if ((s[i] & 0xc0) != 0x80) {
+                extra = -1;
+                break;
+            }
+            cp = cp << 6 | (s[i] & 0x3fu);
+        }
+        if (extra < 0)
+            return dpt_errorf(DPT_EINVAL, "model spec: byte 0x%02X at character %ld is not UTF-8 "
+                                          "(only ASCII is accepted)",
+                              *s, at);
+        return dpt_errorf(DPT_EINVAL, "model spec: non-ASCII character U+%04X at character %ld "
+                                      "(only ASCII is accepted)",
+                          cp, at);
+    }
+    return DPT_OK;
+}
+
 dpt_status dpt__spec_parse(const char *spec, dpt__layer **layers, int *count) {
     *layers = NULL;
     *count = 0;
+    dpt_status ascii = check_ascii(spec);
+    if (ascii != DPT_OK)
+        return ascii;
     const char *p = spec, *start;
     size_t len;
     int n = 0;

@@ -461,6 +461,7 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
     int64_t b = dpt_sampler_batch_size(&t->sampler, step);
     int64_t n = dpt_sampler_slice(&t->sampler, step, t->g->rank, t->g->size, &idx, &first);
     dpt_status st = DPT_OK;
+    dpt_group_set_step(t->g, gstep); /* names this step in collective-timeout messages */
     dpt_model_zero_grad(t->model);
     /* Noise-scale steps: the small batch is this rank's slice; with one rank, the first
      * micro-batch (check_config asks for one). */
@@ -510,7 +511,7 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
     double flags[2] = {c->stop_request && *c->stop_request ? 1 : 0,
                        isfinite(sums->loss_sum - sums_before.loss_sum) ? 0 : 1};
     dpt_phase_begin(&t->timer, DPT_PHASE_COMM_WAIT);
-    st = dpt_group_sum_f64(t->g, DPT_SCOPE_GROUP, flags, 2);
+    st = dpt_group_sum_flags(t->g, flags, 2);
     dpt_phase_end(&t->timer);
     if (st != DPT_OK)
         return st;
@@ -1103,13 +1104,35 @@ dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res) {
 
 /* ---- data --------------------------------------------------------------------------------- */
 
+dpt_status dpt_train_open_data(const dpt_train_cfg *c, dpt_data *data) {
+    memset(data, 0, sizeof *data);
+    int64_t from_model = 0;
+    dpt_status st = dpt_model_spec_classes(c->model, &from_model);
+    if (st != DPT_OK)
+        return st;
+    if (c->classes > 0 && from_model > 0 && c->classes != from_model)
+        return dpt_errorf(DPT_EINVAL, "--classes %lld: the model's last layer dense(%lld) has %lld "
+                                      "outputs",
+                          (long long)c->classes, (long long)from_model, (long long)from_model);
+    dpt_data_opts opts = {.search_path = c->data_search,
+                          .classes = c->classes > 0 ? c->classes : from_model};
+    st = dpt_data_load(data, c->data, &opts);
+    if (st == DPT_OK && !data->classes_declared) {
+        st = dpt_errorf(DPT_EINVAL,
+                        "--data %.200s: the class count is not known (the data does not declare "
+                        "it and the model ends in dense(classes)); give --classes K",
+                        c->data);
+        dpt_data_free(data);
+    }
+    return st;
+}
+
 dpt_status dpt_train_load_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *data,
                                int64_t **train_idx, int64_t *n_train, int64_t **val_idx,
                                int64_t *n_val) {
     *train_idx = *val_idx = NULL;
     *n_train = *n_val = 0;
-    dpt_data_opts opts = {.search_path = c->data_search};
-    dpt_status st = dpt_data_load(data, c->data, &opts);
+    dpt_status st = dpt_train_open_data(c, data);
     int64_t n = st == DPT_OK ? data->train.N : 0;
     if (st == DPT_OK) {
         *train_idx = malloc((size_t)n * sizeof(int64_t));

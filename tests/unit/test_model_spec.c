@@ -194,13 +194,8 @@ static void test_errors_name_the_token(void **state) {
         {"flatten dense(7)", shape3(1, 4, 4), 10, {"(7)", "10 classes"}},
         {"maxpool(2x2x2)", shape3(1, 8, 8), 0, {"\"maxpool(2x2x2)\"", "2 dimensions"}},
         {"flatten maxpool(2)", shape3(1, 8, 8), 0, {"\"maxpool(2)\"", "(64)"}},
-        {"dropout(1.5)", shape3(1, 8, 8), 0, {"\"dropout(1.5)\"", "1.5"}},
         {"relu(3)", shape3(1, 8, 8), 0, {"\"relu(3)\"", "unexpected"}},
         {"batchnorm3d", shape3(1, 8, 8), 0, {"\"batchnorm3d\"", "(C, D, H, W)"}},
-        {"dense(10,bias=2)",
-         dpt_shape_make(1, (int64_t[]){5}),
-         0,
-         {"\"dense(10,bias=2)\"", "bias"}},
         {"   ", shape3(1, 8, 8), 0, {"no layers", NULL}},
         {"fmnist-cnn relu", shape3(1, 8, 8), 0, {"\"fmnist-cnn\"", "unknown layer"}},
     };
@@ -217,6 +212,80 @@ static void test_errors_name_the_token(void **state) {
                 fail_msg("\"%s\": message \"%s\" lacks \"%s\"", cases[i].spec, dpt_last_error(),
                          cases[i].must_contain[k]);
     }
+}
+
+/* Values outside a range are DPT_ERANGE, named, before any arithmetic: no wrap-around, no
+ * allocation of a size computed from them. */
+static void test_out_of_range(void **state) {
+    (void)state;
+    const struct {
+        const char *spec;
+        const char *must_contain[2];
+    } cases[] = {
+        {"dropout(1.5)", {"\"dropout(1.5)\"", "p: 1.5 is out of range [0, 1]"}},
+        {"conv2d(4294967296,3)", {"(layer 0)", "out: 4294967296 is out of range [1, 2147483647]"}},
+        {"conv2d(8,3,pad=1x9223372036854775808)", {"pad: 9223372036854775808 is out", NULL}},
+        {"flatten dense(10,bias=2)", {"\"dense(10,bias=2)\"", "bias: 2 is out of range [0, 1]"}},
+        {"conv2d(8,3,stride=-1)", {"stride: -1 is out of range [1, 2147483647]", NULL}},
+        {"flatten dense(2147483647) dense(2147483647)",
+         {"\"dense(2147483647)\" (layer 2)", "weight (2147483647, 2147483647) is out of range"}},
+        {"flatten dense(100000000000000000000000000000000000)", {"is out of range", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dpt_model_cfg cfg = {.max_batch = 2};
+        dpt_model *m = NULL;
+        dpt_error_clear();
+        dpt_status st = dpt_model_create(&m, cases[i].spec, shape3(1, 8, 8), &cfg);
+        if (st != DPT_ERANGE)
+            fail_msg("\"%s\": expected DPT_ERANGE, got %s (%s)", cases[i].spec,
+                     dpt_status_name(st), dpt_last_error());
+        assert_null(m);
+        for (int k = 0; k < 2; k++)
+            if (cases[i].must_contain[k] && !strstr(dpt_last_error(), cases[i].must_contain[k]))
+                fail_msg("\"%s\": message \"%s\" lacks \"%s\"", cases[i].spec, dpt_last_error(),
+                         cases[i].must_contain[k]);
+    }
+}
+
+/* A non-ASCII character is named by its code point and 1-based character position, decoded
+ * from UTF-8 by hand here: "→" is E2 86 92 = U+2192. */
+static void test_non_ascii(void **state) {
+    (void)state;
+    const struct {
+        const char *spec, *message;
+    } cases[] = {
+        {"relu \xe2\x86\x92 relu", "non-ASCII character U+2192 at character 6"},
+        {"\xc2\xa0relu", "non-ASCII character U+00A0 at character 1"},
+        {"relu relu(\xf0\x9f\x98\x80)", "non-ASCII character U+1F600 at character 11"},
+        {"relu\xff", "byte 0xFF at character 5 is not UTF-8"},
+        {"relu\xe2\x86", "byte 0xE2 at character 5 is not UTF-8"},
+        {"relu\x7f", "control character U+007F at character 5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dpt_model_cfg cfg = {.max_batch = 2};
+        dpt_model *m = NULL;
+        dpt_status st = dpt_model_create(&m, cases[i].spec, shape3(1, 8, 8), &cfg);
+        assert_int_equal(st, DPT_EINVAL);
+        if (!strstr(dpt_last_error(), cases[i].message))
+            fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, dpt_last_error(),
+                     cases[i].message);
+    }
+}
+
+/* The class count a spec fixes: its last layer's width when that is dense(N), else 0. */
+static void test_spec_classes(void **state) {
+    (void)state;
+    int64_t k = -1;
+    assert_int_equal(dpt_model_spec_classes("flatten dense(32) relu dense(7)", &k), DPT_OK);
+    assert_int_equal(k, 7);
+    assert_int_equal(dpt_model_spec_classes("lenet5", &k), DPT_OK);
+    assert_int_equal(k, 0);
+    assert_int_equal(dpt_model_spec_classes("flatten dense(7) relu", &k), DPT_OK);
+    assert_int_equal(k, 0);
+    assert_int_equal(dpt_model_spec_classes("flatten dense(7,bias=0)", &k), DPT_OK);
+    assert_int_equal(k, 7);
+    assert_int_equal(dpt_model_spec_classes("flatten bogus", &k), DPT_EINVAL);
+    assert_non_null(strstr(dpt_last_error(), "\"bogus\""));
 }
 
 /* Closed form: torch's default bounds; same key, same weights; a member is a different draw. */
@@ -262,6 +331,9 @@ int main(void) {
         cmocka_unit_test(test_preset_param_counts),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_errors_name_the_token),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_non_ascii),
+        cmocka_unit_test(test_spec_classes),
         cmocka_unit_test(test_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
