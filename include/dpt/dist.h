@@ -32,6 +32,12 @@ dpt_status dpt_mpi_status(int mpi_rc, const char *what);
 typedef int (*dpt_group_map_fn)(void *ctx, int world_rank, int world_size);
 
 #define DPT_AGREE_TIMEOUT_DEFAULT 10.0 /* seconds */
+/* Seconds a rank waits inside a collective of training (gradient allreduce, metric sums,
+ * batch-norm statistics, broadcasts, checksums) before the job stops. It must exceed the longest
+ * legitimate lag between ranks: a checkpoint written by the leader, an evaluation, the first
+ * step's warm-up, a slow file system. Five minutes leaves room for all of them on a healthy
+ * cluster and still ends a stuck job long before anyone wonders. */
+#define DPT_COLLECTIVE_TIMEOUT_DEFAULT 300.0
 
 /* Zero fields take the defaults given. Global input: equal on every rank. */
 typedef struct {
@@ -41,11 +47,20 @@ typedef struct {
     void *map_ctx;
     double agree_timeout; /* seconds dpt_group_agree waits for the other ranks before it aborts
                            * the job; 0: DPT_AGREE_TIMEOUT_DEFAULT; < 0: wait forever */
+    double collective_timeout; /* the same for every other collective (see "Timeouts" below);
+                                * 0: DPT_COLLECTIVE_TIMEOUT_DEFAULT; < 0: wait forever */
     const char *what;     /* names the layout in errors, e.g. "--members 3"; NULL: "groups" */
 } dpt_group_cfg;
 
-/* Where a rank is. Read the fields; do not write them. Tagged, so that other headers can
- * forward-declare `struct dpt_group` without including MPI. */
+/* A rank as people know it, for messages: its rank in MPI_COMM_WORLD (mpirun's numbering, also
+ * inside a rank group's private world) and its host. */
+typedef struct dpt_group_peer {
+    int rank;
+    char host[60];
+} dpt_group_peer;
+
+/* Where a rank is. Read the fields; do not write them (the setters below excepted). Tagged, so
+ * that other headers can forward-declare `struct dpt_group` without including MPI. */
 typedef struct dpt_group {
     MPI_Comm world;      /* duplicate of the parent communicator (MPI_ERRORS_RETURN) */
     MPI_Comm comm;       /* this rank's group, ranks in world order (MPI_ERRORS_RETURN);
@@ -57,6 +72,10 @@ typedef struct dpt_group {
     int group, n_groups;  /* this rank's group index (member/fold/sweep point) and G */
     int leader;           /* 1 on group rank 0: logs, checkpoints, broadcasts parameters */
     double agree_timeout; /* resolved: seconds, or < 0 for no limit */
+    double collective_timeout; /* resolved: seconds, or < 0 for no limit */
+    MPI_Comm watch_comm;  /* private duplicate of `world` for the roll call after a timeout */
+    dpt_group_peer *peers; /* world_size entries: world rank -> launch rank and host */
+    int64_t step;          /* label of the collectives that follow (dpt_group_set_step); -1 */
 } dpt_group;
 
 /* Collective over `parent` (usually MPI_COMM_WORLD). cfg: global input (NULL: one group).
@@ -69,6 +88,13 @@ typedef struct dpt_group {
 dpt_status dpt_group_init(dpt_group *g, MPI_Comm parent, const dpt_group_cfg *cfg);
 /* Collective over g->world (MPI_Comm_free). Safe after a failed or no init (zeroed struct). */
 void dpt_group_free(dpt_group *g);
+
+/* Local. Sets g->collective_timeout: seconds > 0, 0 for DPT_COLLECTIVE_TIMEOUT_DEFAULT, < 0 for
+ * no limit. Global input: set the same value on every rank (--collective-timeout). */
+void dpt_group_set_timeout(dpt_group *g, double seconds);
+/* Local. Names the collectives that follow "step N's ..." in timeout messages (the trainer sets
+ * its global step before each step); -1 drops the step. */
+void dpt_group_set_step(dpt_group *g, int64_t step);
 
 /* ---- Rank groups for a queue of jobs (groups.c) ----------------------------------------- */
 
@@ -119,17 +145,37 @@ _Noreturn void dpt_rank_groups_abort(const dpt_rank_groups *rg, const char *what
  * "dptrain: error: rank 3: data.h5: cannot open: ..." and every rank can exit non-zero.
  *
  * Dead or stuck ranks: the agreement is an MPI_Iallreduce (and, on error, an MPI_Ibcast)
- * completed by MPI_Test polling (backing off to 1 ms sleeps, so an oversubscribed core is not
- * stolen). When g->agree_timeout seconds pass without completion, this rank prints
- * "dptrain: error: rank R: no agreement within T s (another rank died or hangs); aborting" and
- * calls MPI_Abort on g->world: mpirun then kills every rank, including ranks blocked in other
- * collectives, and exits non-zero. So no rank hangs as long as one rank reaches the agreement;
- * a rank that exits without MPI_Finalize is caught by mpirun itself. The clock starts when this
- * rank enters, so the timeout must exceed the longest time a healthy rank may lag behind at an
- * agreement point (the leader writing a checkpoint, an uneven evaluation): agree right after
- * collective phases, or raise agree_timeout. This is the one place, with dpt_group_abort, where
- * library code ends the process. g: global input. */
+ * completed like every collective here (see "Timeouts" below), with g->agree_timeout as the
+ * limit: when it passes, the roll call names the ranks that did not reach the agreement in one
+ * line ("dptrain: error: rank 3 (host n07) did not reach the error agreement within 10 s;
+ * stopping every rank") and MPI_Abort ends the job: mpirun then kills every rank, including
+ * ranks blocked in other collectives, and exits non-zero. So no rank hangs as long as one rank
+ * reaches the agreement; a rank that exits without MPI_Finalize is caught by mpirun itself. The
+ * clock starts when this rank enters, so the timeout must exceed the longest time a healthy rank
+ * may lag behind at an agreement point (the leader writing a checkpoint, an uneven evaluation):
+ * agree right after collective phases, or raise agree_timeout. This is one of the places, with
+ * dpt_group_abort and the timeouts of wait.c, where library code ends the process. g: global
+ * input. */
 dpt_status dpt_group_agree(const dpt_group *g, dpt_status st);
+
+/* ---- Timeouts (wait.c) ------------------------------------------------------------------ */
+
+/* Every wait inside the collectives of this header (and dpt_group_agree) is a nonblocking MPI
+ * operation polled with MPI_Test: a short spin, then sleeps growing from 10 us to 1 ms, so that
+ * ranks oversubscribing a core leave it to the ones still computing. The clock starts when the
+ * rank starts waiting. When g->collective_timeout (g->agree_timeout for an agreement) passes,
+ * the rank stops waiting for good and takes part in a roll call over g->watch_comm:
+ *   - it sends "here" to the lowest rank of the collective's communicator, which collects such
+ *     reports for a grace period of clamp(timeout / 4, 2 s, 10 s) from its own timeout on;
+ *   - that collector prints ONE line naming the ranks that did not report, by launch rank and
+ *     host, and what it waited in, then calls MPI_Abort (every rank exits non-zero):
+ *     "dptrain: error: rank 1 (host n07) did not reach step 120's gradient allreduce within
+ *     30 s; stopping every rank";
+ *   - when no abort comes within twice the grace period, the collector is silent itself: the
+ *     ranks report to the next lowest rank, which collects and names it, and so on.
+ * With several stuck ranks the line names them all. A rank that is merely slow but reaches the
+ * collective within the timeout of every waiting rank costs nothing. Nothing of this runs while
+ * collectives complete in time: the cost per wait is one clock read. */
 
 /* Local (not collective): prints "dptrain: error: rank R: <dpt_last_error()>" to stderr and
  * calls MPI_Abort(g->world, 1), which ends every rank of the job. For a rank that knows the
@@ -169,6 +215,10 @@ dpt_status dpt_group_sum_i64(const dpt_group *g, dpt_scope scope, int64_t *buf, 
  * contribution, which is how evaluation gathers rows computed on different ranks. */
 dpt_status dpt_group_sum_f32(const dpt_group *g, dpt_scope scope, float *buf, int64_t n);
 
+/* The per-step flags of the trainer (a stop was requested, the loss is not finite): the same
+ * as dpt_group_sum_f64 over g->comm, named "stop-flag allreduce" in timeout messages. */
+dpt_status dpt_group_sum_flags(const dpt_group *g, double *flags, int64_t n);
+
 /* The synced batch-norm reducer: same signature as nn's dpt_bn_reduce_fn, so
  * dpt_model_set_bn_reducer(m, dpt_group_bn_reduce, g) installs it. ctx: a const dpt_group *,
  * borrowed. Collective over g->comm; n: global input (every rank of the group calls it in the
@@ -186,7 +236,7 @@ typedef struct {
 
 typedef struct {
     int64_t bucket_bytes; /* cap per bucket (--bucket-mb * 2^20); 0: DPT_BUCKET_BYTES_DEFAULT */
-    int blocking;         /* 1: no overlap, one MPI_Allreduce of the whole buffer in wait */
+    int blocking;         /* 1: no overlap, one allreduce of the whole buffer in wait */
 } dpt_bucketer_cfg;
 
 typedef struct {
@@ -258,7 +308,7 @@ void dpt_bucketer_bucket(const dpt_bucketer *b, int i, int64_t *offset, int64_t 
 void dpt_bucketer_begin(dpt_bucketer *b, double scale);
 /* Local. The same, and this step also measures the rank's own gradient before the sums replace
  * it: each bucket's sum of squares (in double, dpt_norm2's order) is added to b->local_sumsq just
- * before its allreduce starts (blocking mode: the whole buffer's, before the MPI_Allreduce).
+ * before its allreduce starts (blocking mode: the whole buffer's, before the allreduce).
  * Unscaled: the values as backward left them. Valid from dpt_bucketer_wait's return until the
  * next begin. Costs one read of the gradient; for the gradient noise scale (noise_scale.h). */
 void dpt_bucketer_begin_sumsq(dpt_bucketer *b, double scale);
@@ -278,7 +328,7 @@ dpt_status dpt_bucketer_progress(dpt_bucketer *b);
 
 /* Collective over g->comm. Starts, in order, every bucket not started yet (the whole buffer is
  * final now, marked or not), waits for all, then multiplies every element by the step's scale.
- * Blocking mode: one MPI_Allreduce of the whole buffer here. grad: local input, global output.
+ * Blocking mode: one allreduce of the whole buffer here. grad: local input, global output.
  * Returns the first error of the step. The time spent is in b->stats. */
 dpt_status dpt_bucketer_wait(dpt_bucketer *b);
 
@@ -355,7 +405,7 @@ void dpt_exact_acc_begin(dpt_exact_acc *a, const dpt_exact_scale *scale);
  * DPT_ERANGE (nothing added) when some |chunk[i]| exceeds the agreed maximum or is not finite:
  * the chunk was not part of dpt_exact_agree. */
 dpt_status dpt_exact_acc_add_chunk(dpt_exact_acc *a, const float *chunk);
-/* Collective over g->comm: MPI_Allreduce (MPI_INT64_T, SUM, in place) of the sums and the chunk
+/* Collective over g->comm: allreduce (MPI_INT64_T, SUM, in place) of the sums and the chunk
  * counts. a->n and the scale: global input. DPT_EINVAL on every rank when the chunk counts of
  * the group do not add up to total_chunks. */
 dpt_status dpt_exact_acc_allreduce(dpt_exact_acc *a, const dpt_group *g);

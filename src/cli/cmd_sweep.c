@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dpt/run_dir.h"
 #include "options.h"
 #include "progress.h"
 
@@ -128,9 +129,29 @@ static dpt_status add_variant(axis *x, const char *v) {
     return split_words(eq + 1, &x->args[x->n - 1]);
 }
 
+/* --collective-timeout S belongs to the launch, not to a point: 0 means no limit (-1 for the
+ * group; its 0 is the default). */
+static dpt_status parse_timeout(const char *opt, const char *value, double *timeout) {
+    dpt_status st = dpt_cli_number(opt, value, 0, 1e9, timeout);
+    if (st == DPT_OK && *timeout == 0)
+        *timeout = -1;
+    return st;
+}
+
+/* Rank 0 locks the sweep's folder for the run (dpt/run_dir.h); the lock file names the command. */
+static dpt_status lock_out(dpt_run_lock *lock, const char *out, int overwrite, int argc,
+                           char **argv) {
+    char command[1024] = "dptrain sweep";
+    size_t used = strlen(command);
+    for (int i = 1; i < argc && used + 1 < sizeof command; i++)
+        used += (size_t)snprintf(command + used, sizeof command - used, " %s", argv[i]);
+    return dpt_run_dir_lock(lock, out, overwrite ? DPT_RUN_OVERWRITE : DPT_RUN_NEW, command);
+}
+
 /* Takes the sweep's own options out of argv; the rest (the base train options) go to base[]. */
 static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axes, char **base,
-                                   int *n_base, int *steps_scaling, int *help) {
+                                   int *n_base, int *steps_scaling, double *timeout,
+                                   int *overwrite, int *help) {
     *n_axes = 1; /* axis 0: --batch */
     snprintf(axes[0].opt, sizeof axes[0].opt, "--batch");
     int have_batches = 0;
@@ -138,8 +159,15 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             *help = 1;
+        } else if (!strcmp(a, "--overwrite")) { /* the sweep's folder, not a point's */
+            *overwrite = 1;
+        } else if (!strncmp(a, "--collective-timeout=", 21)) {
+            dpt_status st = parse_timeout("--collective-timeout", a + 21, timeout);
+            if (st != DPT_OK)
+                return st;
         } else if (!strcmp(a, "--batch-sizes") || !strcmp(a, "--vary") ||
-                   !strcmp(a, "--epochs-scaling") || !strcmp(a, "--variant")) {
+                   !strcmp(a, "--epochs-scaling") || !strcmp(a, "--variant") ||
+                   !strcmp(a, "--collective-timeout")) {
             if (i + 1 >= argc)
                 return dpt_errorf(DPT_EINVAL, "%s: missing value", a);
             const char *v = argv[++i];
@@ -159,6 +187,10 @@ static dpt_status parse_sweep_args(int argc, char **argv, axis *axes, int *n_axe
                     axes[(*n_axes)++].opt[0] = '\0';
                 }
                 dpt_status st = add_variant(&axes[k], v);
+                if (st != DPT_OK)
+                    return st;
+            } else if (!strcmp(a, "--collective-timeout")) {
+                dpt_status st = parse_timeout(a, v, timeout);
                 if (st != DPT_OK)
                     return st;
             } else if (!strcmp(a, "--epochs-scaling")) {
@@ -202,11 +234,13 @@ int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path)
     axis axes[MAX_AXES];
     memset(axes, 0, sizeof axes);
     int n_axes = 0, n_base = 0, steps_scaling = 0, help = 0, n_points = 0, no_progress = 0;
+    double timeout = 0; /* --collective-timeout; 0: the default */
+    int overwrite = 0;
     char **base = calloc((size_t)argc + 1, sizeof *base);
     dpt_train_cfg *points = NULL;
     char **labels = NULL, ***point_argv = NULL;
     dpt_status st = base ? parse_sweep_args(argc, argv, axes, &n_axes, base, &n_base,
-                                            &steps_scaling, &help)
+                                            &steps_scaling, &timeout, &overwrite, &help)
                          : dpt_errorf(DPT_ENOMEM, "out of memory");
     if (help) {
         if (g->world_rank == 0)
@@ -281,7 +315,14 @@ int dpt__cli_sweep(dpt_group *g, int argc, char **argv, const char *search_path)
                             .labels = (const char *const *)labels,
                             .epochs_scaling_steps = steps_scaling, .out = points[0].out,
                             .quiet = points[0].quiet, .log = stdout};
-        rc = dpt__cli_finish(g, dpt_sweep_run(&sc, g));
+        dpt_group_set_timeout(g, timeout);
+        dpt_run_lock lock = {0};
+        if (g->world_rank == 0)
+            st = lock_out(&lock, sc.out, overwrite, argc, argv);
+        if ((st = dpt_group_agree(g, st)) == DPT_OK)
+            st = dpt_sweep_run(&sc, g);
+        dpt_run_dir_unlock(&lock);
+        rc = dpt__cli_finish(g, st);
     }
     for (int p = 0; p < n_points; p++) {
         if (point_argv)

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "dpt/data.h"
+#include "dpt/run_dir.h"
 #include "dpt/model.h"
 #include "options.h"
 #include "progress.h"
@@ -22,6 +23,7 @@ typedef struct {
     int ensemble_set; /* --ensemble given */
     int print_model;
     int no_progress;
+    int overwrite;      /* --overwrite: replace an earlier run in --out */
     const char *resume; /* --resume RUN_DIR|CKPT.h5 */
     double hyper_value[9]; /* --lr ... as given (hyper_map order), to name the option at fault */
     unsigned hyper_given;
@@ -316,6 +318,9 @@ static const dpt_cli_option train_table[] = {
      "no progress line (under mpirun output to a file still looks like a terminal)", NULL},
     {"--print-model", NULL, DPT_OPT_FLAG, offsetof(train_options, print_model), 0, 0,
      "print the layer table and exit", NULL},
+    {"--overwrite", NULL, DPT_OPT_FLAG, offsetof(train_options, overwrite), 0, 0,
+     "replace the earlier run in --out (its metrics.csv, checkpoints/, members/, results) "
+     "[refused: a new run never mixes its files with an earlier run's]", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -333,6 +338,7 @@ static const char train_epilogue[] =
 static const char *const may_change[] = {
     "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
     "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", "--collective-timeout",
+    "--overwrite",
     NULL};
 
 static int in_list(const char *const *list, const char *name) {
@@ -640,14 +646,6 @@ static dpt_status write_args(const train_options *o, const char *config) {
     char path[4200];
     if (snprintf(path, sizeof path, "%s/args.txt", out) >= (int)sizeof path)
         return dpt_errorf(DPT_EINVAL, "--out: path too long");
-    for (char *p = path + 1; *p; p++) /* mkdir -p OUT */
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path,
-                                  strerror(errno));
-            *p = '/';
-        }
     char *all = NULL;
     dpt_status st = settings_text(o, 1, &all);
     if (st != DPT_OK)
@@ -663,6 +661,13 @@ static dpt_status write_args(const train_options *o, const char *config) {
     if (fclose(f) != 0)
         return dpt_errorf(DPT_EIO, "%s: cannot write: %s", path, strerror(errno));
     return DPT_OK;
+}
+
+/* Whether two paths name one folder (a resumed run writing into its own run directory). */
+static int same_dir(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 /* The command line as one line of text, for checkpoints. */
@@ -710,7 +715,9 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     char ckpt[4096] = "", run_dir[4096] = "", *saved_argv = NULL, *saved_settings = NULL;
     char **merged = NULL, *merged_storage = NULL, *settings = NULL;
     int n_merged = argc;
-    if (o.resume) {
+    if (o.resume && o.overwrite)
+        st = dpt_errorf(DPT_EINVAL, "--overwrite: not with --resume (which continues the run)");
+    if (st == DPT_OK && o.resume) {
         if (cv || o.ensemble_set)
             st = dpt_errorf(DPT_EINVAL, "--resume: plain runs only (not %s)",
                             cv ? "dptrain cv" : "--ensemble");
@@ -728,6 +735,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
             st = dpt_cli_parse(train_table, &o, n_merged, merged, 1, pos, 0, &n_pos, &help);
             if (st != DPT_OK)
                 st = dpt_errorf(st, "--resume %s: %s", ckpt, dpt_last_error());
+            o.overwrite = 0; /* the first run's --overwrite is not this one's (refused above) */
         }
         if (st == DPT_OK)
             st = check_combination(&o, cv);
@@ -747,9 +755,17 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     if (st == DPT_OK && (!config || !config_argv))
         st = dpt_errorf(DPT_ENOMEM, "cannot allocate the configuration text");
     free(saved_argv), free(saved_settings);
-    if (st == DPT_OK && g->world_rank == 0 && o.train.out && *o.train.out)
-        st = write_args(&o, config);
+    dpt_run_lock lock = {0};
+    if (st == DPT_OK && g->world_rank == 0 && o.train.out && *o.train.out) {
+        dpt_run_mode mode = o.overwrite                              ? DPT_RUN_OVERWRITE
+                            : o.resume && same_dir(o.train.out, run_dir) ? DPT_RUN_CONTINUE
+                                                                     : DPT_RUN_NEW;
+        st = dpt_run_dir_lock(&lock, o.train.out, mode, config);
+        if (st == DPT_OK)
+            st = write_args(&o, config);
+    }
     if ((st = dpt_group_agree(g, st)) != DPT_OK) {
+        dpt_run_dir_unlock(&lock);
         free(merged), free(merged_storage), free(settings), free(config), free(config_argv);
         return dpt__cli_fail(g, st);
     }
@@ -765,6 +781,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
         if (cv)
             o.ens.kind = DPT_ENS_CV;
         st = dpt_ensemble_run(&o.train, &o.ens, g);
+        dpt_run_dir_unlock(&lock);
         free(config), free(config_argv), free(settings);
         return dpt__cli_finish(g, st);
     }
@@ -789,6 +806,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
             printf("model saved to %s; run directory %s\n", res.checkpoint, o.train.out);
     }
     fflush(stdout);
+    dpt_run_dir_unlock(&lock);
     free(config), free(config_argv), free(settings);
     free(merged), free(merged_storage);
     int rc = dpt__cli_finish(g, st);

@@ -1,42 +1,22 @@
 /* Error agreement and coordinated abort (dist): every rank learns the worst status and the first
- * failing rank's message; a rank that cannot reach agreement within the timeout aborts the whole
- * job rather than hang. Knows no layers and no files; prints only right before MPI_Abort. */
+ * failing rank's message; a rank that cannot reach agreement within the timeout names the silent
+ * ranks and aborts the whole job rather than hang (wait.c). Knows no layers and no files; prints
+ * only right before MPI_Abort. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dist_impl.h"
-#include "dpt/timer.h"
 
 #define MESSAGE_BYTES 1024
 
-/* Polls `req` until it completes. Spins briefly (agreements usually complete at once), then
- * sleeps with a growing pause capped at 1 ms, so that on an oversubscribed node the ranks still
- * computing get the cores. An MPI failure or the deadline aborts the job: once agreement is
- * impossible, an abort is the only outcome that leaves no rank hanging. */
-static void complete_or_abort(const dpt_group *g, MPI_Request *req, double t0, const char *what) {
-    long pause_ns = 10000;
-    for (long spins = 0;; spins++) {
-        int done = 0;
-        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS)
-            dpt_group_abort(g, dpt_mpi_status(rc, what));
-        if (done)
-            return;
-        if (g->agree_timeout >= 0 && dpt_now() - t0 > g->agree_timeout) {
-            dpt_group_abort(g, dpt_errorf(DPT_EREMOTE,
-                                          "no agreement within %g s (another rank died or "
-                                          "hangs); aborting",
-                                          g->agree_timeout));
-        }
-        if (spins < 1000)
-            continue;
-        struct timespec ts = {0, pause_ns};
-        nanosleep(&ts, NULL);
-        if (pause_ns < 1000000)
-            pause_ns *= 2;
-    }
+/* Completes `req` through the deadline-bound wait (wait.c) with the agreement's own limit. An
+ * MPI failure aborts the job: once agreement is impossible, an abort is the only outcome that
+ * leaves no rank hanging. */
+static void complete_or_abort(const dpt_group *g, MPI_Request *req) {
+    dpt_status st = dpt__wait(g, g->agree_comm, 1, req, g->agree_timeout, "error agreement");
+    if (st != DPT_OK)
+        dpt_group_abort(g, st);
 }
 
 /* A message that already went through an agreement starts with "rank N: "; it keeps its origin
@@ -48,7 +28,6 @@ static int has_rank_prefix(const char *msg) {
 
 dpt_status dpt_group_agree(const dpt_group *g, dpt_status st) {
     DPT_ASSERT(g && g->agree_comm != MPI_COMM_NULL && g->world_size >= 1);
-    double t0 = dpt_now();
     /* One int64 MAX carries both answers: the status in the high half, and in the low half
      * (world_size - 1 - rank), so that among the ranks with the worst status the lowest rank
      * wins. DPT_OK contributes 0. */
@@ -59,7 +38,7 @@ dpt_status dpt_group_agree(const dpt_group *g, dpt_status st) {
     int rc = MPI_Iallreduce(&mine, &worst, 1, MPI_INT64_T, MPI_MAX, g->agree_comm, &req);
     if (rc != MPI_SUCCESS)
         dpt_group_abort(g, dpt_mpi_status(rc, "agree: MPI_Iallreduce"));
-    complete_or_abort(g, &req, t0, "agree: MPI_Iallreduce");
+    complete_or_abort(g, &req);
     if (worst == 0)
         return DPT_OK;
 
@@ -72,7 +51,7 @@ dpt_status dpt_group_agree(const dpt_group *g, dpt_status st) {
     rc = MPI_Ibcast(msg, MESSAGE_BYTES, MPI_CHAR, origin, g->agree_comm, &req);
     if (rc != MPI_SUCCESS)
         dpt_group_abort(g, dpt_mpi_status(rc, "agree: MPI_Ibcast"));
-    complete_or_abort(g, &req, t0, "agree: MPI_Ibcast");
+    complete_or_abort(g, &req);
     msg[MESSAGE_BYTES - 1] = '\0';
     if (has_rank_prefix(msg))
         return dpt_errorf(result, "%s", msg);

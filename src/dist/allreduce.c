@@ -1,6 +1,7 @@
 /* Gradient buckets over one flat float buffer (dist): contiguous ranges of whole segments formed
  * from the end of the buffer, each summed with MPI_Iallreduce as soon as backward has finished it,
- * in the same order on every rank; or one blocking MPI_Allreduce for comparison. Knows segments
+ * in the same order on every rank; or one allreduce of the whole buffer after backward for
+ * comparison. Every wait is bounded by the group's collective timeout (wait.c). Knows segments
  * (offset, count), never layers; allocates only in init. */
 #include <limits.h>
 #include <stdio.h>
@@ -222,15 +223,15 @@ dpt_status dpt_bucketer_wait(dpt_bucketer *b) {
     b->stats.started_early = b->next_start;
     if (b->blocking) {
         add_local_sumsq(b, 0, b->n);
-        keep_error(b, dpt__allreduce_inplace(b->grad, b->n, MPI_FLOAT, MPI_SUM, b->g->comm,
-                                             "gradient allreduce: MPI_Allreduce"));
+        keep_error(b, dpt__allreduce_inplace(b->g, b->g->comm, b->grad, b->n, MPI_FLOAT, MPI_SUM,
+                                             "gradient allreduce"));
     } else {
         while (b->next_start < b->n_buckets)
             start_bucket(b, b->next_start++);
         int pending = b->next_start - b->first_pending;
         if (pending > 0) {
-            int rc = MPI_Waitall(pending, b->req + b->first_pending, MPI_STATUSES_IGNORE);
-            keep_error(b, dpt_mpi_status(rc, "gradient allreduce: MPI_Waitall"));
+            keep_error(b, dpt__wait(b->g, b->g->comm, pending, b->req + b->first_pending,
+                                    b->g->collective_timeout, "gradient allreduce"));
         }
     }
     b->first_pending = b->next_start;

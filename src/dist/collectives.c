@@ -11,15 +11,7 @@
 
 dpt_status dpt_group_bcast_f32(const dpt_group *g, float *buf, int64_t n) {
     DPT_ASSERT(n >= 0 && (buf || n == 0));
-    for (int64_t done = 0; done < n;) {
-        int count = n - done > INT_MAX ? INT_MAX : (int)(n - done);
-        dpt_status st = dpt_mpi_status(MPI_Bcast(buf + done, count, MPI_FLOAT, 0, g->comm),
-                                       "parameter broadcast: MPI_Bcast");
-        if (st != DPT_OK)
-            return st;
-        done += count;
-    }
-    return DPT_OK;
+    return dpt__bcast(g, g->comm, buf, n, MPI_FLOAT, 0, "parameter broadcast");
 }
 
 static uint64_t rotl64(uint64_t x, int r) {
@@ -62,13 +54,12 @@ dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void 
     MPI_Comm comm = dpt__scope_comm(g, scope);
     uint64_t mine = dpt_hash64(buf, bytes);
     uint64_t ref[2] = {mine, (uint64_t)g->world_rank};
-    dpt_status st = dpt_mpi_status(MPI_Bcast(ref, 2, MPI_UINT64_T, 0, comm), "checksum: MPI_Bcast");
+    dpt_status st = dpt__bcast(g, comm, ref, 2, MPI_UINT64_T, 0, "checksum");
     if (st != DPT_OK)
         return st;
     int differs = mine != ref[0];
     int n_differ = differs;
-    st = dpt_mpi_status(MPI_Allreduce(MPI_IN_PLACE, &n_differ, 1, MPI_INT, MPI_SUM, comm),
-                        "checksum: MPI_Allreduce");
+    st = dpt__allreduce_inplace(g, comm, &n_differ, 1, MPI_INT, MPI_SUM, "checksum");
     if (st != DPT_OK || n_differ == 0)
         return st;
 
@@ -79,8 +70,7 @@ dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void 
     int last = -1;
     for (int k = 0; k < n_differ && k < LISTED_RANKS; k++) {
         int next = differs && g->world_rank > last ? g->world_rank : INT_MAX;
-        st = dpt_mpi_status(MPI_Allreduce(MPI_IN_PLACE, &next, 1, MPI_INT, MPI_MIN, comm),
-                            "checksum: MPI_Allreduce");
+        st = dpt__allreduce_inplace(g, comm, &next, 1, MPI_INT, MPI_MIN, "checksum");
         if (st != DPT_OK)
             return st;
         last = next;
@@ -97,25 +87,30 @@ dpt_status dpt_group_check_same(const dpt_group *g, dpt_scope scope, const void 
 
 dpt_status dpt_group_sum_f64(const dpt_group *g, dpt_scope scope, double *buf, int64_t n) {
     DPT_ASSERT(n >= 0 && (buf || n == 0));
-    return dpt__allreduce_inplace(buf, n, MPI_DOUBLE, MPI_SUM, dpt__scope_comm(g, scope),
-                                  "metric sum: MPI_Allreduce");
+    return dpt__allreduce_inplace(g, dpt__scope_comm(g, scope), buf, n, MPI_DOUBLE, MPI_SUM,
+                                  "metric sum");
 }
 
 dpt_status dpt_group_sum_i64(const dpt_group *g, dpt_scope scope, int64_t *buf, int64_t n) {
     DPT_ASSERT(n >= 0 && (buf || n == 0));
-    return dpt__allreduce_inplace(buf, n, MPI_INT64_T, MPI_SUM, dpt__scope_comm(g, scope),
-                                  "metric sum: MPI_Allreduce");
+    return dpt__allreduce_inplace(g, dpt__scope_comm(g, scope), buf, n, MPI_INT64_T, MPI_SUM,
+                                  "metric sum");
 }
 
 dpt_status dpt_group_sum_f32(const dpt_group *g, dpt_scope scope, float *buf, int64_t n) {
     DPT_ASSERT(n >= 0 && (buf || n == 0));
-    return dpt__allreduce_inplace(buf, n, MPI_FLOAT, MPI_SUM, dpt__scope_comm(g, scope),
-                                  "row gather: MPI_Allreduce");
+    return dpt__allreduce_inplace(g, dpt__scope_comm(g, scope), buf, n, MPI_FLOAT, MPI_SUM,
+                                  "row gather");
+}
+
+dpt_status dpt_group_sum_flags(const dpt_group *g, double *flags, int64_t n) {
+    DPT_ASSERT(n >= 0 && (flags || n == 0));
+    return dpt__allreduce_inplace(g, g->comm, flags, n, MPI_DOUBLE, MPI_SUM, "stop-flag allreduce");
 }
 
 dpt_status dpt_group_bn_reduce(void *ctx, double *buf, int64_t n) {
     const dpt_group *g = ctx;
     DPT_ASSERT(g && n >= 0 && (buf || n == 0));
-    return dpt__allreduce_inplace(buf, n, MPI_DOUBLE, MPI_SUM, g->comm,
-                                  "batch-norm statistics: MPI_Allreduce");
+    return dpt__allreduce_inplace(g, g->comm, buf, n, MPI_DOUBLE, MPI_SUM,
+                                  "batch-norm statistics");
 }

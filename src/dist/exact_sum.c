@@ -43,8 +43,8 @@ dpt_status dpt_exact_agree(const dpt_group *g, double local_maxabs, int64_t tota
                           (long long)total_chunks);
     int bad = !(local_maxabs >= 0.0 && local_maxabs <= DBL_MAX);
     double m = bad ? INFINITY : local_maxabs;
-    dpt_status st = dpt_mpi_status(MPI_Allreduce(MPI_IN_PLACE, &m, 1, MPI_DOUBLE, MPI_MAX, g->comm),
-                                   "exact sum: MPI_Allreduce");
+    dpt_status st = dpt__allreduce_inplace(g, g->comm, &m, 1, MPI_DOUBLE, MPI_MAX,
+                                           "exact-sum scale allreduce");
     if (st != DPT_OK)
         return st;
     if (m <= DBL_MAX) {
@@ -53,8 +53,8 @@ dpt_status dpt_exact_agree(const dpt_group *g, double local_maxabs, int64_t tota
     }
     /* Some rank saw NaN or Inf: name the first one, the same way on every rank. */
     int first = bad ? g->world_rank : INT_MAX;
-    st = dpt_mpi_status(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, g->comm),
-                        "exact sum: MPI_Allreduce");
+    st = dpt__allreduce_inplace(g, g->comm, &first, 1, MPI_INT, MPI_MIN,
+                                "exact-sum scale allreduce");
     if (st != DPT_OK)
         return st;
     return dpt_errorf(DPT_ENONFINITE, "non-finite gradient value on rank %d", first);
@@ -109,8 +109,8 @@ dpt_status dpt_exact_acc_add_chunk(dpt_exact_acc *a, const float *chunk) {
 
 dpt_status dpt_exact_acc_allreduce(dpt_exact_acc *a, const dpt_group *g) {
     DPT_ASSERT(a->acc && !a->reduced);
-    dpt_status st = dpt__allreduce_inplace(a->acc, a->n + 1, MPI_INT64_T, MPI_SUM, g->comm,
-                                           "exact sum: MPI_Allreduce");
+    dpt_status st = dpt__allreduce_inplace(g, g->comm, a->acc, a->n + 1, MPI_INT64_T, MPI_SUM,
+                                           "gradient allreduce (exact sum)");
     if (st != DPT_OK)
         return st;
     a->reduced = 1;

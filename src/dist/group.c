@@ -1,6 +1,7 @@
 /* World and group communicators (dist): duplicates the parent communicator, splits it by the
- * caller's layout (ensemble member, fold, sweep point), records where this rank is, and turns MPI
- * error codes into dpt_status messages. Knows no layers and no files. */
+ * caller's layout (ensemble member, fold, sweep point), records where this rank is (and every
+ * rank's host, for timeout messages), turns MPI error codes into dpt_status messages, and the
+ * chunked allreduce and broadcast every collective uses. Knows no layers and no files. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +21,46 @@ dpt_status dpt_mpi_status(int mpi_rc, const char *what) {
     return dpt_errorf(DPT_EMPI, "%s: %s", what, text);
 }
 
-dpt_status dpt__allreduce_inplace(void *buf, int64_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
-                                  const char *what) {
+dpt_status dpt__allreduce_inplace(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n,
+                                  MPI_Datatype type, MPI_Op op, const char *what) {
+    char call[160];
+    snprintf(call, sizeof call, "%s: MPI_Iallreduce", what);
     int elsize = 0;
-    dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), what);
+    dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), call);
     if (st != DPT_OK)
         return st;
     char *p = buf;
     for (int64_t done = 0; done < n;) {
         int64_t left = n - done;
         int count = left > INT_MAX ? INT_MAX : (int)left;
-        st = dpt_mpi_status(MPI_Allreduce(MPI_IN_PLACE, p + done * elsize, count, type, op, comm),
-                            what);
+        MPI_Request req;
+        st = dpt_mpi_status(
+            MPI_Iallreduce(MPI_IN_PLACE, p + done * elsize, count, type, op, comm, &req), call);
+        if (st == DPT_OK)
+            st = dpt__wait(g, comm, 1, &req, g->collective_timeout, what);
+        if (st != DPT_OK)
+            return st;
+        done += count;
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt__bcast(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n, MPI_Datatype type,
+                      int root, const char *what) {
+    char call[160];
+    snprintf(call, sizeof call, "%s: MPI_Ibcast", what);
+    int elsize = 0;
+    dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), call);
+    if (st != DPT_OK)
+        return st;
+    char *p = buf;
+    for (int64_t done = 0; done < n;) {
+        int64_t left = n - done;
+        int count = left > INT_MAX ? INT_MAX : (int)left;
+        MPI_Request req;
+        st = dpt_mpi_status(MPI_Ibcast(p + done * elsize, count, type, root, comm, &req), call);
+        if (st == DPT_OK)
+            st = dpt__wait(g, comm, 1, &req, g->collective_timeout, what);
         if (st != DPT_OK)
             return st;
         done += count;
@@ -96,14 +125,36 @@ static dpt_status check_layout(const dpt_group_cfg *cfg, int G, int size, int ra
     return st;
 }
 
+/* Every rank's launch rank and host, so that a timeout can name a rank that no longer answers. */
+static dpt_status gather_peers(dpt_group *g) {
+    g->peers = calloc((size_t)g->world_size, sizeof *g->peers);
+    if (!g->peers)
+        return dpt_errorf(DPT_ENOMEM, "group: out of memory for %d ranks", g->world_size);
+    dpt_group_peer me;
+    memset(&me, 0, sizeof me);
+    char host[MPI_MAX_PROCESSOR_NAME + 1] = "";
+    int len = 0;
+    if (MPI_Get_processor_name(host, &len) != MPI_SUCCESS || len <= 0)
+        snprintf(host, sizeof host, "?");
+    snprintf(me.host, sizeof me.host, "%s", host);
+    dpt_status st = dpt_mpi_status(MPI_Comm_rank(MPI_COMM_WORLD, &me.rank), "group: MPI_Comm_rank");
+    if (st != DPT_OK)
+        return st;
+    return dpt_mpi_status(MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, g->peers, (int)sizeof me,
+                                        MPI_BYTE, g->world),
+                          "group: gathering host names");
+}
+
 dpt_status dpt_group_init(dpt_group *g, MPI_Comm parent, const dpt_group_cfg *cfg) {
     static const dpt_group_cfg defaults = {0};
     memset(g, 0, sizeof *g);
-    g->world = g->comm = g->agree_comm = MPI_COMM_NULL;
+    g->world = g->comm = g->agree_comm = g->watch_comm = MPI_COMM_NULL;
     if (!cfg)
         cfg = &defaults;
     const char *what = cfg->what ? cfg->what : "groups";
     g->agree_timeout = cfg->agree_timeout == 0.0 ? DPT_AGREE_TIMEOUT_DEFAULT : cfg->agree_timeout;
+    dpt_group_set_timeout(g, cfg->collective_timeout);
+    g->step = -1;
     g->n_groups = cfg->n_groups ? cfg->n_groups : 1;
 
     dpt_status st = dup_comm(parent, &g->world, "group: duplicating the world communicator");
@@ -112,8 +163,13 @@ dpt_status dpt_group_init(dpt_group *g, MPI_Comm parent, const dpt_group_cfg *cf
     st = dup_comm(g->world, &g->agree_comm, "group: duplicating the agreement communicator");
     if (st != DPT_OK)
         return st;
+    st = dup_comm(g->world, &g->watch_comm, "group: duplicating the roll-call communicator");
+    if (st != DPT_OK)
+        return st;
     if ((st = dpt_mpi_status(MPI_Comm_rank(g->world, &g->world_rank), "group: MPI_Comm_rank")) ||
         (st = dpt_mpi_status(MPI_Comm_size(g->world, &g->world_size), "group: MPI_Comm_size")))
+        return st;
+    if ((st = gather_peers(g)) != DPT_OK)
         return st;
 
     int color = 0;
@@ -141,10 +197,17 @@ void dpt_group_free(dpt_group *g) {
      * MPI (there the null handle is the address of a global). */
     MPI_Comm zero;
     memset(&zero, 0, sizeof zero);
-    MPI_Comm *comms[] = {&g->comm, &g->agree_comm, &g->world};
+    MPI_Comm *comms[] = {&g->comm, &g->watch_comm, &g->agree_comm, &g->world};
     for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
         if (*comms[i] != MPI_COMM_NULL && memcmp(comms[i], &zero, sizeof zero) != 0)
             MPI_Comm_free(comms[i]);
+    free(g->peers);
     memset(g, 0, sizeof *g);
-    g->world = g->comm = g->agree_comm = MPI_COMM_NULL;
+    g->world = g->comm = g->agree_comm = g->watch_comm = MPI_COMM_NULL;
 }
+
+void dpt_group_set_timeout(dpt_group *g, double seconds) {
+    g->collective_timeout = seconds == 0.0 ? DPT_COLLECTIVE_TIMEOUT_DEFAULT : seconds;
+}
+
+void dpt_group_set_step(dpt_group *g, int64_t step) { g->step = step < 0 ? -1 : step; }

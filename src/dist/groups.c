@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dist_impl.h"
@@ -13,8 +12,9 @@ dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int
                                 int fit, const char *what) {
     memset(rg, 0, sizeof *rg);
     rg->leaders = MPI_COMM_NULL;
-    rg->split.world = rg->split.comm = rg->split.agree_comm = MPI_COMM_NULL;
+    rg->split.world = rg->split.comm = rg->split.agree_comm = rg->split.watch_comm = MPI_COMM_NULL;
     rg->member.world = rg->member.comm = rg->member.agree_comm = MPI_COMM_NULL;
+    rg->member.watch_comm = MPI_COMM_NULL;
     rg->n_jobs = n_jobs;
     int R = world->world_size;
     dpt_status st = DPT_OK;
@@ -33,11 +33,13 @@ dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int
         return st;
     rg->n_groups = P;
     rg->group_size = R / P;
-    dpt_group_cfg cfg = {.n_groups = P, .what = what, .agree_timeout = world->agree_timeout};
+    dpt_group_cfg cfg = {.n_groups = P, .what = what, .agree_timeout = world->agree_timeout,
+                         .collective_timeout = world->collective_timeout};
     st = dpt_group_init(&rg->split, world->world, &cfg);
     if ((st = dpt_group_agree(world, st)) != DPT_OK)
         return st;
-    dpt_group_cfg inner = {.agree_timeout = world->agree_timeout};
+    dpt_group_cfg inner = {.agree_timeout = world->agree_timeout,
+                           .collective_timeout = world->collective_timeout};
     st = dpt_group_init(&rg->member, rg->split.comm, &inner);
     if (st == DPT_OK)
         st = dpt_mpi_status(MPI_Comm_split(rg->split.world,
@@ -114,16 +116,9 @@ dpt_status dpt_rank_groups_wait_all(const dpt_rank_groups *rg) {
     MPI_Request req;
     dpt_status st = dpt_mpi_status(MPI_Ibarrier(rg->split.agree_comm, &req),
                                    "groups: MPI_Ibarrier");
-    long pause_ns = 10000;
-    for (int done = 0; st == DPT_OK;) {
-        st = dpt_mpi_status(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "groups: MPI_Test");
-        if (done)
-            break;
-        struct timespec ts = {0, pause_ns};
-        nanosleep(&ts, NULL);
-        if (pause_ns < 2000000)
-            pause_ns *= 2;
-    }
+    if (st == DPT_OK) /* no limit: the groups' queues may take hours longer than each other */
+        st = dpt__wait(&rg->split, rg->split.agree_comm, 1, &req, -1, "groups: waiting for the "
+                                                                       "other groups");
     return st;
 }
 

@@ -16,6 +16,7 @@
 #include "dpt/conv.h"
 #include "dpt/loss.h"
 #include "dpt/metrics_log.h"
+#include "dpt/run_dir.h"
 #include "dpt/noise_scale.h"
 #include "dpt/sampler.h"
 #include "dpt/timer.h"
@@ -572,27 +573,12 @@ static int64_t n_test(const dpt_trainer *t) {
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* mkdir -p DIR and DIR/checkpoints; the error names the folder and the system's reason. */
+/* mkdir -p DIR/checkpoints; the error names the folder and the system's reason. */
 static dpt_status make_dirs(const char *out) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/checkpoints", out) >= (int)sizeof path)
         return dpt_errorf(DPT_EINVAL, "%.200s...: path too long", out);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path,
-                                  strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return dpt_errorf(DPT_EIO, "%s: cannot create the folder: %s", path, strerror(errno));
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return dpt_errorf(DPT_EIO, "%s: exists and is not a folder", path);
-    if (access(path, W_OK) != 0)
-        return dpt_errorf(DPT_EIO, "%s: not writable: %s", path, strerror(errno));
-    return DPT_OK;
+    return dpt_run_dir_make(path);
 }
 
 /* The /train state at this step boundary; the per-rank part is the caller's (ranks 0). */

@@ -54,7 +54,7 @@ resume() { # dir np [options]: resume until the run ends (restart when nothing w
     else
         restarts=$((restarts + 1))
         "$mpirun" -np "$np" --oversubscribe "$dptrain" train "${base[@]}" --out "$dir" "$@" \
-            >"$dir.resume.log" 2>&1
+            --overwrite >"$dir.resume.log" 2>&1
     fi
     local rc=$?
     if [ $rc -ne 0 ] || grep -q "skipping" "$dir.resume.log"; then
