@@ -105,6 +105,9 @@ typedef struct {
     int checkpoint_epochs;      /* the unit: 1 epochs, 0 optimizer steps */
     int64_t keep;               /* periodic checkpoints kept (the newest); 0: DPT_KEEP_DEFAULT */
     const char *resume_from;    /* a checkpoint (dpt_train_resume_select) to continue; NULL: none */
+    const char *resume_jobs;    /* ensembles and cv: the earlier run's folder; each member or fold
+                                 * continues from the newest readable checkpoint in its
+                                 * DIR/members/NN (dpt_train_resume_job), else starts; NULL: none */
     const char *config_argv;    /* the train options, '\x1f'-separated: /config/argv */
     const char *config_settings;/* resolved options a resume must not change: /config/settings */
     int64_t skip_nonfinite;     /* > 0: skip up to this many non-finite steps in a row; 0: stop */
@@ -132,6 +135,7 @@ typedef struct {
                                    * dropout all depend on it; 0 for a plain run */
     const char *label;            /* "member 3" in messages and progress; NULL: "" */
     const char *out;              /* run directory (metrics.csv, checkpoints/); NULL: none */
+    const char *resume_from;      /* this job's checkpoint to continue; NULL: cfg->resume_from */
 } dpt_trainer_job;
 
 typedef struct dpt_trainer dpt_trainer;
@@ -210,6 +214,18 @@ dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res);
 dpt_status dpt_train_resume_select(const char *what, FILE *warn, char *path, size_t path_size,
                                    char *run_dir, size_t run_dir_size, char **argv,
                                    char **settings);
+
+/* The checkpoint job `job` of an ensemble or cv run continues from: the newest readable one in
+ * RUN/members/NN (dpt_train_resume_select, unreadable candidates reported on `warn`) into path;
+ * *found 0 when the job has none yet (it starts afresh). Local; every rank may call it. */
+dpt_status dpt_train_resume_job(const char *run, int job, FILE *warn, char *path,
+                                size_t path_size, int *found);
+/* The options of an ensemble or cv run in folder `run`: the /config attributes (malloc'd) of the
+ * first member with a readable checkpoint, whose name goes to path. Local. */
+dpt_status dpt_train_resume_jobs_config(const char *run, char *path, size_t path_size,
+                                        char **argv, char **settings);
+/* 1 when `dir` is the folder of an ensemble or cv run (it holds members/). */
+int dpt_train_is_jobs_dir(const char *dir);
 
 /* Removes all but the `keep` newest OUT/checkpoints/step-*.h5. Local (the group leader). */
 dpt_status dpt_train_prune_checkpoints(const char *out, int64_t keep);

@@ -370,9 +370,11 @@ static dpt_status settings_text(const train_options *o, int all, char **out) {
     for (const dpt_cli_option *t = train_table; t->name && st == DPT_OK; t++) {
         const char *field = (const char *)o + t->offset;
         int length_of_run = !strcmp(t->name, "--epochs") || !strcmp(t->name, "--max-steps");
+        /* an ensemble's or cv's own options, compared when it resumes; a plain run has none */
         int ensemble = t->offset >= offsetof(train_options, ens) &&
-                       t->offset < offsetof(train_options, ensemble_set);
-        if (!all && (in_list(may_change, t->name) || ensemble ||
+                       t->offset < offsetof(train_options, ensemble_set) && t->type != DPT_OPT_CUSTOM;
+        int plain = !o->ensemble_set && !o->ens.folds;
+        if (!all && (in_list(may_change, t->name) || (ensemble && plain) ||
                      (length_of_run && c->schedule != DPT_SCHED_COSINE)))
             continue;
         switch (t->type) {
@@ -409,7 +411,7 @@ static dpt_status settings_text(const train_options *o, int all, char **out) {
             else if (t->parse == parse_vote && o->ensemble_set)
                 snprintf(v, sizeof v, "%s", o->ens.vote == DPT_VOTE_HARD ? "hard" : "soft");
             else
-                continue; /* the optimizer's, below; the ensemble's are refused */
+                continue; /* the optimizer's, below */
             break;
         }
         st = add_setting(&s, &len, t->name, v);
@@ -697,7 +699,7 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
     if (st == DPT_OK && !help && !o.resume && gives_zero_max_steps(argc, argv, 1))
         st = zero_max_steps();
-    if (st == DPT_OK && !help)
+    if (st == DPT_OK && !help && !o.resume) /* a resume checks the merged options below */
         st = check_combination(&o, cv);
     if (st != DPT_OK)
         return dpt__cli_fail(g, dpt_errorf(st, "%s (see dptrain %s --help)", dpt_last_error(),
@@ -717,14 +719,22 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     int n_merged = argc;
     if (o.resume && o.overwrite)
         st = dpt_errorf(DPT_EINVAL, "--overwrite: not with --resume (which continues the run)");
+    int resume_jobs = 0; /* --resume of an ensemble or cv run: each member continues */
     if (st == DPT_OK && o.resume) {
-        if (cv || o.ensemble_set)
-            st = dpt_errorf(DPT_EINVAL, "--resume: plain runs only (not %s)",
-                            cv ? "dptrain cv" : "--ensemble");
-        if (st == DPT_OK)
+        resume_jobs = dpt_train_is_jobs_dir(o.resume);
+        if (!resume_jobs && (cv || o.ensemble_set))
+            st = dpt_errorf(DPT_EINVAL, "--resume %s: not the folder of %s run (it has no "
+                                        "members/)",
+                            o.resume, cv ? "a dptrain cv" : "an ensemble");
+        if (st == DPT_OK && resume_jobs) {
+            snprintf(run_dir, sizeof run_dir, "%s", o.resume);
+            st = dpt_train_resume_jobs_config(o.resume, ckpt, sizeof ckpt, &saved_argv,
+                                              &saved_settings);
+        } else if (st == DPT_OK) {
             st = dpt_train_resume_select(o.resume, g->world_rank == 0 ? stderr : NULL, ckpt,
                                          sizeof ckpt, run_dir, sizeof run_dir, &saved_argv,
                                          &saved_settings);
+        }
         if (st == DPT_OK)
             st = merge_args(saved_argv, argc, argv, &n_merged, &merged, &merged_storage);
         if (st == DPT_OK) {
@@ -737,11 +747,17 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
                 st = dpt_errorf(st, "--resume %s: %s", ckpt, dpt_last_error());
             o.overwrite = 0; /* the first run's --overwrite is not this one's (refused above) */
         }
+        if (st == DPT_OK && resume_jobs && (cv != 0) == (o.ensemble_set != 0))
+            st = dpt_errorf(DPT_EINVAL, "--resume %s: %s run; continue it with dptrain %s "
+                                        "--resume %s",
+                            o.resume, cv ? "an ensemble" : "a dptrain cv", cv ? "train" : "cv",
+                            o.resume);
         if (st == DPT_OK)
             st = check_combination(&o, cv);
         if (st == DPT_OK && !gives_out(argc, argv))
             o.train.out = run_dir;
-        o.train.resume_from = ckpt;
+        o.train.resume_from = resume_jobs ? NULL : ckpt;
+        o.train.resume_jobs = resume_jobs ? run_dir : NULL;
         argc = n_merged, argv = merged;
     }
     if (st == DPT_OK && o.train.checkpoint_every > 0 && (!o.train.out || !*o.train.out))
@@ -827,6 +843,9 @@ dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
     if (st == DPT_OK && (o.ensemble_set || o.print_model || help))
         st = dpt_errorf(DPT_EINVAL, "%s: not in a sweep",
                         o.ensemble_set ? "--ensemble" : o.print_model ? "--print-model" : "--help");
+    if (st == DPT_OK && o.resume) /* docs/resume.md: a sweep does not resume */
+        st = dpt_errorf(DPT_EINVAL, "--resume: a sweep does not resume; rerun it with --overwrite "
+                                    "(or its unfinished points as plain runs)");
     if (st == DPT_OK)
         st = check_combination(&o, 0);
     *cfg = o.train;

@@ -86,6 +86,20 @@ dpt_status dpt__ens_train(dpt_ens *e, dpt_group *g, int job, const int64_t *trai
     dpt_trainer_job tj = {.data = &e->data, .train_idx = train_idx, .n_train = n_train,
                           .val_idx = val_idx, .n_val = n_val, .member = (uint32_t)job,
                           .label = label, .out = dir[0] ? dir : NULL};
+    char from[4600];
+    int found = 0;
+    if (e->cfg->resume_jobs) {
+        /* every rank reads the same files and so picks the same one */
+        dpt_train_resume_job(e->cfg->resume_jobs, job, g->leader ? stderr : NULL, from,
+                             sizeof from, &found);
+        if (found)
+            tj.resume_from = from;
+        if (g->leader && !e->cfg->quiet) {
+            fprintf(e->log, "dptrain: %s: %s%s\n", label, found ? "resuming from " : "starting",
+                    found ? from : " (no checkpoint yet)");
+            fflush(e->log);
+        }
+    }
     dpt_status st = dpt_trainer_create(out, e->cfg, g, &tj);
     if (st == DPT_OK)
         st = dpt_trainer_fit(*out, res);

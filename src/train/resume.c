@@ -143,3 +143,61 @@ dpt_status dpt_train_resume_select(const char *what, FILE *warn, char *path, siz
                           what);
     return DPT_OK;
 }
+
+int dpt_train_is_jobs_dir(const char *dir) {
+    char path[4200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/members", dir);
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+dpt_status dpt_train_resume_job(const char *run, int job, FILE *warn, char *path,
+                                size_t path_size, int *found) {
+    *found = 0;
+    char dir[4200], checkpoints[4300], run_dir[4200], *argv, *settings;
+    snprintf(dir, sizeof dir, "%s/members/%02d", run, job);
+    snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", dir);
+    struct stat sb;
+    if (stat(checkpoints, &sb) != 0)
+        return DPT_OK; /* never started, or killed before its folder was made */
+    dpt_status st = dpt_train_resume_select(dir, warn, path, path_size, run_dir, sizeof run_dir,
+                                            &argv, &settings);
+    free(argv), free(settings);
+    if (st == DPT_OK)
+        *found = 1;
+    return DPT_OK; /* nothing readable: the job starts afresh */
+}
+
+/* qsort order of member numbers */
+static int by_job(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+dpt_status dpt_train_resume_jobs_config(const char *run, char *path, size_t path_size,
+                                        char **argv, char **settings) {
+    *argv = *settings = NULL;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/members", run);
+    DIR *d = opendir(dir);
+    if (!d)
+        return dpt_errorf(DPT_EIO, "--resume %s: cannot open %s: %s", run, dir, strerror(errno));
+    int jobs[1024], n = 0;
+    for (struct dirent *de; n < 1024 && (de = readdir(d));) {
+        int job, end = 0;
+        if (sscanf(de->d_name, "%d%n", &job, &end) == 1 && de->d_name[end] == '\0' && job >= 0)
+            jobs[n++] = job;
+    }
+    closedir(d);
+    qsort(jobs, (size_t)n, sizeof *jobs, by_job);
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        dpt_train_resume_job(run, jobs[i], NULL, path, path_size, &found);
+        int64_t step;
+        if (found && dpt_checkpoint_read_config(path, &step, argv, settings) == DPT_OK)
+            return DPT_OK;
+    }
+    return dpt_errorf(DPT_EIO, "--resume %s: no member holds a readable checkpoint yet; start "
+                               "the run again with --overwrite",
+                      run);
+}

@@ -58,6 +58,7 @@ struct dpt_trainer {
     uint32_t member;
     char label[64];
     char *out;                /* NULL: nothing written */
+    char *resume_from;        /* the checkpoint this run continues from; NULL: none */
     dpt_sampler sampler;
     dpt_augment aug;
     int mixing;
@@ -703,22 +704,23 @@ static dpt_status save_periodic(dpt_trainer *t, char *path_out, size_t path_size
     return dpt_group_agree(t->g, st);
 }
 
-/* Collective: continues from cfg->resume_from (every rank reads the file). */
+/* Collective: continues from t->resume_from (every rank reads the file). */
 static dpt_status restore(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
+    const char *from = t->resume_from;
     dpt_checkpoint_state s;
-    dpt_status st = dpt_checkpoint_load_state(c->resume_from, t->model, t->optim, N_COLS,
-                                              col_names, t->n_params, &s);
+    dpt_status st = dpt_checkpoint_load_state(from, t->model, t->optim, N_COLS, col_names,
+                                              t->n_params, &s);
     if (st != DPT_OK)
         return st;
     int64_t steps = dpt_sampler_steps(&t->sampler), nb = t->n_buffers, r = t->g->rank;
     if (s.member != t->member)
         st = dpt_errorf(DPT_EINVAL, "%s: a checkpoint of member %u, this run trains member %u",
-                        c->resume_from, s.member, t->member);
+                        from, s.member, t->member);
     else if (s.epoch_step > steps)
         st = dpt_errorf(DPT_EINVAL, "%s: taken after step %lld of an epoch, which now has %lld "
                                     "steps",
-                        c->resume_from, (long long)s.epoch_step, (long long)steps);
+                        from, (long long)s.epoch_step, (long long)steps);
     if (st != DPT_OK) {
         dpt_checkpoint_state_free(&s);
         return st;
@@ -829,7 +831,7 @@ static dpt_status setup(dpt_trainer *t) {
         t->step_buffers = malloc((size_t)(t->n_buffers + 1) * sizeof(float));
     if (!t->gathered_buffers || !t->gathered_sums || (c->skip_nonfinite > 0 && !t->step_buffers))
         return dpt_errorf(DPT_ENOMEM, "cannot allocate the checkpoint buffers");
-    if (c->resume_from && (st = restore(t)) != DPT_OK)
+    if (t->resume_from && (st = restore(t)) != DPT_OK)
         return st;
     if (is_leader(t) && t->out)
         st = make_dirs(t->out);
@@ -855,7 +857,7 @@ void dpt_trainer_destroy(dpt_trainer *t) {
     dpt_metrics_log_free(&t->history);
     dpt__early_stop_free(&t->early);
     dpt__eval_scratch_free(&t->eval);
-    free(t->out);
+    free(t->out), free(t->resume_from);
     free(t);
 }
 
@@ -876,6 +878,9 @@ dpt_status dpt_trainer_create(dpt_trainer **out, const dpt_train_cfg *cfg, dpt_g
         dpt_phase_timer_init(&t->timer);
         if (job->out && *job->out && !(t->out = strdup(job->out)))
             st = dpt_errorf(DPT_ENOMEM, "cannot copy the run directory name");
+        const char *from = job->resume_from ? job->resume_from : cfg->resume_from;
+        if (st == DPT_OK && from && !(t->resume_from = strdup(from)))
+            st = dpt_errorf(DPT_ENOMEM, "cannot copy the checkpoint name");
         if (st == DPT_OK)
             st = setup(t);
     }
