@@ -6,7 +6,7 @@
 #include "dpt/checkpoint.h"
 #include "dpt/conv.h"
 #include "dpt/data.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/h5file.h"
 #include "dpt/loss.h"
 #include "dpt/model.h"

@@ -2,7 +2,7 @@
 #ifndef DPT_CLI_CLI_H
 #define DPT_CLI_CLI_H
 
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/train.h"
 
 /* Agrees on `st` over the world; on failure rank 0 prints "dptrain: error: <message>". Returns the

@@ -19,7 +19,7 @@ static const char *const status_messages[] = {
 
 static _Thread_local char last_message[1024];
 
-/* Messages cross ranks in 1024-byte buffers too (dist/agree.c), so a message longer than this is
+/* Messages cross ranks in 1024-byte buffers too (comm/agree.c), so a message longer than this is
  * shortened here: first its longest tokens (paths) in the middle, "/very/long/pa...h/file.h5",
  * then, if that is not enough, the message itself in the middle; the reason at the end survives. */
 enum { MESSAGE_MAX = 1000, TOKEN_KEEP = 60 };

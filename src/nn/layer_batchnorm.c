@@ -1,6 +1,6 @@
 /* Batch norm layers (nn), 1-D to 3-D, as torch.nn.BatchNorm{1,2,3}d: weight (gamma) and bias
  * (beta) parameters, running mean and variance buffers. Training statistics come from the whole
- * local batch, passed through the model's reducer (synced batch norm: the dist module sums them
+ * local batch, passed through the model's reducer (synced batch norm: the comm module sums them
  * over ranks; nn never sees MPI), or from consecutive ghost batches of a fixed size, each of which
  * also updates the running statistics in turn, as a chunked torch BatchNorm would.
  * https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html */

@@ -1,7 +1,7 @@
 /* Models (nn): ordered layers, the flat parameter / gradient / running-statistics buffers and the
  * one arena that holds them with every activation and scratch buffer; weight initialization; the
  * forward and backward passes with their hooks; the summary table. Knows no MPI and no files:
- * the batch-norm reducer and the backward hook are how the dist module gets in. */
+ * the batch-norm reducer and the backward hook are how the comm module gets in. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

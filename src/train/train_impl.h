@@ -4,7 +4,7 @@
 
 #include "dpt/checkpoint.h"
 #include "dpt/data.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/model.h"
 #include "dpt/train.h"
 

@@ -3,7 +3,7 @@
  * allreduce -> one shared optimizer step. An epoch ends with evaluation (validation list, test
  * split), a metrics row, and early stopping. Plain runs, ensemble members, folds and sweep points
  * are all a dpt_trainer; the drivers around it choose the data and the identity. Parses no
- * arguments; talks to MPI only through dist. */
+ * arguments; talks to MPI only through comm. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +144,7 @@ static dpt_status build_model(dpt_trainer *t) {
     t->n_layers = dpt_model_num_layers(t->model);
     t->layer_offset = malloc((size_t)(t->n_layers + 1) * sizeof(int64_t));
     dpt_optim_segment *osegs = calloc((size_t)(n_segs > 0 ? n_segs : 1), sizeof *osegs);
-    dpt_dist_segment *dsegs = calloc((size_t)(n_segs > 0 ? n_segs : 1), sizeof *dsegs);
+    dpt_comm_segment *dsegs = calloc((size_t)(n_segs > 0 ? n_segs : 1), sizeof *dsegs);
     if (!t->layer_offset || !osegs || !dsegs) {
         free(osegs), free(dsegs);
         return dpt_errorf(DPT_ENOMEM, "cannot allocate the segment tables");
@@ -164,7 +164,7 @@ static dpt_status build_model(dpt_trainer *t) {
                                                      : DPT_ROLE_NORM,
             .name = segs[s].name,
         };
-        dsegs[s] = (dpt_dist_segment){.offset = segs[s].offset, .count = segs[s].count};
+        dsegs[s] = (dpt_comm_segment){.offset = segs[s].offset, .count = segs[s].count};
     }
     st = dpt_optim_create(&t->optim, &c->optim, t->n_params, osegs, n_segs);
     if (st == DPT_OK && !c->deterministic && t->g->size > 1) {

@@ -1,4 +1,4 @@
-/* Allreduce benchmark (dist), on demand: mpirun -np 2 bench_allreduce [--steps N] [--compute-ms T]
+/* Allreduce benchmark (comm), on demand: mpirun -np 2 bench_allreduce [--steps N] [--compute-ms T]
  * 1. OSU-style MPI_Allreduce (float SUM) latency and bandwidth, 4 B .. 16 MiB: warm-up, then the
  *    median over 5 batches of each batch's slowest-rank mean latency.
  * 2. One 1.2 M-float gradient buffer (a CNN-like segment list) with simulated backward compute
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "timing.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/tensor.h"
 #include "dpt/timer.h"
 
@@ -91,7 +91,7 @@ typedef struct {
 } step_result;
 
 /* mode: 0 compute only (no communication), 1 blocking, 2 overlapped buckets of `cap` bytes. */
-static step_result bench_mode(const dpt_group *g, float *grad, const dpt_dist_segment *segs,
+static step_result bench_mode(const dpt_group *g, float *grad, const dpt_comm_segment *segs,
                               int n_segs, const int *layer_first_seg, int64_t cap, int mode,
                               double compute_s, int steps) {
     dpt_bucketer b;
@@ -138,7 +138,7 @@ static step_result bench_mode(const dpt_group *g, float *grad, const dpt_dist_se
 }
 
 static void bench_overlap(const dpt_group *g, double compute_s, int steps) {
-    dpt_dist_segment segs[2 * N_LAYERS];
+    dpt_comm_segment segs[2 * N_LAYERS];
     int first[N_LAYERS], n_segs = 0;
     int64_t off = 0, rest = TOTAL;
     for (int l = 0; l < N_LAYERS; l++)
@@ -146,9 +146,9 @@ static void bench_overlap(const dpt_group *g, double compute_s, int steps) {
     for (int l = 0; l < N_LAYERS; l++) {
         int64_t w = layer_weights[l] ? layer_weights[l] : rest;
         first[l] = n_segs;
-        segs[n_segs++] = (dpt_dist_segment){off, w};
+        segs[n_segs++] = (dpt_comm_segment){off, w};
         off += w;
-        segs[n_segs++] = (dpt_dist_segment){off, layer_biases[l]};
+        segs[n_segs++] = (dpt_comm_segment){off, layer_biases[l]};
         off += layer_biases[l];
     }
     float *grad = dpt_alloc_aligned(TOTAL * sizeof *grad);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/rng.h"
 #include "mpi_check.h"
 
@@ -24,7 +24,7 @@ static const int64_t seg_counts[] = {288, 32, 32, 32, 18432, 64, 131072, 128, 12
 typedef struct {
     int W;
     dpt_group g;
-    dpt_dist_segment segs[N_SEGS];
+    dpt_comm_segment segs[N_SEGS];
     int64_t n;
     float *mine;           /* this rank's gradient */
     double *ref, *abs_sum; /* serial sum over the group, and sum of |x| */
@@ -38,7 +38,7 @@ static void fixture_init(fixture *f, int W, int G) {
     dpt_status st = dpt_group_init(&f->g, MPI_COMM_WORLD, &(dpt_group_cfg){.n_groups = G});
     CHECK(st == DPT_OK, "init: %s", dpt_last_error());
     for (int s = 0; s < N_SEGS; s++) {
-        f->segs[s] = (dpt_dist_segment){f->n, seg_counts[s]};
+        f->segs[s] = (dpt_comm_segment){f->n, seg_counts[s]};
         f->n += seg_counts[s];
     }
     size_t n = (size_t)f->n;
@@ -215,12 +215,12 @@ static void test_marks(fixture *f) {
 
 static void test_bad_init(fixture *f) {
     dpt_bucketer b;
-    dpt_dist_segment gap[2] = {{0, 10}, {11, 5}};
+    dpt_comm_segment gap[2] = {{0, 10}, {11, 5}};
     CHECK(dpt_bucketer_init(&b, &f->g, f->got, 16, gap, 2, NULL) == DPT_EINVAL &&
               strstr(dpt_last_error(), "segment 1 starts at 11, expected 10"),
           "gap: %s", dpt_last_error());
     dpt_bucketer_free(&b);
-    dpt_dist_segment short_[1] = {{0, 10}};
+    dpt_comm_segment short_[1] = {{0, 10}};
     CHECK(dpt_bucketer_init(&b, &f->g, f->got, 16, short_, 1, NULL) == DPT_EINVAL &&
               strstr(dpt_last_error(), "cover 10 floats, the buffer has 16"),
           "cover: %s", dpt_last_error());
@@ -229,7 +229,7 @@ static void test_bad_init(fixture *f) {
                             &(dpt_bucketer_cfg){.bucket_bytes = -1}) == DPT_EINVAL,
           "negative cap accepted");
     dpt_bucketer_free(&b);
-    dpt_dist_segment empty[2] = {{0, 10}, {10, 0}};
+    dpt_comm_segment empty[2] = {{0, 10}, {10, 0}};
     CHECK(dpt_bucketer_init(&b, &f->g, f->got, 10, empty, 2, NULL) == DPT_EINVAL,
           "empty segment accepted");
     dpt_bucketer_free(&b);

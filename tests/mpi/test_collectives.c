@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "mpi_check.h"
 
 #define SEED 20240611u

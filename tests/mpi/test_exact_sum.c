@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/rng.h"
 #include "mpi_check.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/timer.h"
 #include "mpi_check.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "mpi_check.h"
 
 static int errhandler_returns(MPI_Comm comm) {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 #include "dpt/h5file.h"
 #include "dpt/sampler.h"
 #include "dpt/train.h"

@@ -1,4 +1,4 @@
-/* Gradient buckets over one flat float buffer (dist): contiguous ranges of whole segments formed
+/* Gradient buckets over one flat float buffer (comm): contiguous ranges of whole segments formed
  * from the end of the buffer, each summed with MPI_Iallreduce as soon as backward has finished it,
  * in the same order on every rank; or one allreduce of the whole buffer after backward for
  * comparison. Every wait is bounded by the group's collective timeout (wait.c). Knows segments
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 #include "dpt/optim.h"
 #include "dpt/timer.h"
 
@@ -21,7 +21,7 @@ static dpt_status keep_error(dpt_bucketer *b, dpt_status st) {
     return st;
 }
 
-static dpt_status check_segments(const dpt_dist_segment *segs, int n_segs, int64_t n) {
+static dpt_status check_segments(const dpt_comm_segment *segs, int n_segs, int64_t n) {
     if (n_segs < 1)
         return dpt_errorf(DPT_EINVAL, "bucketer: no parameter segments");
     int64_t end = 0;
@@ -43,7 +43,7 @@ static dpt_status check_segments(const dpt_dist_segment *segs, int n_segs, int64
 }
 
 dpt_status dpt_bucketer_init(dpt_bucketer *b, const dpt_group *g, float *grad, int64_t n,
-                             const dpt_dist_segment *segs, int n_segs,
+                             const dpt_comm_segment *segs, int n_segs,
                              const dpt_bucketer_cfg *cfg) {
     static const dpt_bucketer_cfg defaults = {0};
     memset(b, 0, sizeof *b);

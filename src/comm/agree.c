@@ -1,4 +1,4 @@
-/* Error agreement and coordinated abort (dist): every rank learns the worst status and the first
+/* Error agreement and coordinated abort (comm): every rank learns the worst status and the first
  * failing rank's message; a rank that cannot reach agreement within the timeout names the silent
  * ranks and aborts the whole job rather than hang (wait.c). Knows no layers and no files; prints
  * only right before MPI_Abort. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 
 #define MESSAGE_BYTES 1024
 

@@ -1,4 +1,4 @@
-/* Rank groups running a queue of jobs (dist): the layout of G jobs over R ranks, one private
+/* Rank groups running a queue of jobs (comm): the layout of G jobs over R ranks, one private
  * world per group so that groups never wait for each other inside a job, the leaders'
  * communicator that brings results to world rank 0, and the launch-wide stop on a failed job. */
 #include <limits.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 
 dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int n_jobs,
                                 int fit, const char *what) {

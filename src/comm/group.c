@@ -1,4 +1,4 @@
-/* World and group communicators (dist): duplicates the parent communicator, splits it by the
+/* World and group communicators (comm): duplicates the parent communicator, splits it by the
  * caller's layout (ensemble member, fold, sweep point), records where this rank is (and every
  * rank's host, for timeout messages), turns MPI error codes into dpt_status messages, and the
  * chunked allreduce and broadcast every collective uses. Knows no layers and no files. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 
 dpt_status dpt_mpi_status(int mpi_rc, const char *what) {
     if (mpi_rc == MPI_SUCCESS)

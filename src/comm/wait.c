@@ -1,4 +1,4 @@
-/* The deadline-bound wait every collective of dist completes through: polls MPI requests, and
+/* The deadline-bound wait every collective of comm completes through: polls MPI requests, and
  * when a rank has waited longer than the group's timeout, finds the silent ranks with a roll call
  * on a private communicator, prints one line naming them and ends the job. Knows no layers and no
  * files; prints only right before MPI_Abort. */
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 #include "dpt/timer.h"
 
 #define SPINS 1000              /* MPI_Testall calls before the first sleep */
@@ -114,7 +114,7 @@ _Noreturn static void collect_and_stop(const dpt_group *g, const int *members, i
     _exit(1); /* MPI_Abort does not return */
 }
 
-/* The roll call after this rank's timeout (dist.h, "Timeouts"), noticed `overdue` seconds after
+/* The roll call after this rank's timeout (comm.h, "Timeouts"), noticed `overdue` seconds after
  * it passed. Never returns: this rank either collects and aborts, or an abort by another rank
  * ends it. */
 _Noreturn static void roll_call(const dpt_group *g, MPI_Comm comm, double timeout,

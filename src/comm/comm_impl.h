@@ -1,13 +1,13 @@
-/* Helpers shared by the files of dist (internal): the one deadline-bound wait every collective
+/* Helpers shared by the files of comm (internal): the one deadline-bound wait every collective
  * completes through, chunked in-place reductions and broadcasts that lift MPI's int counts to
  * int64_t, and the communicator of a scope. Knows no layers and no files. */
-#ifndef DPT_DIST_IMPL_H
-#define DPT_DIST_IMPL_H
+#ifndef DPT_COMM_IMPL_H
+#define DPT_COMM_IMPL_H
 
-#include "dpt/dist.h"
+#include "dpt/comm.h"
 
 /* Completes the n requests (MPI_REQUEST_NULL entries are fine) of a collective started on `comm`,
- * which is g->comm, g->world or g->agree_comm. Polls (dist.h, "Timeouts"); after `timeout`
+ * which is g->comm, g->world or g->agree_comm. Polls (comm.h, "Timeouts"); after `timeout`
  * seconds (< 0: never) it does not return: the roll call names the silent ranks and ends the job.
  * `what` names the collective in messages ("gradient allreduce"). An MPI failure returns
  * DPT_EMPI ("WHAT: MPI_Testall: ..."). */

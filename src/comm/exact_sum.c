@@ -1,4 +1,4 @@
-/* Exact, rank-count-independent sums for --deterministic (dist): chunk gradients quantized to
+/* Exact, rank-count-independent sums for --deterministic (comm): chunk gradients quantized to
  * int64 with one exponent agreed over the group, added exactly, allreduced as integers, converted
  * back once. Knows flat float arrays and chunk counts, never layers or samples. */
 #include <float.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 
 double dpt_exact_maxabs(const float *x, int64_t n) {
     float m = 0.0f;

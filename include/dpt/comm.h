@@ -1,15 +1,15 @@
-/* Data-parallel building blocks over MPI (dist): world and group communicators, error agreement
+/* Data-parallel building blocks over MPI (comm): world and group communicators, error agreement
  * and coordinated abort, parameter broadcast, checksums, metric and batch-norm reductions,
  * bucketed gradient allreduce overlapped with backward, and the exact (bit-reproducible) sum of
- * --deterministic mode. dist knows no layers and no files: gradients are one flat float array
+ * --deterministic mode. comm knows no layers and no files: gradients are one flat float array
  * cut into segments (offset, count) in layer order.
  *
  * Contracts follow HPL: every collective says over which communicator it runs, which arguments
  * must be equal on every rank of it ("global input"), and which buffers are local input and
  * global output. Every communicator created here has MPI_ERRORS_RETURN, and MPI error codes come
  * back as DPT_EMPI with MPI_Error_string's text in dpt_last_error(). */
-#ifndef DPT_DIST_H
-#define DPT_DIST_H
+#ifndef DPT_COMM_H
+#define DPT_COMM_H
 
 #include <mpi.h>
 #include <stddef.h>
@@ -230,7 +230,7 @@ dpt_status dpt_group_bn_reduce(void *ctx, double *buf, int64_t n);
 /* One parameter tensor's gradient inside the flat buffer, in floats. */
 typedef struct {
     int64_t offset, count;
-} dpt_dist_segment;
+} dpt_comm_segment;
 
 #define DPT_BUCKET_BYTES_DEFAULT (25 << 20) /* PyTorch DDP's bucket_cap_mb */
 
@@ -269,7 +269,7 @@ typedef struct dpt_bucketer {
     float *grad;        /* borrowed flat gradient buffer of n floats */
     int64_t n;
     int n_segs, n_buckets;
-    dpt_dist_segment *segs;      /* copy, in layer order */
+    dpt_comm_segment *segs;      /* copy, in layer order */
     int *seg_bucket;             /* bucket of each segment */
     unsigned char *seg_done;     /* marked this step */
     int64_t *b_offset, *b_count; /* floats covered by each bucket */
@@ -296,7 +296,7 @@ typedef struct dpt_bucketer {
  * buckets. DPT_EINVAL for a bad tiling or cap, DPT_ERANGE (overlapped mode) for a segment of more
  * than INT_MAX floats (one MPI message), DPT_ENOMEM. */
 dpt_status dpt_bucketer_init(dpt_bucketer *b, const dpt_group *g, float *grad, int64_t n,
-                             const dpt_dist_segment *segs, int n_segs, const dpt_bucketer_cfg *cfg);
+                             const dpt_comm_segment *segs, int n_segs, const dpt_bucketer_cfg *cfg);
 void dpt_bucketer_free(dpt_bucketer *b);
 
 /* Bucket i (0 <= i < b->n_buckets) covers grad[*offset, *offset + *count). */

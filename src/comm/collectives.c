@@ -1,11 +1,11 @@
-/* Small collectives of data-parallel training (dist): parameter broadcast from the group leader,
+/* Small collectives of data-parallel training (comm): parameter broadcast from the group leader,
  * hashes that prove buffers identical across ranks, metric sums and the synced batch-norm
  * reducer. Knows no layers and no files. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "dist_impl.h"
+#include "comm_impl.h"
 
 #define LISTED_RANKS 8 /* a mismatch message names at most this many ranks */
 
