@@ -32,16 +32,19 @@ launch() {
     local np=$1 out=$2
     shift 2
     "$mpirun" -np "$np" --oversubscribe "$dptrain" train --model lenet5 --data sample \
-        --epochs 1000 --out "$out" --no-progress --collective-timeout "$timeout_s" "$@" \
+        --batch 16 --test-samples 64 --epochs 1000 --out "$out" --no-progress \
+        --collective-timeout "$timeout_s" "$@" \
         >"$out.log" 2>&1 &
     job=$!
 }
 
-# wait_training OUT: until the job's ranks have run for a while (past start-up and the first steps).
+# wait_training OUT: until the job is inside its training steps: its first epoch is in
+# metrics.csv (start-up under ASan on a loaded machine takes many seconds, and a rank stopped
+# there stops the others in the error agreement instead, tested by test_cli.sh).
 wait_training() {
     local out=$1 i
-    for i in $(seq 1 100); do
-        rank_pid "$out" 0 >/dev/null && sleep 2 && return 0
+    for i in $(seq 1 1200); do
+        [ "$(cat "$out/metrics.csv" 2>/dev/null | wc -l)" -ge 2 ] && return 0
         sleep 0.1
     done
     return 1
@@ -76,13 +79,16 @@ stop_rank() {
     stopped=""
     [ "$rc" -ne 0 ]
     pass_if $? "$name: exit status $rc, wanted non-zero"
-    [ "$waited" -le "$limit_s" ]
-    pass_if $? "$name: the job ended $waited s after the stop, wanted <= $limit_s s"
-    local host
+    local host limit=$limit_s
     host=$(hostname)
-    grep -qE "^dptrain: error: rank $rank \(host $host\) did not reach step [0-9]+'s [a-z -]+ within $timeout_s s; stopping every rank$" \
+    # Almost always the stop lands in a step; rarely in the epoch's end, at an error agreement,
+    # whose timeout is 10 s: the same roll call, later.
+    grep -qE "^dptrain: error: rank $rank \(host $host\) did not reach (step [0-9]+'s [a-z -]+ within $timeout_s s|the error agreement within 10 s); stopping every rank$" \
         "$out.log"
     pass_if $? "$name: no line naming rank $rank: $(grep -m3 'error' "$out.log")"
+    grep -q "the error agreement" "$out.log" && limit=$((limit_s + 10))
+    [ "$waited" -le "$limit" ]
+    pass_if $? "$name: the job ended $waited s after the stop, wanted <= $limit s"
     [ "$(grep -c '^dptrain: error:' "$out.log")" = 1 ]
     pass_if $? "$name: wanted exactly one error line, got: $(grep '^dptrain: error:' "$out.log")"
 }
@@ -93,7 +99,7 @@ stop_rank np4-rank2 4 2
 
 # A pause shorter than the timeout is only a slow step: the run finishes normally.
 out="$tmp/run-pause"
-launch 2 "$out" --max-steps 400
+launch 2 "$out" --max-steps 2000
 if wait_training "$out"; then
     pid=$(rank_pid "$out" 1)
     stopped=$pid
