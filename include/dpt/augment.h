@@ -64,6 +64,7 @@ typedef struct {
     int normalized; /* ds->normalized at init, checked by every fill */
     float *fill;    /* (C) fill values */
     float *scratch; /* (C*D*H*W): the transformed partner */
+    float *sample;  /* (C*D*H*W): a gathered sample before its transform */
 } dpt_augment;
 
 /* Validates and copies `cfg` and reads the shape, K and normalization of `ds` (call after

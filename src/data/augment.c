@@ -1,7 +1,8 @@
 /* Per-sample augmentation (data): flip, shift with fill, cutout and Gaussian noise, each drawn
  * from the counter-based RNG at (epoch, dataset index), and the batch fill that applies them (and
- * mix.c's mixing) to a list of samples into caller-preallocated buffers. Knows no models and no
- * MPI; the batch composition comes from the sampler. */
+ * mix.c's mixing) to a list of samples, read through dpt_dataset_gather, into
+ * caller-preallocated buffers. Knows no models and no MPI; the batch composition comes from the
+ * sampler. */
 #include <math.h>
 #include <string.h>
 
@@ -38,7 +39,9 @@ dpt_status dpt_augment_init(dpt_augment *a, const dpt_augment_cfg *cfg, const dp
     a->fill = dpt_alloc_aligned(dpt_size_mul((size_t)a->C, sizeof(float)));
     a->scratch =
         dpt_alloc_aligned(dpt_size_mul((size_t)dpt_dataset_sample_numel(ds), sizeof(float)));
-    if (!a->fill || !a->scratch) {
+    a->sample =
+        dpt_alloc_aligned(dpt_size_mul((size_t)dpt_dataset_sample_numel(ds), sizeof(float)));
+    if (!a->fill || !a->scratch || !a->sample) {
         dpt_augment_free(a);
         return DPT_ENOMEM;
     }
@@ -52,6 +55,7 @@ void dpt_augment_free(dpt_augment *a) {
         return;
     dpt_free_aligned(a->fill);
     dpt_free_aligned(a->scratch);
+    dpt_free_aligned(a->sample);
     memset(a, 0, sizeof *a);
 }
 
@@ -123,6 +127,18 @@ void dpt_augment_noise(float *x, int64_t n, const dpt_augment *a, uint32_t epoch
         x[i] = (float)((double)x[i] + sd * dpt_rng_normal(&r));
 }
 
+/* Steps 1-3 of `p` on dataset sample s into out (C, D, H, W): the sample's values come from the
+ * gather; without a transform they go straight to out. */
+static void transform_sample(dpt_augment *a, float *out, const dpt_dataset *ds, int64_t s,
+                             const dpt_augment_params *p) {
+    if (!p->flip && !p->cut && p->shift[0] == 0 && p->shift[1] == 0 && p->shift[2] == 0) {
+        dpt_dataset_gather(ds, out, &s, 0, 1); /* what the transform would copy */
+        return;
+    }
+    dpt_dataset_gather(ds, a->sample, &s, 0, 1);
+    dpt_augment_transform(out, a->sample, p, a);
+}
+
 /* One sample: steps 1-5 of augment.h into x (C, D, H, W) and its soft target row. */
 static void fill_one(dpt_augment *a, float *x, float *soft, const dpt_dataset *ds, int64_t s,
                      int64_t partner, uint32_t epoch) {
@@ -130,13 +146,13 @@ static void fill_one(dpt_augment *a, float *x, float *soft, const dpt_dataset *d
     DPT_ASSERT(s >= 0 && s < ds->N);
     dpt_augment_params p;
     dpt_augment_draw(&p, a, epoch, s);
-    dpt_augment_transform(x, ds->x + s * per, &p, a);
+    transform_sample(a, x, ds, s, &p);
     int32_t y = ds->y[s], yp = y;
     if (p.mix != DPT_MIX_NONE && partner != s) {
         DPT_ASSERT(partner >= 0 && partner < ds->N);
         dpt_augment_params pp;
         dpt_augment_draw(&pp, a, epoch, partner);
-        dpt_augment_transform(a->scratch, ds->x + partner * per, &pp, a);
+        transform_sample(a, a->scratch, ds, partner, &pp);
         yp = ds->y[partner];
     } else {
         p.mix = DPT_MIX_NONE; /* a sample mixed with itself is itself */

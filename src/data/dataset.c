@@ -1,6 +1,8 @@
-/* In-memory datasets (data): allocation, per-channel statistics and normalization, and the
- * `--data` resolver that picks the IDX or HDF5 reader. Knows no models and no MPI; the file
- * formats themselves live in idx.c and hdf5_dataset.c. */
+/* In-memory datasets (data): splits stored as their files hold them, the gather that turns them
+ * into normalized floats (through a per-channel lookup table for bytes), per-channel statistics,
+ * the block that holds both splits (and can be shared), and the `--data` resolver that picks the
+ * IDX or HDF5 reader. Knows no models and no MPI; the file formats live in idx.c and
+ * hdf5_dataset.c. */
 #include "dpt/data.h"
 
 #include <errno.h>
@@ -110,51 +112,112 @@ uint64_t dpt__data_mul(uint64_t a, uint64_t b) {
     return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
-dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H, int64_t W,
-                            int sdims, int64_t K) {
-    memset(ds, 0, sizeof *ds);
+/* ---- one split: geometry, normalization state, the gather ---- */
+
+static size_t round_up(size_t n) {
+    return n > SIZE_MAX - DPT_ALIGN ? SIZE_MAX : (n + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
+}
+
+static dpt_status check_geometry(int64_t N, int64_t C, int64_t D, int64_t H, int64_t W, int sdims,
+                                 int64_t K, int type) {
     if (N < 0 || C < 1 || D < 1 || H < 1 || W < 1 || K < 1 || sdims < 1 || sdims > 3 ||
-        (sdims < 3 && D != 1) || (sdims < 2 && H != 1))
+        (sdims < 3 && D != 1) || (sdims < 2 && H != 1) ||
+        (type != DPT_SAMPLES_F32 && type != DPT_SAMPLES_U8))
         return dpt_errorf(DPT_EINVAL,
                           "dataset: bad geometry N=%lld C=%lld D=%lld H=%lld W=%lld sdims=%d "
-                          "K=%lld",
+                          "K=%lld type=%d",
                           (long long)N, (long long)C, (long long)D, (long long)H, (long long)W,
-                          sdims, (long long)K);
+                          sdims, (long long)K, type);
     dpt_shape s = dpt_shape_make(5, (int64_t[]){N, C, D, H, W});
     int64_t numel = 0;
     dpt_status st = dpt_shape_numel(&s, &numel);
     if (st != DPT_OK)
         return st;
     if ((uint64_t)numel > SIZE_MAX / sizeof(float))
-        return dpt_errorf(DPT_ENOMEM, "dataset: %lld floats do not fit in memory",
+        return dpt_errorf(DPT_ENOMEM, "dataset: %lld values do not fit in memory",
                           (long long)numel);
+    return DPT_OK;
+}
+
+/* Bytes of the stored samples (x) and labels (y) of a split, each before rounding. */
+static size_t x_bytes(const dpt_dataset *ds) {
+    return dpt_size_mul((size_t)ds->N, (size_t)dpt_dataset_sample_bytes(ds));
+}
+static size_t y_bytes(const dpt_dataset *ds) {
+    return dpt_size_mul((size_t)ds->N, sizeof(int32_t));
+}
+
+/* The lookup table of channel c: the float the old pipeline held for byte b, (float)b / 255.0f at
+ * load, then (float)(((double)v - mean) / std) when it normalized in place. */
+static void build_lut(dpt_dataset *ds, int64_t c) {
+    float *lut = ds->lut + 256 * c;
+    for (int b = 0; b < 256; b++) {
+        float v = (float)b / 255.0f;
+        lut[b] = ds->normalized ? (float)(((double)v - ds->norm_mean[c]) / ds->norm_std[c]) : v;
+    }
+}
+
+/* This dataset's own normalization state: mean 0, std 1, not normalized. */
+static dpt_status norm_init(dpt_dataset *ds) {
+    ds->norm_mean = dpt_alloc_aligned(dpt_size_mul((size_t)ds->C, sizeof(double)));
+    ds->norm_std = dpt_alloc_aligned(dpt_size_mul((size_t)ds->C, sizeof(double)));
+    if (ds->type == DPT_SAMPLES_U8)
+        ds->lut = dpt_alloc_aligned(dpt_size_mul((size_t)ds->C, 256 * sizeof(float)));
+    if (!ds->norm_mean || !ds->norm_std || (ds->type == DPT_SAMPLES_U8 && !ds->lut))
+        return dpt_errorf(DPT_ENOMEM, "dataset: cannot allocate the normalization of %lld "
+                                      "channels",
+                          (long long)ds->C);
+    ds->normalized = 0;
+    for (int64_t c = 0; c < ds->C; c++) {
+        ds->norm_mean[c] = 0.0;
+        ds->norm_std[c] = 1.0;
+        if (ds->lut)
+            build_lut(ds, c);
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt_dataset_init(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H, int64_t W,
+                            int sdims, int64_t K, dpt_sample_type type) {
+    memset(ds, 0, sizeof *ds);
+    dpt_status st = check_geometry(N, C, D, H, W, sdims, K, (int)type);
+    if (st != DPT_OK)
+        return st;
     ds->N = N, ds->C = C, ds->D = D, ds->H = H, ds->W = W, ds->sdims = sdims, ds->K = K;
-    ds->x = dpt_alloc_aligned((size_t)numel * sizeof(float));
-    ds->y = dpt_alloc_aligned(dpt_size_mul((size_t)N, sizeof(int32_t)));
-    ds->norm_mean = dpt_alloc_aligned(dpt_size_mul((size_t)C, sizeof(double)));
-    ds->norm_std = dpt_alloc_aligned(dpt_size_mul((size_t)C, sizeof(double)));
-    if (!ds->x || !ds->y || !ds->norm_mean || !ds->norm_std) {
+    ds->type = type;
+    size_t xb = round_up(x_bytes(ds)), yb = y_bytes(ds);
+    ds->own = xb > SIZE_MAX - yb ? NULL : dpt_alloc_aligned(xb + yb);
+    if (!ds->own) {
         dpt_dataset_free(ds);
-        return dpt_errorf(DPT_ENOMEM, "dataset: cannot allocate %lld samples of %lld floats",
+        return dpt_errorf(DPT_ENOMEM, "dataset: cannot allocate %lld samples of %lld values",
                           (long long)N, (long long)(C * D * H * W));
     }
-    for (int64_t c = 0; c < C; c++)
-        ds->norm_std[c] = 1.0;
-    return DPT_OK;
+    if (type == DPT_SAMPLES_U8)
+        ds->x_u8 = ds->own;
+    else
+        ds->x_f32 = ds->own;
+    ds->y = (int32_t *)((char *)ds->own + xb);
+    if ((st = norm_init(ds)) != DPT_OK)
+        dpt_dataset_free(ds);
+    return st;
 }
 
 void dpt_dataset_free(dpt_dataset *ds) {
     if (!ds)
         return;
-    dpt_free_aligned(ds->x);
-    dpt_free_aligned(ds->y);
+    dpt_free_aligned(ds->own);
     dpt_free_aligned(ds->norm_mean);
     dpt_free_aligned(ds->norm_std);
+    dpt_free_aligned(ds->lut);
     memset(ds, 0, sizeof *ds);
 }
 
 int64_t dpt_dataset_sample_numel(const dpt_dataset *ds) {
     return ds->C * ds->D * ds->H * ds->W;
+}
+
+int64_t dpt_dataset_sample_bytes(const dpt_dataset *ds) {
+    return dpt_dataset_sample_numel(ds) * (ds->type == DPT_SAMPLES_U8 ? 1 : (int64_t)sizeof(float));
 }
 
 dpt_shape dpt_dataset_batch_shape(const dpt_dataset *ds, int64_t n) {
@@ -168,56 +231,207 @@ dpt_shape dpt_dataset_batch_shape(const dpt_dataset *ds, int64_t n) {
     }
 }
 
+/* Channel c of sample k, as gathered, into out (plane values). */
+static void gather_plane(const dpt_dataset *ds, float *out, int64_t k, int64_t c, int64_t plane) {
+    const int64_t at = (k * ds->C + c) * plane;
+    if (ds->type == DPT_SAMPLES_U8) {
+        const float *lut = ds->lut + 256 * c;
+        const uint8_t *p = ds->x_u8 + at;
+        for (int64_t j = 0; j < plane; j++)
+            out[j] = lut[p[j]];
+        return;
+    }
+    const float *p = ds->x_f32 + at;
+    if (!ds->normalized) {
+        memcpy(out, p, (size_t)plane * sizeof(float));
+        return;
+    }
+    const double m = ds->norm_mean[c], sd = ds->norm_std[c];
+    for (int64_t j = 0; j < plane; j++)
+        out[j] = (float)(((double)p[j] - m) / sd);
+}
+
+void dpt_dataset_gather(const dpt_dataset *ds, float *out, const int64_t *idx, int64_t first,
+                        int64_t n) {
+    const int64_t plane = ds->D * ds->H * ds->W, per = ds->C * plane;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t k = idx ? idx[first + i] : first + i;
+        DPT_ASSERT(k >= 0 && k < ds->N);
+        for (int64_t c = 0; c < ds->C; c++)
+            gather_plane(ds, out + i * per + c * plane, k, c, plane);
+    }
+}
+
 dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
                                      double *mean, double *std) {
     if (!idx)
         n = ds->N;
     if (n < 1)
         return dpt_errorf(DPT_EINVAL, "normalization: no training samples to compute it from");
-    int64_t plane = ds->D * ds->H * ds->W, per = ds->C * plane;
+    const int64_t plane = ds->D * ds->H * ds->W;
+    float *v = dpt_alloc_aligned(dpt_size_mul((size_t)plane, sizeof(float)));
+    if (!v)
+        return dpt_errorf(DPT_ENOMEM, "normalization: cannot allocate one sample plane");
+    /* The same additions in the same order as over a float copy of the data: the statistics
+     * are the same bits as before the samples stayed in their file type. */
     for (int64_t c = 0; c < ds->C; c++) {
         double s = 0.0;
         for (int64_t i = 0; i < n; i++) {
             int64_t k = idx ? idx[i] : i;
             DPT_ASSERT(k >= 0 && k < ds->N);
-            const float *p = ds->x + k * per + c * plane;
+            gather_plane(ds, v, k, c, plane);
             for (int64_t j = 0; j < plane; j++)
-                s += p[j];
+                s += v[j];
         }
         double m = s / ((double)n * (double)plane);
-        double v = 0.0; /* second pass about the mean: no cancellation */
+        double q = 0.0; /* second pass about the mean: no cancellation */
         for (int64_t i = 0; i < n; i++) {
-            const float *p = ds->x + (idx ? idx[i] : i) * per + c * plane;
+            gather_plane(ds, v, idx ? idx[i] : i, c, plane);
             for (int64_t j = 0; j < plane; j++)
-                v += ((double)p[j] - m) * ((double)p[j] - m);
+                q += ((double)v[j] - m) * ((double)v[j] - m);
         }
         mean[c] = m;
-        std[c] = sqrt(v / ((double)n * (double)plane));
+        std[c] = sqrt(q / ((double)n * (double)plane));
     }
+    dpt_free_aligned(v);
     return DPT_OK;
 }
 
 dpt_status dpt_dataset_normalize(dpt_dataset *ds, const double *mean, const double *std) {
     if (ds->normalized)
         return dpt_errorf(DPT_EINVAL, "normalization: dataset is already normalized");
-    int64_t plane = ds->D * ds->H * ds->W;
     for (int64_t c = 0; c < ds->C; c++) {
         if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] < 0)
             return dpt_errorf(DPT_ENONFINITE, "normalization: channel %lld has mean %g std %g",
                               (long long)c, mean[c], std[c]);
     }
+    ds->normalized = 1;
     for (int64_t c = 0; c < ds->C; c++) {
-        double sd = std[c] > 0 ? std[c] : 1.0;
         ds->norm_mean[c] = mean[c];
-        ds->norm_std[c] = sd;
-        for (int64_t i = 0; i < ds->N; i++) {
-            float *p = ds->x + (i * ds->C + c) * plane;
-            for (int64_t j = 0; j < plane; j++)
-                p[j] = (float)(((double)p[j] - mean[c]) / sd);
+        ds->norm_std[c] = std[c] > 0 ? std[c] : 1.0;
+        if (ds->lut)
+            build_lut(ds, c);
+    }
+    return DPT_OK;
+}
+
+/* ---- the block: both splits' samples and labels with their description ---- */
+
+/* The description at the start of a block, so that a process that did not read the files (a
+ * rank mapping a node's copy) knows what the bytes after it are. */
+#define BLOCK_MAGIC "dptblk01"
+typedef struct {
+    int64_t N, C, D, H, W, K, sdims, type;
+    uint64_t x_offset, y_offset; /* bytes from the block's start */
+} block_split;
+typedef struct {
+    char magic[8];
+    uint64_t bytes;
+    int64_t classes_declared;
+    block_split split[2]; /* train, test */
+    char source[512];
+} block_header;
+
+dpt_status dpt__data_alloc_block(dpt_data *d, const dpt_data_opts *o) {
+    dpt_dataset *sp[2] = {&d->train, &d->test};
+    size_t at = round_up(sizeof(block_header)), xo[2], yo[2];
+    for (int i = 0; i < 2; i++) {
+        dpt_status st = check_geometry(sp[i]->N, sp[i]->C, sp[i]->D, sp[i]->H, sp[i]->W,
+                                       sp[i]->sdims, 1, (int)sp[i]->type);
+        if (st != DPT_OK)
+            return st;
+        size_t xb = round_up(x_bytes(sp[i])), yb = round_up(y_bytes(sp[i]));
+        xo[i] = at;
+        at = at > SIZE_MAX - xb ? SIZE_MAX : at + xb;
+        yo[i] = at;
+        at = at > SIZE_MAX - yb ? SIZE_MAX : at + yb;
+        if (at == SIZE_MAX)
+            return dpt_errorf(DPT_ENOMEM, "%s: the data do not fit in memory", d->source);
+    }
+    void *block = NULL;
+    if (o && o->alloc) {
+        dpt_status st = o->alloc(o->alloc_ctx, at, &block);
+        if (st != DPT_OK)
+            return st;
+        DPT_ASSERT(block && (uintptr_t)block % DPT_ALIGN == 0);
+    } else if (!(block = dpt_alloc_aligned(at))) {
+        return dpt_errorf(DPT_ENOMEM, "%s: cannot allocate %zu bytes for the data", d->source, at);
+    } else {
+        d->owns_block = 1;
+    }
+    d->block = block;
+    d->block_bytes = at;
+    for (int i = 0; i < 2; i++) {
+        char *x = (char *)block + xo[i];
+        sp[i]->x_u8 = sp[i]->type == DPT_SAMPLES_U8 ? (uint8_t *)x : NULL;
+        sp[i]->x_f32 = sp[i]->type == DPT_SAMPLES_F32 ? (float *)x : NULL;
+        sp[i]->y = (int32_t *)((char *)block + yo[i]);
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt__data_seal(dpt_data *d) {
+    block_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, BLOCK_MAGIC, sizeof h.magic);
+    h.bytes = d->block_bytes;
+    h.classes_declared = d->classes_declared;
+    snprintf(h.source, sizeof h.source, "%s", d->source);
+    const dpt_dataset *sp[2] = {&d->train, &d->test};
+    for (int i = 0; i < 2; i++) {
+        const char *x = sp[i]->x_u8 ? (const char *)sp[i]->x_u8 : (const char *)sp[i]->x_f32;
+        h.split[i] = (block_split){.N = sp[i]->N, .C = sp[i]->C, .D = sp[i]->D, .H = sp[i]->H,
+                                   .W = sp[i]->W, .K = sp[i]->K, .sdims = sp[i]->sdims,
+                                   .type = sp[i]->type,
+                                   .x_offset = (uint64_t)(x - (const char *)d->block),
+                                   .y_offset = (uint64_t)((const char *)sp[i]->y -
+                                                          (const char *)d->block)};
+    }
+    memcpy(d->block, &h, sizeof h);
+    dpt_status st = norm_init(&d->train);
+    if (st == DPT_OK)
+        st = norm_init(&d->test);
+    return st;
+}
+
+dpt_status dpt_data_attach(dpt_data *d, void *block, size_t bytes) {
+    memset(d, 0, sizeof *d);
+    block_header h;
+    if (!block || bytes < sizeof h)
+        return dpt_errorf(DPT_EFORMAT, "shared data: a block of %zu bytes has no header", bytes);
+    memcpy(&h, block, sizeof h);
+    if (memcmp(h.magic, BLOCK_MAGIC, sizeof h.magic) != 0 || h.bytes != bytes)
+        return dpt_errorf(DPT_EFORMAT, "shared data: not a data block of %zu bytes", bytes);
+    h.source[sizeof h.source - 1] = '\0';
+    snprintf(d->source, sizeof d->source, "%s", h.source);
+    d->classes_declared = (int)h.classes_declared;
+    d->block = block;
+    d->block_bytes = bytes;
+    dpt_dataset *sp[2] = {&d->train, &d->test};
+    dpt_status st = DPT_OK;
+    for (int i = 0; i < 2 && st == DPT_OK; i++) {
+        const block_split *b = &h.split[i];
+        st = check_geometry(b->N, b->C, b->D, b->H, b->W, (int)b->sdims, b->K, (int)b->type);
+        dpt_dataset *ds = sp[i];
+        if (st == DPT_OK) {
+            ds->N = b->N, ds->C = b->C, ds->D = b->D, ds->H = b->H, ds->W = b->W, ds->K = b->K;
+            ds->sdims = (int)b->sdims, ds->type = (dpt_sample_type)b->type;
+            if (b->x_offset > bytes || x_bytes(ds) > bytes - b->x_offset ||
+                b->y_offset > bytes || y_bytes(ds) > bytes - b->y_offset ||
+                b->x_offset % DPT_ALIGN != 0 || b->y_offset % sizeof(int32_t) != 0)
+                st = dpt_errorf(DPT_EFORMAT, "shared data: split %d lies outside the block", i);
+        }
+        if (st == DPT_OK) {
+            char *x = (char *)block + b->x_offset;
+            ds->x_u8 = ds->type == DPT_SAMPLES_U8 ? (uint8_t *)x : NULL;
+            ds->x_f32 = ds->type == DPT_SAMPLES_F32 ? (float *)x : NULL;
+            ds->y = (int32_t *)((char *)block + b->y_offset);
+            st = norm_init(ds);
         }
     }
-    ds->normalized = 1;
-    return DPT_OK;
+    if (st != DPT_OK)
+        dpt_data_free(d);
+    return st;
 }
 
 /* ---- data bundle and the --data resolver ---- */
@@ -227,11 +441,17 @@ void dpt_data_free(dpt_data *d) {
         return;
     dpt_dataset_free(&d->train);
     dpt_dataset_free(&d->test);
+    if (d->owns_block)
+        dpt_free_aligned(d->block);
+    void (*release)(void *) = d->release;
+    void *ctx = d->release_ctx;
     memset(d, 0, sizeof *d);
+    if (release)
+        release(ctx);
 }
 
 dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n) {
-    if (!d->train.x)
+    if (!d->train.x_u8 && !d->train.x_f32)
         return dpt_errorf(DPT_EINVAL, "normalization: no training set loaded");
     double *mean = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)d->train.C, sizeof(double)));
     if (!mean)
@@ -240,7 +460,7 @@ dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n) {
     dpt_status st = dpt_dataset_channel_stats(&d->train, idx, n, mean, std);
     if (st == DPT_OK)
         st = dpt_dataset_normalize(&d->train, mean, std);
-    if (st == DPT_OK && d->test.x)
+    if (st == DPT_OK && (d->test.x_u8 || d->test.x_f32))
         st = dpt_dataset_normalize(&d->test, mean, std);
     dpt_free_aligned(mean);
     return st;
@@ -276,7 +496,7 @@ static int find_idx(char *out, size_t size, const char *dir, const char *const *
 /* Both splits of a directory of IDX files; K = 0 infers the class count. `what` names the
  * --data value in messages about missing files; `hint` is appended to them. */
 static dpt_status load_idx_dir(dpt_data *d, const char *dir, int64_t K, const char *what,
-                               const char *hint) {
+                               const char *hint, const dpt_data_opts *o) {
     static const char *const train_prefixes[] = {"train", NULL};
     static const char *const test_prefixes[] = {"t10k", "test", NULL};
     char ti[600], tl[600], vi[600], vl[600];
@@ -291,22 +511,12 @@ static dpt_status load_idx_dir(dpt_data *d, const char *dir, int64_t K, const ch
                           dpt__data_short(name, sizeof name, missing), hint);
     }
     snprintf(d->source, sizeof d->source, "%s", dir);
-    dpt_status st = dpt_idx_load(&d->train, ti, tl, K);
-    if (st == DPT_OK)
-        st = dpt_idx_load(&d->test, vi, vl, K);
-    if (st != DPT_OK)
-        return st;
-    char name[80];
-    if (d->train.H != d->test.H || d->train.W != d->test.W)
-        return dpt_errorf(DPT_ESHAPE, "%s: test images are %lldx%lld, training images %lldx%lld",
-                          dpt__data_short(name, sizeof name, vi), (long long)d->test.H,
-                          (long long)d->test.W, (long long)d->train.H, (long long)d->train.W);
-    int64_t k = d->train.K > d->test.K ? d->train.K : d->test.K;
-    d->train.K = d->test.K = k;
-    return DPT_OK;
+    const char *const paths[4] = {ti, tl, vi, vl};
+    return dpt__idx_load_splits(d, paths, K, o);
 }
 
-static dpt_status load_sample(dpt_data *d, const char *search_path, int64_t K) {
+static dpt_status load_sample(dpt_data *d, const char *search_path, int64_t K,
+                              const dpt_data_opts *o) {
     if (!search_path || !search_path[0])
         return dpt_errorf(DPT_EINVAL, "--data sample: the bundled sample's location is unknown "
                                       "(no search path given)");
@@ -318,7 +528,7 @@ static dpt_status load_sample(dpt_data *d, const char *search_path, int64_t K) {
         for (int i = 0; i < 2 && len > 0; i++) {
             snprintf(dir, sizeof dir, "%.*s/%s", (int)len, p, subdirs[i]);
             if (is_dir(dir))
-                return load_idx_dir(d, dir, K, "--data sample", "");
+                return load_idx_dir(d, dir, K, "--data sample", "", o);
         }
         p += len;
         if (*p == ':')
@@ -345,24 +555,28 @@ dpt_status dpt_data_load(dpt_data *d, const char *spec, const dpt_data_opts *opt
         const char *dir = o.fashion_mnist_dir ? o.fashion_mnist_dir : DPT_FASHION_MNIST_DIR;
         st = load_idx_dir(d, dir, K10, "--data fashion-mnist",
                           "; install the Debian package with `apt-get install "
-                          "dataset-fashion-mnist` (datasets/fetch.sh), or try --data sample");
+                          "dataset-fashion-mnist` (datasets/fetch.sh), or try --data sample",
+                          &o);
     } else if (strcmp(spec, "sample") == 0) {
-        st = load_sample(d, o.search_path, K10);
+        st = load_sample(d, o.search_path, K10, &o);
     } else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        st = load_idx_dir(d, spec, K, dpt__data_short(name, sizeof name, spec), "");
+        st = load_idx_dir(d, spec, K, dpt__data_short(name, sizeof name, spec), "", &o);
     } else if (exists(spec)) {
         st = dpt__data_check_file(spec); /* names a FIFO, a link loop, a device */
         if (st == DPT_OK)
-            st = dpt_hdf5_dataset_load(d, spec, K);
+            st = dpt__hdf5_load(d, spec, K, &o);
     } else {
         st = dpt_errorf(DPT_EIO,
                         "--data %s: not found (expected fashion-mnist, sample, a directory of IDX "
                         "files or an HDF5 file)",
                         dpt__data_short(name, sizeof name, spec));
     }
+    if (st == DPT_OK &&
+        (K > 0 || strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "sample") == 0))
+        d->classes_declared = 1;
+    if (st == DPT_OK)
+        st = dpt__data_seal(d);
     if (st != DPT_OK)
         dpt_data_free(d);
-    else if (K > 0 || strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "sample") == 0)
-        d->classes_declared = 1;
     return st;
 }

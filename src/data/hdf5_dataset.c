@@ -1,7 +1,7 @@
 /* HDF5 dataset reader (data): /train/x, /train/y, /test/x, /test/y with the shape, type, layout
  * and label-range checks of the contract in datasets/README.md. HDF5's own error printing is
  * switched off while we read, and its failures become messages naming the file and dataset.
- * Knows no models and no MPI. */
+ * Samples stay uint8 when the file stores uint8. Knows no models and no MPI. */
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
@@ -133,21 +133,19 @@ out:
     return st;
 }
 
-static dpt_status read_x(dpt_dataset *ds, hid_t dset, const x_info *xi, const h5_src *src,
-                         const char *name) {
-    uint64_t n = (uint64_t)dpt_dataset_sample_numel(ds) * (uint64_t)ds->N;
-    if (xi->is_u8) {
-        unsigned char *bytes = (unsigned char *)ds->x + 3 * n; /* widened in place, as in idx.c */
-        if (H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes) < 0)
+/* The samples straight into the split's memory: uint8 as bytes, anything floating as float32
+ * (HDF5 converts), checked to be finite. */
+static dpt_status read_x(dpt_dataset *ds, hid_t dset, const h5_src *src, const char *name) {
+    if (ds->type == DPT_SAMPLES_U8) {
+        if (H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->x_u8) < 0)
             return dpt_errorf(DPT_EHDF5, "%s: cannot read %s", src->path, name);
-        for (uint64_t i = 0; i < n; i++)
-            ds->x[i] = (float)bytes[i] / 255.0f;
         return DPT_OK;
     }
-    if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->x) < 0)
+    if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->x_f32) < 0)
         return dpt_errorf(DPT_EHDF5, "%s: cannot read %s as float32", src->path, name);
+    uint64_t n = (uint64_t)dpt_dataset_sample_numel(ds) * (uint64_t)ds->N;
     for (uint64_t i = 0; i < n; i++)
-        if (!isfinite(ds->x[i]))
+        if (!isfinite(ds->x_f32[i]))
             return dpt_errorf(DPT_ENONFINITE, "%s: %s: sample %llu has a non-finite value",
                               src->path, name,
                               (unsigned long long)(i / (uint64_t)dpt_dataset_sample_numel(ds)));
@@ -238,34 +236,32 @@ static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
     return DPT_OK;
 }
 
-static dpt_status load_split(dpt_dataset *ds, const h5_src *src, const char *xname,
-                             const char *yname, int64_t K, int64_t *max) {
-    hid_t dset = -1;
+/* Opens x of one split and checks its shape and type, and the bytes it will take in memory
+ * (stored as the file holds it, plus int32 labels and the int64 label buffer of read_y),
+ * before anything is allocated; its geometry goes into ds. *dset stays open for read_x. */
+static dpt_status open_split(dpt_dataset *ds, hid_t *dset, const h5_src *src, const char *xname) {
     x_info xi;
-    dpt_status st = open_dset(&dset, src, xname);
+    *dset = -1;
+    dpt_status st = open_dset(dset, src, xname);
     if (st != DPT_OK)
         return st;
-    st = read_x_info(&xi, dset, src, xname);
-    if (st == DPT_OK) { /* float32 samples, int32 labels and the int64 label buffer */
+    st = read_x_info(&xi, *dset, src, xname);
+    if (st == DPT_OK) {
         uint64_t numel = dpt__data_mul(
             dpt__data_mul(dpt__data_mul((uint64_t)xi.N, (uint64_t)xi.C), (uint64_t)xi.D),
             dpt__data_mul((uint64_t)xi.H, (uint64_t)xi.W));
-        uint64_t bytes = dpt__data_mul(numel, 4);
+        uint64_t bytes = dpt__data_mul(numel, xi.is_u8 ? 1 : 4);
         bytes = bytes > UINT64_MAX - 12 * (uint64_t)xi.N ? UINT64_MAX : bytes + 12 * (uint64_t)xi.N;
         char what[64];
         snprintf(what, sizeof what, "%s", xname);
         st = dpt__data_check_memory(src->path, what, bytes, dpt__data_mem_available());
     }
     if (st == DPT_OK) {
-        st = dpt_dataset_init(ds, xi.N, xi.C, xi.D, xi.H, xi.W, xi.sdims, K > 0 ? K : 1);
-        if (st != DPT_OK)
-            st = dpt_errorf(st, "%s: %s: %s", src->path, xname, dpt_last_error());
+        ds->N = xi.N, ds->C = xi.C, ds->D = xi.D, ds->H = xi.H, ds->W = xi.W;
+        ds->sdims = xi.sdims;
+        ds->K = 1;
+        ds->type = xi.is_u8 ? DPT_SAMPLES_U8 : DPT_SAMPLES_F32;
     }
-    if (st == DPT_OK)
-        st = read_x(ds, dset, &xi, src, xname);
-    H5Dclose(dset);
-    if (st == DPT_OK)
-        st = read_y(ds, src, yname, K, max);
     return st;
 }
 
@@ -287,7 +283,7 @@ static int has_hdf5_signature(const char *path) {
     return found;
 }
 
-dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
+dpt_status dpt__hdf5_load(dpt_data *d, const char *path, int64_t K, const dpt_data_opts *o) {
     memset(d, 0, sizeof *d);
     snprintf(d->source, sizeof d->source, "%s", path);
     H5E_auto2_t old_func = NULL;
@@ -297,6 +293,7 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
 
     char name[80];
     h5_src src = {.file = -1, .path = dpt__data_short(name, sizeof name, path)};
+    hid_t xtrain = -1, xtest = -1;
     dpt_status st = dpt__data_check_file(path);
     if (st != DPT_OK)
         goto out;
@@ -328,9 +325,10 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
     if ((st = read_n_classes(&src, &K)) != DPT_OK)
         goto out;
     d->classes_declared = K > 0;
-    if ((st = load_split(&d->train, &src, "/train/x", "/train/y", K, &max_train)) != DPT_OK)
+    /* Every shape first, then one block for both splits, then the bodies. */
+    if ((st = open_split(&d->train, &xtrain, &src, "/train/x")) != DPT_OK)
         goto out;
-    if ((st = load_split(&d->test, &src, "/test/x", "/test/y", K, &max_test)) != DPT_OK)
+    if ((st = open_split(&d->test, &xtest, &src, "/test/x")) != DPT_OK)
         goto out;
     const dpt_dataset *a = &d->train, *b = &d->test;
     if (a->C != b->C || a->D != b->D || a->H != b->H || a->W != b->W || a->sdims != b->sdims) {
@@ -342,16 +340,32 @@ dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
                         src.path, sb, sa);
         goto out;
     }
+    if ((st = dpt__data_alloc_block(d, o)) != DPT_OK)
+        goto out;
+    if ((st = read_x(&d->train, xtrain, &src, "/train/x")) != DPT_OK ||
+        (st = read_y(&d->train, &src, "/train/y", K, &max_train)) != DPT_OK ||
+        (st = read_x(&d->test, xtest, &src, "/test/x")) != DPT_OK ||
+        (st = read_y(&d->test, &src, "/test/y", K, &max_test)) != DPT_OK)
+        goto out;
     if (K == 0)
         K = (max_train > max_test ? max_train : max_test) + 1;
     d->train.K = d->test.K = K;
 out:
+    if (xtrain >= 0)
+        H5Dclose(xtrain);
+    if (xtest >= 0)
+        H5Dclose(xtest);
     if (src.file >= 0)
         H5Fclose(src.file);
     H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
-    if (st != DPT_OK) {
-        dpt_dataset_free(&d->train);
-        dpt_dataset_free(&d->test);
-    }
+    return st;
+}
+
+dpt_status dpt_hdf5_dataset_load(dpt_data *d, const char *path, int64_t K) {
+    dpt_status st = dpt__hdf5_load(d, path, K, NULL);
+    if (st == DPT_OK)
+        st = dpt__data_seal(d);
+    if (st != DPT_OK)
+        dpt_data_free(d);
     return st;
 }

@@ -1,7 +1,8 @@
-/* IDX reader (data): images (N, H, W) of uint8 or big-endian float32 and labels (N) of uint8, from
- * plain or gzip files (zlib detects which from the bytes). Validates magic, rank, dimensions,
- * body size, image/label counts and the label range; every message names the file. Knows no
- * models, no MPI, and nothing about where files live (dataset.c resolves paths). */
+/* IDX reader (data): images (N, H, W) of uint8 or big-endian float32, kept as uint8 or float32, and
+ * labels (N) of uint8, from plain or gzip files (zlib detects which from the bytes). Validates
+ * magic, rank, dimensions, body size, image/label counts and the label range before allocating;
+ * every message names the file. Knows no models, no MPI, and nothing about where files live
+ * (dataset.c resolves paths). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -173,21 +174,13 @@ static dpt_status expect_end(idx_file *h) {
     return DPT_OK;
 }
 
-/* Images go straight into ds->x: the uint8 body is read into the last quarter of the float
- * buffer and widened front to back, which never overwrites a byte not yet read (float i ends
- * at byte 4i + 3 < 3n + i + 1 for every i < n). */
+/* Images go straight into the split's memory: bytes as they are, float32 converted from
+ * big-endian in place and checked to be finite. */
 static dpt_status read_images(idx_file *h, dpt_dataset *ds) {
     uint64_t n = (uint64_t)ds->N * (uint64_t)ds->H * (uint64_t)ds->W;
-    unsigned char *bytes = (unsigned char *)ds->x;
-    if (h->magic == IDX_IMAGES_U8) {
-        unsigned char *src = bytes + 3 * n;
-        dpt_status st = read_exact(h, src, n, "image data");
-        if (st != DPT_OK)
-            return st;
-        for (uint64_t i = 0; i < n; i++)
-            ds->x[i] = (float)src[i] / 255.0f;
-        return DPT_OK;
-    }
+    if (h->magic == IDX_IMAGES_U8)
+        return read_exact(h, ds->x_u8, n, "image data");
+    unsigned char *bytes = (unsigned char *)ds->x_f32;
     dpt_status st = read_exact(h, bytes, 4 * n, "image data");
     if (st != DPT_OK)
         return st;
@@ -198,13 +191,15 @@ static dpt_status read_images(idx_file *h, dpt_dataset *ds) {
         if (!isfinite(v))
             return dpt_errorf(DPT_ENONFINITE, "%s: image %llu has a non-finite value", h->name,
                               (unsigned long long)(i / ((uint64_t)ds->H * (uint64_t)ds->W)));
-        ds->x[i] = v;
+        ds->x_f32[i] = v;
     }
     return DPT_OK;
 }
 
+/* The uint8 labels are read into the last quarter of the int32 buffer and widened front to back,
+ * which never overwrites a byte not yet read (int i ends at byte 4i + 3 < 3n + i + 1). */
 static dpt_status read_labels(idx_file *h, dpt_dataset *ds, int64_t K) {
-    unsigned char *src = (unsigned char *)ds->y + 3 * (uint64_t)ds->N; /* as in read_images */
+    unsigned char *src = (unsigned char *)ds->y + 3 * (uint64_t)ds->N;
     dpt_status st = read_exact(h, src, (uint64_t)ds->N, "label data");
     if (st != DPT_OK)
         return st;
@@ -222,51 +217,119 @@ static dpt_status read_labels(idx_file *h, dpt_dataset *ds, int64_t K) {
     return DPT_OK;
 }
 
-dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *labels_path,
-                        int64_t K) {
+/* One split's images and labels, headers read and checked, bodies not yet read. */
+typedef struct {
+    idx_file im, lb;
+} idx_split;
+
+static void split_close(idx_split *s) {
+    close_idx(&s->im);
+    close_idx(&s->lb);
+}
+
+/* Opens both files and checks everything the headers say before anything is allocated: magic,
+ * dimensions, equal counts, the declared body sizes against the files, and the bytes the split
+ * will take in memory (stored as the file holds it, plus int32 labels) against what is
+ * available. */
+static dpt_status split_open(idx_split *s, const char *images_path, const char *labels_path) {
     static const uint32_t image_magics[] = {IDX_IMAGES_U8, IDX_IMAGES_F32, 0};
     static const uint32_t label_magics[] = {IDX_LABELS_U8, 0};
-    idx_file im, lb;
-    memset(ds, 0, sizeof *ds);
-    memset(&lb, 0, sizeof lb);
-    dpt_status st = open_idx(&im, images_path);
+    memset(s, 0, sizeof *s);
+    dpt_status st = open_idx(&s->im, images_path);
     if (st == DPT_OK)
-        st = open_idx(&lb, labels_path);
+        st = open_idx(&s->lb, labels_path);
     if (st == DPT_OK)
-        st = read_header(&im, image_magics, "images (N x H x W)");
+        st = read_header(&s->im, image_magics, "images (N x H x W)");
     if (st == DPT_OK)
-        st = read_header(&lb, label_magics, "labels (N)");
-    if (st == DPT_OK && im.dims[0] != lb.dims[0])
-        st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", lb.name,
-                        (long long)lb.dims[0], (long long)im.dims[0], im.name);
-    uint64_t pixels = 0;
+        st = read_header(&s->lb, label_magics, "labels (N)");
+    if (st == DPT_OK && s->im.dims[0] != s->lb.dims[0])
+        st = dpt_errorf(DPT_EFORMAT, "%s: %lld labels for %lld images in %s", s->lb.name,
+                        (long long)s->lb.dims[0], (long long)s->im.dims[0], s->im.name);
+    uint64_t image_bytes = 0;
     if (st == DPT_OK) {
-        pixels = dpt__data_mul(dpt__data_mul((uint64_t)im.dims[0], (uint64_t)im.dims[1]),
-                               (uint64_t)im.dims[2]);
-        st = check_declared_size(&im, dpt__data_mul(pixels, im.magic == IDX_IMAGES_F32 ? 4 : 1));
+        uint64_t pixels = dpt__data_mul(
+            dpt__data_mul((uint64_t)s->im.dims[0], (uint64_t)s->im.dims[1]),
+            (uint64_t)s->im.dims[2]);
+        image_bytes = dpt__data_mul(pixels, s->im.magic == IDX_IMAGES_F32 ? 4 : 1);
+        st = check_declared_size(&s->im, image_bytes);
     }
     if (st == DPT_OK)
-        st = check_declared_size(&lb, (uint64_t)lb.dims[0]);
-    if (st == DPT_OK) /* float32 samples plus int32 labels */
-        st = dpt__data_check_memory(im.name, "the image set",
-                                    dpt__data_mul(pixels + (uint64_t)im.dims[0], 4),
+        st = check_declared_size(&s->lb, (uint64_t)s->lb.dims[0]);
+    if (st == DPT_OK) { /* samples as stored plus int32 labels */
+        uint64_t labels = dpt__data_mul((uint64_t)s->im.dims[0], 4);
+        st = dpt__data_check_memory(s->im.name, "the image set",
+                                    image_bytes > UINT64_MAX - labels ? UINT64_MAX
+                                                                      : image_bytes + labels,
                                     dpt__data_mem_available());
+    }
+    return st;
+}
+
+/* The split's geometry into ds (no memory yet). */
+static void split_geometry(const idx_split *s, dpt_dataset *ds) {
+    ds->N = s->im.dims[0], ds->C = 1, ds->D = 1, ds->H = s->im.dims[1], ds->W = s->im.dims[2];
+    ds->sdims = 2;
+    ds->K = 1;
+    ds->type = s->im.magic == IDX_IMAGES_U8 ? DPT_SAMPLES_U8 : DPT_SAMPLES_F32;
+}
+
+/* The bodies into ds's memory; every byte is read, and nothing may follow the bodies. */
+static dpt_status split_read(idx_split *s, dpt_dataset *ds, int64_t K) {
+    dpt_status st = read_images(&s->im, ds);
+    if (st == DPT_OK)
+        st = expect_end(&s->im);
+    if (st == DPT_OK)
+        st = read_labels(&s->lb, ds, K);
+    if (st == DPT_OK)
+        st = expect_end(&s->lb);
+    return st;
+}
+
+dpt_status dpt_idx_load(dpt_dataset *ds, const char *images_path, const char *labels_path,
+                        int64_t K) {
+    idx_split s;
+    memset(ds, 0, sizeof *ds);
+    dpt_status st = split_open(&s, images_path, labels_path);
     if (st == DPT_OK) {
-        st = dpt_dataset_init(ds, im.dims[0], 1, 1, im.dims[1], im.dims[2], 2, K > 0 ? K : 1);
+        dpt_dataset g;
+        split_geometry(&s, &g);
+        st = dpt_dataset_init(ds, g.N, g.C, g.D, g.H, g.W, g.sdims, K > 0 ? K : 1, g.type);
         if (st != DPT_OK)
-            st = dpt_errorf(st, "%s: %s", im.name, dpt_last_error());
+            st = dpt_errorf(st, "%s: %s", s.im.name, dpt_last_error());
     }
     if (st == DPT_OK)
-        st = read_images(&im, ds);
-    if (st == DPT_OK)
-        st = expect_end(&im);
-    if (st == DPT_OK)
-        st = read_labels(&lb, ds, K);
-    if (st == DPT_OK)
-        st = expect_end(&lb);
-    close_idx(&im);
-    close_idx(&lb);
+        st = split_read(&s, ds, K);
+    split_close(&s);
     if (st != DPT_OK)
         dpt_dataset_free(ds);
+    return st;
+}
+
+dpt_status dpt__idx_load_splits(dpt_data *d, const char *const paths[4], int64_t K,
+                                const dpt_data_opts *o) {
+    idx_split train, test;
+    memset(&test, 0, sizeof test);
+    dpt_status st = split_open(&train, paths[0], paths[1]);
+    if (st == DPT_OK)
+        st = split_open(&test, paths[2], paths[3]);
+    if (st == DPT_OK && (train.im.dims[1] != test.im.dims[1] || train.im.dims[2] != test.im.dims[2]))
+        st = dpt_errorf(DPT_ESHAPE, "%s: test images are %lldx%lld, training images %lldx%lld",
+                        test.im.name, (long long)test.im.dims[1], (long long)test.im.dims[2],
+                        (long long)train.im.dims[1], (long long)train.im.dims[2]);
+    if (st == DPT_OK) {
+        split_geometry(&train, &d->train);
+        split_geometry(&test, &d->test);
+        st = dpt__data_alloc_block(d, o);
+    }
+    if (st == DPT_OK)
+        st = split_read(&train, &d->train, K);
+    if (st == DPT_OK)
+        st = split_read(&test, &d->test, K);
+    split_close(&train);
+    split_close(&test);
+    if (st == DPT_OK) {
+        int64_t k = d->train.K > d->test.K ? d->train.K : d->test.K;
+        d->train.K = d->test.K = k;
+    }
     return st;
 }

@@ -62,7 +62,7 @@ dpt_status dpt__evaluate(dpt_model *m, const dpt_group *g, const dpt_dataset *ds
                          dpt_eval_result *res) {
     memset(res, 0, sizeof *res);
     res->n = n;
-    const int64_t B = s->eval_batch, K = ds->K, sample = dpt_dataset_sample_numel(ds);
+    const int64_t B = s->eval_batch, K = ds->K;
     const int64_t chunks = (n + B - 1) / B;
     dpt_status st = reserve(s, n * K, chunks > 0 ? chunks : 1);
     if (st != DPT_OK)
@@ -72,11 +72,9 @@ dpt_status dpt__evaluate(dpt_model *m, const dpt_group *g, const dpt_dataset *ds
     memset(s->chunk_loss, 0, (size_t)chunks * 2 * sizeof(double));
     for (int64_t c = g->rank; c < chunks && st == DPT_OK; c += g->size) {
         int64_t first = c * B, rows = n - first < B ? n - first : B;
-        for (int64_t j = 0; j < rows; j++) {
-            int64_t smp = idx ? idx[first + j] : first + j;
-            memcpy(s->x + j * sample, ds->x + smp * sample, (size_t)sample * sizeof(float));
-            s->labels[j] = ds->y[smp];
-        }
+        dpt_dataset_gather(ds, s->x, idx, first, rows);
+        for (int64_t j = 0; j < rows; j++)
+            s->labels[j] = ds->y[idx ? idx[first + j] : first + j];
         if ((st = dpt_model_forward(m, s->x, rows, 0, NULL)) != DPT_OK)
             break;
         const float *logits = dpt_model_logits(m);

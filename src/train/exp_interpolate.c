@@ -31,15 +31,15 @@ static dpt_status recompute_bn(dpt_model *m, const dpt_dataset *ds, int64_t n, f
         for (int64_t i = 0; i < segs[s].count; i++)
             buf[segs[s].offset + i] = init;
     }
-    int64_t sample = dpt_dataset_sample_numel(ds), idx[BN_BATCH];
+    int64_t idx[BN_BATCH];
     dpt_status st = DPT_OK;
     for (int64_t first = 0; first < n && st == DPT_OK; first += BN_BATCH) {
         int64_t rows = n - first < BN_BATCH ? n - first : BN_BATCH;
         if (rows < 2)
             break; /* batch statistics need two samples */
+        dpt_dataset_gather(ds, x, NULL, first, rows);
         for (int64_t j = 0; j < rows; j++) {
             idx[j] = first + j;
-            memcpy(x + j * sample, ds->x + (first + j) * sample, (size_t)sample * sizeof(float));
             labels[j] = ds->y[first + j];
         }
         dpt_model_rng rng = {.seed = 0, .step = (uint32_t)(first / BN_BATCH), .sample = idx};

@@ -273,15 +273,13 @@ static dpt_status subset_loss_eval(void *vctx, const float *x, int64_t n, double
     if (grad)
         dpt_model_zero_grad(L->m);
     memset(L->chunk_loss, 0, (size_t)L->chunks * sizeof *L->chunk_loss);
-    const int64_t B = L->s.eval_batch, K = L->ds->K, sample = dpt_dataset_sample_numel(L->ds);
+    const int64_t B = L->s.eval_batch, K = L->ds->K;
     dpt_status st = DPT_OK;
     for (int64_t c = g->rank; c < L->chunks && st == DPT_OK; c += g->size) {
         const int64_t first = c * B, rows = L->n - first < B ? L->n - first : B;
-        for (int64_t j = 0; j < rows; j++) {
-            const int64_t smp = L->idx[first + j];
-            memcpy(L->s.x + j * sample, L->ds->x + smp * sample, (size_t)sample * sizeof(float));
-            L->s.labels[j] = L->ds->y[smp];
-        }
+        dpt_dataset_gather(L->ds, L->s.x, L->idx, first, rows);
+        for (int64_t j = 0; j < rows; j++)
+            L->s.labels[j] = L->ds->y[L->idx[first + j]];
         if ((st = dpt_model_forward(L->m, L->s.x, rows, 0, NULL)) != DPT_OK)
             break;
         float *dlogits = grad ? dpt_model_dlogits_buffer(L->m) : NULL;

@@ -28,12 +28,13 @@ idx_dir() { # name, setup command run in the directory
 idx_dir huge "rm train-images-idx3-ubyte.gz; printf '\0\0\10\3\200\0\0\0\0\1\0\0\0\1\0\0' \
     >train-images-idx3-ubyte"
 one_line huge-header "train-images-idx3-ubyte: dimension 0 is 2147483648" "$tmp/huge"
-# A sparse file that holds the 1 TiB it declares: refused by the memory check, not allocated.
+# A sparse file that holds the 1 TiB it declares: refused by the memory check, not allocated
+# (the samples are kept as the bytes they are, so 1 TiB of pixels needs 1 TiB).
 idx_dir sparse "rm train-*.gz; printf '\0\0\10\3\1\0\0\0\0\0\1\0\0\0\1\0' \
     >train-images-idx3-ubyte && truncate -s \$((16 + (1 << 40))) train-images-idx3-ubyte &&
     printf '\0\0\10\1\1\0\0\0' >train-labels-idx1-ubyte &&
     truncate -s \$((8 + (1 << 24))) train-labels-idx1-ubyte"
-one_line sparse-tib "train-images-idx3-ubyte: the image set needs 4.0 TiB in memory, more than" \
+one_line sparse-tib "train-images-idx3-ubyte: the image set needs 1.0 TiB in memory, more than" \
     "$tmp/sparse"
 # An IDX type code other than unsigned byte.
 idx_dir int16 "rm t10k-images-idx3-ubyte.gz; printf '\0\0\13\3\0\0\0\1\0\0\0\1\0\0\0\1\0\0' \

@@ -19,8 +19,8 @@
 
 static void make_ds(dpt_dataset *ds, int64_t N, int64_t C, int64_t D, int64_t H, int64_t W,
                     int sdims, int64_t K, uint32_t seed) {
-    assert_int_equal(dpt_dataset_init(ds, N, C, D, H, W, sdims, K), DPT_OK);
-    dpt_fill_uniform(ds->x, N * C * D * H * W, 0.0f, 1.0f, seed, 0);
+    assert_int_equal(dpt_dataset_init(ds, N, C, D, H, W, sdims, K, DPT_SAMPLES_F32), DPT_OK);
+    dpt_fill_uniform(ds->x_f32, N * C * D * H * W, 0.0f, 1.0f, seed, 0);
     for (int64_t i = 0; i < N; i++)
         ds->y[i] = (int32_t)((i * 3 + 1) % K);
 }
@@ -62,11 +62,11 @@ static void test_flip_is_an_involution(void **state) {
     int64_t n = dpt_dataset_sample_numel(&ds);
     float *once = falloc(n), *twice = falloc(n), *ref = falloc(n);
     dpt_augment_params p = {.flip = 1};
-    dpt_augment_transform(once, ds.x, &p, &a);
-    naive_flip(ref, ds.x, &a);
+    dpt_augment_transform(once, ds.x_f32, &p, &a);
+    naive_flip(ref, ds.x_f32, &a);
     assert_memory_equal(once, ref, (size_t)n * sizeof(float));
     dpt_augment_transform(twice, once, &p, &a);
-    assert_memory_equal(twice, ds.x, (size_t)n * sizeof(float));
+    assert_memory_equal(twice, ds.x_f32, (size_t)n * sizeof(float));
     free(once), free(twice), free(ref);
     dpt_augment_free(&a);
     dpt_dataset_free(&ds);
@@ -92,7 +92,7 @@ static void test_shift_matches_naive(void **state) {
         for (int64_t c = 0; c < ds.C; c++)
             assert_true(a.fill[c] == (float)(-mean[c] / sd[c]));
         int64_t n = dpt_dataset_sample_numel(&ds);
-        float *out = falloc(n), *tmp = falloc(n), *ref = falloc(n);
+        float *out = falloc(n), *tmp = falloc(n), *ref = falloc(n), *in = falloc(n);
         int flips = 0, moved[3] = {0, 0, 0};
         for (uint32_t e = 0; e < 40; e++) {
             dpt_augment_params p;
@@ -102,11 +102,12 @@ static void test_shift_matches_naive(void **state) {
                 assert_true(llabs(p.shift[ax]) <= 2);
                 moved[ax] |= p.shift[ax] != 0;
             }
-            dpt_augment_transform(out, ds.x + n, &p, &a);
+            dpt_dataset_gather(&ds, in, NULL, 1, 1); /* sample 1, normalized */
+            dpt_augment_transform(out, in, &p, &a);
             if (p.flip)
-                naive_flip(tmp, ds.x + n, &a);
+                naive_flip(tmp, in, &a);
             else
-                memcpy(tmp, ds.x + n, (size_t)n * sizeof(float));
+                memcpy(tmp, in, (size_t)n * sizeof(float));
             naive_shift(ref, tmp, p.shift, &a);
             assert_memory_equal(out, ref, (size_t)n * sizeof(float));
         }
@@ -114,7 +115,7 @@ static void test_shift_matches_naive(void **state) {
         for (int ax = 0; ax < 3; ax++)
             assert_int_equal(moved[ax], ax >= 3 - shapes[k].sdims);
         assert_true(flips > 0 && flips < 40);
-        free(out), free(tmp), free(ref);
+        free(out), free(tmp), free(ref), free(in);
         dpt_augment_free(&a);
         dpt_dataset_free(&ds);
     }
@@ -139,7 +140,7 @@ static void test_cutout_changes_exactly_the_box(void **state) {
             assert_true(p.cut_hi[ax] <= (ax == 1 ? 8 : 9) && p.cut_hi[ax] - p.cut_lo[ax] <= 4);
             clipped |= p.cut_hi[ax] - p.cut_lo[ax] < 4;
         }
-        dpt_augment_transform(out, ds.x + s * n, &p, &a);
+        dpt_augment_transform(out, ds.x_f32 + s * n, &p, &a);
         for (int64_t c = 0; c < 2; c++)
             for (int64_t h = 0; h < 8; h++)
                 for (int64_t w = 0; w < 9; w++) {
@@ -149,7 +150,7 @@ static void test_cutout_changes_exactly_the_box(void **state) {
                     if (in_box)
                         assert_true(out[i] == 0.0f); /* not normalized: fill is 0 */
                     else
-                        assert_true(out[i] == ds.x[s * n + i]);
+                        assert_true(out[i] == ds.x_f32[s * n + i]);
                 }
     }
     assert_true(clipped); /* some boxes reach a border */
@@ -269,8 +270,8 @@ static void test_mixup_inputs_and_targets(void **state) {
         dpt_augment_params p, pp;
         dpt_augment_draw(&p, &a, 3, idx[i]);
         dpt_augment_draw(&pp, &a, 3, partner[i]);
-        dpt_augment_transform(xs, ds.x + idx[i] * n, &p, &a);
-        dpt_augment_transform(xp, ds.x + partner[i] * n, &pp, &a);
+        dpt_augment_transform(xs, ds.x_f32 + idx[i] * n, &p, &a);
+        dpt_augment_transform(xp, ds.x_f32 + partner[i] * n, &pp, &a);
         double sum = 0;
         for (int64_t c = 0; c < K; c++)
             sum += soft[i * K + c];
@@ -320,7 +321,7 @@ static void test_cutmix_box_and_lambda(void **state) {
             for (int64_t w = 0; w < 8; w++) {
                 int in_box =
                     h >= p.mix_lo[1] && h < p.mix_hi[1] && w >= p.mix_lo[2] && w < p.mix_hi[2];
-                float want = ds.x[(in_box ? partner : s) * n + h * 8 + w];
+                float want = ds.x_f32[(in_box ? partner : s) * n + h * 8 + w];
                 assert_true(x[h * 8 + w] == want);
             }
         double sum = soft[0] + soft[1] + soft[2];

@@ -44,14 +44,21 @@ static void test_sample_loads(void **state) {
         cv[te->y[i]]++;
     assert_memory_equal(ct, train_counts, sizeof ct);
     assert_memory_equal(cv, test_counts, sizeof cv);
-    /* pixels are in [0, 1] with both ends reached; pixel (14, 14) of image 0 is 217 / 255 */
+    /* stored as bytes; gathered pixels are in [0, 1] with both ends reached; pixel (14, 14) of
+     * image 0 is 217 / 255 */
+    assert_int_equal(tr->type, DPT_SAMPLES_U8);
+    assert_int_equal(tr->x_u8[14 * 28 + 14], 217);
+    float *x = malloc((size_t)tr->N * 784 * sizeof *x);
+    assert_non_null(x);
+    dpt_dataset_gather(tr, x, NULL, 0, tr->N);
     float lo = 1, hi = 0;
     for (int64_t i = 0; i < tr->N * 784; i++) {
-        lo = tr->x[i] < lo ? tr->x[i] : lo;
-        hi = tr->x[i] > hi ? tr->x[i] : hi;
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
     }
     assert_true(lo == 0.0f && hi == 1.0f);
-    assert_true(tr->x[14 * 28 + 14] == 217.0f / 255.0f);
+    assert_true(x[14 * 28 + 14] == 217.0f / 255.0f);
+    free(x);
     dpt_data_free(&d);
 }
 
@@ -64,7 +71,7 @@ static void test_resolver_messages(void **state) {
     assert_int_equal(dpt_data_load(&d, "fashion-mnist", &none), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), "apt-get install dataset-fashion-mnist"));
     assert_non_null(strstr(dpt_last_error(), "/nonexistent/fashion-mnist/train-images-idx3"));
-    assert_null(d.train.x);
+    assert_null(d.train.x_u8);
     /* the package's file names: the sample directory has the same layout */
     dpt_data_opts here = {.fashion_mnist_dir = DPT_SOURCE_DIR "/" DPT_SAMPLE_SUBDIR};
     assert_int_equal(dpt_data_load(&d, "fashion-mnist", &here), DPT_OK);
@@ -96,23 +103,29 @@ static void test_normalization_on_training_split(void **state) {
     int64_t nt = 0, nv = 0;
     assert_int_equal(dpt_resample_split(train, &nt, val, &nv, NULL, n, d.train.y, 10, 0.1, 1, 0),
                      DPT_OK);
+    float *x = malloc((size_t)n * per * sizeof *x), px[784];
+    assert_non_null(x);
+    dpt_dataset_gather(&d.train, x, NULL, 0, n);
     double s = 0, s2 = 0;
     for (int64_t i = 0; i < nt; i++)
         for (int64_t j = 0; j < per; j++)
-            s += d.train.x[train[i] * per + j];
+            s += x[train[i] * per + j];
     double mean = s / ((double)nt * per);
     for (int64_t i = 0; i < nt; i++)
         for (int64_t j = 0; j < per; j++) {
-            double v = d.train.x[train[i] * per + j] - mean;
+            double v = x[train[i] * per + j] - mean;
             s2 += v * v;
         }
     double sd = sqrt(s2 / ((double)nt * per));
-    float test_px = d.test.x[14 * 28 + 14];
+    dpt_dataset_gather(&d.test, px, NULL, 0, 1);
+    float test_px = px[14 * 28 + 14];
     assert_int_equal(dpt_data_normalize(&d, train, nt), DPT_OK);
     assert_true(fabs(d.train.norm_mean[0] - mean) <= 1e-12 * mean);
     assert_true(fabs(d.train.norm_std[0] - sd) <= 1e-12 * sd);
     assert_true(d.test.norm_mean[0] == d.train.norm_mean[0]); /* test uses train statistics */
-    assert_true(fabsf(d.test.x[14 * 28 + 14] - (float)((test_px - mean) / sd)) == 0.0f);
+    dpt_dataset_gather(&d.test, px, NULL, 0, 1);
+    assert_true(fabsf(px[14 * 28 + 14] - (float)((test_px - mean) / sd)) == 0.0f);
+    free(x);
     double m2, sd2;
     assert_int_equal(dpt_dataset_channel_stats(&d.train, train, nt, &m2, &sd2), DPT_OK);
     double zmax = (1.0 - mean) / sd;
@@ -134,13 +147,13 @@ static void test_per_channel_normalization(void **state) {
     (void)state;
     dpt_dataset ds;
     enum { N = 40, C = 3, L = 50 };
-    assert_int_equal(dpt_dataset_init(&ds, N, C, 1, 1, L, 1, 2), DPT_OK);
+    assert_int_equal(dpt_dataset_init(&ds, N, C, 1, 1, L, 1, 2, DPT_SAMPLES_F32), DPT_OK);
     float *tmp = malloc(sizeof(float) * N * L);
     for (int c = 0; c < C; c++) {
         dpt_fill_uniform(tmp, N * L, -1.0f + 5 * c, 3.0f * (c + 1), 77, (uint32_t)c);
         for (int i = 0; i < N; i++)
             for (int j = 0; j < L; j++)
-                ds.x[(i * C + c) * L + j] = c == 2 ? 4.5f : tmp[i * L + j];
+                ds.x_f32[(i * C + c) * L + j] = c == 2 ? 4.5f : tmp[i * L + j];
     }
     double mean[C], sd[C], m2[C], s2[C];
     assert_int_equal(dpt_dataset_channel_stats(&ds, NULL, 0, mean, sd), DPT_OK);

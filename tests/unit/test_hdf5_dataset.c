@@ -108,13 +108,20 @@ static void test_uint8_nhw(void **state) {
     assert_int_equal(d.train.sdims, 2);
     assert_int_equal(d.train.K, 5); /* max label 4 + 1, no attribute */
     assert_int_equal(d.test.K, 5);
+    /* stored as the file holds them; gathered as b / 255 */
+    assert_int_equal(d.train.type, DPT_SAMPLES_U8);
+    assert_memory_equal(d.train.x_u8, xtr, 18);
+    assert_memory_equal(d.test.x_u8, xte, 6);
     double ref[18];
+    float got[18];
     for (int i = 0; i < 18; i++)
         ref[i] = xtr[i] / 255.0;
-    dpt_assert_close_f32_f64("train x", d.train.x, ref, 18, FLT_MIN, FLT_EPSILON / 2);
+    dpt_dataset_gather(&d.train, got, NULL, 0, 3);
+    dpt_assert_close_f32_f64("train x", got, ref, 18, FLT_MIN, FLT_EPSILON / 2);
     for (int i = 0; i < 6; i++)
         ref[i] = xte[i] / 255.0;
-    dpt_assert_close_f32_f64("test x", d.test.x, ref, 6, FLT_MIN, FLT_EPSILON / 2);
+    dpt_dataset_gather(&d.test, got, NULL, 0, 1);
+    dpt_assert_close_f32_f64("test x", got, ref, 6, FLT_MIN, FLT_EPSILON / 2);
     for (int i = 0; i < 3; i++)
         assert_int_equal(d.train.y[i], ytr[i]);
     assert_int_equal(d.test.y[0], 1);
@@ -158,8 +165,9 @@ static void test_float_layouts(void **state) {
         assert_int_equal(d.train.W, cases[c].W);
         assert_int_equal(d.train.sdims, cases[c].sdims);
         assert_int_equal(d.train.K, 3); /* from the attribute */
-        assert_memory_equal(d.train.x, x, sizeof x);
-        assert_memory_equal(d.test.x, x, sizeof x);
+        assert_int_equal(d.train.type, DPT_SAMPLES_F32);
+        assert_memory_equal(d.train.x_f32, x, sizeof x);
+        assert_memory_equal(d.test.x_f32, x, sizeof x);
         assert_int_equal(d.train.y[0], 1);
         dpt_data_free(&d);
     }
@@ -175,7 +183,7 @@ static void test_float_layouts(void **state) {
     H5Fclose(file);
     dpt_data d;
     assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_OK);
-    assert_memory_equal(d.train.x, x, sizeof x);
+    assert_memory_equal(d.train.x_f32, x, sizeof x);
     dpt_data_free(&d);
 }
 
@@ -241,8 +249,8 @@ static void expect_failure(const fixture *f, mutation m, dpt_status code, const 
     if (st != code || !strstr(msg, f->path) || !strstr(msg, what))
         fail_msg("mutation %d: got %s \"%s\", want %s naming %s and \"%s\"", (int)m,
                  dpt_status_name(st), msg, dpt_status_name(code), f->path, what);
-    assert_null(d.train.x);
-    assert_null(d.test.x);
+    assert_null(d.train.x_u8);
+    assert_null(d.test.x_u8);
 }
 
 static void test_missing_dataset(void **state) {
@@ -309,7 +317,7 @@ static void test_truncated(void **state) {
     dpt_error_clear();
     assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_EFORMAT);
     assert_non_null(strstr(dpt_last_error(), "truncated or corrupt HDF5 file"));
-    assert_null(d.train.x);
+    assert_null(d.train.x_u8);
 }
 
 /* A dataset declaring terabytes (chunked, nothing stored) fails before allocating. */
@@ -332,7 +340,8 @@ static void test_huge_declared(void **state) {
     dpt_data d;
     dpt_error_clear();
     assert_int_equal(dpt_data_load(&d, f->path, NULL), DPT_ENOMEM);
-    assert_non_null(strstr(dpt_last_error(), "/train/x needs 64.0 PiB in memory, more than"));
+    /* 2^54 bytes as stored (uint8), not 2^56 as floats */
+    assert_non_null(strstr(dpt_last_error(), "/train/x needs 16.0 PiB in memory, more than"));
 }
 
 static void test_other_violations(void **state) {
@@ -356,7 +365,7 @@ static void test_not_hdf5(void **state) {
     unlink(f->path);
     assert_int_equal(dpt_hdf5_dataset_load(&d, f->path, 0), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), f->path));
-    assert_null(d.train.x);
+    assert_null(d.train.x_u8);
 }
 
 int main(void) {

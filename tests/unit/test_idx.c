@@ -106,13 +106,18 @@ static void check_good(const dpt_dataset *ds, int64_t K) {
     assert_int_equal(ds->W, W);
     assert_int_equal(ds->sdims, 2);
     assert_int_equal(ds->K, K);
+    /* stored as the file holds them */
+    assert_int_equal(ds->type, DPT_SAMPLES_U8);
+    assert_memory_equal(ds->x_u8, pixels, sizeof pixels);
     double ref[N * H * W];
+    float x[N * H * W];
     for (int i = 0; i < N * H * W; i++)
         ref[i] = pixels[i] / 255.0;
+    dpt_dataset_gather(ds, x, NULL, 0, N);
     /* one rounding of b / 255 to float: relative error <= FLT_EPSILON / 2 (atol only keeps the
      * helper's ratio defined at the exact zero) */
-    dpt_assert_close_f32_f64("pixels", ds->x, ref, N * H * W, FLT_MIN, FLT_EPSILON / 2);
-    assert_true(ds->x[0] == 0.0f && ds->x[1] == 1.0f);
+    dpt_assert_close_f32_f64("pixels", x, ref, N * H * W, FLT_MIN, FLT_EPSILON / 2);
+    assert_true(x[0] == 0.0f && x[1] == 1.0f);
     for (int i = 0; i < N; i++)
         assert_int_equal(ds->y[i], labels[i]);
 }
@@ -149,7 +154,11 @@ static void test_float_images_load_exactly(void **state) {
     dpt_dataset ds;
     assert_int_equal(dpt_idx_load(&ds, tmp_path(t, "f"), tmp_path(t, "fl"), 0), DPT_OK);
     assert_int_equal(ds.K, 2);
-    assert_memory_equal(ds.x, vals, sizeof vals);
+    assert_int_equal(ds.type, DPT_SAMPLES_F32);
+    assert_memory_equal(ds.x_f32, vals, sizeof vals);
+    float x[6];
+    dpt_dataset_gather(&ds, x, NULL, 0, 2);
+    assert_memory_equal(x, vals, sizeof vals);
     dpt_dataset_free(&ds);
 }
 
@@ -163,7 +172,8 @@ static void expect_failure(const char *img, const char *lab, int64_t K, dpt_stat
     if (st != code || !strstr(msg, path) || !strstr(msg, what))
         fail_msg("got %s \"%s\", want %s naming %s and \"%s\"", dpt_status_name(st), msg,
                  dpt_status_name(code), path, what);
-    assert_null(ds.x);
+    assert_null(ds.x_u8);
+    assert_null(ds.x_f32);
     assert_null(ds.y);
 }
 
@@ -329,7 +339,7 @@ static void test_directory_shape_mismatch(void **state) {
     assert_int_equal(dpt_data_load(&d, t->dir, NULL), DPT_ESHAPE);
     assert_non_null(strstr(dpt_last_error(), tmp_path(t, "t10k-images-idx3-ubyte")));
     assert_non_null(strstr(dpt_last_error(), "test images are 4x2, training images 2x4"));
-    assert_null(d.train.x);
+    assert_null(d.train.x_u8);
 }
 
 static void test_count_mismatch(void **state) {
@@ -423,14 +433,14 @@ static void test_directory_via_data_load(void **state) {
     assert_int_equal(d.train.K, 7);
     assert_int_equal(d.test.K, 7);
     assert_int_equal(d.test.y[0], 6);
-    assert_memory_equal(d.test.x, d.train.x, H * W * sizeof(float));
+    assert_memory_equal(d.test.x_u8, d.train.x_u8, H * W);
     dpt_data_free(&d);
     /* remove one file: the message names what is missing */
     unlink(tmp_path(t, "t10k-labels-idx1-ubyte.gz"));
     dpt_error_clear();
     assert_int_equal(dpt_data_load(&d, t->dir, NULL), DPT_EIO);
     assert_non_null(strstr(dpt_last_error(), "t10k-labels-idx1-ubyte"));
-    assert_null(d.train.x);
+    assert_null(d.train.x_u8);
     /* the model's class count: labels 0..6 fit 7 classes, not 6; the message names the file,
      * the sample, the value and the range */
     write_idx(tmp_path(t, "t10k-labels-idx1-ubyte.gz"), 0x801, (uint32_t[]){1}, 1,
