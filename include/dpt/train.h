@@ -279,9 +279,12 @@ typedef struct {
 /* Collective over `world` (every rank of the launch). Trains the members (folds, rounds) in rank
  * groups, writes OUT/members/NN/, OUT/results.h5 and, for ensembles, the manifest
  * OUT/ensemble.h5, and prints the results on world rank 0. An error in one member stops the
- * whole launch naming the member (dpt_rank_groups_abort). */
+ * whole launch naming the member (dpt_rank_groups_abort). A stop request (cfg->stop_request, a
+ * signal) stops each group that sees it at its next step with its member's checkpoint; that
+ * group takes no further member, and once every group is done *preempted is 1 on every rank
+ * and no results are written (resume with --resume OUT). preempted may be NULL. */
 dpt_status dpt_ensemble_run(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                            struct dpt_group *world);
+                            struct dpt_group *world, int *preempted);
 
 /* ---- Sweeps: batch sizes and any option on a grid (exp_sweep.c) -------------------------- */
 

@@ -793,17 +793,28 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
     int several = cv || (o.ensemble_set && o.ens.kind == DPT_ENS_BAGGING);
     o.train.progress = dpt_cli_progress_init(&progress, stdout, o.train.quiet, o.no_progress,
                                              several);
+    o.train.stop_request = dpt__cli_signals_install();
     if (cv || o.ensemble_set) {
         if (cv)
             o.ens.kind = DPT_ENS_CV;
-        st = dpt_ensemble_run(&o.train, &o.ens, g);
+        int preempted = 0;
+        st = dpt_ensemble_run(&o.train, &o.ens, g, &preempted);
+        if (st == DPT_OK && preempted && g->world_rank == 0)
+            printf("dptrain: stopped by %s: every %s in training wrote its checkpoint; resume "
+                   "with dptrain %s --resume %s (exit status %d)\n",
+                   dpt__cli_signal_received() ? dpt__cli_signal_name(dpt__cli_signal_received())
+                                              : "a signal on another rank",
+                   cv ? "fold" : "member", cv ? "cv" : "train", o.train.out ? o.train.out : "DIR",
+                   DPT_EXIT_PREEMPTED);
+        fflush(stdout);
         dpt_run_dir_unlock(&lock);
         free(config), free(config_argv), free(settings);
-        return dpt__cli_finish(g, st);
+        free(merged), free(merged_storage);
+        int rc = dpt__cli_finish(g, st);
+        return rc == 0 && preempted ? DPT_EXIT_PREEMPTED : rc;
     }
     if (g->world_rank == 0 && o.resume && !o.train.quiet)
         printf("dptrain: resuming from %s\n", ckpt);
-    o.train.stop_request = dpt__cli_signals_install();
     dpt_train_result res;
     st = dpt_train_run(&o.train, g, &res);
     if (st == DPT_OK && g->leader && res.preempted) {

@@ -64,6 +64,10 @@ static dpt_status train_member(dpt_ens *e, void *ctx, dpt_group *g, int j) {
     dpt_train_result res;
     dpt_status st = dpt__ens_train(e, g, j, b->in_bag_idx, b->m, e->val, e->n_val, o->test_probs,
                                    &t, &res);
+    if (st == DPT_OK && e->preempted) { /* its checkpoint is written; resumed later */
+        dpt_trainer_destroy(t);
+        return DPT_OK;
+    }
     /* out-of-bag probabilities, scattered to pool positions (the pool is sorted: 0..n-1 or the
      * training part of a validation split, so a position is found by binary search) */
     float *oob_probs = NULL;
@@ -262,7 +266,7 @@ static dpt_status write_results(const dpt_ens *e, const bagging *b, const baggin
 }
 
 dpt_status dpt__ens_bagging(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                            dpt_group *world) {
+                            dpt_group *world, int *preempted) {
     dpt_ens e;
     bagging b = {0};
     dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->members, "member", "members", DPT_ENS_GROUPS);
@@ -287,10 +291,11 @@ dpt_status dpt__ens_bagging(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec
     }
     if ((st = dpt_group_agree(world, st)) == DPT_OK)
         st = dpt__ens_run_jobs(&e, train_member, &b);
-    for (int j = 0; st == DPT_OK && j < e.n_jobs; j++)
+    *preempted = e.preempted;
+    for (int j = 0; st == DPT_OK && !e.preempted && j < e.n_jobs; j++)
         st = dpt_rank_groups_to_root(&e.rg, j, b.out[j].scalars, b.bytes);
     st = dpt_group_agree(world, st);
-    if (st == DPT_OK && world->world_rank == 0) {
+    if (st == DPT_OK && !e.preempted && world->world_rank == 0) {
         bagging_summary s = {0};
         st = summarize(&e, &b, &s);
         if (st == DPT_OK)

@@ -51,6 +51,11 @@ static dpt_status train_round(dpt_ens *e, void *ctx, dpt_group *g, int m) {
     dpt_train_result res;
     if ((st = dpt_group_agree(g, st)) == DPT_OK)
         st = dpt__ens_train(e, g, m, train, n, e->val, e->n_val, test_probs, &t, &res);
+    if (st == DPT_OK && e->preempted) { /* its checkpoint is written; resumed later */
+        free(test_probs);
+        dpt_trainer_destroy(t);
+        return DPT_OK;
+    }
     dpt_eval_result ev;
     if (st == DPT_OK)
         st = dpt_trainer_evaluate(t, &e->data.train, e->pool, n, b->pool_probs, &ev);
@@ -155,7 +160,7 @@ static dpt_status report(const dpt_ens *e, boosting *b) {
 }
 
 dpt_status dpt__ens_boosting(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                             dpt_group *world) {
+                             dpt_group *world, int *preempted) {
     dpt_ens e;
     boosting b = {0};
     dpt_status st = dpt__ens_open(&e, cfg, ec, world, ec->rounds, "round", "members", 0);
@@ -178,8 +183,9 @@ dpt_status dpt__ens_boosting(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *e
     }
     if ((st = dpt_group_agree(world, st)) == DPT_OK)
         st = dpt__ens_run_jobs(&e, train_round, &b);
+    *preempted = e.preempted;
     st = dpt_group_agree(world, st);
-    if (st == DPT_OK && world->world_rank == 0)
+    if (st == DPT_OK && !e.preempted && world->world_rank == 0)
         st = report(&e, &b);
     st = dpt_group_agree(world, st);
     for (int m = 0; b.test_probs && m < ec->rounds; m++)

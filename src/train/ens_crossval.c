@@ -31,6 +31,11 @@ static dpt_status train_fold(dpt_ens *e, void *ctx, dpt_group *g, int k) {
     if (st == DPT_OK)
         st = dpt__ens_train(e, g, k, cv->train, n_train, cv->heldout, n_val, test_probs, &t,
                             &res);
+    if (st == DPT_OK && e->preempted) { /* its checkpoint is written; resumed later */
+        free(test_probs);
+        dpt_trainer_destroy(t);
+        return DPT_OK;
+    }
     if (st == DPT_OK) {
         dpt_member_info info = {.kind = "cv", .id = k, .train_idx = cv->train,
                                 .n_train = n_train, .heldout_idx = cv->heldout,
@@ -108,7 +113,7 @@ static dpt_status report(const dpt_ens *e, const crossval *cv) {
 }
 
 dpt_status dpt__ens_crossval(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                             dpt_group *world) {
+                             dpt_group *world, int *preempted) {
     if (ec->folds > 256)
         return dpt_group_agree(world, dpt_errorf(DPT_EINVAL, "--folds %d: at most 256",
                                                  ec->folds));
@@ -129,10 +134,11 @@ dpt_status dpt__ens_crossval(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *e
     }
     if ((st = dpt_group_agree(world, st)) == DPT_OK)
         st = dpt__ens_run_jobs(&e, train_fold, &cv);
-    for (int k = 0; st == DPT_OK && k < e.n_jobs; k++)
+    *preempted = e.preempted;
+    for (int k = 0; st == DPT_OK && !e.preempted && k < e.n_jobs; k++)
         st = dpt_rank_groups_to_root(&e.rg, k, cv.scalars[k], sizeof cv.scalars[k]);
     st = dpt_group_agree(world, st);
-    if (st == DPT_OK && world->world_rank == 0)
+    if (st == DPT_OK && !e.preempted && world->world_rank == 0)
         st = report(&e, &cv);
     st = dpt_group_agree(world, st);
     free(cv.fold_of), free(cv.train), free(cv.heldout), free(cv.scalars);

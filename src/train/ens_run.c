@@ -59,7 +59,7 @@ void dpt__ens_close(dpt_ens *e) {
 }
 
 dpt_status dpt__ens_run_jobs(dpt_ens *e, dpt_ens_job_fn fn, void *ctx) {
-    for (int j = e->rg.split.group; j < e->n_jobs; j += e->rg.n_groups) {
+    for (int j = e->rg.split.group; j < e->n_jobs && !e->preempted; j += e->rg.n_groups) {
         dpt_status st = fn(e, ctx, &e->rg.member, j);
         if (st != DPT_OK) {
             char what[64];
@@ -67,7 +67,12 @@ dpt_status dpt__ens_run_jobs(dpt_ens *e, dpt_ens_job_fn fn, void *ctx) {
             dpt_rank_groups_abort(&e->rg, what, st);
         }
     }
-    return dpt_rank_groups_wait_all(&e->rg);
+    dpt_status st = dpt_rank_groups_wait_all(&e->rg);
+    int64_t stopped = e->preempted && e->rg.member.leader; /* counted once per group */
+    if (st == DPT_OK)
+        st = dpt_group_sum_i64(e->world, DPT_SCOPE_WORLD, &stopped, 1);
+    e->preempted = st == DPT_OK && stopped > 0;
+    return st;
 }
 
 void dpt__ens_member_dir(const dpt_ens *e, int job, char *buf, size_t n) {
@@ -103,6 +108,10 @@ dpt_status dpt__ens_train(dpt_ens *e, dpt_group *g, int job, const int64_t *trai
     dpt_status st = dpt_trainer_create(out, e->cfg, g, &tj);
     if (st == DPT_OK)
         st = dpt_trainer_fit(*out, res);
+    if (st == DPT_OK && res->preempted) {
+        e->preempted = 1;
+        return DPT_OK;
+    }
     dpt_eval_result ev;
     if (st == DPT_OK)
         st = dpt_trainer_evaluate(*out, &e->data.test, NULL, e->n_test, test_probs, &ev);
@@ -147,14 +156,18 @@ dpt_status dpt__ens_write_manifest(const dpt_ens *e, const char *kind, dpt_vote 
 }
 
 dpt_status dpt_ensemble_run(const dpt_train_cfg *cfg, const dpt_ensemble_cfg *ec,
-                            dpt_group *world) {
+                            dpt_group *world, int *preempted) {
+    int ignored;
+    if (!preempted)
+        preempted = &ignored;
+    *preempted = 0;
     switch (ec->kind) {
     case DPT_ENS_BAGGING:
-        return dpt__ens_bagging(cfg, ec, world);
+        return dpt__ens_bagging(cfg, ec, world, preempted);
     case DPT_ENS_BOOSTING:
-        return dpt__ens_boosting(cfg, ec, world);
+        return dpt__ens_boosting(cfg, ec, world, preempted);
     case DPT_ENS_CV:
-        return dpt__ens_crossval(cfg, ec, world);
+        return dpt__ens_crossval(cfg, ec, world, preempted);
     }
     return dpt_group_agree(world, dpt_errorf(DPT_EINVAL, "unknown ensemble kind %d", ec->kind));
 }

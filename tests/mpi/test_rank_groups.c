@@ -105,7 +105,7 @@ static void test_bagging(dpt_group *world) {
     FILE *devnull = fopen("/dev/null", "w");
     cfg.log = devnull;
     dpt_ensemble_cfg ec = {.kind = DPT_ENS_BAGGING, .members = G, .max_samples = 0.5};
-    dpt_status st = dpt_ensemble_run(&cfg, &ec, world);
+    dpt_status st = dpt_ensemble_run(&cfg, &ec, world, NULL);
     CHECK(st == DPT_OK, "bagging run: %s", dpt_last_error());
     if (world->world_rank == 0 && st == DPT_OK) {
         const int64_t n_pool = 3000, m = 1500, n = 100, K = 10;
