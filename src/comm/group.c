@@ -21,51 +21,39 @@ dpt_status dpt_mpi_status(int mpi_rc, const char *what) {
     return dpt_errorf(DPT_EMPI, "%s: %s", what, text);
 }
 
-dpt_status dpt__allreduce_inplace(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n,
-                                  MPI_Datatype type, MPI_Op op, const char *what) {
+/* n elements in pieces of at most INT_MAX, each started nonblocking and completed by dpt__wait:
+ * an in-place MPI_Iallreduce with `op`, or (op == MPI_OP_NULL) an MPI_Ibcast from `root`. */
+static dpt_status in_pieces(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n,
+                            MPI_Datatype type, MPI_Op op, int root, const char *what) {
     char call[160];
-    snprintf(call, sizeof call, "%s: MPI_Iallreduce", what);
+    snprintf(call, sizeof call, "%s: %s", what,
+             op != MPI_OP_NULL ? "MPI_Iallreduce" : "MPI_Ibcast");
     int elsize = 0;
     dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), call);
-    if (st != DPT_OK)
-        return st;
     char *p = buf;
-    for (int64_t done = 0; done < n;) {
+    for (int64_t done = 0; st == DPT_OK && done < n;) {
         int64_t left = n - done;
         int count = left > INT_MAX ? INT_MAX : (int)left;
         MPI_Request req;
-        st = dpt_mpi_status(
-            MPI_Iallreduce(MPI_IN_PLACE, p + done * elsize, count, type, op, comm, &req), call);
+        int rc = op != MPI_OP_NULL
+                     ? MPI_Iallreduce(MPI_IN_PLACE, p + done * elsize, count, type, op, comm, &req)
+                     : MPI_Ibcast(p + done * elsize, count, type, root, comm, &req);
+        st = dpt_mpi_status(rc, call);
         if (st == DPT_OK)
             st = dpt__wait(g, comm, 1, &req, g->collective_timeout, what);
-        if (st != DPT_OK)
-            return st;
         done += count;
     }
-    return DPT_OK;
+    return st;
+}
+
+dpt_status dpt__allreduce_inplace(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n,
+                                  MPI_Datatype type, MPI_Op op, const char *what) {
+    return in_pieces(g, comm, buf, n, type, op, 0, what);
 }
 
 dpt_status dpt__bcast(const dpt_group *g, MPI_Comm comm, void *buf, int64_t n, MPI_Datatype type,
                       int root, const char *what) {
-    char call[160];
-    snprintf(call, sizeof call, "%s: MPI_Ibcast", what);
-    int elsize = 0;
-    dpt_status st = dpt_mpi_status(MPI_Type_size(type, &elsize), call);
-    if (st != DPT_OK)
-        return st;
-    char *p = buf;
-    for (int64_t done = 0; done < n;) {
-        int64_t left = n - done;
-        int count = left > INT_MAX ? INT_MAX : (int)left;
-        MPI_Request req;
-        st = dpt_mpi_status(MPI_Ibcast(p + done * elsize, count, type, root, comm, &req), call);
-        if (st == DPT_OK)
-            st = dpt__wait(g, comm, 1, &req, g->collective_timeout, what);
-        if (st != DPT_OK)
-            return st;
-        done += count;
-    }
-    return DPT_OK;
+    return in_pieces(g, comm, buf, n, type, MPI_OP_NULL, root, what);
 }
 
 MPI_Comm dpt__scope_comm(const dpt_group *g, dpt_scope scope) {
