@@ -1,7 +1,7 @@
 /* Convolution dispatch (kernels): the table of implementations this CPU runs, the default one
  * (avx512 > avx2 > im2col, or DPT_KERNEL), and the tensor-level entry points that validate ranks,
  * extents, bias, scratch size and aliasing before any memory is touched. The kernels themselves
- * live in conv_ref.c, conv_im2col.c, conv_avx2.c and conv_avx512.c. */
+ * live in conv_ref.c, conv_im2col.c and the conv_simd*.c files. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -11,6 +11,29 @@
 
 #include "conv_impl.h"
 #include "dpt/ops.h"
+
+/* The SIMD builds, where this CPU and OS run their ISA: this file is built for the baseline, so
+ * the check runs before any code of an ISA build does. */
+#if defined(DPT_HAVE_AVX2) && defined(DPT_HAVE_AVX512)
+const dpt_conv_impl *dpt__conv_avx2_impl(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &dpt__conv_simd_avx2
+                                                                            : NULL;
+}
+
+const dpt_conv_impl *dpt__conv_avx512_impl(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? &dpt__conv_simd_avx512 : NULL;
+}
+#else
+const dpt_conv_impl *dpt__conv_avx2_impl(void) {
+    return NULL;
+}
+
+const dpt_conv_impl *dpt__conv_avx512_impl(void) {
+    return NULL;
+}
+#endif
 
 static const char *const impl_names[DPT_CONV_IMPL_COUNT] = {"ref", "im2col", "avx2", "avx512"};
 static const dpt_conv_impl *impls[DPT_CONV_IMPL_COUNT];

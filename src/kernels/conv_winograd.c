@@ -1,11 +1,11 @@
-/* Winograd F(2x2, 3x3) convolution (kernels), part of conv_simd_kernels.h: compiled once per ISA
- * inside its target region, on the simd.h vocabulary and its channel-vectorized micro-kernel mk.
+/* Winograd F(2x2, 3x3) convolution on the simd.h vocabulary (kernels, compiled once per ISA):
+ * forward and weight gradient of 2-D 3x3 layers with unit stride and dilation and one group.
  *
  * Each 2x2 output tile comes from a 4x4 input tile d:  Y = A^T [ (G g G^T) . (B^T d B) ] A,
  * with . the elementwise product of 16 "frequencies" xi, so a tile costs 16 multiplications per
  * (input, output) channel pair instead of 36. Per xi the products summed over input channels are
- * a matrix product  M[xi] (O x tiles) = U[xi] (O x C) * V[xi] (C x tiles),  which is mk with the
- * tiles in the vector lanes and the output channels in registers.
+ * a matrix product  M[xi] (O x tiles) = U[xi] (O x C) * V[xi] (C x tiles),  run by the channel
+ * micro-kernel with the tiles in the vector lanes and the output channels in registers.
  *
  *   B^T = | 1  0 -1  0 |    G = | 1    0    0   |    A^T = | 1  1  1  0 |
  *         | 0  1  1  0 |        | 1/2  1/2  1/2 |          | 0  1 -1 -1 |
@@ -14,35 +14,37 @@
  *
  * Tiles are numbered image by image, row by row, and taken in blocks whose V and M stay in L2.
  * All transforms run with VL consecutive tiles in the lanes, across tile rows, so that small
- * images (7 tiles per row at 14x14) do not leave half the lanes idle:
- *  - per image and channel, B^T along each input row: the even and odd columns of two vectors of
- *    a zero-bordered row are the four columns of VL tiles. Rows go to two planes by parity, so
- *    that input row 2ty+a of every tile row ty is one run along the tiles (row a/2 of plane a%2);
- *  - B^T along the columns then reads those runs, VL tiles at a time;
- *  - A^T (both ways) writes the four outputs of each tile to Z, which is then laid out into y one
- *    tile row at a time. */
+ * images (7 tiles per row at 14x14) do not leave half the lanes idle: B^T along each input row
+ * writes two planes by row parity, so that input row 2ty+a of every tile row ty is one run along
+ * the tiles (row a/2 of plane a%2), which B^T along the columns then reads VL tiles at a time. */
+#include <string.h>
+
+#include "conv_simd.h"
 
 /* Forward and backward-data of layers with fewer channels are cheaper direct (the transforms are
  * paid per channel, the savings per channel pair). */
 #define WINO_MIN_CH 16
 
 /* 2-D, 3x3, unit stride and dilation, one group, at least one whole tile. */
-static int wino_tiling_ok(const geo *q) {
-    return q->in[0] == 1 && q->k[0] == 1 && q->k[1] == 3 && q->k[2] == 3 && q->s[1] == 1 &&
-           q->s[2] == 1 && q->d[1] == 1 && q->d[2] == 1 && q->G == 1 && q->out[1] >= 2 &&
-           q->out[2] >= 2;
+static int wino_tiling_ok(const conv_sizes *sz) {
+    return sz->in[0] == 1 && sz->k[0] == 1 && sz->k[1] == 3 && sz->k[2] == 3 &&
+           sz->stride[1] == 1 && sz->stride[2] == 1 && sz->dil[1] == 1 && sz->dil[2] == 1 &&
+           sz->groups == 1 && sz->out[1] >= 2 && sz->out[2] >= 2;
 }
 
-static int wino_shape_ok(const geo *q) {
-    return wino_tiling_ok(q) && q->C >= WINO_MIN_CH && q->O >= WINO_MIN_CH;
+static int wino_shape_ok(const conv_sizes *sz) {
+    return wino_tiling_ok(sz) && sz->C >= WINO_MIN_CH && sz->O >= WINO_MIN_CH;
 }
 
-static int wino_use(const geo *q) { return wino_shape_ok(q) && dpt_conv_winograd(); }
+int dpt__wino_use(const conv_sizes *sz) {
+    return wino_shape_ok(sz) && dpt_conv_winograd();
+}
 
 /* Distance between the 16 planes of V (or M) for planes of n floats: whole cache lines, an odd
  * multiple of 4 of them, so that the 16 vectors a transform stores (or loads) at once, one per
- * plane, fall into 16 different L1 sets (a multiple of 4 KB would put them all in one 8-way set). */
-static int64_t xi_stride(int64_t n) {
+ * plane, fall into 16 different L1 sets (a multiple of 4 KB would put them all in one 8-way set).
+ */
+static int64_t plane_stride(int64_t n) {
     int64_t lines = (n + 15) / 16;
     lines = round_up(lines, 4);
     if (lines % 8 == 0)
@@ -52,6 +54,7 @@ static int64_t xi_stride(int64_t n) {
 
 typedef struct {
     int64_t TH, TW, T; /* tile rows, tile columns and tiles per image */
+    int64_t total;     /* tiles of the batch */
     int64_t tb;        /* tiles per block */
     int64_t ldv;       /* floats per row of V, M and Z: a block's tiles, plus spill room */
     int64_t vs, ms;    /* floats from one xi to the next in V and in M */
@@ -61,59 +64,71 @@ typedef struct {
     int64_t nch;       /* vectors per tile row (one-channel weight gradient) */
     int64_t ys;        /* floats from one xi to the next in Yt (weight gradient) */
     /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
-    int64_t u, v, m, z, xb, r, koff, du, yt, dycl, end;
-} wino_ws;
+    int64_t u, v, m, z, xb, r, seq_off, du, yt, dycl, end;
+} wino_layout;
 
 /* The tiling, the block and the strides shared by both passes. */
-static void wino_geometry(const geo *q, wino_ws *b) {
+static void wino_tiling(const conv_sizes *sz, wino_layout *b) {
     memset(b, 0, sizeof *b);
-    b->TH = (q->out[1] + 1) / 2;
-    b->TW = (q->out[2] + 1) / 2;
+    b->TH = (sz->out[1] + 1) / 2;
+    b->TW = (sz->out[2] + 1) / 2;
     b->T = b->TH * b->TW;
+    b->total = sz->N * b->T;
     /* V and M of a block in about 512 KB of L2, in whole pairs of vectors. */
-    const int64_t fit = 8192 / (q->C + q->O) / (2 * VL) * (2 * VL);
-    b->tb = min64(fit > 2 * VL ? fit : 2 * VL, round_up(q->N * b->T, VL));
+    const int64_t fit = 8192 / (sz->C + sz->O) / (2 * VL) * (2 * VL);
+    b->tb = min64(fit > 2 * VL ? fit : 2 * VL, round_up(sz->N * b->T, VL));
     b->ldv = b->tb + VL;
-    b->vs = xi_stride(q->C * b->ldv);
-    b->ms = xi_stride(q->O * b->ldv);
+    b->vs = plane_stride(sz->C * b->ldv);
+    b->ms = plane_stride(sz->O * b->ldv);
     b->bh = 2 * b->TH + 2;
     b->bw = 2 * round_up(b->TW, VL) + 2;
     b->rp = (b->TH + 1) * b->TW + VL;
-    b->opad = round_up(q->O, VL);
-    b->ys = xi_stride(b->tb * b->opad);
+    b->opad = round_up(sz->O, VL);
+    b->ys = plane_stride(b->tb * b->opad);
 }
 
-/* The input side both passes share, from offset o on: V, the bordered planes, R, koff. */
-static int64_t wino_input_plan(const geo *q, wino_ws *b, int64_t o) {
+/* The input side both passes share, from offset o on: V, the bordered planes, R, seq_off. */
+static int64_t wino_input_plan(const conv_sizes *sz, wino_layout *b, int64_t o) {
     b->v = o;
     o += 16 * b->vs;
     b->xb = o;
-    o += round_up(q->C * b->bh * b->bw + SLACK, 16);
+    o += round_up(sz->C * b->bh * b->bw + SLACK, 16);
     b->r = o;
-    o += round_up(8 * q->C * b->rp, 16);
-    b->koff = o;
-    o += round_up(b->tb > q->C ? b->tb : q->C, 16);
+    o += round_up(8 * sz->C * b->rp, 16);
+    b->seq_off = o;
+    o += round_up(b->tb > sz->C ? b->tb : sz->C, 16);
     return o;
 }
 
-static int64_t wino_plan(const geo *q, wino_ws *b) {
-    wino_geometry(q, b);
+/* The floats of one pass's own regions from offset 0 (forward: U, M, Z; weight gradient: dU,
+ * Yt, dY channel-last), then the input side; the end of the layout. */
+static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int weight_grad) {
+    wino_tiling(sz, b);
     int64_t o = 0;
-    b->u = o;
-    o += round_up(16 * q->O * q->C, 16);
-    b->m = o;
-    o += 16 * b->ms;
-    b->z = o;
-    o += round_up(4 * q->O * b->ldv + SLACK, 16);
-    b->end = o = wino_input_plan(q, b, o);
+    if (!weight_grad) {
+        b->u = o;
+        o += round_up(16 * sz->O * sz->C, 16);
+        b->m = o;
+        o += 16 * b->ms;
+        b->z = o;
+        o += round_up(4 * sz->O * b->ldv + SLACK, 16);
+    } else {
+        b->du = o;
+        o += round_up(16 * sz->C * b->opad, 16);
+        b->yt = o;
+        o += 16 * b->ys;
+        b->dycl = o;
+        o += round_up(sz->out_plane * b->opad, 16);
+    }
+    b->end = o = wino_input_plan(sz, b, o);
     return o;
 }
 
 /* u: (16, O, C), xi = 4*row + column of G g G^T; w: (O, C, 3, 3). In double, rounded once. */
-static void wino_weights(float *u, const float *w, const geo *q) {
-    for (int64_t o = 0; o < q->O; o++)
-        for (int64_t c = 0; c < q->C; c++) {
-            const float *g = w + (o * q->C + c) * 9;
+static void wino_weight_transform(float *u, const float *w, const conv_sizes *sz) {
+    for (int64_t o = 0; o < sz->O; o++)
+        for (int64_t c = 0; c < sz->C; c++) {
+            const float *g = w + (o * sz->C + c) * 9;
             double t[4][3], r[4][4];
             for (int j = 0; j < 3; j++) { /* G g: along the kernel rows */
                 const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
@@ -129,12 +144,12 @@ static void wino_weights(float *u, const float *w, const geo *q) {
                 r[i][3] = t[i][2];
             }
             for (int xi = 0; xi < 16; xi++)
-                u[(xi * q->O + o) * q->C + c] = (float)r[xi / 4][xi % 4];
+                u[(xi * sz->O + o) * sz->C + c] = (float)r[xi / 4][xi % 4];
         }
 }
 
 /* B^T d along one dimension: the 4 transformed values of 4 inputs. */
-SIMD_INLINE void wino_bt(vf out[4], vf d0, vf d1, vf d2, vf d3) {
+SIMD_INLINE void wino_input_transform(vf out[4], vf d0, vf d1, vf d2, vf d3) {
     out[0] = V_SUB(d0, d2);
     out[1] = V_ADD(d1, d2);
     out[2] = V_SUB(d2, d1);
@@ -143,28 +158,42 @@ SIMD_INLINE void wino_bt(vf out[4], vf d0, vf d1, vf d2, vf d3) {
 
 /* B^T along input row `row` (bordered) for the VL tiles whose columns start at row[0]: the even
  * and odd columns of two vectors are columns 2tx .. 2tx+3 of each tile. */
-SIMD_INLINE void wino_row_bt(vf t[4], const float *row) {
+SIMD_INLINE void wino_input_transform_row(vf t[4], const float *row) {
     vf e0, o0, e1, o1;
     v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
     v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
-    wino_bt(t, e0, o0, e1, o1);
+    wino_input_transform(t, e0, o0, e1, o1);
+}
+
+/* B^T along the columns of VL tiles whose rows are transformed (d[a][k]: value k of row a), each
+ * of the 16 results xi = 4*a + k stored at out + xi*stride. */
+SIMD_INLINE void wino_store_columns(float *out, int64_t stride, vf d[4][4]) {
+    SIMD_UNROLL
+    for (int k = 0; k < 4; k++) {
+        vf o[4];
+        wino_input_transform(o, d[0][k], d[1][k], d[2][k], d[3][k]);
+        SIMD_UNROLL
+        for (int a = 0; a < 4; a++)
+            V_STORE(out + (a * 4 + k) * stride, o[a]);
+    }
 }
 
 /* R for image x: (C, H, W): B^T along the rows. R[c][k][a%2] holds, from (a/2)*TW on, value k
  * of input row 2ty+a of tile (ty, tx) at ty*TW + tx, for every a; see the top of this file. */
-static void wino_rows(float *r, float *xb, const float *x, const geo *q, const wino_ws *b) {
-    const int64_t H = q->in[1], W = q->in[2], plane = b->bh * b->bw;
+static void wino_transform_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
+                                const wino_layout *b) {
+    const int64_t H = sz->in[1], W = sz->in[2], plane = b->bh * b->bw;
     /* All the copies first: loads right behind the (masked) stores of the copy would wait for
      * them to reach L1, as store forwarding does not cover them. */
-    for (int64_t c = 0; c < q->C; c++)
+    for (int64_t c = 0; c < sz->C; c++)
         for (int64_t h = 0; h < H; h++) /* the interior; the border stays zero */
-            copy_row(xb + c * plane + (h + q->p[1]) * b->bw + q->p[2], x + (c * H + h) * W, W);
-    for (int64_t c = 0; c < q->C; c++) {
+            v_copy(xb + c * plane + (h + sz->pad[1]) * b->bw + sz->pad[2], x + (c * H + h) * W, W);
+    for (int64_t c = 0; c < sz->C; c++) {
         for (int64_t rr = 0; rr < b->bh; rr++) {
             float *dst = r + (c * 8 + rr % 2) * b->rp + rr / 2 * b->TW;
             for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
                 vf t[4];
-                wino_row_bt(t, xb + c * plane + rr * b->bw + 2 * tx0);
+                wino_input_transform_row(t, xb + c * plane + rr * b->bw + 2 * tx0);
                 /* whole vectors: the lanes past the row land where the next row of the same
                  * parity (written later) or the spill room goes */
                 SIMD_UNROLL
@@ -177,26 +206,20 @@ static void wino_rows(float *r, float *xb, const float *x, const geo *q, const w
 
 /* V[xi][c][col ..] for VL tiles of one image from tile t on: B^T along the columns. The lanes
  * past the image or the block spill into columns written later, or into the spill room. */
-SIMD_INLINE void wino_cols(float *v, int64_t vs, const float *rc, int64_t rp, int64_t TW,
-                           int64_t t) {
+SIMD_INLINE void wino_transform_columns(float *v, int64_t vs, const float *rc, int64_t rp,
+                                        int64_t TW, int64_t t) {
     vf d[4][4];
     SIMD_UNROLL
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < 4; a++) {
         SIMD_UNROLL
         for (int k = 0; k < 4; k++)
             d[a][k] = V_LOAD(rc + (k * 2 + a % 2) * rp + t + a / 2 * TW);
-    SIMD_UNROLL
-    for (int k = 0; k < 4; k++) {
-        vf o[4];
-        wino_bt(o, d[0][k], d[1][k], d[2][k], d[3][k]);
-        SIMD_UNROLL
-        for (int a = 0; a < 4; a++)
-            V_STORE(v + (a * 4 + k) * vs, o[a]);
     }
+    wino_store_columns(v, vs, d);
 }
 
 /* Z[o][2i+j][col ..] = output (i, j) of VL tiles: A^T M A + bias, from M[xi][o][col ..]. */
-SIMD_INLINE void wino_outputs(float *z, int64_t ldz, const float *m, int64_t ms, vf bias) {
+SIMD_INLINE void wino_output_transform(float *z, int64_t ldz, const float *m, int64_t ms, vf bias) {
     vf s[2][4];
     SIMD_UNROLL
     for (int k = 0; k < 4; k++) { /* along the rows of the 4x4 tile */
@@ -214,14 +237,14 @@ SIMD_INLINE void wino_outputs(float *z, int64_t ldz, const float *m, int64_t ms,
 
 /* Output rows 2ty, 2ty+1 of tiles [txa, txb) of one channel yo: (oH, oW), from z: (4, ldz) whose
  * column 0 is tile txa. */
-static void wino_untile(float *yo, const float *z, int64_t ldz, int64_t ty, int64_t txa,
-                        int64_t txb, const geo *q) {
-    const int64_t oW = q->out[2];
-    for (int64_t i = 0; i < 2 && 2 * ty + i < q->out[1]; i++)
+static void wino_store_rows(float *yo, const float *z, int64_t ldz, int64_t ty, int64_t txa,
+                            int64_t txb, const conv_sizes *sz) {
+    const int64_t oW = sz->out[2];
+    for (int64_t i = 0; i < 2 && 2 * ty + i < sz->out[1]; i++)
         for (int64_t tx0 = txa; tx0 < txb; tx0 += VL) {
             vf lo, hi;
-            v_interleave(V_LOAD(z + 2 * i * ldz + tx0 - txa), V_LOAD(z + (2 * i + 1) * ldz + tx0 - txa),
-                         &lo, &hi);
+            v_interleave(V_LOAD(z + 2 * i * ldz + tx0 - txa),
+                         V_LOAD(z + (2 * i + 1) * ldz + tx0 - txa), &lo, &hi);
             float *dst = yo + (2 * ty + i) * oW + 2 * tx0;
             const int64_t n = min64(2 * (txb - tx0), oW - 2 * tx0);
             if (n >= 2 * VL) {
@@ -236,28 +259,39 @@ static void wino_untile(float *yo, const float *z, int64_t ldz, int64_t ty, int6
         }
 }
 
-/* Zero borders of the bordered planes, and no stale NaN in the lanes of R and V past the last
- * tile, which the transforms and mk read. */
-static void wino_input_reset(float *work, const geo *q, const wino_ws *b) {
-    memset(work + b->xb, 0, (size_t)(q->C * b->bh * b->bw + SLACK) * sizeof(float));
-    memset(work + b->r, 0, (size_t)(8 * q->C * b->rp) * sizeof(float));
+/* Lays out the workspace of one pass and prepares its input side: zero borders of the bordered
+ * planes, no stale NaN in the lanes of R and V past the last tile (the transforms and the
+ * micro-kernel read them), and the offsets 0, 1, 2, ... along which the micro-kernel reduces
+ * (input channels in the forward, a block's tiles in the weight gradient), which it returns. */
+static const int32_t *wino_begin(wino_layout *b, float *work, const conv_sizes *sz,
+                                 int weight_grad) {
+    wino_plan(sz, b, weight_grad);
+    int32_t *seq_off = (int32_t *)(work + b->seq_off);
+    const int64_t n = weight_grad ? b->tb : sz->C;
+    for (int64_t i = 0; i < n; i++)
+        seq_off[i] = (int32_t)i;
+    memset(work + b->xb, 0, (size_t)(sz->C * b->bh * b->bw + SLACK) * sizeof(float));
+    memset(work + b->r, 0, (size_t)(8 * sz->C * b->rp) * sizeof(float));
     memset(work + b->v, 0, (size_t)(16 * b->vs) * sizeof(float));
+    return seq_off;
 }
 
-/* V of the block of nb tiles from global tile t0 on; *in_r: the image whose rows R holds. */
-static void wino_input_block(float *v, float *r, float *xb, const float *x, int64_t t0, int64_t nb,
-                             int64_t *in_r, const geo *q, const wino_ws *b) {
+/* V (in work) of the block of nb tiles from global tile t0 on; *in_r: the image whose rows R
+ * holds. */
+static void wino_input_block(float *work, const float *x, int64_t t0, int64_t nb, int64_t *in_r,
+                             const conv_sizes *sz, const wino_layout *b) {
+    float *v = work + b->v, *r = work + b->r, *xb = work + b->xb;
     const int64_t T = b->T;
     for (int64_t g = t0; g < t0 + nb;) { /* one image's run of the block at a time */
         const int64_t n = g / T, t = g % T, run = min64(T - t, t0 + nb - g);
         if (n != *in_r) {
-            wino_rows(r, xb, x + n * q->C * q->X, q, b);
+            wino_transform_rows(r, xb, x + n * sz->C * sz->in_plane, sz, b);
             *in_r = n;
         }
         for (int64_t s = 0; s < run; s += VL)
-            for (int64_t c = 0; c < q->C; c++)
-                wino_cols(v + c * b->ldv + g - t0 + s, b->vs, r + c * 8 * b->rp, b->rp, b->TW,
-                          t + s);
+            for (int64_t c = 0; c < sz->C; c++)
+                wino_transform_columns(v + c * b->ldv + g - t0 + s, b->vs, r + c * 8 * b->rp, b->rp,
+                                       b->TW, t + s);
         g += run;
     }
 }
@@ -271,41 +305,43 @@ typedef struct {
     const float *y;
     int64_t g, g_end, o; /* the run being walked, the block's end, the channel */
     const char *x, *x_end;
-} wino_pf;
+} wino_prefetch;
 
-static void wino_pf_range(wino_pf *s, const geo *q, const wino_ws *b) {
+static void wino_prefetch_range(wino_prefetch *s, const conv_sizes *sz, const wino_layout *b) {
     const int64_t T = b->T, n = s->g / T, last = min64((n + 1) * T, s->g_end) - 1;
-    const int64_t r0 = s->g % T / b->TW * 2, r1 = min64(last % T / b->TW * 2 + 2, q->out[1]);
-    const float *plane = s->y + (n * q->O + s->o) * q->P;
-    s->p = (const char *)(plane + r0 * q->out[2]);
-    s->end = (const char *)(plane + r1 * q->out[2]);
+    const int64_t r0 = s->g % T / b->TW * 2, r1 = min64(last % T / b->TW * 2 + 2, sz->out[1]);
+    const float *plane = s->y + (n * sz->O + s->o) * sz->out_plane;
+    s->p = (const char *)(plane + r0 * sz->out[2]);
+    s->end = (const char *)(plane + r1 * sz->out[2]);
 }
 
-static void wino_pf_init(wino_pf *s, const float *y, const float *x, int64_t t0, int64_t nb,
-                         const geo *q, const wino_ws *b) {
+static void wino_prefetch_init(wino_prefetch *s, const float *y, const float *x, int64_t t0,
+                               int64_t nb, const conv_sizes *sz, const wino_layout *b) {
     s->y = y;
     s->g = t0;
     s->g_end = t0 + nb;
     s->o = 0;
     const int64_t next = (t0 + nb - 1) / b->T + 1; /* the first image no block has reached */
-    const int reached = next < q->N && next * b->T < t0 + 2 * nb;
-    s->x = reached ? (const char *)(x + next * q->C * q->X) : NULL;
-    s->x_end = reached ? s->x + q->C * q->X * (int64_t)sizeof(float) : NULL;
-    wino_pf_range(s, q, b);
+    const int reached = next < sz->N && next * b->T < t0 + 2 * nb;
+    s->x = reached ? (const char *)(x + next * sz->C * sz->in_plane) : NULL;
+    s->x_end = reached ? s->x + sz->C * sz->in_plane * (int64_t)sizeof(float) : NULL;
+    wino_prefetch_range(s, sz, b);
 }
 
-/* The next run of at most k lines within one range, as a one-region pf_stream for mk, which
- * issues one prefetch per step of its reduction (a burst would stall on full miss queues). */
-static pf_stream wino_pf_take(wino_pf *s, int64_t k, const geo *q, const wino_ws *b) {
-    pf_stream r = {.step = 0};
+/* The next run of at most k lines within one range, as a one-region prefetch_stream for
+ * dpt__channel_kernel, which issues one prefetch per step of its reduction (a burst would stall on
+ * full miss queues). */
+static prefetch_stream wino_prefetch_take(wino_prefetch *s, int64_t k, const conv_sizes *sz,
+                                          const wino_layout *b) {
+    prefetch_stream r = {.step = 0};
     while (s->p >= s->end) {
         if (s->g < s->g_end) { /* next channel, or the next image run */
-            if (++s->o == q->O) {
+            if (++s->o == sz->O) {
                 s->o = 0;
                 s->g = min64((s->g / b->T + 1) * b->T, s->g_end);
             }
             if (s->g < s->g_end)
-                wino_pf_range(s, q, b);
+                wino_prefetch_range(s, sz, b);
         } else if (s->x) {
             s->p = s->x;
             s->end = s->x_end;
@@ -323,54 +359,59 @@ static pf_stream wino_pf_take(wino_pf *s, int64_t k, const geo *q, const wino_ws
     return r;
 }
 
-/* y: (N, O, oH, oW)  x: (N, C, H, W)  w: (O, C, 3, 3)  b: (O) or NULL; work: wino_plan(q). */
-static void wino_forward(float *y, const float *x, const float *w, const float *b, const geo *q,
-                         float *work) {
-    wino_ws ws;
-    wino_plan(q, &ws);
+/* out (rows x cols, rows ldo apart) = A B, or += A B when `accumulate`: A (rows x K, rows lda
+ * apart, read along seq_off), B (K x cols, rows ldb apart), cols whole vectors. Rows go to the
+ * micro-kernel's registers in tiles, columns to its lanes in blocks of one or two vectors; with
+ * pf, each call also prefetches K lines of what pf walks. */
+static void wino_product(float *out, int64_t ldo, int accumulate, int64_t rows, int64_t cols,
+                         const float *A, int64_t lda, const int32_t *seq_off, int64_t K,
+                         const float *B, int64_t ldb, wino_prefetch *pf, const conv_sizes *sz,
+                         const wino_layout *ws) {
+    for (int64_t j = 0; j < cols; j += 2 * VL) {
+        const int NV = cols - j >= 2 * VL ? 2 : 1;
+        const int64_t nt = dpt__tiles_count(rows, NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
+        for (int64_t t = 0; t < nt; t++) {
+            int64_t i0;
+            int R;
+            dpt__tile_bounds(rows, nt, t, &i0, &R);
+            float *o = out + i0 * ldo + j;
+            prefetch_stream ps;
+            if (pf)
+                ps = wino_prefetch_take(pf, K, sz, ws);
+            dpt__channel_kernel(o, ldo, accumulate ? o : NULL, R, NV, lda, A + i0 * lda, seq_off, K,
+                                B + j, ldb, 0, pf ? &ps : NULL);
+        }
+    }
+}
+
+void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
+                       const conv_sizes *sz, float *work) {
+    wino_layout ws;
+    const int32_t *seq_off = wino_begin(&ws, work, sz, 0);
     float *u = work + ws.u, *v = work + ws.v, *m = work + ws.m, *z = work + ws.z;
-    float *xb = work + ws.xb, *r = work + ws.r;
-    int32_t *koff = (int32_t *)(work + ws.koff);
-    const int64_t C = q->C, O = q->O, T = ws.T, TW = ws.TW, ldv = ws.ldv;
-    const int64_t total = q->N * T;
-    wino_weights(u, w, q);
-    for (int64_t c = 0; c < C; c++)
-        koff[c] = (int32_t)c;
-    wino_input_reset(work, q, &ws);
-    const int64_t otiles2 = tiles_count(O, MK_RMAX2), otiles1 = tiles_count(O, MK_RMAX1);
+    const int64_t C = sz->C, O = sz->O, T = ws.T, TW = ws.TW, ldv = ws.ldv, total = ws.total;
+    wino_weight_transform(u, w, sz);
     int64_t in_r = -1; /* the image whose rows are in R */
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
         const int64_t cols = round_up(nb, VL);
-        wino_input_block(v, r, xb, x, t0, nb, &in_r, q, &ws);
-        wino_pf pf;
-        wino_pf_init(&pf, y, x, t0, nb, q, &ws);
-        for (int64_t xi = 0; xi < 16; xi++) {
-            const float *ux = u + xi * O * C, *vx = v + xi * ws.vs;
-            float *mx = m + xi * ws.ms;
-            for (int64_t t = 0; t < cols; t += 2 * VL) {
-                const int NV = cols - t >= 2 * VL ? 2 : 1;
-                const int64_t nt = NV == 2 ? otiles2 : otiles1;
-                for (int64_t ti = 0; ti < nt; ti++) {
-                    int64_t o0;
-                    int R;
-                    tile_bounds(O, nt, ti, &o0, &R);
-                    pf_stream ps = wino_pf_take(&pf, C, q, &ws);
-                    mk_run(mx + o0 * ldv + t, ldv, NULL, R, NV, C, ux + o0 * C, koff, C, vx + t,
-                           ldv, 0, &ps);
-                }
-            }
-        }
+        wino_input_block(work, x, t0, nb, &in_r, sz, &ws);
+        wino_prefetch pf;
+        wino_prefetch_init(&pf, y, x, t0, nb, sz, &ws);
+        for (int64_t xi = 0; xi < 16; xi++) /* M[xi] = U[xi] V[xi] */
+            wino_product(m + xi * ws.ms, ldv, 0, O, cols, u + xi * O * C, C, seq_off, C,
+                         v + xi * ws.vs, ldv, &pf, sz, &ws);
         for (int64_t o = 0; o < O; o++) {
             const vf bias = V_SET1(b ? b[o] : 0.0f);
             for (int64_t t = 0; t < cols; t += VL)
-                wino_outputs(z + o * 4 * ldv + t, ldv, m + o * ldv + t, ws.ms, bias);
+                wino_output_transform(z + o * 4 * ldv + t, ldv, m + o * ldv + t, ws.ms, bias);
         }
         for (int64_t g = t0; g < t0 + nb;) { /* one tile row's run of the block at a time */
             const int64_t n = g / T, ty = g % T / TW, tx = g % TW;
             const int64_t txb = min64(TW, tx + t0 + nb - g);
             for (int64_t o = 0; o < O; o++)
-                wino_untile(y + (n * O + o) * q->P, z + o * 4 * ldv + g - t0, ldv, ty, tx, txb, q);
+                wino_store_rows(y + (n * O + o) * sz->out_plane, z + o * 4 * ldv + g - t0, ldv, ty,
+                                tx, txb, sz);
             g += txb - tx;
         }
     }
@@ -379,27 +420,15 @@ static void wino_forward(float *y, const float *x, const float *w, const float *
 /* ---------------------------------------------------------------------------------------------
  * Weight gradient. The forward is linear in U = G g G^T, so over all tiles
  *   dL/dU[xi] = sum_tiles (A dY A^T)[xi] * V[xi]   and   dL/dg = G^T (dL/dU) G,
- * per xi a product  dU[xi] (C x O) += V[xi] (C x tiles) * Yt[xi] (tiles x O): mk with the output
- * channels in the lanes, input channels in registers and the block's tiles as the reduction. */
-
-static int64_t wino_dw_plan(const geo *q, wino_ws *b) {
-    wino_geometry(q, b);
-    int64_t o = 0;
-    b->du = o;
-    o += round_up(16 * q->C * b->opad, 16);
-    b->yt = o;
-    o += 16 * b->ys;
-    b->dycl = o;
-    o += round_up(q->P * b->opad, 16);
-    b->end = o = wino_input_plan(q, b, o);
-    return o;
-}
+ * per xi a product  dU[xi] (C x O) += V[xi] (C x tiles) * Yt[xi] (tiles x O): dpt__channel_kernel
+ * with the output channels in the lanes, input channels in registers and the block's tiles as the
+ * reduction. */
 
 /* Yt[xi][.][o ..] of tile (ty, tx): A dY A^T, dY the tile's 2x2 of dycl: (oH*oW, opad), channel
  * last; outputs past the bottom or right edge do not exist and count as zero. */
-static void wino_dy_tile(float *yt, int64_t ys, const float *dycl, int64_t opad, int64_t ty,
-                         int64_t tx, const geo *q) {
-    const int64_t oH = q->out[1], oW = q->out[2];
+static void wino_dy_transform(float *yt, int64_t ys, const float *dycl, int64_t opad, int64_t ty,
+                              int64_t tx, const conv_sizes *sz) {
+    const int64_t oH = sz->out[1], oW = sz->out[2];
     const int down = 2 * ty + 1 < oH, right = 2 * tx + 1 < oW;
     const float *p = dycl + (2 * ty * oW + 2 * tx) * opad;
     for (int64_t o = 0; o < opad; o += VL) {
@@ -422,7 +451,7 @@ static void wino_dy_tile(float *yt, int64_t ys, const float *dycl, int64_t opad,
 }
 
 /* g: one 3x3 kernel += G^T m G, in double. */
-static void wino_dw_add(float *g, const double m[4][4]) {
+static void wino_weight_add(float *g, const double m[4][4]) {
     double t[3][4];
     for (int j = 0; j < 4; j++) { /* G^T along the rows */
         t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
@@ -437,60 +466,42 @@ static void wino_dw_add(float *g, const double m[4][4]) {
 }
 
 /* dw[o][c] += G^T dU[.][c][o] G. */
-static void wino_dw_finish(float *dw, const float *du, const geo *q, int64_t opad) {
-    for (int64_t o = 0; o < q->O; o++)
-        for (int64_t c = 0; c < q->C; c++) {
+static void wino_weight_finish(float *dw, const float *du, const conv_sizes *sz, int64_t opad) {
+    for (int64_t o = 0; o < sz->O; o++)
+        for (int64_t c = 0; c < sz->C; c++) {
             double m[4][4];
             for (int xi = 0; xi < 16; xi++)
-                m[xi / 4][xi % 4] = du[(xi * q->C + c) * opad + o];
-            wino_dw_add(dw + (o * q->C + c) * 9, m);
+                m[xi / 4][xi % 4] = du[(xi * sz->C + c) * opad + o];
+            wino_weight_add(dw + (o * sz->C + c) * 9, m);
         }
 }
 
-/* dw: (O, C, 3, 3) +=  dy: (N, O, oH, oW)  x: (N, C, H, W); work: wino_dw_plan(q). The bias
- * gradient is the caller's. */
-static void wino_backward_weight(float *dw, const float *dy, const float *x, const geo *q,
-                                 float *work) {
-    wino_ws ws;
-    wino_dw_plan(q, &ws);
-    float *v = work + ws.v, *xb = work + ws.xb, *r = work + ws.r, *du = work + ws.du;
-    float *yt = work + ws.yt, *dycl = work + ws.dycl;
-    int32_t *koff = (int32_t *)(work + ws.koff);
-    const int64_t C = q->C, O = q->O, opad = ws.opad, T = ws.T, TW = ws.TW;
-    const int64_t total = q->N * T;
-    for (int64_t k = 0; k < ws.tb; k++)
-        koff[k] = (int32_t)k;
-    wino_input_reset(work, q, &ws);
+void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const conv_sizes *sz,
+                               float *work) {
+    wino_layout ws;
+    const int32_t *seq_off = wino_begin(&ws, work, sz, 1);
+    float *v = work + ws.v, *du = work + ws.du, *yt = work + ws.yt, *dycl = work + ws.dycl;
+    const int64_t C = sz->C, O = sz->O, opad = ws.opad, T = ws.T, TW = ws.TW, total = ws.total;
     memset(du, 0, (size_t)(16 * C * opad) * sizeof(float));
-    memset(dycl, 0, (size_t)(q->P * opad) * sizeof(float)); /* lanes past O stay zero */
-    const int64_t ctiles2 = tiles_count(C, MK_RMAX2), ctiles1 = tiles_count(C, MK_RMAX1);
+    memset(dycl, 0, (size_t)(sz->out_plane * opad) * sizeof(float)); /* lanes past O stay zero */
     int64_t in_r = -1, in_dy = -1;
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
-        wino_input_block(v, r, xb, x, t0, nb, &in_r, q, &ws);
+        wino_input_block(work, x, t0, nb, &in_r, sz, &ws);
         for (int64_t g = t0; g < t0 + nb; g++) {
             const int64_t n = g / T, t = g % T;
             if (n != in_dy) {
-                transpose(dycl, opad, dy + n * O * q->P, q->P, O, q->P);
+                dpt__transpose(dycl, opad, dy + n * O * sz->out_plane, sz->out_plane, O,
+                               sz->out_plane);
                 in_dy = n;
             }
-            wino_dy_tile(yt + (g - t0) * opad, ws.ys, dycl, opad, t / TW, t % TW, q);
+            wino_dy_transform(yt + (g - t0) * opad, ws.ys, dycl, opad, t / TW, t % TW, sz);
         }
-        for (int64_t xi = 0; xi < 16; xi++)
-            for (int64_t o0 = 0; o0 < opad; o0 += 2 * VL) {
-                const int NV = opad - o0 >= 2 * VL ? 2 : 1;
-                const int64_t nt = NV == 2 ? ctiles2 : ctiles1;
-                for (int64_t ti = 0; ti < nt; ti++) {
-                    int64_t c0;
-                    int R;
-                    tile_bounds(C, nt, ti, &c0, &R);
-                    float *out = du + (xi * C + c0) * opad + o0;
-                    mk_run(out, opad, out, R, NV, ws.ldv, v + xi * ws.vs + c0 * ws.ldv, koff, nb,
-                           yt + xi * ws.ys + o0, opad, 0, NULL);
-                }
-            }
+        for (int64_t xi = 0; xi < 16; xi++) /* dU[xi] += V[xi] Yt[xi] */
+            wino_product(du + xi * C * opad, opad, 1, C, opad, v + xi * ws.vs, ws.ldv, seq_off, nb,
+                         yt + xi * ws.ys, opad, NULL, sz, &ws);
     }
-    wino_dw_finish(dw, du, q, opad);
+    wino_weight_finish(dw, du, sz, opad);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -500,12 +511,16 @@ static void wino_backward_weight(float *dw, const float *dy, const float *x, con
  * accumulators. Element (1, 1) of A dY A^T is the sum of the tile's dY, so the bias gradient
  * comes from the same single read of dy. */
 
-static int wino_c1_shape_ok(const geo *q) { return wino_tiling_ok(q) && q->C == 1 && q->O >= 4; }
+static int wino_one_channel_shape_ok(const conv_sizes *sz) {
+    return wino_tiling_ok(sz) && sz->C == 1 && sz->O >= 4;
+}
 
-static int wino_c1_use(const geo *q) { return wino_c1_shape_ok(q) && dpt_conv_winograd(); }
+int dpt__wino_one_channel_use(const conv_sizes *sz) {
+    return wino_one_channel_shape_ok(sz) && dpt_conv_winograd();
+}
 
-static int64_t wino_c1_plan(const geo *q, wino_ws *b) {
-    wino_geometry(q, b);
+static int64_t wino_one_channel_plan(const conv_sizes *sz, wino_layout *b) {
+    wino_tiling(sz, b);
     b->nch = (b->TW + VL - 1) / VL;
     int64_t o = 0;
     b->xb = o;
@@ -513,9 +528,21 @@ static int64_t wino_c1_plan(const geo *q, wino_ws *b) {
     b->v = o;
     o += round_up(b->TH * b->nch * 16 * VL, 16);
     b->du = o; /* per output channel: 16 vectors of partial dU sums, then one of bias sums */
-    o += round_up(q->O * 17 * VL, 16);
+    o += round_up(sz->O * 17 * VL, 16);
     b->end = o;
     return o;
+}
+
+int64_t dpt__wino_forward_floats(const conv_sizes *sz) {
+    wino_layout b;
+    return wino_shape_ok(sz) ? wino_plan(sz, &b, 0) : 0;
+}
+
+int64_t dpt__wino_weight_grad_floats(const conv_sizes *sz) {
+    wino_layout b;
+    const int64_t many = wino_shape_ok(sz) ? wino_plan(sz, &b, 1) : 0;
+    const int64_t one = wino_one_channel_shape_ok(sz) ? wino_one_channel_plan(sz, &b) : 0;
+    return max64(many, one);
 }
 
 /* One tile row (VL tiles) of one output channel into the 16 accumulators: dY from rows r0 and
@@ -523,14 +550,14 @@ static int64_t wino_c1_plan(const geo *q, wino_ws *b) {
  * they add nothing), A dY A^T with A (d0, d1) = (d0, d0 + d1, d0 - d1, -d1) and the negations
  * folded into the multiply-adds, times V of the same tiles (vt). accb gathers element (1, 1),
  * the sum of each tile: the bias gradient. */
-SIMD_INLINE void wino_c1_step(vf acc[16], vf *accb, const float *r0, const float *r1, vmask m0,
-                              vmask m1, const float *vt, const int down) {
+SIMD_INLINE void wino_one_channel_step(vf acc[16], vf *accb, const float *r0, const float *r1,
+                                       vmask m0, vmask m1, const float *vt, const int down) {
     vf d00, d01, d10 = V_ZERO(), d11 = V_ZERO();
     v_deinterleave(V_LOAD_M(r0, m0), V_LOAD_M(r0 + VL, m1), &d00, &d01);
     if (down)
         v_deinterleave(V_LOAD_M(r1, m0), V_LOAD_M(r1 + VL, m1), &d10, &d11);
-#define WINO_ACC(xi, yv) acc[xi] = V_FMA((yv), V_LOAD(vt + (xi) * VL), acc[xi])
-#define WINO_NACC(xi, yv) acc[xi] = V_FNMA((yv), V_LOAD(vt + (xi) * VL), acc[xi])
+#define WINO_ACC(xi, yv) acc[xi] = V_FMA((yv), V_LOAD(vt + (xi)*VL), acc[xi])
+#define WINO_NACC(xi, yv) acc[xi] = V_FNMA((yv), V_LOAD(vt + (xi)*VL), acc[xi])
     WINO_ACC(0, d00);
     WINO_ACC(1, V_ADD(d00, d01));
     WINO_ACC(2, V_SUB(d00, d01));
@@ -567,37 +594,28 @@ SIMD_INLINE void wino_c1_step(vf acc[16], vf *accb, const float *r0, const float
 #undef WINO_NACC
 }
 
-/* dw: (O, 1, 3, 3) +=  db: (O) += or NULL  dy: (N, O, oH, oW)  x: (N, 1, H, W). */
-static void wino_c1_backward_weight(float *dw, float *db, const float *dy, const float *x,
-                                    const geo *q, float *work) {
-    wino_ws ws;
-    wino_c1_plan(q, &ws);
+void dpt__wino_one_channel_backward_weight(float *dw, float *db, const float *dy, const float *x,
+                                           const conv_sizes *sz, float *work) {
+    wino_layout ws;
+    wino_one_channel_plan(sz, &ws);
     float *xb = work + ws.xb, *vimg = work + ws.v, *du = work + ws.du;
-    const int64_t O = q->O, oH = q->out[1], oW = q->out[2], bw = ws.bw, nch = ws.nch;
+    const int64_t O = sz->O, oH = sz->out[1], oW = sz->out[2], bw = ws.bw, nch = ws.nch;
     memset(xb, 0, (size_t)(ws.bh * bw + SLACK) * sizeof(float));
     memset(du, 0, (size_t)(O * 17 * VL) * sizeof(float));
-    for (int64_t n = 0; n < q->N; n++) {
-        for (int64_t h = 0; h < q->in[1]; h++)
-            copy_row(xb + (h + q->p[1]) * bw + q->p[2], x + (n * q->in[1] + h) * q->in[2],
-                     q->in[2]);
+    for (int64_t n = 0; n < sz->N; n++) {
+        for (int64_t h = 0; h < sz->in[1]; h++)
+            v_copy(xb + (h + sz->pad[1]) * bw + sz->pad[2], x + (n * sz->in[1] + h) * sz->in[2],
+                   sz->in[2]);
         for (int64_t ty = 0; ty < ws.TH; ty++) /* V, tile row by tile row */
             for (int64_t ch = 0; ch < nch; ch++) {
                 vf r[4][4];
                 SIMD_UNROLL
                 for (int a = 0; a < 4; a++)
-                    wino_row_bt(r[a], xb + (2 * ty + a) * bw + 2 * ch * VL);
-                float *vt = vimg + (ty * nch + ch) * 16 * VL;
-                SIMD_UNROLL
-                for (int k = 0; k < 4; k++) {
-                    vf t[4];
-                    wino_bt(t, r[0][k], r[1][k], r[2][k], r[3][k]);
-                    SIMD_UNROLL
-                    for (int a = 0; a < 4; a++)
-                        V_STORE(vt + (a * 4 + k) * VL, t[a]);
-                }
+                    wino_input_transform_row(r[a], xb + (2 * ty + a) * bw + 2 * ch * VL);
+                wino_store_columns(vimg + (ty * nch + ch) * 16 * VL, VL, r);
             }
         for (int64_t o = 0; o < O; o++) {
-            const float *dyo = dy + (n * O + o) * q->P;
+            const float *dyo = dy + (n * O + o) * sz->out_plane;
             vf acc[16], accb = V_ZERO();
             SIMD_UNROLL
             for (int xi = 0; xi < 16; xi++)
@@ -609,16 +627,16 @@ static void wino_c1_backward_weight(float *dw, float *db, const float *dy, const
                 for (; 2 * ty + 1 < oH; ty++) {
                     const float *r0 = dyo + 2 * ty * oW + x0;
                     /* the next channel's rows, a few lines per step, ahead of their use */
-                    V_PREFETCH(r0 + q->P);
-                    V_PREFETCH(r0 + q->P + 16);
-                    V_PREFETCH(r0 + q->P + oW);
-                    V_PREFETCH(r0 + q->P + oW + 16);
-                    wino_c1_step(acc, &accb, r0, r0 + oW, m0, m1,
-                                 vimg + (ty * nch + ch) * 16 * VL, 1);
+                    V_PREFETCH(r0 + sz->out_plane);
+                    V_PREFETCH(r0 + sz->out_plane + 16);
+                    V_PREFETCH(r0 + sz->out_plane + oW);
+                    V_PREFETCH(r0 + sz->out_plane + oW + 16);
+                    wino_one_channel_step(acc, &accb, r0, r0 + oW, m0, m1,
+                                          vimg + (ty * nch + ch) * 16 * VL, 1);
                 }
                 if (ty < ws.TH) /* odd oH: the last tile row has no second row */
-                    wino_c1_step(acc, &accb, dyo + 2 * ty * oW + x0, NULL, m0, m1,
-                                 vimg + (ty * nch + ch) * 16 * VL, 0);
+                    wino_one_channel_step(acc, &accb, dyo + 2 * ty * oW + x0, NULL, m0, m1,
+                                          vimg + (ty * nch + ch) * 16 * VL, 0);
             }
             float *d = du + o * 17 * VL;
             SIMD_UNROLL
@@ -636,7 +654,7 @@ static void wino_c1_backward_weight(float *dw, float *db, const float *dy, const
                 s += d[xi * VL + l];
             m[xi / 4][xi % 4] = s;
         }
-        wino_dw_add(dw + o * 9, m);
+        wino_weight_add(dw + o * 9, m);
         if (db) {
             double s = 0.0;
             for (int l = 0; l < VL; l++)

@@ -1,0 +1,130 @@
+/* The channel micro-kernel of the SIMD convolution (kernels, compiled once per ISA): channels in
+ * the lanes, R positions in registers, the reduction over a table of offsets. Forward (over
+ * c, taps), scattered backward-data (over o), backward-weight (over positions) and the Winograd
+ * products are all this one loop. Also the L2 prefetch streams it advances. */
+#include "conv_simd.h"
+#include "dpt/status.h"
+
+void dpt__prefetch_init(prefetch_stream *s, const float *a, int64_t na, const float *b, int64_t nb,
+                        int64_t calls) {
+    s->p[0] = (const char *)a;
+    s->end[0] = s->p[0] + (a ? na : 0) * (int64_t)sizeof(float);
+    s->p[1] = (const char *)b;
+    s->end[1] = s->p[1] + (b ? nb : 0) * (int64_t)sizeof(float);
+    const int64_t lines = ((a ? na : 0) + (b ? nb : 0)) * (int64_t)sizeof(float) / 64 + 2;
+    s->step = calls > 0 ? (lines + calls - 1) / calls + 1 : 0;
+}
+
+SIMD_INLINE int64_t prefetch_take(prefetch_stream *s, const char **p) {
+    const int i = s->p[0] < s->end[0] ? 0 : 1;
+    const int64_t left = (s->end[i] - s->p[i] + 63) / 64;
+    const int64_t n = left < s->step ? (left > 0 ? left : 0) : s->step;
+    *p = s->p[i];
+    s->p[i] += n * 64;
+    return n;
+}
+
+int64_t dpt__prefetch_take(prefetch_stream *s, const char **p) {
+    return prefetch_take(s, p);
+}
+
+/* One tile of dpt__channel_kernel with R, NV and rs as compile-time constants; the first
+ * n_prefetch reduction steps also prefetch one line each from `prefetch` into L2: a steady
+ * trickle hidden under the FMAs, where a burst between calls would stall on full miss queues. */
+SIMD_INLINE void channel_tile(float *out, int64_t ldo, const float *init, const int R, const int NV,
+                              const int64_t rs, const float *a, const int32_t *a_off, int64_t K,
+                              const float *B, int64_t ldb, int nch, const char *prefetch,
+                              int64_t n_prefetch) {
+    vf c[CHANNEL_ACC_MAX];
+    const int accum = init == out;
+    SIMD_UNROLL
+    for (int r = 0; r < R; r++) {
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++)
+            c[r * NV + v] = init && !accum ? V_LOAD(init + v * VL) : V_ZERO();
+    }
+    const int64_t k_prefetch = n_prefetch < K ? n_prefetch : K;
+    int64_t k = 0;
+#define CHANNEL_STEP(k)                                                                            \
+    do {                                                                                           \
+        const float *ap = a + a_off[k];                                                            \
+        const float *bp = B + (k)*ldb;                                                             \
+        const vf b0 = V_LOAD(bp);                                                                  \
+        const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;                                               \
+        SIMD_UNROLL                                                                                \
+        for (int r = 0; r < R; r++) {                                                              \
+            const vf xa = V_SET1(ap[r * rs]);                                                      \
+            c[r * NV] = V_FMA(xa, b0, c[r * NV]);                                                  \
+            if (NV > 1)                                                                            \
+                c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);                                      \
+        }                                                                                          \
+    } while (0)
+    for (; k < k_prefetch; k++) {
+        V_PREFETCH_L2(prefetch + 64 * k);
+        CHANNEL_STEP(k);
+    }
+    for (; k < K; k++)
+        CHANNEL_STEP(k);
+#undef CHANNEL_STEP
+    if (R <= VL && nch > 0) { /* channel-major: transpose the accumulators in registers */
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++) {
+            vf t[VL];
+            SIMD_UNROLL
+            for (int r = 0; r < VL; r++)
+                t[r] = r < R ? c[r * NV + v] : V_ZERO();
+            v_transpose(t);
+            const int nj = nch - v * VL < VL ? nch - v * VL : VL;
+            for (int j = 0; j < nj; j++) {
+                if (R == VL)
+                    V_STORE(out + (v * VL + j) * ldo, t[j]);
+                else
+                    V_STORE_N(out + (v * VL + j) * ldo, t[j], R);
+            }
+        }
+        return;
+    }
+    SIMD_UNROLL
+    for (int r = 0; r < R; r++) {
+        SIMD_UNROLL
+        for (int v = 0; v < NV; v++)
+            V_STORE(out + r * ldo + v * VL,
+                    accum ? V_ADD(V_LOAD(out + r * ldo + v * VL), c[r * NV + v]) : c[r * NV + v]);
+    }
+}
+
+void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
+                         const float *a, const int32_t *a_off, int64_t K, const float *B,
+                         int64_t ldb, int nch, prefetch_stream *ps) {
+    DPT_ASSERT(nch == 0 || (R <= VL && nch <= NV * VL));
+    const char *prefetch = NULL;
+    const int64_t n_prefetch = ps ? prefetch_take(ps, &prefetch) : 0;
+#define TILE_CASE(r, nv)                                                                           \
+    case r:                                                                                        \
+        if (rs == 1)                                                                               \
+            channel_tile(out, ldo, init, r, nv, 1, a, a_off, K, B, ldb, nch, prefetch,             \
+                         n_prefetch);                                                              \
+        else                                                                                       \
+            channel_tile(out, ldo, init, r, nv, rs, a, a_off, K, B, ldb, nch, prefetch,            \
+                         n_prefetch);                                                              \
+        return;
+#define TILE_CASE2(r) TILE_CASE(r, 2)
+#define TILE_CASE1(r) TILE_CASE(r, 1)
+    if (NV == 2) {
+        switch (R) {
+            CHANNEL_TILES2(TILE_CASE2)
+        default:
+            break;
+        }
+    } else {
+        switch (R) {
+            CHANNEL_TILES1(TILE_CASE1)
+        default:
+            break;
+        }
+    }
+#undef TILE_CASE2
+#undef TILE_CASE1
+#undef TILE_CASE
+    DPT_ASSERT(!"dpt__channel_kernel: register block out of range");
+}
