@@ -6,11 +6,7 @@
 #include <string.h>
 
 #include "dpt/ops.h"
-#include "layer_isa.h"
-
-#ifdef DPT_LAYER_X86
-#include <immintrin.h>
-#endif
+#include "kernel_table.h"
 
 #define DPT_INLINE static inline __attribute__((always_inline))
 
@@ -25,10 +21,6 @@
  * (~16x fewer in each chain than one running sum); a float x, x*x and dy*(x - mean) in double
  * never lose the digits a large mean would cancel (E[x^2] - mean^2 in dpt_bn_moments). */
 enum { SL = 16 };
-
-typedef struct {
-    double s1, s2;
-} run_sums;
 
 static double fold16(const double p[SL]) {
     double t[8], u[4];
@@ -74,7 +66,7 @@ DPT_INLINE float grad_one(float g, float x, float a, float b, float k, float mu)
 
 /* ---- portable scalar runs -------------------------------------------------------------------- */
 
-static run_sums stats_run_scalar(const float *a, int64_t n) {
+static dpt__bn_sums stats_run_scalar(const float *a, int64_t n) {
     double p[SL] = {0}, q[SL] = {0};
     for (int64_t i = 0; i < n; i += SL)
         for (int j = 0; j < SL && i + j < n; j++) {
@@ -82,12 +74,12 @@ static run_sums stats_run_scalar(const float *a, int64_t n) {
             p[j] += v;
             q[j] += v * v;
         }
-    return (run_sums){fold16(p), fold16(q)};
+    return (dpt__bn_sums){fold16(p), fold16(q)};
 }
 
 /* sum g and sum g*(x - mu), g = dy masked by the ReLU output y when relu = 1. */
-DPT_INLINE run_sums gsums_run_scalar(int relu, const float *dy, const float *y, const float *x,
-                                     float mu, int64_t n) {
+DPT_INLINE dpt__bn_sums gsums_run_scalar(int relu, const float *dy, const float *y, const float *x,
+                                         float mu, int64_t n) {
     double p[SL] = {0}, q[SL] = {0};
     for (int64_t i = 0; i < n; i += SL)
         for (int j = 0; j < SL && i + j < n; j++) {
@@ -95,7 +87,7 @@ DPT_INLINE run_sums gsums_run_scalar(int relu, const float *dy, const float *y, 
             p[j] += g;
             q[j] += g * ((double)x[i + j] - mu);
         }
-    return (run_sums){fold16(p), fold16(q)};
+    return (dpt__bn_sums){fold16(p), fold16(q)};
 }
 
 /* Elementwise runs go in blocks of VB with a scalar tail: GCC's default -O2 cost model vectorizes
@@ -133,7 +125,7 @@ DPT_INLINE void grad_run_scalar(int relu, float *dx, const float *dy, const floa
         dx[i] = grad_one(masked(relu, dy, y, i), x[i], a, b, k, mu);
 }
 
-#ifdef DPT_LAYER_X86
+#ifdef DPT_KERNELS_X86
 /* ---- AVX-512F runs: 16 floats, or two 8-double halves of the 16 sum lanes, per step; tails
  * with masked loads and stores. ---------------------------------------------------------------- */
 #define AVX512_INLINE DPT_INLINE DPT_TARGET_AVX512
@@ -158,7 +150,7 @@ AVX512_INLINE double fold16_avx512(__m512d lo, __m512d hi) {
     return _mm_cvtsd_f64(w) + _mm_cvtsd_f64(_mm_unpackhi_pd(w, w));
 }
 
-DPT_TARGET_AVX512 static run_sums stats_run_avx512(const float *a, int64_t n) {
+DPT_TARGET_AVX512 static dpt__bn_sums stats_run_avx512(const float *a, int64_t n) {
     __m512d p0 = _mm512_setzero_pd(), p1 = p0, q0 = p0, q1 = p0;
     for (int64_t i = 0; i < n; i += SL) {
         /* padding lanes read +0: adding +0 leaves a partial sum unchanged (it is never -0) */
@@ -168,11 +160,11 @@ DPT_TARGET_AVX512 static run_sums stats_run_avx512(const float *a, int64_t n) {
         p0 = _mm512_add_pd(p0, lo), p1 = _mm512_add_pd(p1, hi);
         q0 = _mm512_fmadd_pd(lo, lo, q0), q1 = _mm512_fmadd_pd(hi, hi, q1); /* v*v is exact */
     }
-    return (run_sums){fold16_avx512(p0, p1), fold16_avx512(q0, q1)};
+    return (dpt__bn_sums){fold16_avx512(p0, p1), fold16_avx512(q0, q1)};
 }
 
-AVX512_INLINE run_sums gsums_run_avx512(int relu, const float *dy, const float *y, const float *x,
-                                        float mu, int64_t n) {
+AVX512_INLINE dpt__bn_sums gsums_run_avx512(int relu, const float *dy, const float *y,
+                                            const float *x, float mu, int64_t n) {
     const __m512d vmu = _mm512_set1_pd(mu);
     __m512d p0 = _mm512_setzero_pd(), p1 = p0, q0 = p0, q1 = p0;
     for (int64_t i = 0; i < n; i += SL) {
@@ -192,7 +184,7 @@ AVX512_INLINE run_sums gsums_run_avx512(int relu, const float *dy, const float *
         q0 = _mm512_mask_add_pd(q0, (__mmask8)m, q0, r0);
         q1 = _mm512_mask_add_pd(q1, (__mmask8)(m >> 8), q1, r1);
     }
-    return (run_sums){fold16_avx512(p0, p1), fold16_avx512(q0, q1)};
+    return (dpt__bn_sums){fold16_avx512(p0, p1), fold16_avx512(q0, q1)};
 }
 
 AVX512_INLINE __m512 relu_if_avx512(int relu, __m512 u) {
@@ -263,7 +255,7 @@ AVX2_INLINE void quarters(__m256d d[4], __m256 v0, __m256 v1) {
     d[3] = _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1));
 }
 
-DPT_TARGET_AVX2 static run_sums stats_run_avx2(const float *a, int64_t n) {
+DPT_TARGET_AVX2 static dpt__bn_sums stats_run_avx2(const float *a, int64_t n) {
     __m256d p[4], q[4];
     for (int j = 0; j < 4; j++)
         p[j] = q[j] = _mm256_setzero_pd();
@@ -275,11 +267,11 @@ DPT_TARGET_AVX2 static run_sums stats_run_avx2(const float *a, int64_t n) {
             q[j] = _mm256_fmadd_pd(d[j], d[j], q[j]);
         }
     }
-    return (run_sums){fold16_avx2(p), fold16_avx2(q)};
+    return (dpt__bn_sums){fold16_avx2(p), fold16_avx2(q)};
 }
 
-AVX2_INLINE run_sums gsums_run_avx2(int relu, const float *dy, const float *y, const float *x,
-                                    float mu, int64_t n) {
+AVX2_INLINE dpt__bn_sums gsums_run_avx2(int relu, const float *dy, const float *y, const float *x,
+                                        float mu, int64_t n) {
     const __m256d vmu = _mm256_set1_pd(mu);
     __m256d p[4], q[4];
     for (int j = 0; j < 4; j++)
@@ -289,7 +281,8 @@ AVX2_INLINE run_sums gsums_run_avx2(int relu, const float *dy, const float *y, c
         if (relu) {
             const __m256 z = _mm256_setzero_ps();
             g0 = _mm256_and_ps(g0, _mm256_cmp_ps(dpt__load8_n(y + i, n - i), z, _CMP_GT_OQ));
-            g1 = _mm256_and_ps(g1, _mm256_cmp_ps(dpt__load8_n(y + i + 8, n - i - 8), z, _CMP_GT_OQ));
+            g1 =
+                _mm256_and_ps(g1, _mm256_cmp_ps(dpt__load8_n(y + i + 8, n - i - 8), z, _CMP_GT_OQ));
         }
         __m256d g[4], t[4];
         quarters(g, g0, g1);
@@ -306,7 +299,7 @@ AVX2_INLINE run_sums gsums_run_avx2(int relu, const float *dy, const float *y, c
             q[j] = _mm256_add_pd(q[j], r);
         }
     }
-    return (run_sums){fold16_avx2(p), fold16_avx2(q)};
+    return (dpt__bn_sums){fold16_avx2(p), fold16_avx2(q)};
 }
 
 AVX2_INLINE void affine_run_avx2(int relu, float *y, const float *x, float mu, float scale,
@@ -340,24 +333,16 @@ AVX2_INLINE void grad_run_avx2(int relu, float *dx, const float *dy, const float
     for (; i < n; i++)
         dx[i] = grad_one(masked(relu, dy, y, i), x[i], a, b, k, mu);
 }
-#endif /* DPT_LAYER_X86 */
+#endif /* DPT_KERNELS_X86 */
 
-/* ---- one function per (path, op, relu): the tables the entry points dispatch through ------- */
-typedef struct {
-    run_sums (*stats)(const float *a, int64_t n);
-    run_sums (*gsums[2])(const float *dy, const float *y, const float *x, float mu, int64_t n);
-    void (*affine[2])(float *y, const float *x, float mu, float scale, float shift, int64_t n);
-    void (*grad[2])(float *dx, const float *dy, const float *y, const float *x, float a, float b,
-                    float k, float mu, int64_t n);
-} bn_runs;
-
+/* ---- one function per (path, op, relu): the entries of the dispatch table ------------------ */
 #define BN_RUN_FNS(isa, ATTR)                                                                      \
-    ATTR static run_sums gsums0_##isa(const float *dy, const float *y, const float *x, float mu,   \
-                                      int64_t n) {                                                 \
+    ATTR static dpt__bn_sums gsums0_##isa(const float *dy, const float *y, const float *x,         \
+                                          float mu, int64_t n) {                                   \
         return gsums_run_##isa(0, dy, y, x, mu, n);                                                \
     }                                                                                              \
-    ATTR static run_sums gsums1_##isa(const float *dy, const float *y, const float *x, float mu,   \
-                                      int64_t n) {                                                 \
+    ATTR static dpt__bn_sums gsums1_##isa(const float *dy, const float *y, const float *x,         \
+                                          float mu, int64_t n) {                                   \
         return gsums_run_##isa(1, dy, y, x, mu, n);                                                \
     }                                                                                              \
     ATTR static void affine0_##isa(float *y, const float *x, float mu, float scale, float shift,   \
@@ -376,29 +361,36 @@ typedef struct {
                                  float a, float b, float k, float mu, int64_t n) {                 \
         grad_run_##isa(1, dx, dy, y, x, a, b, k, mu, n);                                           \
     }                                                                                              \
-    static const bn_runs runs_##isa = {stats_run_##isa,                                            \
-                                       {gsums0_##isa, gsums1_##isa},                               \
-                                       {affine0_##isa, affine1_##isa},                             \
-                                       {grad0_##isa, grad1_##isa}};
+    static void fill_##isa(dpt__kernel_table *t) {                                                 \
+        t->bn_stats = stats_run_##isa;                                                             \
+        t->bn_grad_sums[0] = gsums0_##isa;                                                         \
+        t->bn_grad_sums[1] = gsums1_##isa;                                                         \
+        t->bn_affine[0] = affine0_##isa;                                                           \
+        t->bn_affine[1] = affine1_##isa;                                                           \
+        t->bn_grad[0] = grad0_##isa;                                                               \
+        t->bn_grad[1] = grad1_##isa;                                                               \
+    }
 
 BN_RUN_FNS(scalar, )
-#ifdef DPT_LAYER_X86
+#ifdef DPT_KERNELS_X86
 BN_RUN_FNS(avx2, DPT_TARGET_AVX2)
 BN_RUN_FNS(avx512, DPT_TARGET_AVX512)
 #endif
 
-static const bn_runs *runs(void) {
-#ifdef DPT_LAYER_X86
-    switch (dpt__isa_get()) {
+void dpt__bn_fill_table(dpt__kernel_table *t, dpt__isa isa) {
+    switch (isa) {
+#ifdef DPT_KERNELS_X86
     case DPT__ISA_AVX512:
-        return &runs_avx512;
+        fill_avx512(t);
+        return;
     case DPT__ISA_AVX2:
-        return &runs_avx2;
-    case DPT__ISA_SCALAR:
-        break;
-    }
+        fill_avx2(t);
+        return;
 #endif
-    return &runs_scalar;
+    default:
+        fill_scalar(t);
+        return;
+    }
 }
 
 /* ---- entry points -----------------------------------------------------------------------------
@@ -407,12 +399,12 @@ static const bn_runs *runs(void) {
 /* x: (N, C, S)  sum, sumsq: (C), written. */
 void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
-    const bn_runs *r = runs();
+    const dpt__kernel_table *kt = dpt__kernels();
     for (int64_t c = 0; c < C; c++)
         sum[c] = sumsq[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
-            const run_sums t = r->stats(x + (n * C + c) * S, S);
+            const dpt__bn_sums t = kt->bn_stats(x + (n * C + c) * S, S);
             sum[c] += t.s1;
             sumsq[c] += t.s2;
         }
@@ -421,8 +413,8 @@ void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t
 /* sum, sumsq: (C) over m elements per channel  mean, invstd: (C) float  var: (C) double (biased;
  * may be NULL). The variance E[x^2] - mean^2 is formed in double and clamped at 0 against
  * rounding. */
-void dpt_bn_moments(float *mean, float *invstd, double *var, const double *sum,
-                    const double *sumsq, int64_t m, int64_t C, double eps) {
+void dpt_bn_moments(float *mean, float *invstd, double *var, const double *sum, const double *sumsq,
+                    int64_t m, int64_t C, double eps) {
     DPT_ASSERT(m >= 1 && C >= 1 && eps >= 0.0);
     for (int64_t c = 0; c < C; c++) {
         double mu = sum[c] / (double)m;
@@ -454,13 +446,13 @@ static void apply(float *y, const float *x, const float *mean, const float *invs
                   const float *gamma, const float *beta, int64_t N, int64_t C, int64_t S,
                   int relu) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
-    const bn_runs *r = runs();
+    const dpt__kernel_table *kt = dpt__kernels();
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const float scale = gamma ? gamma[c] * invstd[c] : invstd[c];
             const float shift = beta ? beta[c] : 0.0f;
             const int64_t off = (n * C + c) * S;
-            r->affine[relu](y + off, x + off, mean[c], scale, shift, S);
+            kt->bn_affine[relu](y + off, x + off, mean[c], scale, shift, S);
         }
 }
 
@@ -485,13 +477,14 @@ static void backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy
                           const float *x, const float *mean, const float *invstd, int64_t N,
                           int64_t C, int64_t S, int relu) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
-    const bn_runs *r = runs();
+    const dpt__kernel_table *kt = dpt__kernels();
     for (int64_t c = 0; c < C; c++)
         dbeta_sum[c] = dgamma_sum[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const int64_t off = (n * C + c) * S;
-            const run_sums t = r->gsums[relu](dy + off, y ? y + off : NULL, x + off, mean[c], S);
+            const dpt__bn_sums t =
+                kt->bn_grad_sums[relu](dy + off, y ? y + off : NULL, x + off, mean[c], S);
             dbeta_sum[c] += t.s1;
             dgamma_sum[c] += t.s2;
         }
@@ -520,22 +513,22 @@ typedef struct {
 static grad_coeffs coeffs_of(int64_t c, const float *invstd, const float *gamma,
                              const double *dbeta_sum, const double *dgamma_sum, int64_t m) {
     const double is = invstd[c];
-    return (grad_coeffs){(float)((gamma ? gamma[c] : 1.0) * is),
-                         (float)(dbeta_sum[c] / (double)m), (float)(dgamma_sum[c] / (double)m * is)};
+    return (grad_coeffs){(float)((gamma ? gamma[c] : 1.0) * is), (float)(dbeta_sum[c] / (double)m),
+                         (float)(dgamma_sum[c] / (double)m * is)};
 }
 
 static void backward_data(float *dx, const float *dy, const float *y, const float *x,
                           const float *mean, const float *invstd, const float *gamma,
-                          const double *dbeta_sum, const double *dgamma_sum, int64_t m,
-                          int64_t N, int64_t C, int64_t S, int relu) {
+                          const double *dbeta_sum, const double *dgamma_sum, int64_t m, int64_t N,
+                          int64_t C, int64_t S, int relu) {
     DPT_ASSERT(m >= 1 && N >= 0 && C >= 1 && S >= 1);
-    const bn_runs *r = runs();
+    const dpt__kernel_table *kt = dpt__kernels();
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const grad_coeffs k = coeffs_of(c, invstd, gamma, dbeta_sum, dgamma_sum, m);
             const int64_t off = (n * C + c) * S;
-            r->grad[relu](dx + off, dy + off, y ? y + off : NULL, x + off, k.a, k.b, k.k, mean[c],
-                          S);
+            kt->bn_grad[relu](dx + off, dy + off, y ? y + off : NULL, x + off, k.a, k.b, k.k,
+                              mean[c], S);
         }
 }
 
@@ -554,4 +547,3 @@ void dpt_bn_backward_data_relu(float *dx, const float *dy, const float *y, const
                                int64_t N, int64_t C, int64_t S) {
     backward_data(dx, dy, y, x, mean, invstd, gamma, dbeta_sum, dgamma_sum, m, N, C, S, 1);
 }
-

@@ -1,4 +1,4 @@
-/* Internal: how conv_dispatch.c finds the implementations. Each getter returns its table, or NULL
+/* Internal: how kernel_table.c finds the implementations. Each getter returns its table, or NULL
  * when this CPU (or build) cannot run it. */
 #ifndef DPT_KERNELS_CONV_IMPL_H
 #define DPT_KERNELS_CONV_IMPL_H

@@ -10,11 +10,7 @@
 #include <string.h>
 
 #include "dpt/ops.h"
-#include "layer_isa.h"
-
-#ifdef DPT_LAYER_X86
-#include <immintrin.h>
-#endif
+#include "kernel_table.h"
 
 static const char *const dim_letter[3] = {"D", "H", "W"};
 
@@ -114,8 +110,8 @@ static inline pool_window window_of(const dpt_pool_geom *g, int64_t o) {
 
 /* One output of the 2x2 window: row-major scan, strictly greater (or NaN) wins, as the general
  * loop. */
-static inline void max2x2_one(float *y, int32_t *at, const float *r0, const float *r1,
-                              int32_t base, int32_t W) {
+static inline void max2x2_one(float *y, int32_t *at, const float *r0, const float *r1, int32_t base,
+                              int32_t W) {
     const float v[4] = {r0[0], r0[1], r1[0], r1[1]};
     const int32_t idx[4] = {base, base + 1, base + W, base + W + 1};
     float best = v[0];
@@ -146,7 +142,7 @@ static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
 /* One output row pair of the 2x2 path per call below: r0, r1 the two input rows, `base` the
  * plane offset of r0[0], outputs ow in [0, oW). The AVX2 and AVX-512F versions make the same
  * selections as max2x2_one in the same order, so every path gives the same y and argmax. */
-#ifdef DPT_LAYER_X86
+#ifdef DPT_KERNELS_X86
 DPT_TARGET_AVX512 static void max2x2_row_avx512(float *yr, int32_t *ar, const float *r0,
                                                 const float *r1, int32_t base, int32_t W,
                                                 int64_t oW) {
@@ -221,7 +217,7 @@ DPT_TARGET_AVX2 static void max2x2_row_avx2(float *yr, int32_t *ar, const float 
         }
     }
 }
-#endif /* DPT_LAYER_X86 */
+#endif /* DPT_KERNELS_X86 */
 
 static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const float *r1,
                               int32_t base, int32_t W, int64_t oW) {
@@ -249,22 +245,13 @@ static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const flo
         max2x2_one(yr + ow, ar + ow, r0 + 2 * ow, r1 + 2 * ow, base + (int32_t)(2 * ow), W);
 }
 
-typedef void (*max2x2_row_fn)(float *yr, int32_t *ar, const float *r0, const float *r1,
-                              int32_t base, int32_t W, int64_t oW);
-
 /* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic, one
  * output row at a time with branch-free selects (the comparisons are data-random, so branches
  * would mispredict half the time): 16 outputs per step with AVX-512F, 8 with AVX2, 4 with the
  * x86-64 baseline's SSE2. */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    max2x2_row_fn row = max2x2_row_scalar;
-#ifdef DPT_LAYER_X86
-    const dpt__isa isa = dpt__isa_get();
-    row = isa == DPT__ISA_AVX512 ? max2x2_row_avx512
-          : isa == DPT__ISA_AVX2 ? max2x2_row_avx2
-                                 : max2x2_row_scalar;
-#endif
+    dpt__maxpool_row_fn *const row = dpt__kernels()->maxpool2x2_row;
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         const float *xp = x + nc * H * W;
         for (int64_t oh = 0; oh < oH; oh++) {
@@ -295,7 +282,7 @@ static void unpool2x2_row_scalar(float *d0, float *d1, const float *dyr, const i
     }
 }
 
-#ifdef DPT_LAYER_X86
+#ifdef DPT_KERNELS_X86
 DPT_TARGET_AVX512 static void unpool2x2_row_avx512(float *d0, float *d1, const float *dyr,
                                                    const int32_t *ar, int32_t base, int32_t W,
                                                    int64_t oW) {
@@ -359,21 +346,12 @@ DPT_TARGET_AVX2 static void unpool2x2_row_avx2(float *d0, float *d1, const float
     unpool2x2_row_scalar(d0 + 2 * ow, d1 + 2 * ow, dyr + ow, ar + ow, base + (int32_t)(2 * ow), W,
                          oW - ow);
 }
-#endif /* DPT_LAYER_X86 */
-
-typedef void (*unpool2x2_row_fn)(float *d0, float *d1, const float *dyr, const int32_t *ar,
-                                 int32_t base, int32_t W, int64_t oW);
+#endif /* DPT_KERNELS_X86 */
 
 static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
                          const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    unpool2x2_row_fn row = unpool2x2_row_scalar;
-#ifdef DPT_LAYER_X86
-    const dpt__isa isa = dpt__isa_get();
-    row = isa == DPT__ISA_AVX512 ? unpool2x2_row_avx512
-          : isa == DPT__ISA_AVX2 ? unpool2x2_row_avx2
-                                 : unpool2x2_row_scalar;
-#endif
+    dpt__maxunpool_row_fn *const row = dpt__kernels()->maxunpool2x2_row;
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *dxp = dx + nc * H * W;
         for (int64_t oh = 0; oh < oH; oh++) {
@@ -386,6 +364,20 @@ static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
         if (H > 2 * oH) /* an odd height: the last row is in no window */
             memset(dxp + 2 * oH * W, 0, (size_t)W * sizeof *dxp);
     }
+}
+
+void dpt__pool_fill_table(dpt__kernel_table *t, dpt__isa isa) {
+    t->maxpool2x2_row = max2x2_row_scalar;
+    t->maxunpool2x2_row = unpool2x2_row_scalar;
+#ifdef DPT_KERNELS_X86
+    if (isa == DPT__ISA_AVX512) {
+        t->maxpool2x2_row = max2x2_row_avx512;
+        t->maxunpool2x2_row = unpool2x2_row_avx512;
+    } else if (isa == DPT__ISA_AVX2) {
+        t->maxpool2x2_row = max2x2_row_avx2;
+        t->maxunpool2x2_row = unpool2x2_row_avx2;
+    }
+#endif
 }
 
 static int is_2x2(const dpt_pool_geom *g) {

@@ -16,7 +16,7 @@
 #include "check.h"
 #include "fdgrad.h"
 #include "dpt/ops.h"
-#include "kernels/layer_isa.h"
+#include "kernels/kernel_table.h"
 
 enum { SEED = 4242 };
 #define FD_STEP 1e-5

@@ -18,7 +18,7 @@
 #include "fdgrad.h"
 #include "dpt/ops.h"
 #include "dpt/rng.h"
-#include "kernels/layer_isa.h"
+#include "kernels/kernel_table.h"
 
 enum { SEED = 777 };
 #define FD_STEP 1e-5

@@ -1,0 +1,76 @@
+/* The kernels' one dispatch table (kernels, internal): every kernel that exists once per
+ * instruction set, chosen once for this CPU and read by the convolution, batch-norm and pooling
+ * entry points. Batch norm and pooling give the same bits on every path (sums run in one fixed
+ * order), so their path changes speed only; tests pin each one to compare them. */
+#ifndef DPT_KERNELS_KERNEL_TABLE_H
+#define DPT_KERNELS_KERNEL_TABLE_H
+
+#include <stdint.h>
+
+#include "dpt/conv.h"
+
+typedef enum { DPT__ISA_SCALAR, DPT__ISA_AVX2, DPT__ISA_AVX512 } dpt__isa;
+
+/* The sums of one run of batch norm: sum x and sum x^2, or sum g and sum g*(x - mu). */
+typedef struct {
+    double s1, s2;
+} dpt__bn_sums;
+
+/* One output row of 2x2 stride-2 max pooling, and of its backward (pool.c). */
+typedef void dpt__maxpool_row_fn(float *y, int32_t *argmax, const float *r0, const float *r1,
+                                 int32_t base, int32_t W, int64_t oW);
+typedef void dpt__maxunpool_row_fn(float *d0, float *d1, const float *dy, const int32_t *argmax,
+                                   int32_t base, int32_t W, int64_t oW);
+
+typedef struct {
+    const char *name; /* the DPT_KERNEL value that selects it: ref, im2col, avx2 or avx512 */
+    dpt__isa isa;     /* the vector path of batch norm and pooling */
+    const dpt_conv_impl *conv;
+    /* Batch norm over one contiguous run of n values (batchnorm.c); [relu] with a fused ReLU,
+     * whose output y masks dy. */
+    dpt__bn_sums (*bn_stats)(const float *x, int64_t n);
+    dpt__bn_sums (*bn_grad_sums[2])(const float *dy, const float *y, const float *x, float mu,
+                                    int64_t n);
+    void (*bn_affine[2])(float *y, const float *x, float mu, float scale, float shift, int64_t n);
+    void (*bn_grad[2])(float *dx, const float *dy, const float *y, const float *x, float a, float b,
+                       float k, float mu, int64_t n);
+    dpt__maxpool_row_fn *maxpool2x2_row;
+    dpt__maxunpool_row_fn *maxunpool2x2_row;
+} dpt__kernel_table;
+
+/* The table in use: the fastest this CPU runs, or the one DPT_KERNEL names, chosen on the first
+ * call; dpt_conv_select_from_env and dpt__isa_pin replace it. */
+const dpt__kernel_table *dpt__kernels(void);
+
+/* Fill in the batch-norm (batchnorm.c) and pooling (pool.c) entries of path `isa`. */
+void dpt__bn_fill_table(dpt__kernel_table *t, dpt__isa isa);
+void dpt__pool_fill_table(dpt__kernel_table *t, dpt__isa isa);
+
+/* The widest path this CPU, OS and build run (DPT_KERNEL not consulted). */
+dpt__isa dpt__isa_best(void);
+/* Tests: batch norm and pooling take path `isa` (asserted <= dpt__isa_best()) from now on, the
+ * convolution stays; returns the previous path, which a second call restores. Not thread-safe
+ * against running kernels. */
+dpt__isa dpt__isa_pin(dpt__isa isa);
+
+/* Batch norm and pooling spell their vector paths in raw intrinsics inside per-function target
+ * regions, so that the default build stays x86-64 baseline; they are built where the SIMD
+ * convolutions are (cmake/DptIsa.cmake). */
+#if defined(DPT_HAVE_AVX2) && defined(DPT_HAVE_AVX512)
+#define DPT_KERNELS_X86 1
+#define DPT_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define DPT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#include <immintrin.h>
+
+extern const int32_t dpt__first_lanes8[16]; /* -1 x 8, then 0 x 8 */
+/* The n first floats of p (any n: none when n <= 0, all 8 when n >= 8); the others read +0 and
+ * are not touched (maskload does not fault on them). */
+DPT_TARGET_AVX2 static inline __m256 dpt__load8_n(const float *p, int64_t n) {
+    return n >= 8   ? _mm256_loadu_ps(p)
+           : n <= 0 ? _mm256_setzero_ps()
+                    : _mm256_maskload_ps(
+                          p, _mm256_loadu_si256((const __m256i *)(dpt__first_lanes8 + 8 - n)));
+}
+#endif
+
+#endif
