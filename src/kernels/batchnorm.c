@@ -396,18 +396,28 @@ void dpt__bn_fill_table(dpt__kernel_table *t, dpt__isa isa) {
 /* ---- entry points -----------------------------------------------------------------------------
  */
 
-/* x: (N, C, S)  sum, sumsq: (C), written. */
-void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S) {
+/* s1, s2: (C), written: per channel, the sums of its runs in n order; of x (relu = -1), or of g
+ * and g*(x - mean) with g = dy masked by y when relu = 1. */
+static void channel_sums(double *s1, double *s2, const float *dy, const float *y, const float *x,
+                         const float *mean, int64_t N, int64_t C, int64_t S, int relu) {
     DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
     const dpt__kernel_table *kt = dpt__kernels();
     for (int64_t c = 0; c < C; c++)
-        sum[c] = sumsq[c] = 0.0;
+        s1[c] = s2[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
-            const dpt__bn_sums t = kt->bn_stats(x + (n * C + c) * S, S);
-            sum[c] += t.s1;
-            sumsq[c] += t.s2;
+            const int64_t off = (n * C + c) * S;
+            const dpt__bn_sums t = relu < 0 ? kt->bn_stats(x + off, S)
+                                            : kt->bn_grad_sums[relu](dy + off, y ? y + off : NULL,
+                                                                     x + off, mean[c], S);
+            s1[c] += t.s1;
+            s2[c] += t.s2;
         }
+}
+
+/* x: (N, C, S)  sum, sumsq: (C), written. */
+void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S) {
+    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1);
 }
 
 /* sum, sumsq: (C) over m elements per channel  mean, invstd: (C) float  var: (C) double (biased;
@@ -476,18 +486,7 @@ void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, doub
 static void backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *y,
                           const float *x, const float *mean, const float *invstd, int64_t N,
                           int64_t C, int64_t S, int relu) {
-    DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
-    const dpt__kernel_table *kt = dpt__kernels();
-    for (int64_t c = 0; c < C; c++)
-        dbeta_sum[c] = dgamma_sum[c] = 0.0;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++) {
-            const int64_t off = (n * C + c) * S;
-            const dpt__bn_sums t =
-                kt->bn_grad_sums[relu](dy + off, y ? y + off : NULL, x + off, mean[c], S);
-            dbeta_sum[c] += t.s1;
-            dgamma_sum[c] += t.s2;
-        }
+    channel_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, N, C, S, relu);
     for (int64_t c = 0; c < C; c++)
         dgamma_sum[c] *= invstd[c];
 }

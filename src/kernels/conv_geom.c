@@ -32,21 +32,19 @@ static int clamp_dims(int dims) {
 /* Validates one spatial dimension i of g (defaults already applied) and computes out[i]. */
 static dpt_status check_axis(dpt_conv_geom *g, int i, const char *op) {
     const char ax = axis_name[i];
-    if (g->in[i] < 1)
-        return dpt_errorf(DPT_EINVAL, "%s: in[%d] (%c) = %lld must be positive", op, i, ax,
-                          (long long)g->in[i]);
-    if (g->k[i] < 1)
-        return dpt_errorf(DPT_EINVAL, "%s: k[%d] (%c) = %lld must be positive", op, i, ax,
-                          (long long)g->k[i]);
-    if (g->stride[i] < 1)
-        return dpt_errorf(DPT_EINVAL, "%s: stride[%d] (%c) = %lld must be positive", op, i, ax,
-                          (long long)g->stride[i]);
-    if (g->dil[i] < 1)
-        return dpt_errorf(DPT_EINVAL, "%s: dil[%d] (%c) = %lld must be positive", op, i, ax,
-                          (long long)g->dil[i]);
-    if (g->pad[i] < 0)
-        return dpt_errorf(DPT_EINVAL, "%s: pad[%d] (%c) = %lld must not be negative", op, i, ax,
-                          (long long)g->pad[i]);
+    const struct {
+        const char *name;
+        int64_t value, min;
+    } fields[] = {{"in", g->in[i], 1},
+                  {"k", g->k[i], 1},
+                  {"stride", g->stride[i], 1},
+                  {"dil", g->dil[i], 1},
+                  {"pad", g->pad[i], 0}};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+        if (fields[f].value < fields[f].min)
+            return dpt_errorf(DPT_EINVAL, "%s: %s[%d] (%c) = %lld %s", op, fields[f].name, i, ax,
+                              (long long)fields[f].value,
+                              fields[f].min > 0 ? "must be positive" : "must not be negative");
     if (i < 3 - g->dims) {
         /* a unit dimension: 1-D and 2-D are 3-D with extent 1 in front */
         if (g->in[i] != 1 || g->k[i] != 1 || g->pad[i] != 0)

@@ -224,6 +224,15 @@ static void col2vol(float *dx, float *col, const dpt_conv_geom *g, const plan *p
     }
 }
 
+/* The column matrix (Kc, P) of one sample and group xg: built in work, or xg itself when the
+ * convolution is a plain product (p->direct). */
+static const float *columns(float *work, const float *xg, const dpt_conv_geom *g, const plan *p) {
+    if (p->direct)
+        return xg;
+    vol2col(work, xg, g, p);
+    return work;
+}
+
 static size_t im2col_workspace(const dpt_conv_geom *g) {
     plan p = plan_make(g);
     return p.direct ? 0 : (size_t)(p.Kc * p.P);
@@ -236,14 +245,9 @@ static void im2col_forward(float *y, const float *x, const float *w, const float
     const plan p = plan_make(g);
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t q = 0; q < g->groups; q++) {
-            const float *xg = x + (n * g->C + q * p.Cg) * p.V;
+            const float *col = columns(work, x + (n * g->C + q * p.Cg) * p.V, g, &p);
             const float *wg = w + q * p.Og * p.Kc;
             float *yg = y + (n * g->O + q * p.Og) * p.P;
-            const float *col = xg;
-            if (!p.direct) {
-                vol2col(work, xg, g, &p);
-                col = work;
-            }
             /* The bias goes in first and the GEMM accumulates onto it: one pass over y. */
             if (b)
                 for (int64_t o = 0; o < p.Og; o++)
@@ -281,14 +285,9 @@ static void im2col_backward_weight(float *dw, float *db, const float *dy, const 
     const plan p = plan_make(g);
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t q = 0; q < g->groups; q++) {
-            const float *xg = x + (n * g->C + q * p.Cg) * p.V;
+            const float *col = columns(work, x + (n * g->C + q * p.Cg) * p.V, g, &p);
             const float *dyg = dy + (n * g->O + q * p.Og) * p.P;
             float *dwg = dw + q * p.Og * p.Kc;
-            const float *col = xg;
-            if (!p.direct) {
-                vol2col(work, xg, g, &p);
-                col = work;
-            }
             dpt_sgemm(DPT_GEMM_BLAS, 0, 1, p.Og, p.Kc, p.P, 1.0f, dyg, p.P, col, p.P, 1.0f, dwg,
                       p.Kc);
             /* The bias sums read dy while the GEMM has just left it in cache: a separate pass
@@ -302,14 +301,8 @@ static void im2col_backward_weight(float *dw, float *db, const float *dy, const 
         }
 }
 
-static const dpt_conv_impl im2col_impl = {
-    .name = "im2col",
-    .workspace = im2col_workspace,
-    .forward = im2col_forward,
-    .backward_data = im2col_backward_data,
-    .backward_weight = im2col_backward_weight,
-};
-
-const dpt_conv_impl *dpt__conv_im2col_impl(void) {
-    return &im2col_impl;
-}
+const dpt_conv_impl dpt__conv_im2col = {.name = "im2col",
+                                        .workspace = im2col_workspace,
+                                        .forward = im2col_forward,
+                                        .backward_data = im2col_backward_data,
+                                        .backward_weight = im2col_backward_weight};

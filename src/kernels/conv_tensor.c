@@ -88,31 +88,60 @@ static int work_overlaps(const float *work, size_t work_floats, const dpt_tensor
             return st_;                                                                            \
     } while (0)
 
+typedef struct {
+    const char *name;
+    const dpt_tensor *t; /* NULL: an absent bias, skipped */
+    dpt_shape want;
+    int output;
+} operand;
+
+/* What every pass checks once its bias arguments agree with the geometry: the shape and data of
+ * each operand in order; that no output (the last one first) overlaps another operand; the
+ * scratch size; that the scratch overlaps no operand. */
+static dpt_status check_operands(const char *op, const operand *ops, int n,
+                                 const dpt_conv_impl *impl, const dpt_conv_geom *g,
+                                 const float *work, size_t work_floats) {
+    for (int i = 0; i < n; i++)
+        if (ops[i].t)
+            TRY(check_tensor(op, ops[i].name, ops[i].t, ops[i].want));
+    for (int i = n - 1; i >= 0; i--)
+        for (int j = 0; j < n; j++)
+            if (ops[i].output && ops[i].t && ops[j].t && j != i && !(ops[j].output && j > i))
+                TRY(check_alias(op, ops[i].name, ops[i].t, ops[j].name, ops[j].t));
+    TRY(check_work(op, impl, g, work, work_floats));
+    for (int i = 0; i < n; i++)
+        if (ops[i].t && work_overlaps(work, work_floats, ops[i].t))
+            return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
+    return DPT_OK;
+}
+
+/* Expected shapes: an activation of `ch` channels over `spatial`, a weight, a bias. */
+static dpt_shape act_shape(const dpt_conv_geom *g, int64_t ch, const int64_t *spatial) {
+    return shape_of(g, g->N, ch, spatial);
+}
+static dpt_shape weight_shape(const dpt_conv_geom *g) {
+    return shape_of(g, g->O, g->C / g->groups, g->k);
+}
+static dpt_shape bias_shape(const dpt_conv_geom *g) {
+    return (dpt_shape){.ndim = 1, .d = {g->O}};
+}
+
 dpt_status dpt_conv_forward(const dpt_conv_impl *impl, dpt_tensor y, dpt_tensor x, dpt_tensor w,
                             const dpt_tensor *b, const dpt_conv_geom *g, float *work,
                             size_t work_floats) {
     dpt_conv_geom gc;
     char op[64];
     TRY(prepare("forward", &impl, g, &gc, op, sizeof op));
-    const int64_t Cg = gc.C / gc.groups;
-    TRY(check_tensor(op, "x", &x, shape_of(&gc, gc.N, gc.C, gc.in)));
-    TRY(check_tensor(op, "w", &w, shape_of(&gc, gc.O, Cg, gc.k)));
-    TRY(check_tensor(op, "y", &y, shape_of(&gc, gc.N, gc.O, gc.out)));
     if (gc.has_bias && !b)
         return dpt_errorf(DPT_EINVAL, "%s: the geometry has a bias but b is NULL", op);
     if (!gc.has_bias && b)
         return dpt_errorf(DPT_EINVAL, "%s: b given but the geometry has no bias (has_bias = 0)",
                           op);
-    if (b) {
-        TRY(check_tensor(op, "b", b, (dpt_shape){.ndim = 1, .d = {gc.O}}));
-        TRY(check_alias(op, "y", &y, "b", b));
-    }
-    TRY(check_alias(op, "y", &y, "x", &x));
-    TRY(check_alias(op, "y", &y, "w", &w));
-    TRY(check_work(op, impl, &gc, work, work_floats));
-    if (work_overlaps(work, work_floats, &y) || work_overlaps(work, work_floats, &x) ||
-        work_overlaps(work, work_floats, &w) || (b && work_overlaps(work, work_floats, b)))
-        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
+    const operand ops[] = {{"x", &x, act_shape(&gc, gc.C, gc.in), 0},
+                           {"w", &w, weight_shape(&gc), 0},
+                           {"b", b, bias_shape(&gc), 0},
+                           {"y", &y, act_shape(&gc, gc.O, gc.out), 1}};
+    TRY(check_operands(op, ops, 4, impl, &gc, work, work_floats));
     impl->forward(y.data, x.data, w.data, b ? b->data : NULL, &gc, work);
     return DPT_OK;
 }
@@ -123,16 +152,10 @@ dpt_status dpt_conv_backward_data(const dpt_conv_impl *impl, dpt_tensor dx, dpt_
     dpt_conv_geom gc;
     char op[64];
     TRY(prepare("backward_data", &impl, g, &gc, op, sizeof op));
-    const int64_t Cg = gc.C / gc.groups;
-    TRY(check_tensor(op, "dy", &dy, shape_of(&gc, gc.N, gc.O, gc.out)));
-    TRY(check_tensor(op, "w", &w, shape_of(&gc, gc.O, Cg, gc.k)));
-    TRY(check_tensor(op, "dx", &dx, shape_of(&gc, gc.N, gc.C, gc.in)));
-    TRY(check_alias(op, "dx", &dx, "dy", &dy));
-    TRY(check_alias(op, "dx", &dx, "w", &w));
-    TRY(check_work(op, impl, &gc, work, work_floats));
-    if (work_overlaps(work, work_floats, &dx) || work_overlaps(work, work_floats, &dy) ||
-        work_overlaps(work, work_floats, &w))
-        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
+    const operand ops[] = {{"dy", &dy, act_shape(&gc, gc.O, gc.out), 0},
+                           {"w", &w, weight_shape(&gc), 0},
+                           {"dx", &dx, act_shape(&gc, gc.C, gc.in), 1}};
+    TRY(check_operands(op, ops, 3, impl, &gc, work, work_floats));
     impl->backward_data(dx.data, dy.data, w.data, &gc, work);
     return DPT_OK;
 }
@@ -143,25 +166,14 @@ dpt_status dpt_conv_backward_weight(const dpt_conv_impl *impl, dpt_tensor dw, dp
     dpt_conv_geom gc;
     char op[64];
     TRY(prepare("backward_weight", &impl, g, &gc, op, sizeof op));
-    const int64_t Cg = gc.C / gc.groups;
-    TRY(check_tensor(op, "dy", &dy, shape_of(&gc, gc.N, gc.O, gc.out)));
-    TRY(check_tensor(op, "x", &x, shape_of(&gc, gc.N, gc.C, gc.in)));
-    TRY(check_tensor(op, "dw", &dw, shape_of(&gc, gc.O, Cg, gc.k)));
-    if (db) {
-        if (!gc.has_bias)
-            return dpt_errorf(DPT_EINVAL,
-                              "%s: db given but the geometry has no bias (has_bias = 0)", op);
-        TRY(check_tensor(op, "db", db, (dpt_shape){.ndim = 1, .d = {gc.O}}));
-        TRY(check_alias(op, "db", db, "dy", &dy));
-        TRY(check_alias(op, "db", db, "x", &x));
-        TRY(check_alias(op, "db", db, "dw", &dw));
-    }
-    TRY(check_alias(op, "dw", &dw, "dy", &dy));
-    TRY(check_alias(op, "dw", &dw, "x", &x));
-    TRY(check_work(op, impl, &gc, work, work_floats));
-    if (work_overlaps(work, work_floats, &dw) || work_overlaps(work, work_floats, &dy) ||
-        work_overlaps(work, work_floats, &x) || (db && work_overlaps(work, work_floats, db)))
-        return dpt_errorf(DPT_EINVAL, "%s: workspace overlaps an operand", op);
+    if (db && !gc.has_bias)
+        return dpt_errorf(DPT_EINVAL, "%s: db given but the geometry has no bias (has_bias = 0)",
+                          op);
+    const operand ops[] = {{"dy", &dy, act_shape(&gc, gc.O, gc.out), 0},
+                           {"x", &x, act_shape(&gc, gc.C, gc.in), 0},
+                           {"dw", &dw, weight_shape(&gc), 1},
+                           {"db", db, bias_shape(&gc), 1}};
+    TRY(check_operands(op, ops, 4, impl, &gc, work, work_floats));
     impl->backward_weight(dw.data, db ? db->data : NULL, dy.data, x.data, &gc, work);
     return DPT_OK;
 }

@@ -49,8 +49,8 @@ static void table_set(dpt_conv_impl_id id, const char *name, dpt__isa isa,
 
 static void tables_init(void) {
     dpt_gemm_init();
-    table_set(DPT_CONV_REF, "ref", DPT__ISA_SCALAR, dpt__conv_ref_impl());
-    table_set(DPT_CONV_IM2COL, "im2col", DPT__ISA_SCALAR, dpt__conv_im2col_impl());
+    table_set(DPT_CONV_REF, "ref", DPT__ISA_SCALAR, &dpt__conv_ref);
+    table_set(DPT_CONV_IM2COL, "im2col", DPT__ISA_SCALAR, &dpt__conv_im2col);
 #ifdef DPT_KERNELS_X86
     table_set(DPT_CONV_AVX2, "avx2", DPT__ISA_AVX2, &dpt__conv_simd_avx2);
     table_set(DPT_CONV_AVX512, "avx512", DPT__ISA_AVX512, &dpt__conv_simd_avx512);

@@ -13,6 +13,13 @@
 #include "kernel_table.h"
 
 static const char *const dim_letter[3] = {"D", "H", "W"};
+static const char *const field_name[4] = {"in", "k", "stride", "pad"};
+static const int field_min[4] = {1, 1, 1, 0};
+
+/* Elements of an extent (D, H, W). */
+static int64_t volume(const int64_t e[3]) {
+    return e[0] * e[1] * e[2];
+}
 
 dpt_status dpt_pool_geom_check(dpt_pool_geom *g) {
     if (g->dims < 1 || g->dims > 3)
@@ -34,18 +41,11 @@ dpt_status dpt_pool_geom_check(dpt_pool_geom *g) {
             g->k[i] = 1;
         if (g->stride[i] == 0)
             g->stride[i] = g->k[i];
-        if (g->in[i] < 1)
-            return dpt_errorf(DPT_EINVAL, "pool: in[%d] (%s) = %lld must be >= 1", i, L,
-                              (long long)g->in[i]);
-        if (g->k[i] < 1)
-            return dpt_errorf(DPT_EINVAL, "pool: k[%d] (%s) = %lld must be >= 1", i, L,
-                              (long long)g->k[i]);
-        if (g->stride[i] < 1)
-            return dpt_errorf(DPT_EINVAL, "pool: stride[%d] (%s) = %lld must be >= 1", i, L,
-                              (long long)g->stride[i]);
-        if (g->pad[i] < 0)
-            return dpt_errorf(DPT_EINVAL, "pool: pad[%d] (%s) = %lld must be >= 0", i, L,
-                              (long long)g->pad[i]);
+        const int64_t *const field[4] = {g->in, g->k, g->stride, g->pad};
+        for (int f = 0; f < 4; f++)
+            if (field[f][i] < field_min[f])
+                return dpt_errorf(DPT_EINVAL, "pool: %s[%d] (%s) = %lld must be >= %d",
+                                  field_name[f], i, L, (long long)field[f][i], field_min[f]);
         if (unused && (g->in[i] != 1 || g->k[i] != 1 || g->pad[i] != 0))
             return dpt_errorf(DPT_EINVAL,
                               "pool: a %d-D pool has no %s dimension, but in[%d] = %lld, "
@@ -390,8 +390,7 @@ void dpt_maxpool_forward(float *y, int32_t *argmax, const float *x, const dpt_po
         maxpool2x2(y, argmax, x, g);
         return;
     }
-    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
-    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
+    const int64_t plane = volume(g->in), oplane = volume(g->out);
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         const float *restrict xp = x + nc * plane;
         float *restrict yp = y + nc * oplane;
@@ -422,8 +421,7 @@ void dpt_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
         maxunpool2x2(dx, dy, argmax, g);
         return;
     }
-    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
-    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
+    const int64_t plane = volume(g->in), oplane = volume(g->out);
     memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *restrict dxp = dx + nc * plane;
@@ -446,8 +444,7 @@ static inline int64_t avg_divisor(const dpt_pool_geom *g, const pool_window *w) 
  * divisor is the whole window (count_include_pad) or the in-bounds count. With floor mode a window
  * never reaches past the padding, so the whole window is prod(k), as in torch. */
 void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
-    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
-    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
+    const int64_t plane = volume(g->in), oplane = volume(g->out);
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         const float *restrict xp = x + nc * plane;
         float *restrict yp = y + nc * oplane;
@@ -464,8 +461,7 @@ void dpt_avgpool_forward(float *y, const float *x, const dpt_pool_geom *g) {
 /* dy: (N, C, oD, oH, oW)  dx: (N, C, D, H, W), written: every in-bounds element of a window gets
  * dy/divisor, accumulated over overlapping windows. */
 void dpt_avgpool_backward(float *dx, const float *dy, const dpt_pool_geom *g) {
-    const int64_t plane = g->in[0] * g->in[1] * g->in[2];
-    const int64_t oplane = g->out[0] * g->out[1] * g->out[2];
+    const int64_t plane = volume(g->in), oplane = volume(g->out);
     memset(dx, 0, (size_t)(g->N * g->C * plane) * sizeof *dx);
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *restrict dxp = dx + nc * plane;
