@@ -1,7 +1,8 @@
 # Sourced by run.sh and test.sh: installs the Debian packages the build, the tests and the main
-# job need, only when one is missing (so a set-up machine starts at once).
+# job need, only when one is missing (so a set-up machine starts at once). iproute2 (ip, tc):
+# the emulated cluster of the cluster test label (scripts/cluster.sh).
 DPT_DEBIAN_PACKAGES="build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev
-  libhdf5-dev hdf5-tools libcmocka-dev zlib1g-dev dataset-fashion-mnist"
+  libhdf5-dev hdf5-tools libcmocka-dev zlib1g-dev dataset-fashion-mnist iproute2"
 
 dpt_install_deps() {
     local missing=""
