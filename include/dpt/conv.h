@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dpt/status.h"
 #include "dpt/tensor.h"
@@ -88,6 +89,13 @@ int dpt_conv_winograd(void);
 /* What runs by default, for logs and --version: "avx512, Winograd F(2x2,3x3) for 3x3 stride 1"
  * or "im2col"; the name alone when the path has no Winograd or it is switched off. */
 const char *dpt_conv_default_description(void);
+
+/* Runs every implementation this CPU runs against ref on a fixed set of geometries (1-D, 2-D,
+ * 3-D, stride, dilation, groups, the Winograd shapes) seeded by `seed`, all three passes, with the
+ * tolerance of the unit tests; writes a header line and one line per implementation to `report`
+ * (NULL: nothing). DPT_OK when all agree, else the status naming the first implementation that
+ * does not (or the error it met). Allocates its own buffers; not for use while training. */
+dpt_status dpt_conv_selfcheck(uint32_t seed, FILE *report);
 
 /* Tensor-level entry points: validate shapes against the geometry and the scratch size, then run
  * `impl` (the default one when NULL). y/dx/dw must not alias their inputs. */

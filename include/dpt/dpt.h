@@ -13,6 +13,7 @@
 #include "dpt/ops.h"
 #include "dpt/optim.h"
 #include "dpt/rng.h"
+#include "dpt/runtime.h"
 #include "dpt/sampler.h"
 #include "dpt/schedule.h"
 #include "dpt/status.h"

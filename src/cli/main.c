@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "dpt/conv.h"
-#include "dpt/ops.h"
+#include "dpt/runtime.h"
 
 #ifndef DPT_SOURCE_DIR
 #define DPT_SOURCE_DIR "."
@@ -63,12 +63,11 @@ static dpt_status check_same_invocation(const dpt_group *g, int argc, char **arg
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
-    dpt_gemm_init();
     dpt_group g;
     int rc = 0;
     dpt_status st = dpt_group_init(&g, MPI_COMM_WORLD, NULL);
     if (st == DPT_OK)
-        st = dpt_conv_select_from_env();
+        st = dpt_runtime_init();
     if (st == DPT_OK)
         st = check_same_invocation(&g, argc, argv);
     const char *search = getenv("DPT_DATA_PATH");

@@ -1,6 +1,7 @@
 /* The one dispatch table (kernel_table.h): one table per DPT_KERNEL choice, built once from what
- * this CPU, OS and build run; the one in use, the Winograd switch, and the convolution queries of
- * dpt/conv.h. Compiled for the x86-64 baseline: the CPU is asked before any ISA build runs. */
+ * this CPU, OS and build run; the one in use, dpt_runtime_init, the Winograd switch and the
+ * convolution queries of dpt/conv.h. Compiled for the x86-64 baseline: the CPU is asked before any
+ * ISA build runs. */
 #include "kernel_table.h"
 
 #include <pthread.h>
@@ -11,6 +12,7 @@
 
 #include "conv_impl.h"
 #include "dpt/ops.h"
+#include "dpt/runtime.h"
 
 #ifdef DPT_KERNELS_X86
 const int32_t dpt__first_lanes8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -153,6 +155,11 @@ dpt_status dpt_conv_select_from_env(void) {
     pthread_once(&active_once, active_init);
     atomic_store(&active, e ? e : fastest());
     return DPT_OK;
+}
+
+dpt_status dpt_runtime_init(void) {
+    dpt_gemm_init();
+    return dpt_conv_select_from_env();
 }
 
 /* -1 until first asked: then DPT_WINOGRAD decides (anything but "0" keeps it on). */

@@ -1,17 +1,15 @@
-/* `dptrain selfcheck` (cli): runs every convolution implementation this CPU supports against the
- * reference on a few seeded random geometries (1-D, 2-D, 3-D, stride, dilation, groups) and prints
- * one line per implementation. Uses only the public API; knows no kernel internals and no MPI
- * (main.c runs it on world rank 0). */
+/* The convolution self-check (kernels): every implementation this CPU runs against the reference
+ * on a few seeded random geometries (1-D, 2-D, 3-D, stride, dilation, groups, the Winograd shapes),
+ * one report line per implementation. Uses only the public API, so it checks what callers get. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dpt/dpt.h"
-
-/* Called by main.c, which declares it too. */
-int dpt__cli_selfcheck(int argc, char **argv);
+#include "dpt/conv.h"
+#include "dpt/rng.h"
+#include "dpt/tensor.h"
 
 enum { N_PASSES = 3 };
 static const char *const pass_names[N_PASSES] = {"forward", "backward_data", "backward_weight"};
@@ -101,7 +99,7 @@ static dpt_status run_case(const dpt_conv_impl *impl, const dpt_conv_impl *ref,
     const int64_t n_one = nx + nw + g.O + ny + ny + nx + nw + g.O;
     float *mem = dpt_alloc_aligned(dpt_size_mul((size_t)(2 * n_one) + nwork + 1, sizeof(float)));
     if (!mem)
-        return DPT_ENOMEM;
+        return dpt_errorf(DPT_ENOMEM, "cannot allocate the buffers");
     float *x = mem, *w = x + nx, *b = w + nw, *dy = b + g.O;
     float *out[2][4];
     float *p = dy + ny;
@@ -151,66 +149,46 @@ static dpt_status run_case(const dpt_conv_impl *impl, const dpt_conv_impl *ref,
     return st;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: dptrain selfcheck [--seed N]\n"
-               "Runs every convolution implementation this CPU supports against the reference\n"
-               "(forward, backward_data, backward_weight) and exits 1 if any disagrees.\n");
+/* The geometry of case c as "conv2d N=2 C=3->8 ..." (checked first, for its output extents). */
+static const char *case_name(int c, char *buf, size_t n) {
+    dpt_conv_geom g = cases[c];
+    (void)dpt_conv_geom_check(&g);
+    dpt_conv_geom_format(&g, buf, n);
+    return buf;
 }
 
-int dpt__cli_selfcheck(int argc, char **argv) {
-    uint32_t seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            char *end;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (*end || end == argv[i] || argv[i][0] == '-' || v > UINT32_MAX) {
-                fprintf(stderr,
-                        "dptrain: error: selfcheck: --seed: '%s' is not an integer in "
-                        "[0, 4294967295]\n",
-                        argv[i]);
-                return 2;
-            }
-            seed = (uint32_t)v;
-        } else {
-            fprintf(stderr, "dptrain: error: selfcheck: unknown or incomplete option '%s'\n",
-                    argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+dpt_status dpt_conv_selfcheck(uint32_t seed, FILE *report) {
     const dpt_conv_impl *ref = dpt_conv_impl_get(DPT_CONV_REF);
-    int bad = 0;
-    printf("conv selfcheck: seed %u, %d geometries, oracle ref, default %s\n", (unsigned)seed,
-           (int)N_CASES, dpt_conv_default_description());
+    dpt_status worst_st = DPT_OK;
+    if (report)
+        fprintf(report, "conv selfcheck: seed %u, %d geometries, oracle ref, default %s\n",
+                (unsigned)seed, (int)N_CASES, dpt_conv_default_description());
     for (int id = 0; id < DPT_CONV_IMPL_COUNT; id++) {
         const dpt_conv_impl *impl = dpt_conv_impl_get((dpt_conv_impl_id)id);
         if (!impl || impl == ref)
             continue;
         impl_result r = {{0}, {0}};
         dpt_status st = DPT_OK;
-        for (int c = 0; c < N_CASES && st == DPT_OK; c++) {
-            st = run_case(impl, ref, &cases[c], seed + (uint32_t)c, &r);
-            if (st != DPT_OK) {
-                char desc[160];
-                dpt_conv_geom gc = cases[c];
-                (void)dpt_conv_geom_check(&gc);
-                dpt_conv_geom_format(&gc, desc, sizeof desc);
-                fprintf(stderr, "dptrain: error: selfcheck: %s on %s: %s\n", impl->name, desc,
-                        dpt_last_error());
-            }
-        }
+        char desc[160];
+        for (int c = 0; c < N_CASES && st == DPT_OK; c++)
+            if ((st = run_case(impl, ref, &cases[c], seed + (uint32_t)c, &r)) != DPT_OK)
+                st = dpt_errorf(st, "selfcheck: %s on %s: %s", impl->name,
+                                case_name(c, desc, sizeof desc), dpt_last_error());
         double worst = 0;
         for (int k = 0; k < N_PASSES; k++)
             worst = r.max_ratio[k] > worst ? r.max_ratio[k] : worst;
-        int ok = st == DPT_OK && worst <= 1.0;
-        bad |= !ok;
-        printf("%-8s", impl->name);
+        const int ok = st == DPT_OK && worst <= 1.0;
+        if (st == DPT_OK && !ok)
+            st = dpt_errorf(DPT_EINVAL, "selfcheck: %s disagrees with ref (%.1f%% of tolerance)",
+                            impl->name, 100.0 * worst);
+        if (worst_st == DPT_OK)
+            worst_st = st;
+        if (!report)
+            continue;
+        fprintf(report, "%-8s", impl->name);
         for (int k = 0; k < N_PASSES; k++)
-            printf("  %s %.2e", pass_names[k], r.max_abs[k]);
-        printf("  (%.1f%% of tolerance)  %s\n", 100.0 * worst, ok ? "ok" : "FAIL");
+            fprintf(report, "  %s %.2e", pass_names[k], r.max_abs[k]);
+        fprintf(report, "  (%.1f%% of tolerance)  %s\n", 100.0 * worst, ok ? "ok" : "FAIL");
     }
-    return bad ? 1 : 0;
+    return worst_st;
 }
