@@ -251,8 +251,10 @@ shaper=$([ -z "$rate$delay" ] && echo none || { [ $netem = 1 ] && echo netem || 
 EOF
     trap - ERR
     set +eE +o pipefail
+    local links
+    links=$(sed -n 's/^shaper=//p' "$dir/cluster.env")${rate:+ rate $rate}${delay:+ delay $delay}
     echo "$me: $n hosts up ($prefix-h0..$prefix-h$((n - 1)), $subnet.1-$subnet.$n, $slots slots" \
-        "each, links: $(sed -n 's/^shaper=//p' "$dir/cluster.env")${rate:+ rate $rate}${delay:+ delay $delay}); state in $dir"
+        "each, links: $links); state in $dir"
 }
 
 load() {

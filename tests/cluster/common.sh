@@ -12,6 +12,14 @@ cluster=$src/scripts/cluster.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
 export DPT_DATA_PATH=$src
 export OPENBLAS_NUM_THREADS=1 # one rank per core, as scripts/run.sh (forwarded to every host)
+# Under AddressSanitizer (scripts/test.sh --sanitize): LeakSanitizer's exit-time scan crashed
+# ("Tracer caught signal 11", "DTLS 12 at 0x000000003b32-...", exit 134) in the second rank of
+# each host of 2 x 2 launches, always or never depending on the length of the host names: it
+# takes the dynamic TLS block of a dlopen'ed Open MPI component for glibc 2.19's layout
+# (google/sanitizers#1322). Not tracking __tls_get_addr avoids that; LeakSanitizer stays on.
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    export ASAN_OPTIONS=$ASAN_OPTIONS:intercept_tls_get_addr=0
+fi
 tmp=$(mktemp -d)
 # A state folder and namespace names of this test's own, so that a run in another build folder
 # at the same time (build/ and build-asan/) never meets this one.
@@ -23,7 +31,11 @@ cleanup() {
     if [ $cluster_is_up = 1 ] && ! "$cluster" down >"$tmp/down.log" 2>&1; then
         echo "FAIL: scripts/cluster.sh down: $(tail -n 3 "$tmp/down.log")"
     fi
-    rm -rf "$tmp"
+    if [ -n "${DPT_CLUSTER_KEEP_TMP:-}" ]; then
+        echo "scratch folder kept: $tmp"
+    else
+        rm -rf "$tmp"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -57,21 +69,24 @@ cluster_down() {
     cluster_is_up=0
 }
 
-pass_if() { # status, message printed on failure
-    if [ "$1" = 0 ]; then
+pass_if() { # status, message (words joined) printed on failure
+    local rc=$1
+    shift
+    if [ "$rc" = 0 ]; then
         passed=$((passed + 1))
     else
         failures=$((failures + 1))
-        echo "FAIL $2"
+        echo "FAIL $*"
     fi
 }
 
 # The application every cluster launch runs: prints the rank, the network namespace and the
 # hostname the process really runs in, then becomes dptrain.
-placed=(sh -c 'echo "placement: rank $OMPI_COMM_WORLD_RANK netns $(ip netns identify $$) host $(hostname)"; exec "$0" "$@"' "$dptrain")
+placed=(sh -c 'echo "placement: rank $OMPI_COMM_WORLD_RANK netns $(ip netns identify $$)" \
+    "host $(hostname)"; exec "$0" "$@"' "$dptrain")
 
 # on_cluster NAME MPIRUN-OPTIONS... -- DPTRAIN-ARGS...: one launch across the emulated hosts;
-# output in $tmp/NAME.log, wall time in $tmp/NAME.ms. Status of mpirun.
+# output in $tmp/NAME.log, wall time in $tmp/NAME.ms; a non-zero status of mpirun is a failure.
 on_cluster() {
     local name=$1 opts=()
     shift
@@ -83,11 +98,13 @@ on_cluster() {
     rc=$?
     echo $(($(ms_now) - t0)) >"$tmp/$name.ms"
     printf '  %-28s %6d ms  exit %d\n' "$name" "$(cat "$tmp/$name.ms")" $rc
-    if [ $rc -ne 0 ]; then
-        echo "    $name failed; last lines:"
-        tail -n 12 "$tmp/$name.log" | sed 's/^/    /'
-    fi
-    return $rc
+    launched "$name" $rc
+}
+
+launched() { # name, status: every launch of these tests must succeed
+    pass_if "$2" "$1: exit status $2; last lines:"
+    [ "$2" = 0 ] || tail -n 12 "$tmp/$1.log" | sed 's/^/    /'
+    return "$2"
 }
 
 # on_one_host NAME NP DPTRAIN-ARGS...: the same job the usual way, mpirun in this namespace.
@@ -99,8 +116,7 @@ on_one_host() {
     rc=$?
     echo $(($(ms_now) - t0)) >"$tmp/$name.ms"
     printf '  %-28s %6d ms  exit %d\n' "$name" "$(cat "$tmp/$name.ms")" $rc
-    [ $rc -eq 0 ] || tail -n 12 "$tmp/$name.log" | sed 's/^/    /'
-    return $rc
+    launched "$name" $rc
 }
 
 # placement NAME: "rank netns" lines of a cluster launch, sorted by rank.
