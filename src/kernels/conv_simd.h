@@ -73,7 +73,7 @@ void dpt__transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int6
 int64_t dpt__tiles_count(int64_t n, int64_t max_len);
 void dpt__tile_bounds(int64_t n, int64_t tiles, int64_t t, int64_t *lo, int *len);
 
-/* ---- conv_simd_kernel.c: the channel micro-kernel and the L2 prefetch streams ---- */
+/* ---- conv_simd_kernel.c: the micro-kernels and the L2 prefetch streams ---- */
 
 /* Software prefetch of up to two tensor regions into L2, spread over the micro-kernel calls of
  * one image: the next image's input and this image's output are pulled in from L3 while the
@@ -84,14 +84,13 @@ typedef struct {
 } prefetch_stream;
 
 #define dpt__prefetch_init ISA_NAME(dpt__prefetch_init)
-#define dpt__prefetch_take ISA_NAME(dpt__prefetch_take)
 #define dpt__channel_kernel ISA_NAME(dpt__channel_kernel)
+#define dpt__row_kernel ISA_NAME(dpt__row_kernel)
+#define dpt__shifted_kernel ISA_NAME(dpt__shifted_kernel)
 
 /* Regions a (na floats) and b (nb floats), either may be NULL, spread over `calls` calls. */
 void dpt__prefetch_init(prefetch_stream *s, const float *a, int64_t na, const float *b, int64_t nb,
                         int64_t calls);
-/* The next run of at most step lines (within one region): *p and the count; 0 when done. */
-int64_t dpt__prefetch_take(prefetch_stream *s, const char **p);
 
 /* out[r*ldo + (0 .. NV*VL)] = init + sum_k a[a_off[k] + r*rs] * B[k*ldb + (0 .. NV*VL)] for the
  * R positions r of a tile, with channels in the lanes: R <= CHANNEL_TILE_MAX<NV>, NV 1 or 2.
@@ -106,6 +105,18 @@ int64_t dpt__prefetch_take(prefetch_stream *s, const char **p);
 void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
                          const float *a, const int32_t *a_off, int64_t K, const float *B,
                          int64_t ldb, int nch, prefetch_stream *ps);
+
+/* Row micro-kernel: y[o*yso + r*ysr + j] = bias[o] + sum_k w[o*K + k] * a[a_off[k] + r*asr + j]
+ * for OB channels o x RB rows r x the positions j of WV vectors along a row (nlast valid lanes in
+ * the last one), positions in the lanes; blocks of ROW_BLOCKS (simd.h). bias may be NULL (zero).
+ * Then prefetches ps's share of lines. */
+void dpt__row_kernel(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, int nlast,
+                     const float *a, int64_t asr, const int32_t *a_off, int64_t K, const float *w,
+                     const float *bias, prefetch_stream *ps);
+/* The same over one shifted row (RB = 1): OB channels x WV vectors of consecutive positions;
+ * blocks of SHIFTED_BLOCKS. */
+void dpt__shifted_kernel(int OB, int WV, float *y, int64_t yso, int nlast, const float *a,
+                         const int32_t *run_off, int64_t K, const float *w, const float *bias);
 
 /* ---- the passes: y: (N, O, oD, oH, oW)  x: (N, C, D, H, W)  w: (O, Cg, kD, kH, kW)  b: (O) or
  * NULL; work: dpt__simd_<pass>_floats(sz) floats ---- */

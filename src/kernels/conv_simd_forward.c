@@ -126,73 +126,6 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
     }
 }
 
-/* Row block: OB channels x RB rows x WV vectors along a row.
- * y: rows of the block, y[o*yso + r*ysr + j]; a: padded input at the block origin, rows asr
- * apart; w: (OB, K) natural weights; nlast: valid lanes of the last vector. */
-SIMD_INLINE void row_kernel(float *y, int64_t yso, int64_t ysr, int nlast, const int OB,
-                            const int RB, const int WV, const float *a, int64_t asr,
-                            const int32_t *a_off, int64_t K, const float *w, const float *bias) {
-    vf c[ROW_ACC_MAX];
-    SIMD_UNROLL
-    for (int o = 0; o < OB; o++) {
-        const vf bo = bias ? V_SET1(bias[o]) : V_ZERO();
-        SIMD_UNROLL
-        for (int i = 0; i < RB * WV; i++)
-            c[o * RB * WV + i] = bo;
-    }
-    for (int64_t k = 0; k < K; k++) {
-        const float *ap = a + a_off[k];
-        vf wv[ROW_BLOCK_CH];
-        SIMD_UNROLL
-        for (int o = 0; o < OB; o++)
-            wv[o] = V_SET1(w[o * K + k]);
-        SIMD_UNROLL
-        for (int r = 0; r < RB; r++) {
-            SIMD_UNROLL
-            for (int v = 0; v < WV; v++) {
-                const vf xv = V_LOAD(ap + r * asr + v * VL);
-                SIMD_UNROLL
-                for (int o = 0; o < OB; o++)
-                    c[(o * RB + r) * WV + v] = V_FMA(wv[o], xv, c[(o * RB + r) * WV + v]);
-            }
-        }
-    }
-    SIMD_UNROLL
-    for (int o = 0; o < OB; o++) {
-        SIMD_UNROLL
-        for (int r = 0; r < RB; r++) {
-            SIMD_UNROLL
-            for (int v = 0; v < WV - 1; v++)
-                V_STORE(y + o * yso + r * ysr + v * VL, c[(o * RB + r) * WV + v]);
-            float *yl = y + o * yso + r * ysr + (WV - 1) * VL;
-            if (nlast == VL)
-                V_STORE(yl, c[(o * RB + r) * WV + WV - 1]);
-            else
-                V_STORE_N(yl, c[(o * RB + r) * WV + WV - 1], nlast);
-        }
-    }
-}
-
-/* row_kernel with OB, RB and WV as compile-time constants. */
-static void run_row_kernel(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, int nlast,
-                           const float *a, int64_t asr, const int32_t *a_off, int64_t K,
-                           const float *w, const float *bias) {
-#define BLOCK_CALL(ob, rb, wv) row_kernel(y, yso, ysr, nlast, ob, rb, wv, a, asr, a_off, K, w, bias)
-    BLOCK_SWITCH(ROW_BLOCKS, OB, RB, WV)
-#undef BLOCK_CALL
-    DPT_ASSERT(!"run_row_kernel: register block out of range");
-}
-
-/* row_kernel over one shifted row: OB channels x WV vectors of consecutive positions. */
-static void run_shifted_kernel(int OB, int WV, float *y, int64_t yso, int nlast, const float *a,
-                               const int32_t *run_off, int64_t K, const float *w,
-                               const float *bias) {
-#define BLOCK_CALL(ob, rb, wv) row_kernel(y, yso, 0, nlast, ob, rb, wv, a, 0, run_off, K, w, bias)
-    BLOCK_SWITCH(SHIFTED_BLOCKS, OB, 1, WV)
-#undef BLOCK_CALL
-    DPT_ASSERT(!"run_shifted_kernel: register block out of range");
-}
-
 /* Channels per row or shifted-row block from channel o on: ROW_BLOCK_CH while that many are
  * left, then one at a time. */
 static int row_block_channels(const conv_sizes *sz, int64_t o) {
@@ -222,7 +155,8 @@ static void forward_rows(float *y, const float *x, const float *w, const float *
                          const conv_sizes *sz, const int32_t *tap_off, float *xp) {
     const int64_t oW = sz->out[2], asr = sz->stride[1] * sz->padded[2], P = sz->out_plane;
     const int64_t pH = sz->padded[1], pW = sz->padded[2];
-    int64_t calls = 0; /* run_row_kernel calls per (image, group), counted as the loops make them */
+    int64_t calls =
+        0; /* dpt__row_kernel calls per (image, group), counted as the loops make them */
     for (int64_t o = 0; o < sz->Og;) {
         const int OB = row_block_channels(sz, o);
         const int RBmax = OB == 1 ? ROW_BLOCK_ROWS1 : ROW_BLOCK_ROWS;
@@ -253,11 +187,8 @@ static void forward_rows(float *y, const float *x, const float *w, const float *
                         const int64_t rem = min64(oW - ow, ROW_BLOCK_VECS * VL);
                         const int WV = rem > VL ? ROW_BLOCK_VECS : 1;
                         const int nlast = (int)(rem - (WV - 1) * VL);
-                        run_row_kernel(cb.OB, RB, WV, yrow + ow, P, oW, nlast, arow + ow, asr,
-                                       tap_off, sz->K, cb.w, cb.b);
-                        const char *pf;
-                        for (int64_t l = dpt__prefetch_take(&ps, &pf); l > 0; l--, pf += 64)
-                            V_PREFETCH_L2(pf);
+                        dpt__row_kernel(cb.OB, RB, WV, yrow + ow, P, oW, nlast, arow + ow, asr,
+                                        tap_off, sz->K, cb.w, cb.b, &ps);
                     }
                     oh += RB;
                 }
@@ -285,8 +216,8 @@ static void forward_shifted(float *y, const float *x, const float *w, const floa
             for (int64_t p = 0; p < P; p += vecs * VL) {
                 const int64_t rem = min64(P - p, vecs * VL);
                 const int WV = (int)((rem + VL - 1) / VL);
-                run_shifted_kernel(cb.OB, WV, cb.y + p, P, (int)(rem - (WV - 1) * VL), xs + p,
-                                   run_off, sz->K, cb.w, cb.b);
+                dpt__shifted_kernel(cb.OB, WV, cb.y + p, P, (int)(rem - (WV - 1) * VL), xs + p,
+                                    run_off, sz->K, cb.w, cb.b);
             }
             o += cb.OB;
         }

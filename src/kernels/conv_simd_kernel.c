@@ -1,7 +1,9 @@
-/* The channel micro-kernel of the SIMD convolution (kernels, compiled once per ISA): channels in
- * the lanes, R positions in registers, the reduction over a table of offsets. Forward (over
- * c, taps), scattered backward-data (over o), backward-weight (over positions) and the Winograd
- * products are all this one loop. Also the L2 prefetch streams it advances. */
+/* The micro-kernels of the SIMD convolution's direct passes (kernels, compiled once per ISA), and
+ * the L2 prefetch streams they advance. The channel micro-kernel (channels in the lanes, R
+ * positions in registers, the reduction over a table of offsets) is the forward (over c, taps),
+ * the scattered backward-data (over o), the backward-weight (over positions) and the Winograd
+ * products; the row micro-kernel (positions along a row in the lanes) is the forward of layers
+ * with few output channels, over rows of the padded image or over its shifted rows. */
 #include "conv_simd.h"
 #include "dpt/status.h"
 
@@ -22,10 +24,6 @@ SIMD_INLINE int64_t prefetch_take(prefetch_stream *s, const char **p) {
     *p = s->p[i];
     s->p[i] += n * 64;
     return n;
-}
-
-int64_t dpt__prefetch_take(prefetch_stream *s, const char **p) {
-    return prefetch_take(s, p);
 }
 
 /* One tile of dpt__channel_kernel with R, NV and rs as compile-time constants; the first
@@ -127,4 +125,78 @@ void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int 
 #undef TILE_CASE1
 #undef TILE_CASE
     DPT_ASSERT(!"dpt__channel_kernel: register block out of range");
+}
+
+/* Row block: OB channels x RB rows x WV vectors along a row.
+ * y: rows of the block, y[o*yso + r*ysr + j]; a: padded input at the block origin, rows asr
+ * apart; w: (OB, K) natural weights; nlast: valid lanes of the last vector. */
+SIMD_INLINE void row_kernel(float *y, int64_t yso, int64_t ysr, int nlast, const int OB,
+                            const int RB, const int WV, const float *a, int64_t asr,
+                            const int32_t *a_off, int64_t K, const float *w, const float *bias) {
+    vf c[ROW_ACC_MAX];
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        const vf bo = bias ? V_SET1(bias[o]) : V_ZERO();
+        SIMD_UNROLL
+        for (int i = 0; i < RB * WV; i++)
+            c[o * RB * WV + i] = bo;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *ap = a + a_off[k];
+        vf wv[ROW_BLOCK_CH];
+        SIMD_UNROLL
+        for (int o = 0; o < OB; o++)
+            wv[o] = V_SET1(w[o * K + k]);
+        SIMD_UNROLL
+        for (int r = 0; r < RB; r++) {
+            SIMD_UNROLL
+            for (int v = 0; v < WV; v++) {
+                const vf xv = V_LOAD(ap + r * asr + v * VL);
+                SIMD_UNROLL
+                for (int o = 0; o < OB; o++)
+                    c[(o * RB + r) * WV + v] = V_FMA(wv[o], xv, c[(o * RB + r) * WV + v]);
+            }
+        }
+    }
+    SIMD_UNROLL
+    for (int o = 0; o < OB; o++) {
+        SIMD_UNROLL
+        for (int r = 0; r < RB; r++) {
+            SIMD_UNROLL
+            for (int v = 0; v < WV - 1; v++)
+                V_STORE(y + o * yso + r * ysr + v * VL, c[(o * RB + r) * WV + v]);
+            float *yl = y + o * yso + r * ysr + (WV - 1) * VL;
+            if (nlast == VL)
+                V_STORE(yl, c[(o * RB + r) * WV + WV - 1]);
+            else
+                V_STORE_N(yl, c[(o * RB + r) * WV + WV - 1], nlast);
+        }
+    }
+}
+
+/* row_kernel with OB, RB and WV as compile-time constants. */
+static void run_row_kernel(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, int nlast,
+                           const float *a, int64_t asr, const int32_t *a_off, int64_t K,
+                           const float *w, const float *bias) {
+#define BLOCK_CALL(ob, rb, wv) row_kernel(y, yso, ysr, nlast, ob, rb, wv, a, asr, a_off, K, w, bias)
+    BLOCK_SWITCH(ROW_BLOCKS, OB, RB, WV)
+#undef BLOCK_CALL
+    DPT_ASSERT(!"run_row_kernel: register block out of range");
+}
+
+void dpt__row_kernel(int OB, int RB, int WV, float *y, int64_t yso, int64_t ysr, int nlast,
+                     const float *a, int64_t asr, const int32_t *a_off, int64_t K, const float *w,
+                     const float *bias, prefetch_stream *ps) {
+    run_row_kernel(OB, RB, WV, y, yso, ysr, nlast, a, asr, a_off, K, w, bias);
+    const char *p;
+    for (int64_t l = prefetch_take(ps, &p); l > 0; l--, p += 64)
+        V_PREFETCH_L2(p);
+}
+
+void dpt__shifted_kernel(int OB, int WV, float *y, int64_t yso, int nlast, const float *a,
+                         const int32_t *run_off, int64_t K, const float *w, const float *bias) {
+#define BLOCK_CALL(ob, rb, wv) row_kernel(y, yso, 0, nlast, ob, rb, wv, a, 0, run_off, K, w, bias)
+    BLOCK_SWITCH(SHIFTED_BLOCKS, OB, 1, WV)
+#undef BLOCK_CALL
+    DPT_ASSERT(!"dpt__shifted_kernel: register block out of range");
 }

@@ -85,7 +85,7 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define CHANNEL_TILES1(X)                                                                          \
     CHANNEL_TILES2(X)                                                                              \
     X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28)
-/* Row micro-kernel (conv_simd_forward.c), positions along a row in the lanes: ROW_BLOCK_CH
+/* Row micro-kernel (conv_simd_kernel.c), positions along a row in the lanes: ROW_BLOCK_CH
  * channels x ROW_BLOCK_ROWS rows x ROW_BLOCK_VECS vectors along the row. */
 #define ROW_BLOCK_CH 4
 #define ROW_BLOCK_ROWS 3
