@@ -37,8 +37,6 @@ typedef struct {
 #define dpt__fill_shifted_rows ISA_NAME(dpt__fill_shifted_rows)
 #define dpt__fill_padded_channel_last ISA_NAME(dpt__fill_padded_channel_last)
 #define dpt__transpose ISA_NAME(dpt__transpose)
-#define dpt__tiles_count ISA_NAME(dpt__tiles_count)
-#define dpt__tile_bounds ISA_NAME(dpt__tile_bounds)
 
 void dpt__sizes_from_geom(conv_sizes *sz, const dpt_conv_geom *g);
 /* The sizes of backward-data as a forward convolution: dy is the input, padded by
@@ -67,11 +65,6 @@ void dpt__fill_padded_channel_last(float *xcl, int64_t ld, const float *x, int64
                                    const conv_sizes *sz);
 /* dst[j*ldd + i] = src[i*lds + j] for i < ni, j < nj. */
 void dpt__transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t ni, int64_t nj);
-
-/* Splits n into the fewest tiles of at most max_len, of nearly equal size: tile t is
- * [*lo, *lo + *len). */
-int64_t dpt__tiles_count(int64_t n, int64_t max_len);
-void dpt__tile_bounds(int64_t n, int64_t tiles, int64_t t, int64_t *lo, int *len);
 
 /* ---- conv_simd_kernel.c: the micro-kernels and the L2 prefetch streams ---- */
 

@@ -54,8 +54,7 @@ static void scatter_tap(float *dx_cl, const float *dy_g, const float *w_t, const
     const int64_t ld = sz->CgPad, pH = sz->padded[1], pW = sz->padded[2];
     for (int64_t cb = 0; cb < sz->Cg; cb += 2 * VL) {
         const int NV = sz->Cg - cb > VL ? 2 : 1;
-        const int64_t nt =
-            dpt__tiles_count(sz->out[2], NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
+        const int64_t nt = tiles_count(sz->out[2], NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
         for (int64_t od = 0; od < sz->out[0]; od++)
             for (int64_t oh = 0; oh < sz->out[1]; oh++) {
                 const float *arow = dy_g + (od * sz->out[1] + oh) * sz->out[2];
@@ -66,7 +65,7 @@ static void scatter_tap(float *dx_cl, const float *dy_g, const float *w_t, const
                 for (int64_t ti = 0; ti < nt; ti++) {
                     int64_t ow0;
                     int R;
-                    dpt__tile_bounds(sz->out[2], nt, ti, &ow0, &R);
+                    tile_bounds(sz->out[2], nt, ti, &ow0, &R);
                     dpt__channel_kernel(out, NV * VL, NULL, R, NV, 1, arow + ow0, o_off, sz->Og,
                                         w_t + cb, ld, 0, NULL);
                     for (int r = 0; r < R; r++) {

@@ -225,7 +225,7 @@ static void weight_grad_channels(float *dw, const float *dy, const float *x, con
     int64_t calls = 0;                              /* micro-kernel calls per (image, group) */
     for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL)
         calls += sz->taps / (runs_kw ? sz->k[2] : 1) *
-                 dpt__tiles_count(L, sz->Og - ob > VL ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
+                 tiles_count(L, sz->Og - ob > VL ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
     window_offsets(pos_off, sz, Cg);
     memset(x_cl, 0, (size_t)(sz->padded_plane * Cg) * sizeof(float));
     memset(dy_t, 0, (size_t)(P * ld) * sizeof(float));
@@ -245,8 +245,7 @@ static void weight_grad_channels(float *dw, const float *dy, const float *x, con
                                calls);
             for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL) {
                 const int NV = sz->Og - ob > VL ? 2 : 1;
-                const int64_t nt =
-                    dpt__tiles_count(L, NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
+                const int64_t nt = tiles_count(L, NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
                 for (int64_t kd = 0; kd < sz->k[0]; kd++)
                     for (int64_t kh = 0; kh < sz->k[1]; kh++)
                         for (int64_t kw = 0; kw < (runs_kw ? 1 : sz->k[2]); kw++) {
@@ -257,7 +256,7 @@ static void weight_grad_channels(float *dw, const float *dy, const float *x, con
                             for (int64_t t = 0; t < nt; t++) {
                                 int64_t j0;
                                 int R;
-                                dpt__tile_bounds(L, nt, t, &j0, &R);
+                                tile_bounds(L, nt, t, &j0, &R);
                                 float *acc = dw_t + (row0 + j0) * ld + ob;
                                 dpt__channel_kernel(acc, ld, acc, R, NV, 1, x_cl + base + j0,
                                                     pos_off, P, dy_t + ob * P, NV * VL, 0, &ps);

@@ -83,7 +83,7 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
     int64_t calls = 0; /* micro-kernel calls per (image, group) */
     for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL)
         calls += sz->out[0] * sz->out[1] *
-                 dpt__tiles_count(sz->out[2], forward_tile_max(sz->Og - ob > VL ? 2 : 1));
+                 tiles_count(sz->out[2], forward_tile_max(sz->Og - ob > VL ? 2 : 1));
     forward_begin(xp, x, sz);
     for (int64_t i = 0; i < sz->N * sz->groups; i++) { /* i = (image, group) */
         const int64_t n = i / sz->groups, gi = i % sz->groups;
@@ -97,7 +97,7 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
         for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL) {
             const int NV = sz->Og - ob > VL ? 2 : 1;
             const int nch = TILES_TO_OUTPUT ? (int)min64(NV * VL, sz->Og - ob) : 0;
-            const int64_t nt = dpt__tiles_count(sz->out[2], forward_tile_max(NV));
+            const int64_t nt = tiles_count(sz->out[2], forward_tile_max(NV));
             const float *B = packed_w + (gi * ld + ob) * sz->K; /* (K, NV*VL) block */
             const float *bias = packed_b + gi * ld + ob;
             for (int64_t od = 0; od < sz->out[0]; od++)
@@ -107,7 +107,7 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
                     for (int64_t t = 0; t < nt; t++) {
                         int64_t ow0;
                         int R;
-                        dpt__tile_bounds(sz->out[2], nt, t, &ow0, &R);
+                        tile_bounds(sz->out[2], nt, t, &ow0, &R);
                         if (TILES_TO_OUTPUT)
                             dpt__channel_kernel(yi + ob * P + p0 + ow0, P, bias, R, NV, rs,
                                                 arow + ow0 * rs, tap_off, sz->K, B, NV * VL, nch,
@@ -163,7 +163,7 @@ static void forward_rows(float *y, const float *x, const float *w, const float *
         int64_t rb = 0;
         for (int64_t oh = 0; oh < sz->out[1]; rb++)
             oh += sz->out[1] - oh >= RBmax ? RBmax : 1;
-        calls += sz->out[0] * rb * dpt__tiles_count(oW, ROW_BLOCK_VECS * VL);
+        calls += sz->out[0] * rb * tiles_count(oW, ROW_BLOCK_VECS * VL);
         o += OB;
     }
     forward_begin(xp, NULL, sz);

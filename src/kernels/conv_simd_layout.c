@@ -1,5 +1,5 @@
 /* Sizes and internal layouts of the SIMD convolution (kernels, compiled once per ISA): padded,
- * shifted and channel-last copies of the input, in-register transposes, offset tables and tiles.
+ * shifted and channel-last copies of the input, in-register transposes and offset tables.
  * Knows no pass and no dispatch. */
 #include <string.h>
 
@@ -142,14 +142,4 @@ void dpt__fill_padded_channel_last(float *xcl, int64_t ld, const float *x, int64
         for (int64_t h = 0; h < H; h++)
             dpt__transpose(xcl + (((d + sz->pad[0]) * pH + h + sz->pad[1]) * pW + sz->pad[2]) * ld,
                            ld, x + (d * H + h) * W, sz->in_plane, nch, W);
-}
-
-int64_t dpt__tiles_count(int64_t n, int64_t max_len) {
-    return (n + max_len - 1) / max_len;
-}
-
-void dpt__tile_bounds(int64_t n, int64_t tiles, int64_t t, int64_t *lo, int *len) {
-    const int64_t base = n / tiles, extra = n % tiles;
-    *lo = t * base + min64(t, extra);
-    *len = (int)(base + (t < extra));
 }

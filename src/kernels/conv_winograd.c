@@ -369,11 +369,11 @@ static void wino_product(float *out, int64_t ldo, int accumulate, int64_t rows, 
                          const wino_layout *ws) {
     for (int64_t j = 0; j < cols; j += 2 * VL) {
         const int NV = cols - j >= 2 * VL ? 2 : 1;
-        const int64_t nt = dpt__tiles_count(rows, NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
+        const int64_t nt = tiles_count(rows, NV == 2 ? CHANNEL_TILE_MAX2 : CHANNEL_TILE_MAX1);
         for (int64_t t = 0; t < nt; t++) {
             int64_t i0;
             int R;
-            dpt__tile_bounds(rows, nt, t, &i0, &R);
+            tile_bounds(rows, nt, t, &i0, &R);
             float *o = out + i0 * ldo + j;
             prefetch_stream ps;
             if (pf)

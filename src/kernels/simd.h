@@ -265,6 +265,16 @@ SIMD_INLINE int64_t min64(int64_t a, int64_t b) {
 SIMD_INLINE int64_t max64(int64_t a, int64_t b) {
     return a > b ? a : b;
 }
+/* Splits n into the fewest tiles of at most max_len, of nearly equal size: tile t is
+ * [*lo, *lo + *len). Inline, so that the divisions leave the loops over tiles. */
+SIMD_INLINE int64_t tiles_count(int64_t n, int64_t max_len) {
+    return (n + max_len - 1) / max_len;
+}
+SIMD_INLINE void tile_bounds(int64_t n, int64_t tiles, int64_t t, int64_t *lo, int *len) {
+    const int64_t base = n / tiles, extra = n % tiles;
+    *lo = t * base + min64(t, extra);
+    *len = (int)(base + (t < extra));
+}
 #define SIMD_MAX2(a, b) ((a) > (b) ? (a) : (b))
 
 /* Accumulators of the channel micro-kernel, and of the position micro-kernel over its row
