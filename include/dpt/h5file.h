@@ -70,6 +70,10 @@ int dpt_h5r_attr_exists(dpt_h5r *r, const char *obj, const char *name);
 /* Opens `path` read-only: the HDF5 file id (an hid_t), negative on failure. HDF5's error printing
  * is switched off. dpt_h5r_open and the dataset reader (data/hdf5_dataset.c) both open here. */
 int64_t dpt__h5_open_read(const char *path);
+/* 1 when the dataset (an hid_t) stores all it declares: its extent times its element size fits
+ * in its storage, and its storage in the file, so a read of it allocates no more than the file
+ * holds. Variable-length data is stored in the global heap and passes. */
+int dpt__h5_dataset_stored(int64_t dataset);
 /* Test hook (tests/fuzz): from now on dpt__h5_open_read(name) opens a copy of buf[0..size)
  * through HDF5's core driver instead of the file `name` (checks made on the path itself, such
  * as access(), still see the file). name NULL: no image. Borrows name and buf until the next

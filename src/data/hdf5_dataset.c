@@ -29,8 +29,12 @@ static int read_layout(hid_t dset, char *buf, size_t size) {
     if (H5Aexists(dset, "layout") <= 0)
         return 0;
     hid_t a = H5Aopen(dset, "layout", H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
+    /* one string: H5Aread would write every element of a longer attribute into buf */
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && npoints == 1) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 does not convert ASCII <-> UTF-8 (h5py) */
         if (H5Tis_variable_str(t) > 0) {
@@ -219,9 +223,13 @@ out:
 static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
     if (H5Aexists(src->file, "n_classes") <= 0)
         return DPT_OK;
-    hid_t a = H5Aopen(src->file, "n_classes", H5P_DEFAULT);
+    hid_t a = H5Aopen(src->file, "n_classes", H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1;
+    /* one value: H5Aread would write every element of a longer attribute into v */
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
     long long v = 0;
-    herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_LLONG, &v) : -1;
+    herr_t rc = a >= 0 && npoints == 1 ? H5Aread(a, H5T_NATIVE_LLONG, &v) : -1;
     if (a >= 0)
         H5Aclose(a);
     if (rc < 0 || v < 1 || v > DPT_MAX_CLASSES)

@@ -390,6 +390,9 @@ static dpt_status read_metrics(dpt_h5r *r, int n, const char *const *names,
         return st;
     if (nd != 1)
         return dpt_errorf(DPT_EFORMAT, "%s: %s must be one-dimensional", r->path, obj);
+    if ((uint64_t)dims[0] > (SIZE_MAX / sizeof(double) - 1) / (uint64_t)n) /* n * rows + 1 */
+        return dpt_errorf(DPT_EFORMAT, "%s: %s has %llu rows, more than memory holds", r->path,
+                          obj, (unsigned long long)dims[0]);
     s->metric_rows = dims[0];
     if (!(s->metrics = malloc((size_t)(n * s->metric_rows + 1) * sizeof(double))))
         return dpt_errorf(DPT_ENOMEM, "%s: cannot allocate the history", r->path);
@@ -447,13 +450,23 @@ static herr_t read_dataset_cb(hid_t loc, const char *name, const H5O_info_t *inf
     if (info->type != H5O_TYPE_DATASET)
         return 0;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds >= 0 && !dpt__h5_dataset_stored(ds)) { /* before its size is allocated */
+        H5Dclose(ds);
+        ds = -1;
+    }
     hid_t ft = ds < 0 ? -1 : H5Dget_type(ds);
     hid_t mt = ft < 0 ? -1 : H5Tget_native_type(ft, H5T_DIR_DEFAULT);
     hid_t sp = ds < 0 ? -1 : H5Dget_space(ds);
     hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
     size_t size = mt < 0 ? 0 : H5Tget_size(mt);
-    void *buf = n >= 0 && size > 0 ? malloc((size_t)n * size + 1) : NULL;
+    void *buf = n >= 0 && size > 0 && (uint64_t)n <= (SIZE_MAX - 1) / size
+                    ? malloc((size_t)n * size + 1)
+                    : NULL;
     herr_t rc = buf ? H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
+    /* variable-length data (HDF5 counts variable-length strings as strings) was allocated by
+     * H5Dread for us */
+    if (rc >= 0 && (H5Tdetect_class(mt, H5T_VLEN) > 0 || H5Tdetect_class(mt, H5T_STRING) > 0))
+        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, buf);
     free(buf);
     if (sp >= 0)
         H5Sclose(sp);

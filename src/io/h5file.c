@@ -236,11 +236,16 @@ int64_t dpt__h5_open_read(const char *path) {
     quiet_hdf5();
     if (!test_image.name || strcmp(path, test_image.name) != 0)
         return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    /* the core driver keeps the file in memory; no backing store: nothing is ever written */
+    /* the core driver keeps the file in memory; no backing store: nothing is ever written. It
+     * refuses an image whose name exists on disk ("file already exists"), and `path` exists (the
+     * readers' own checks look at it), so the image is opened under a name below it, which no
+     * file has when `path` is a file. */
+    char name[4096 + 16];
+    snprintf(name, sizeof name, "%s/(file image)", path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
     if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
         H5Pset_file_image(fapl, (void *)test_image.buf, test_image.size) >= 0)
-        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+        f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
     return f;
@@ -279,10 +284,37 @@ int dpt_h5r_exists(dpt_h5r *r, const char *obj) {
     return H5Lexists(r->file, obj, H5P_DEFAULT) > 0;
 }
 
+int dpt__h5_dataset_stored(int64_t dataset) {
+    const hid_t ds = (hid_t)dataset;
+    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds), file = H5Iget_file_id(ds);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    size_t elem = ft < 0 ? 0 : H5Tget_size(ft);
+    int vlen = ft < 0 || H5Tdetect_class(ft, H5T_VLEN) != 0 || H5Tis_variable_str(ft) != 0;
+    hsize_t file_size = 0, stored = H5Dget_storage_size(ds);
+    int ok = n >= 0 && elem > 0 && file >= 0 && H5Fget_filesize(file, &file_size) >= 0;
+    /* variable-length elements live in the global heap; what is stored is only their handles */
+    if (ok && !vlen)
+        ok = (uint64_t)n <= UINT64_MAX / elem && (uint64_t)n * elem <= stored &&
+             stored <= file_size;
+    if (file >= 0)
+        H5Fclose(file);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ft >= 0)
+        H5Tclose(ft);
+    return ok;
+}
+
 dpt_status dpt_h5r_shape(dpt_h5r *r, const char *obj, int *ndim, int64_t dims[8]) {
     if (!dpt_h5r_exists(r, obj))
         return dpt_errorf(DPT_EFORMAT, "%s: missing dataset %s", r->path, obj);
     hid_t ds = H5Dopen2(r->file, obj, H5P_DEFAULT);
+    if (ds >= 0 && !dpt__h5_dataset_stored(ds)) {
+        H5Dclose(ds);
+        return dpt_errorf(DPT_EFORMAT, "%s: %s declares more data than the file stores "
+                                       "(truncated or corrupt)",
+                          r->path, obj);
+    }
     hid_t sp = ds < 0 ? -1 : H5Dget_space(ds);
     int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
     hsize_t hd[8] = {0};
@@ -307,12 +339,13 @@ static dpt_status read_dataset(dpt_h5r *r, const char *obj, hid_t memtype, void 
     dpt_status st = dpt_h5r_shape(r, obj, &nd, dims);
     if (st != DPT_OK)
         return st;
-    int64_t n = 1;
+    /* extents from the file: a product that wraps around could equal count */
+    uint64_t n = 1;
     for (int i = 0; i < nd; i++)
-        n *= dims[i];
-    if (n != count)
-        return dpt_errorf(DPT_ESHAPE, "%s: %s has %lld elements, expected %lld", r->path, obj,
-                          (long long)n, (long long)count);
+        n = dims[i] != 0 && n > UINT64_MAX / (uint64_t)dims[i] ? UINT64_MAX : n * (uint64_t)dims[i];
+    if (n != (uint64_t)count)
+        return dpt_errorf(DPT_ESHAPE, "%s: %s has %llu elements, expected %lld", r->path, obj,
+                          (unsigned long long)n, (long long)count);
     hid_t ds = H5Dopen2(r->file, obj, H5P_DEFAULT);
     herr_t rc = H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     int checksummed = 0;
@@ -371,11 +404,15 @@ dpt_status dpt_h5r_attr_strdup(dpt_h5r *r, const char *obj, const char *name, ch
     dpt_status st = open_attr(r, obj, name, &a);
     if (st != DPT_OK)
         return st;
-    hid_t ft = H5Aget_type(a);
-    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0) {
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+    /* one string: H5Aread would write every element of a longer attribute into buf */
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 || npoints != 1) {
         H5Tclose(ft);
         H5Aclose(a);
-        return dpt_errorf(DPT_EFORMAT, "%s: attribute %s of %s is not a fixed-length string",
+        return dpt_errorf(DPT_EFORMAT, "%s: attribute %s of %s is not one fixed-length string",
                           r->path, name, obj);
     }
     size_t n = H5Tget_size(ft) + 1;
