@@ -1,8 +1,9 @@
 /* Data-parallel building blocks over MPI (comm): world and group communicators, error agreement
  * and coordinated abort, parameter broadcast, checksums, metric and batch-norm reductions,
  * bucketed gradient allreduce overlapped with backward, and the exact (bit-reproducible) sum of
- * --deterministic mode. comm knows no layers and no files: gradients are one flat float array
- * cut into segments (offset, count) in layer order.
+ * --deterministic mode, and the node-shared buffer that holds one copy of the data per node.
+ * comm knows no layers and no files: gradients are one flat float array cut into segments
+ * (offset, count) in layer order, and a shared buffer is bytes.
  *
  * Contracts follow HPL: every collective says over which communicator it runs, which arguments
  * must be equal on every rank of it ("global input"), and which buffers are local input and
@@ -135,6 +136,56 @@ dpt_status dpt_rank_groups_wait_all(const dpt_rank_groups *rg);
  * (MPI_Abort on the world), so the other groups stop at once. */
 _Noreturn void dpt_rank_groups_abort(const dpt_rank_groups *rg, const char *what,
                                      dpt_status st);
+
+/* ---- One read-only copy per node (node.c) ------------------------------------------------ */
+
+/* A buffer shared by the ranks of one node through MPI-3 shared memory: the node leader (the
+ * lowest rank of g->world on the node) allocates it with MPI_Win_allocate_shared and fills it;
+ * the other ranks of the node map the same pages (MPI_Win_shared_query) and only read them. A
+ * node then holds one copy of the data whatever its rank count, and its ranks' proportional set
+ * sizes each carry 1/size of it.
+ *
+ * Protocol, on every rank of g->world (the leader's `bytes` is the only size anyone gives):
+ *   dpt_node_buffer_init(&b, g);          collective over g->world: finds the node's ranks
+ *   dpt_node_buffer_alloc(&b, bytes);     collective over b.node: the leader's bytes (0 when it
+ *                                         has nothing to share, e.g. its files failed), the
+ *                                         others' argument is ignored; b.base and b.bytes out
+ *   leader: write b.base[0 .. b.bytes)
+ *   dpt_node_buffer_publish(&b);          collective over b.node: afterwards every rank sees the
+ *                                         leader's writes; nobody writes again
+ *   dpt_node_buffer_free(&b);             collective over b.node, once nobody reads b.base
+ * The waits in alloc and publish are those of every collective here (polled, bounded by
+ * g->collective_timeout with a roll call naming a rank that never arrives), so the others wait
+ * as long as the leader reads files, without spinning on the cores. A failure on the leader
+ * still has to reach alloc (with 0) and publish, so that nobody waits for it; the status itself
+ * travels through dpt_group_agree. */
+typedef struct dpt_node_buffer {
+    const dpt_group *g; /* borrowed: timeouts and the roll call; must outlive the buffer */
+    MPI_Comm node;      /* the ranks of g->world on this node, world order (MPI_ERRORS_RETURN);
+                         * MPI_COMM_NULL when init failed */
+    int rank, size;     /* in `node`; rank 0 is the node leader */
+    MPI_Win win;        /* MPI_WIN_NULL while nothing is allocated */
+    int locked;         /* win is in a passive-target epoch (MPI_Win_lock_all) until free */
+    void *base;         /* the leader's buffer, DPT_ALIGN-aligned, mapped by every rank of the
+                         * node; NULL when bytes is 0 */
+    size_t bytes;
+} dpt_node_buffer;
+
+/* Collective over g->world (MPI_Comm_split_type, MPI_COMM_TYPE_SHARED, keyed by world rank).
+ * Zeroes *b first; call dpt_node_buffer_free in every case. */
+dpt_status dpt_node_buffer_init(dpt_node_buffer *b, const dpt_group *g);
+/* Collective over b->node. bytes: local input on the node leader (0: no buffer), ignored
+ * elsewhere; b->bytes and b->base: output on every rank of the node. When /dev/shm (where MPI
+ * keeps shared windows) has less room than `bytes`, the leader returns DPT_ENOMEM saying so and
+ * the others DPT_OK with no buffer (agree to learn it); DPT_EMPI (MPI's text) when the window
+ * cannot be created for another reason. */
+dpt_status dpt_node_buffer_alloc(dpt_node_buffer *b, size_t bytes);
+/* Collective over b->node: MPI_Win_sync, a barrier, MPI_Win_sync (the MPI-3 shared-memory
+ * synchronization), so the leader's writes are visible to every rank of the node. */
+dpt_status dpt_node_buffer_publish(dpt_node_buffer *b);
+/* Collective over b->node (MPI_Win_free, MPI_Comm_free). Safe after a failed or no init (a
+ * zeroed struct). */
+void dpt_node_buffer_free(dpt_node_buffer *b);
 
 /* ---- Agreement and coordinated abort (agree.c) ------------------------------------------- */
 

@@ -60,10 +60,17 @@ typedef enum {
     DPT_BN_GHOST, /* statistics over fixed ghost batches of bn_ghost samples (Hoffer et al.) */
 } dpt_bn_mode;
 
+/* Where the ranks keep the samples (--data-copy). */
+typedef enum {
+    DPT_DATA_COPY_NODE = 0, /* one copy per node, in shared memory, read by the node's ranks */
+    DPT_DATA_COPY_RANK = 1, /* every rank reads the files into its own memory */
+} dpt_data_copy;
+
 typedef struct {
     const char *model;      /* spec or preset name */
     const char *data;       /* --data value (fashion-mnist, sample, a directory, an .h5 file) */
     const char *data_search;/* search path for "sample" */
+    dpt_data_copy data_copy;/* node (default) or rank; the samples are the same bits either way */
     int64_t classes;        /* --classes; 0: the model's last dense(N), else the data's own count */
     const char *out;        /* run directory; NULL or "" writes nothing */
     int64_t epochs;
@@ -239,9 +246,15 @@ dpt_status dpt_train_prune_checkpoints(const char *out, int64_t keep);
  * how to give K, and a label outside [0, K) is named with its file, sample and value. Local. */
 dpt_status dpt_train_open_data(const dpt_train_cfg *cfg, dpt_data *data);
 
-/* Collective over g: every rank loads cfg->data (dpt_train_open_data), takes the stratified validation split
- * (cfg->val_fraction; *val_idx NULL when 0) and normalizes train and test with the statistics
- * of the training part. *train_idx and *val_idx are malloc'd (free them). */
+/* Collective over g: loads cfg->data as dpt_train_open_data does, takes the stratified
+ * validation split (cfg->val_fraction; *val_idx NULL when 0) and normalizes train and test with
+ * the statistics of the training part. *train_idx and *val_idx are malloc'd (free them).
+ * cfg->data_copy DPT_DATA_COPY_NODE: per node of g->world, its lowest rank reads the files into
+ * a node-shared buffer (comm's dpt_node_buffer) and the node's other ranks map it, so the node
+ * holds one copy; the block is released by dpt_data_free, which is then collective over the
+ * node's ranks of g->world (free the data where every rank of g->world does). A file the reading
+ * rank cannot read fails on every rank with its message. DPT_DATA_COPY_RANK: every rank reads
+ * its own copy. Normalization is each rank's own either way. */
 dpt_status dpt_train_load_data(const dpt_train_cfg *cfg, struct dpt_group *g,
                                dpt_data *data, int64_t **train_idx, int64_t *n_train,
                                int64_t **val_idx, int64_t *n_val);

@@ -155,6 +155,15 @@ static dpt_status parse_collective_timeout(void *cfg, const char *opt, const cha
     return st;
 }
 
+static dpt_status parse_data_copy(void *cfg, const char *opt, const char *value) {
+    static const char *const copies[] = {"node", "rank", NULL}; /* dpt_data_copy order */
+    int k;
+    dpt_status st = dpt_cli_choice(opt, value, copies, &k);
+    if (st == DPT_OK)
+        ((dpt_train_cfg *)cfg)->data_copy = (dpt_data_copy)k;
+    return st;
+}
+
 /* N followed by the unit: "50steps", "1epochs" (the singular works too). */
 static dpt_status parse_checkpoint_every(void *cfg, const char *opt, const char *value) {
     dpt_train_cfg *c = cfg;
@@ -182,6 +191,10 @@ static const dpt_cli_option train_table[] = {
      "preset (lenet5, fmnist-cnn, mlp, cnn1d, cnn3d) or a spec string [fmnist-cnn]", NULL},
     {"--data", "SRC", DPT_OPT_STRING, FIELD(data), 0, 0,
      "fashion-mnist, sample, a directory of IDX files or an .h5 file [fashion-mnist]", NULL},
+    {"--data-copy", "node|rank", DPT_OPT_CUSTOM, 0, 0, 0,
+     "node: one copy of the samples per node in shared memory, read by one rank and mapped by "
+     "the others; rank: every rank reads its own. The same samples either way (docs/memory.md) "
+     "[node]", parse_data_copy},
     {"--classes", "K", DPT_OPT_INT64, FIELD(classes), 2, 1 << 20,
      "number of classes, for data that does not declare it (an IDX directory, an HDF5 file "
      "without n_classes) [the model's last dense(N), else the data's own count]", NULL},
@@ -290,7 +303,8 @@ static const dpt_cli_option train_table[] = {
      "continue a run (its newest readable checkpoint, or this file) to its configured end, bit "
      "for bit; options not given are the checkpoint's, and only --epochs, --max-steps (not with "
      "a cosine schedule), --out, --quiet, --no-progress, --profile, --checkpoint-every, --keep, "
-     "--skip-nonfinite, --test-samples, --eval-batch may differ [--out: the run's directory]",
+     "--skip-nonfinite, --test-samples, --eval-batch, --data-copy may differ [--out: the run's "
+     "directory]",
      NULL},
     {"--skip-nonfinite", "N", DPT_OPT_INT64, FIELD(skip_nonfinite), 0, 1e9,
      "skip a step whose loss or gradient is NaN/Inf on any rank (no update), up to N in a row, "
@@ -338,7 +352,7 @@ static const char train_epilogue[] =
 static const char *const may_change[] = {
     "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
     "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", "--collective-timeout",
-    "--overwrite",
+    "--overwrite", "--data-copy",
     NULL};
 
 static int in_list(const char *const *list, const char *name) {
@@ -400,6 +414,8 @@ static dpt_status settings_text(const train_options *o, int all, char **out) {
                 snprintf(v, sizeof v, "ghost:%lld", (long long)c->bn_ghost);
             else if (t->parse == parse_bn)
                 snprintf(v, sizeof v, "%s", c->bn == DPT_BN_LOCAL ? "local" : "sync");
+            else if (t->parse == parse_data_copy)
+                snprintf(v, sizeof v, "%s", c->data_copy == DPT_DATA_COPY_RANK ? "rank" : "node");
             else if (t->parse == parse_keep_last)
                 snprintf(v, sizeof v, "%d", !c->drop_last);
             else if (t->parse == parse_checkpoint_every && c->checkpoint_every > 0)

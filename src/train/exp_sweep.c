@@ -26,6 +26,8 @@ typedef struct {
     const dpt_sweep_cfg *sc;
     double (*rows)[N_POINT_COLS];
     int64_t min_batch;
+    const dpt_data *base; /* the samples every point reads, opened once over the world; NULL
+                           * when points read different data (each then opens its own) */
 } sweep;
 
 /* Hoffer et al.'s "train longer": the steps the smallest batch takes in --epochs epochs. */
@@ -47,7 +49,8 @@ static dpt_status train_point(dpt_ens *e, void *ctx, dpt_group *g, int p) {
     c.log = e->log;
     dpt_data data = {0};
     int64_t *train_idx = NULL, *val_idx = NULL, n_train = 0, n_val = 0;
-    dpt_status st = dpt_train_load_data(&c, g, &data, &train_idx, &n_train, &val_idx, &n_val);
+    dpt_status st =
+        dpt__train_prepare_data(&c, g, s->base, &data, &train_idx, &n_train, &val_idx, &n_val);
     if (st != DPT_OK)
         return st;
     if (s->sc->epochs_scaling_steps)
@@ -215,6 +218,16 @@ dpt_status dpt_sweep_run(const dpt_sweep_cfg *sc, dpt_group *world) {
             s.min_batch = sc->points[p].batch;
     dpt_status st = dpt__ens_open(&e, &base, &ec, world, sc->n_points, "point", "points",
                                   DPT_ENS_GROUPS | DPT_ENS_NO_DATA | DPT_ENS_FIT);
+    /* Points that read the same samples (the usual sweep) share one copy, opened here over the
+     * whole world: with --data-copy node one per node, whichever group a rank trains in. */
+    int same = 1;
+    for (int p = 1; p < sc->n_points; p++)
+        same &= dpt__train_same_data(&sc->points[0], &sc->points[p]);
+    dpt_data data = {0};
+    if (st == DPT_OK && same) {
+        st = dpt_group_agree(world, dpt__train_open_data(&sc->points[0], world, &data));
+        s.base = st == DPT_OK ? &data : NULL;
+    }
     if (st == DPT_OK && world->world_rank == 0 && !sc->quiet) {
         for (int p = 0; p < sc->n_points; p++)
             fprintf(e.log, "  point %d: %s\n", p, sc->labels[p]);
@@ -236,5 +249,6 @@ dpt_status dpt_sweep_run(const dpt_sweep_cfg *sc, dpt_group *world) {
     st = dpt_group_agree(world, st);
     free(s.rows);
     dpt__ens_close(&e);
+    dpt_data_free(&data); /* every rank of the world, after every group finished */
     return st;
 }

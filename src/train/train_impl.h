@@ -51,6 +51,22 @@ dpt_status dpt__evaluate(dpt_model *m, const dpt_group *g, const dpt_dataset *ds
                          const int64_t *idx, int64_t n, dpt_eval_scratch *s, float *probs,
                          dpt_eval_result *res);
 
+/* The samples of cfg->data without split or normalization: with DPT_DATA_COPY_NODE collective
+ * over g->world (one reader per node, the others map its buffer; the status is agreed over
+ * g->world, and dpt_data_free of the result is collective over the node's ranks), with
+ * DPT_DATA_COPY_RANK local (this rank reads its own copy; the caller agrees). */
+dpt_status dpt__train_open_data(const dpt_train_cfg *cfg, dpt_group *g, dpt_data *data);
+/* dpt_train_load_data over the samples of `base` (an opened dpt_data, or NULL to open them):
+ * *data is then a view of base's block with its own normalization (dpt_data_attach), so that jobs
+ * of several rank groups (sweep points) share one copy; base must outlive *data, and freeing
+ * *data is local. */
+dpt_status dpt__train_prepare_data(const dpt_train_cfg *cfg, dpt_group *g, const dpt_data *base,
+                                   dpt_data *data, int64_t **train_idx, int64_t *n_train,
+                                   int64_t **val_idx, int64_t *n_val);
+/* 1 when the two configurations read the same samples: the same --data, search path, class
+ * count (--classes or the model's) and --data-copy. */
+int dpt__train_same_data(const dpt_train_cfg *a, const dpt_train_cfg *b);
+
 /* Loads the checkpoint's model (for batches of up to max_batch rows) and the data source, checks
  * the sample shape and the class count against the model, and normalizes both splits with the
  * checkpoint's statistics (train/predict.c). On error nothing is left allocated. Local. */

@@ -1095,8 +1095,9 @@ dpt_status dpt_trainer_fit(dpt_trainer *t, dpt_train_result *res) {
 
 /* ---- data --------------------------------------------------------------------------------- */
 
-dpt_status dpt_train_open_data(const dpt_train_cfg *c, dpt_data *data) {
-    memset(data, 0, sizeof *data);
+/* The class count the data must have: --classes, else the model's last dense(N) (0: the data's
+ * own count). */
+static dpt_status data_classes(const dpt_train_cfg *c, int64_t *K) {
     int64_t from_model = 0;
     dpt_status st = dpt_model_spec_classes(c->model, &from_model);
     if (st != DPT_OK)
@@ -1105,8 +1106,20 @@ dpt_status dpt_train_open_data(const dpt_train_cfg *c, dpt_data *data) {
         return dpt_errorf(DPT_EINVAL, "--classes %lld: the model's last layer dense(%lld) has %lld "
                                       "outputs",
                           (long long)c->classes, (long long)from_model, (long long)from_model);
-    dpt_data_opts opts = {.search_path = c->data_search,
-                          .classes = c->classes > 0 ? c->classes : from_model};
+    *K = c->classes > 0 ? c->classes : from_model;
+    return DPT_OK;
+}
+
+/* dpt_train_open_data with the block from `alloc` (NULL: this rank's own memory). */
+static dpt_status open_data(const dpt_train_cfg *c, dpt_data *data, dpt_data_alloc_fn alloc,
+                            void *alloc_ctx) {
+    memset(data, 0, sizeof *data);
+    int64_t K = 0;
+    dpt_status st = data_classes(c, &K);
+    if (st != DPT_OK)
+        return st;
+    dpt_data_opts opts = {.search_path = c->data_search, .classes = K, .alloc = alloc,
+                          .alloc_ctx = alloc_ctx};
     st = dpt_data_load(data, c->data, &opts);
     if (st == DPT_OK && !data->classes_declared) {
         st = dpt_errorf(DPT_EINVAL,
@@ -1118,12 +1131,99 @@ dpt_status dpt_train_open_data(const dpt_train_cfg *c, dpt_data *data) {
     return st;
 }
 
+dpt_status dpt_train_open_data(const dpt_train_cfg *c, dpt_data *data) {
+    return open_data(c, data, NULL, NULL);
+}
+
+int dpt__train_same_data(const dpt_train_cfg *a, const dpt_train_cfg *b) {
+    int64_t ka = 0, kb = 0;
+    if (data_classes(a, &ka) != DPT_OK || data_classes(b, &kb) != DPT_OK)
+        return 0;
+    const char *sa = a->data_search ? a->data_search : "", *sb = b->data_search ? b->data_search
+                                                                                 : "";
+    return a->data && b->data && !strcmp(a->data, b->data) && !strcmp(sa, sb) && ka == kb &&
+           a->data_copy == b->data_copy;
+}
+
+/* --data-copy node: the node-shared buffer behind a dpt_data, released by dpt_data_free. */
+typedef struct {
+    dpt_node_buffer buf;
+    int allocated; /* the loader asked for the block */
+} node_copy;
+
+static dpt_status node_copy_alloc(void *ctx, size_t bytes, void **out) {
+    node_copy *nc = ctx;
+    nc->allocated = 1;
+    dpt_status st = dpt_node_buffer_alloc(&nc->buf, bytes);
+    *out = nc->buf.base;
+    if (st == DPT_ENOMEM)
+        st = dpt_errorf(st, "--data-copy node: %s (--data-copy rank keeps a copy per rank in "
+                            "private memory)",
+                        dpt_last_error());
+    return st;
+}
+
+static void node_copy_release(void *ctx) {
+    node_copy *nc = ctx;
+    dpt_node_buffer_free(&nc->buf);
+    free(nc);
+}
+
+/* The node leader reads the files straight into the node's buffer; the others wait in the
+ * buffer's collectives (which poll, so they leave the cores to the reader) and then view it. */
+static dpt_status open_data_node(const dpt_train_cfg *c, dpt_group *g, dpt_data *data) {
+    memset(data, 0, sizeof *data);
+    node_copy *nc = calloc(1, sizeof *nc);
+    if (!nc) /* without it this rank cannot take part in the node's collectives */
+        dpt_group_abort(g, dpt_errorf(DPT_ENOMEM, "--data-copy node: out of memory"));
+    dpt_status st = dpt_group_agree(g, dpt_node_buffer_init(&nc->buf, g));
+    if (st != DPT_OK) {
+        node_copy_release(nc);
+        return st;
+    }
+    if (nc->buf.rank == 0) {
+        st = open_data(c, data, node_copy_alloc, nc);
+        if (!nc->allocated) { /* failed before: tell the others there is nothing to map */
+            dpt_status a = dpt_node_buffer_alloc(&nc->buf, 0);
+            st = st != DPT_OK ? st : a;
+        }
+    } else {
+        st = dpt_node_buffer_alloc(&nc->buf, 0);
+    }
+    dpt_status published = dpt_node_buffer_publish(&nc->buf);
+    st = dpt_group_agree(g, st != DPT_OK ? st : published);
+    if (st == DPT_OK && nc->buf.rank != 0)
+        st = dpt_data_attach(data, nc->buf.base, nc->buf.bytes);
+    st = dpt_group_agree(g, st);
+    if (st != DPT_OK) {
+        dpt_data_free(data);
+        node_copy_release(nc);
+        return st;
+    }
+    data->release = node_copy_release;
+    data->release_ctx = nc;
+    return DPT_OK;
+}
+
+dpt_status dpt__train_open_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *data) {
+    if (c->data_copy == DPT_DATA_COPY_RANK)
+        return dpt_train_open_data(c, data);
+    return open_data_node(c, g, data);
+}
+
 dpt_status dpt_train_load_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *data,
                                int64_t **train_idx, int64_t *n_train, int64_t **val_idx,
                                int64_t *n_val) {
+    return dpt__train_prepare_data(c, g, NULL, data, train_idx, n_train, val_idx, n_val);
+}
+
+dpt_status dpt__train_prepare_data(const dpt_train_cfg *c, dpt_group *g, const dpt_data *base,
+                                   dpt_data *data, int64_t **train_idx, int64_t *n_train,
+                                   int64_t **val_idx, int64_t *n_val) {
     *train_idx = *val_idx = NULL;
     *n_train = *n_val = 0;
-    dpt_status st = dpt_train_open_data(c, data);
+    dpt_status st = base ? dpt_data_attach(data, base->block, base->block_bytes)
+                         : dpt__train_open_data(c, g, data);
     int64_t n = st == DPT_OK ? data->train.N : 0;
     if (st == DPT_OK) {
         *train_idx = malloc((size_t)n * sizeof(int64_t));

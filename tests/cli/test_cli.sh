@@ -50,8 +50,9 @@ check nan-loss fail "non-finite" "$mpirun" -np 2 --oversubscribe "$dptrain" trai
 check np2-bad-data fail "dptrain: error: .*nowhere" timeout 60 "$mpirun" -np 2 --oversubscribe \
     "$dptrain" train --data /nowhere/data.h5
 
-# an error on one rank only (its copy of the data is missing): every rank exits non-zero, within
-# 10 s, and rank 0 prints the failing rank's message
+# an error on one rank only (its copy of the data is missing; with --data-copy rank every rank
+# reads its own): every rank exits non-zero, within 10 s, and rank 0 prints the failing rank's
+# message
 cat >"$tmp/rank1_no_data.sh" <<EOS
 #!/bin/sh
 [ "\$OMPI_COMM_WORLD_RANK" = 1 ] && export DPT_DATA_PATH=/nonexistent
@@ -60,7 +61,8 @@ EOS
 chmod +x "$tmp/rank1_no_data.sh"
 start=$(date +%s)
 check one-rank-error fail "dptrain: error: rank 1: .*sample" timeout 30 "$mpirun" -np 2 \
-    --oversubscribe "$tmp/rank1_no_data.sh" train --data sample --epochs 1 --model lenet5
+    --oversubscribe "$tmp/rank1_no_data.sh" train --data sample --epochs 1 --model lenet5 \
+    --data-copy rank
 elapsed=$(($(date +%s) - start))
 if [ $elapsed -le 10 ]; then
     passed=$((passed + 1))
