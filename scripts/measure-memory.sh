@@ -148,7 +148,7 @@ option() { # the last value given to option $1 in args
 }
 micro=$(($(option --batch) / np))
 eval_batch=$(option --eval-batch)
-eval_batch=${eval_batch:-256}
+eval_batch=${eval_batch:-64}  # DPT_EVAL_BATCH_DEFAULT (src/train/train_impl.h)
 rows=$((micro > eval_batch ? micro : eval_batch))
 "$dptrain" train "${args[@]}" --print-model 2>/dev/null | awk -v rows="$rows" -v micro="$micro" \
     -v eb="$eval_batch" '

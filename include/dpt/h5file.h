@@ -53,6 +53,9 @@ void dpt_h5r_close(dpt_h5r *r);
 int dpt_h5r_exists(dpt_h5r *r, const char *obj);
 /* Shape of a dataset: rank into *ndim, extents into dims[0..7]. */
 dpt_status dpt_h5r_shape(dpt_h5r *r, const char *obj, int *ndim, int64_t dims[8]);
+/* DPT_OK when dataset `obj` has exactly `count` elements and the file stores them: check it
+ * before allocating a buffer whose size comes from the file. */
+dpt_status dpt_h5r_check_count(dpt_h5r *r, const char *obj, int64_t count);
 /* Reads a dataset of exactly `count` elements (converted to the memory type). */
 dpt_status dpt_h5r_f32(dpt_h5r *r, const char *obj, float *out, int64_t count);
 dpt_status dpt_h5r_f64(dpt_h5r *r, const char *obj, double *out, int64_t count);

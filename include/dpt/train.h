@@ -76,7 +76,7 @@ typedef struct {
     int64_t epochs;
     int64_t batch;          /* global batch b_g */
     int64_t micro_batch;    /* 0: the whole local slice in one pass */
-    int64_t eval_batch;     /* rows per evaluation forward; 0: 256 */
+    int64_t eval_batch;     /* rows per evaluation forward; 0: 64 */
     int64_t test_samples;   /* > 0: evaluate on the first this many test samples only */
     int64_t max_steps;      /* > 0: stop after this many optimizer steps (tests, smoke runs) */
     uint32_t seed;

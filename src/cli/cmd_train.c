@@ -206,7 +206,7 @@ static const dpt_cli_option train_table[] = {
      "rows per forward/backward; gradients accumulate; at most --batch (larger than a rank's "
      "slice: the slice in one pass) [whole local slice]", NULL},
     {"--eval-batch", "N", DPT_OPT_INT64, FIELD(eval_batch), 1, 1e6, "rows per evaluation "
-     "forward [256]", NULL},
+     "forward [64]", NULL},
     {"--test-samples", "N", DPT_OPT_INT64, FIELD(test_samples), 1, 1e12,
      "evaluate on the first N test samples only (quick runs) [all]", NULL},
     {"--max-steps", "N", DPT_OPT_INT64, FIELD(max_steps), 0, 1e12,

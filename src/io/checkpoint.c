@@ -296,6 +296,9 @@ static dpt_status read_f32_alloc(dpt_h5r *r, const char *obj, int64_t count, flo
     *out = NULL;
     if (count == 0)
         return DPT_OK;
+    dpt_status st = dpt_h5r_check_count(r, obj, count);
+    if (st != DPT_OK)
+        return st;
     if (!(*out = malloc((size_t)count * sizeof(float))))
         return dpt_errorf(DPT_ENOMEM, "%s: cannot allocate %s", r->path, obj);
     return dpt_h5r_f32(r, obj, *out, count);
@@ -369,6 +372,8 @@ static dpt_status read_state(dpt_h5r *r, int64_t n_params, int64_t n_buffers,
             DPT_OK)
         return st;
     if (s->ranks > 0) {
+        if ((st = dpt_h5r_check_count(r, "train/rank_sums", s->ranks * 3)) != DPT_OK)
+            return st;
         if (!(s->rank_sums = malloc((size_t)s->ranks * 3 * sizeof(double))))
             return dpt_errorf(DPT_ENOMEM, "%s: cannot allocate train/rank_sums", r->path);
         st = dpt_h5r_f64(r, "train/rank_sums", s->rank_sums, s->ranks * 3);

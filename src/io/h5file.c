@@ -332,8 +332,7 @@ dpt_status dpt_h5r_shape(dpt_h5r *r, const char *obj, int *ndim, int64_t dims[8]
     return DPT_OK;
 }
 
-static dpt_status read_dataset(dpt_h5r *r, const char *obj, hid_t memtype, void *out,
-                               int64_t count) {
+dpt_status dpt_h5r_check_count(dpt_h5r *r, const char *obj, int64_t count) {
     int nd;
     int64_t dims[8];
     dpt_status st = dpt_h5r_shape(r, obj, &nd, dims);
@@ -346,6 +345,14 @@ static dpt_status read_dataset(dpt_h5r *r, const char *obj, hid_t memtype, void 
     if (n != (uint64_t)count)
         return dpt_errorf(DPT_ESHAPE, "%s: %s has %llu elements, expected %lld", r->path, obj,
                           (unsigned long long)n, (long long)count);
+    return DPT_OK;
+}
+
+static dpt_status read_dataset(dpt_h5r *r, const char *obj, hid_t memtype, void *out,
+                               int64_t count) {
+    dpt_status st = dpt_h5r_check_count(r, obj, count);
+    if (st != DPT_OK)
+        return st;
     hid_t ds = H5Dopen2(r->file, obj, H5P_DEFAULT);
     herr_t rc = H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     int checksummed = 0;
@@ -413,6 +420,14 @@ dpt_status dpt_h5r_attr_strdup(dpt_h5r *r, const char *obj, const char *name, ch
         H5Tclose(ft);
         H5Aclose(a);
         return dpt_errorf(DPT_EFORMAT, "%s: attribute %s of %s is not one fixed-length string",
+                          r->path, name, obj);
+    }
+    /* the declared length against what the file stores, before it is allocated */
+    if (H5Tget_size(ft) > H5Aget_storage_size(a)) {
+        H5Tclose(ft);
+        H5Aclose(a);
+        return dpt_errorf(DPT_EFORMAT, "%s: attribute %s of %s declares more than the file "
+                                       "stores (truncated or corrupt)",
                           r->path, name, obj);
     }
     size_t n = H5Tget_size(ft) + 1;

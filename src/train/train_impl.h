@@ -8,7 +8,11 @@
 #include "dpt/model.h"
 #include "dpt/train.h"
 
-#define DPT_EVAL_BATCH_DEFAULT 256
+/* Rows per evaluation forward. The model's arena holds every layer output for max(micro-batch,
+ * evaluation batch) rows, so this is the usual per-rank batch: larger, it would size the arena of
+ * every rank for rows training never uses (docs/memory.md). Fixed, since a forward pass is not
+ * row-independent in the last bit. */
+#define DPT_EVAL_BATCH_DEFAULT 64
 
 /* Patience on the validation loss (train/early_stop.c). Keeps a copy of the best parameters and
  * buffers; a loss that is not strictly lower counts as no improvement. */
