@@ -71,7 +71,7 @@ static void window_order(dpt_sampler *s, dpt_rng_key key, uint32_t epoch) {
         const int64_t start = at;
         for (int64_t k = w * W; k < nb && k < (w + 1) * W; k++)
             for (int64_t i = s->blocks[k] * R; i < s->n && i < (s->blocks[k] + 1) * R; i++)
-                s->order[at++] = i;
+                s->order[at++] = i; /* a pool position, mapped below */
         dpt_rng r;
         dpt_rng_init(&r, key, epoch, (uint64_t)w + 1);
         for (int64_t i = at - start - 1; i > 0; i--) {
