@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 
-def write_split(f, name, n, args, rng):
+def write_split(f, name, n, args, rng, patterns):
     shape = (n, args.size, args.size) if args.channels == 1 else \
         (n, args.channels, args.size, args.size)
     chunk = (min(args.chunk_rows, n),) + shape[1:]
@@ -26,7 +26,6 @@ def write_split(f, name, n, args, rng):
                          compression="gzip" if args.deflate else None,
                          compression_opts=args.deflate or None)
     y = g.create_dataset("y", shape=(n,), dtype="int64")
-    patterns = rng.integers(0, 160, size=(args.classes,) + shape[1:], dtype=np.int16)
     block = max(1, (64 << 20) // max(1, int(np.prod(shape[1:])))) // chunk[0] * chunk[0]
     block = max(block, chunk[0])
     for start in range(0, n, block):
@@ -54,10 +53,12 @@ def main():
     if min(args.n, args.test, args.size, args.channels, args.chunk_rows) < 1 or args.classes < 2:
         p.error("counts and sizes must be >= 1, classes >= 2")
     rng = np.random.default_rng(args.seed)
+    sample = (args.size, args.size) if args.channels == 1 else (args.channels, args.size, args.size)
+    patterns = rng.integers(0, 160, size=(args.classes,) + sample, dtype=np.int16)  # both splits
     with h5py.File(args.out, "w") as f:
         f.attrs["n_classes"] = np.int64(args.classes)
-        write_split(f, "train", args.n, args, rng)
-        write_split(f, "test", args.test, args, rng)
+        write_split(f, "train", args.n, args, rng, patterns)
+        write_split(f, "test", args.test, args, rng, patterns)
 
 
 if __name__ == "__main__":

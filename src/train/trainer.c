@@ -1290,8 +1290,8 @@ static dpt_status open_stream(const dpt_train_cfg *c, dpt_group *g, dpt_data *da
     const int64_t C = data->train.C;
     double *stats = calloc((size_t)(2 * C), sizeof(double));
     if (!stats)
-        return dpt_errorf(DPT_ENOMEM, "cannot allocate the normalization statistics");
-    if (g->leader)
+        st = dpt_errorf(DPT_ENOMEM, "cannot allocate the normalization statistics");
+    else if (g->leader)
         st = dpt_stream_channel_stats(data->stream, &data->train, train_idx, n_train, stats,
                                       stats + C);
     st = dpt_group_agree(g, st);
