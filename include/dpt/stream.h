@@ -1,10 +1,13 @@
 /* Streamed training samples (data, --stream): the rows of /train/x that a step needs, read from
- * the HDF5 file in ascending order through a chunk cache sized for the file's chunk layout, by one
- * reader thread into one of two buffers, so the next step's rows arrive while the current step
- * computes. Knows no MPI and no models: which rows a rank needs is the trainer's decision.
+ * the HDF5 file in ascending order by one reader thread into one of two buffers, so the next
+ * step's rows arrive while the current step computes. Rows stored as memory wants them
+ * (unfiltered, whole rows per chunk, native type) are read with pread(2) at the chunk addresses
+ * HDF5 gives at open; anything else goes through H5Dread and a chunk cache sized for the chunk
+ * layout. Knows no MPI and no models: which rows a rank needs is the trainer's decision.
  *
  * HDF5 (Debian's build is not thread-safe) is called by the reader thread only while a request
- * is in flight; the owner must dpt_stream_drain before it calls HDF5 itself (a checkpoint). */
+ * is in flight; the owner must dpt_stream_drain before it calls HDF5 itself (a checkpoint).
+ * DPT_STREAM_NO_DIRECT=1 in the environment forces the H5Dread path (tests). */
 #ifndef DPT_STREAM_H
 #define DPT_STREAM_H
 

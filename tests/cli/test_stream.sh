@@ -3,8 +3,9 @@
 # written by tests/tools/make_stream_h5 (no Python).
 #  weights:  --stream gives final weights, buffers, optimizer state, normalization and metrics
 #            bit-identical (h5diff -d 0) to the in-memory path on the same file: 1 and 2 ranks,
-#            with augmentation and mixup (whose partners may lie in another rank's slice), a
-#            deflated file (chunk cache), --data-copy rank, and a run resumed without --stream.
+#            with augmentation and mixup (whose partners may lie in another rank's slice), by
+#            direct reads and by H5Dread (DPT_STREAM_NO_DIRECT=1), a deflated file (H5Dread
+#            through the chunk cache), --data-copy rank, and an in-memory run resumed streaming.
 #  window:   --stream-window W trains (a different, chunk-aware order) and needs --stream.
 #  errors:   --stream with --data that is not an .h5 file, or with --val-fraction, is one
 #            "dptrain: error:" line naming the option; a file truncated while streaming stops
@@ -43,6 +44,9 @@ for np in 1 2; do
     run str-$np $np --data "$tmp/d.h5" --flip 0.5 --shift 2 --mixup 0.2 --stream
     same "np $np" "$tmp/mem-$np/checkpoints/final.h5" "$tmp/str-$np/checkpoints/final.h5"
 done
+# the H5Dread path (hyperslab runs, chunk cache) on the file the direct path read above
+DPT_STREAM_NO_DIRECT=1 run str-h5-2 2 --data "$tmp/d.h5" --flip 0.5 --shift 2 --mixup 0.2 --stream
+same "H5Dread path" "$tmp/mem-2/checkpoints/final.h5" "$tmp/str-h5-2/checkpoints/final.h5"
 run zmem 2 --data "$tmp/z.h5" --data-copy rank
 run zstr 2 --data "$tmp/z.h5" --data-copy rank --stream
 same "deflated, --data-copy rank" "$tmp/zmem/checkpoints/final.h5" "$tmp/zstr/checkpoints/final.h5"
