@@ -1,8 +1,9 @@
 /* Streamed training samples (data): one reader thread per stream reads the sorted, distinct rows
  * of a request from /train/x (pread at chunk addresses, or hyperslab runs and one H5Dread) into
- * one of two buffers while the caller computes on the other. Knows no MPI; the trainer decides which rows a rank reads.
- * HDF5 is not thread-safe here: only the reader calls it between open and close, and only while
- * a request is in flight (dpt_stream_drain lets the owner call HDF5 in between). */
+ * one of two buffers while the caller computes on the other. Knows no MPI; the trainer decides
+ * which rows a rank reads. HDF5 is not thread-safe here: only the reader calls it between open and
+ * close, and only while a request is in flight (dpt_stream_drain lets the owner call HDF5 in
+ * between). */
 #include "dpt/stream.h"
 
 #include <fcntl.h>
@@ -26,16 +27,16 @@
 typedef struct {
     int64_t *rows; /* (cap) sorted distinct dataset indices of the request */
     int64_t n;
-    void *x;       /* (cap, sample) the samples, as the file's type (uint8) or float32 */
+    void *x; /* (cap, sample) the samples, as the file's type (uint8) or float32 */
 } stream_buffer;
 
 struct dpt_stream {
-    char name[80];     /* the path shortened for messages */
+    char name[80]; /* the path shortened for messages */
     hid_t file, dset, fspace, mspace_type;
-    int fd;            /* the same file, to notice a truncation: HDF5 reads zeros past the end */
+    int fd; /* the same file, to notice a truncation: HDF5 reads zeros past the end */
     uint64_t needed_bytes; /* the end of the file's allocated space (EOA) */
     int is_u8;
-    int rank;                  /* of /train/x */
+    int rank; /* of /train/x */
     hsize_t dims[5];
     int64_t N, sample_bytes, chunk_rows, cap;
     /* Direct reads: when rows are stored as the memory wants them (unfiltered, whole rows per
@@ -44,14 +45,14 @@ struct dpt_stream {
      * row in 1.10). NULL: every read goes through H5Dread and the chunk cache. */
     uint64_t *chunk_addr;
     stream_buffer buf[2];
-    int fill;                  /* the buffer the next post fills (the other one is the view) */
+    int fill; /* the buffer the next post fills (the other one is the view) */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int posted, busy, quit;    /* a request is waiting for take; the reader works on it */
-    dpt_status st;             /* the request's outcome */
-    char msg[512];             /* its message (the reader's dpt_errorf is thread-local) */
+    int posted, busy, quit; /* a request is waiting for take; the reader works on it */
+    dpt_status st;          /* the request's outcome */
+    char msg[512];          /* its message (the reader's dpt_errorf is thread-local) */
 };
 
 /* ---- the reader thread -------------------------------------------------------------------- */
@@ -75,8 +76,9 @@ static dpt_status pread_rows(dpt_stream *s, stream_buffer *b, char *msg, size_t 
         while (got < want) {
             ssize_t k = pread(s->fd, dst + got, want - got, at + (off_t)got);
             if (k <= 0) {
-                snprintf(msg, msg_size, "%s: truncated while streaming: row %lld of /train/x is "
-                                        "past the end of the file",
+                snprintf(msg, msg_size,
+                         "%s: truncated while streaming: row %lld of /train/x is "
+                         "past the end of the file",
                          s->name, (long long)r);
                 return DPT_EFORMAT;
             }
@@ -122,8 +124,9 @@ static dpt_status read_rows(dpt_stream *s, stream_buffer *b, char *msg, size_t m
     if (mspace >= 0)
         H5Sclose(mspace);
     if (mspace < 0 || rc < 0) {
-        snprintf(msg, msg_size, "%s: cannot read %lld rows of /train/x from row %lld while "
-                                "streaming (truncated or corrupt file?)",
+        snprintf(msg, msg_size,
+                 "%s: cannot read %lld rows of /train/x from row %lld while "
+                 "streaming (truncated or corrupt file?)",
                  s->name, (long long)b->n, (long long)b->rows[0]);
         return DPT_EHDF5;
     }
@@ -139,8 +142,8 @@ check_size:;
         int64_t per = s->sample_bytes / (int64_t)sizeof(float);
         for (int64_t i = 0; i < b->n * per; i++)
             if (!isfinite(v[i])) {
-                snprintf(msg, msg_size, "%s: /train/x: sample %lld has a non-finite value",
-                         s->name, (long long)b->rows[i / per]);
+                snprintf(msg, msg_size, "%s: /train/x: sample %lld has a non-finite value", s->name,
+                         (long long)b->rows[i / per]);
                 return DPT_ENONFINITE;
             }
     }
@@ -202,9 +205,7 @@ static hid_t chunk_cache_dapl(hid_t dcpl, size_t chunk_bytes, const dpt_stream_c
     if (dapl < 0 || chunk_bytes == 0)
         return dapl;
     int filtered = H5Pget_nfilters(dcpl) > 0;
-    int64_t want = cfg->window_chunks > 0 ? cfg->window_chunks + 1
-                   : filtered             ? cfg->max_rows
-                                          : 0;
+    int64_t want = cfg->window_chunks > 0 ? cfg->window_chunks + 1 : filtered ? cfg->max_rows : 0;
     if (want > nchunks)
         want = nchunks;
     size_t cap = (size_t)256 << 20, bytes = (size_t)want * chunk_bytes;
@@ -478,8 +479,8 @@ dpt_status dpt_stream_take(dpt_stream *s, const dpt_dataset *train, dpt_dataset 
 
 /* One pass of dpt_dataset_channel_sums over idx[0..n), a block at a time, the next block read
  * while this one is summed. */
-static dpt_status stats_pass(dpt_stream *s, const dpt_dataset *train, const int64_t *idx,
-                             int64_t n, const double *mean, double *acc, float *plane) {
+static dpt_status stats_pass(dpt_stream *s, const dpt_dataset *train, const int64_t *idx, int64_t n,
+                             const double *mean, double *acc, float *plane) {
     int64_t *all = NULL; /* idx NULL: the identity, made one block at a time */
     if (!idx && !(all = malloc((size_t)s->cap * 2 * sizeof(int64_t))))
         return dpt_errorf(DPT_ENOMEM, "normalization: cannot allocate the block indices");

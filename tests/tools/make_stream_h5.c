@@ -15,8 +15,8 @@ static uint32_t next(void) {
     return (uint32_t)(lcg >> 33);
 }
 
-static int write_split(hid_t file, const char *group, long long n, hsize_t side,
-                       hsize_t chunk_rows, int deflate) {
+static int write_split(hid_t file, const char *group, long long n, hsize_t side, hsize_t chunk_rows,
+                       int deflate) {
     hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dims[3] = {(hsize_t)n, side, side}, chunk[3] = {chunk_rows, side, side};
     if (chunk[0] > dims[0])
