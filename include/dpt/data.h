@@ -213,9 +213,9 @@ dpt_status dpt_data_attach(dpt_data *d, void *block, size_t bytes);
  * NULL and a zeroed struct are fine. */
 void dpt_data_free(dpt_data *d);
 /* Normalizes train and test with per-channel statistics of train samples idx[0..n) only
- * (idx NULL: all of train); a streamed train split must be normalized by the caller
- * (dpt_stream_channel_stats, then dpt_dataset_normalize on both splits). Pass the training indices left after a validation split, so the
- * held-out samples do not leak into the statistics. */
+ * (idx NULL: all of train). Pass the training indices left after a validation split, so the
+ * held-out samples do not leak into the statistics. A streamed train split is normalized by the
+ * caller instead (dpt_stream_channel_stats, then dpt_dataset_normalize on both splits). */
 dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n);
 
 /* ---- internal to src/data (dpt__: shared between its files, not an API) ---- */
