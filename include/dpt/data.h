@@ -53,6 +53,13 @@ typedef struct {
     float *lut;            /* DPT_SAMPLES_U8: (C, 256), the float gather writes for byte b of
                             * channel c; NULL for float32 samples */
     int normalized;        /* 1 once dpt_dataset_normalize has run */
+    /* A streamed split (--stream) keeps its labels but not its samples: x_u8 / x_f32 are NULL,
+     * except in a view that a dpt_stream filled, where they hold only the samples of the
+     * dataset indices resident[0 .. n_resident) (ascending, distinct), in that order. The
+     * gather finds a sample's slot there; indices not resident are a bug (asserted). */
+    int streamed;
+    const int64_t *resident; /* NULL: x holds all N samples */
+    int64_t n_resident;
     void *own;             /* the allocation holding x and y when the dataset owns them
                             * (dpt_dataset_init, dpt_idx_load); NULL when they live in a
                             * dpt_data's block */
@@ -86,10 +93,17 @@ void dpt_dataset_gather(const dpt_dataset *ds, float *out, const int64_t *idx, i
 
 /* Per-channel mean and population standard deviation (divide by the count) of the gathered
  * values of samples idx[0..n) of `ds` (idx NULL: all N samples), accumulated in double in a fixed
- * order (channel, then sample, then position), so every rank computes the same numbers.
+ * order (per channel: sample, then position), so every rank computes the same numbers.
  * mean, std: (C). DPT_EINVAL when there are no samples. */
 dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
                                      double *mean, double *std);
+/* The two passes of dpt_dataset_channel_stats, for callers that see the samples a part at a time
+ * (a streamed split): feeding every part in idx order gives the same bits as one call over all.
+ * Pass 1 (mean NULL): acc[c] += every gathered value of channel c of samples idx[0..n).
+ * Pass 2: acc[c] += (value - mean[c])^2 likewise. acc: (C). scratch: one sample plane,
+ * D*H*W floats. Then mean[c] = acc1[c] / (count * D*H*W), std[c] = sqrt(acc2[c] / (same)). */
+void dpt_dataset_channel_sums(const dpt_dataset *ds, const int64_t *idx, int64_t n,
+                              const double *mean, double *acc, float *scratch);
 /* From now on dpt_dataset_gather returns (value - mean[c]) / std[c], recorded in norm_mean /
  * norm_std (a uint8 dataset rebuilds its lookup table; the samples are not touched). A channel
  * whose std is 0 (constant input) is divided by 1 instead. DPT_EINVAL if `ds` was already
@@ -129,6 +143,9 @@ typedef struct {
      * over the node's ranks; dpt_data_free then is too. */
     void (*release)(void *ctx);
     void *release_ctx;
+    /* --stream: the reader of train's samples (dpt/stream.h), opened by the trainer once the
+     * data is loaded; dpt_data_free closes it first. NULL otherwise. */
+    struct dpt_stream *stream;
 } dpt_data;
 
 /* HDF5 reader. Contract (datasets/README.md): /train/x, /train/y, /test/x, /test/y; x is uint8
@@ -169,6 +186,10 @@ typedef struct {
      * it once the load has returned DPT_OK. */
     dpt_data_alloc_fn alloc;
     void *alloc_ctx;
+    /* 1 (--stream): the training samples stay in the file (an HDF5 file only; anything else is
+     * an error naming --stream); train gets its geometry and labels and is marked `streamed`,
+     * and a dpt_stream reads its samples. The test split is loaded as usual. */
+    int stream_train;
 } dpt_data_opts;
 
 /* Resolves a `--data` value and loads both splits:
@@ -193,7 +214,8 @@ dpt_status dpt_data_attach(dpt_data *d, void *block, size_t bytes);
 void dpt_data_free(dpt_data *d);
 /* Normalizes train and test with per-channel statistics of train samples idx[0..n) only
  * (idx NULL: all of train). Pass the training indices left after a validation split, so the
- * held-out samples do not leak into the statistics. */
+ * held-out samples do not leak into the statistics. A streamed train split is normalized by the
+ * caller instead (dpt_stream_channel_stats, then dpt_dataset_normalize on both splits). */
 dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n);
 
 /* ---- internal to src/data (dpt__: shared between its files, not an API) ---- */

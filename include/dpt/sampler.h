@@ -32,11 +32,20 @@ typedef struct {
     uint32_t member; /* ensemble member / fold / sweep point (< 2^20): part of the key */
     int drop_last;   /* 1: drop the last partial global batch; 0: keep it (smaller) */
     int no_shuffle;  /* 1: the epoch order is the pool order (evaluation) */
+    /* Chunk-aware shuffle (--stream-window) when window_blocks > 0: the pool is cut into blocks
+     * of block_rows consecutive entries (an HDF5 file's chunks when the pool is 0..N-1); the
+     * epoch order visits the blocks in a random order, W = window_blocks at a time, and shuffles
+     * the samples within each window of W blocks. 0: the exact permutation below. */
+    int64_t block_rows;
+    int64_t window_blocks;
 } dpt_sampler_cfg;
 
 /* Epoch order over a pool of dataset indices. The order of epoch e is
  * order[i] = pool[perm[i]], perm = dpt_rng_permutation(n, key(seed, DPT_RNG_SHUFFLE, member), e),
  * so it depends only on (seed, member, epoch, pool) and never on the rank or the rank count.
+ * Chunk-aware (window_blocks W > 0): blocks = dpt_rng_permutation(ceil(n / block_rows), key, e);
+ * window w holds the pool positions of blocks[w*W .. w*W + W), shuffled by Fisher-Yates from the
+ * stream (key, e, w + 1); order is the windows in turn.
  * Global batch t is order[t*b_g .. t*b_g + size_t), and rank r of R takes its dpt_shard_range.
  * Resuming needs only (epoch, step): nothing else is stateful. */
 typedef struct {
@@ -46,6 +55,7 @@ typedef struct {
     int64_t *order; /* owned (n): dataset indices in the current epoch's order */
     int64_t steps;  /* global batches per epoch */
     int64_t epoch;  /* epoch of `order`; -1 before the first dpt_sampler_set_epoch */
+    int64_t *blocks; /* owned: the block order of a chunk-aware shuffle; NULL otherwise */
 } dpt_sampler;
 
 /* Copies `cfg` and the pool idx[0..n) (idx NULL: 0..n-1); allocates the order buffer once, so

@@ -71,6 +71,9 @@ typedef struct {
     const char *data;       /* --data value (fashion-mnist, sample, a directory, an .h5 file) */
     const char *data_search;/* search path for "sample" */
     dpt_data_copy data_copy;/* node (default) or rank; the samples are the same bits either way */
+    int stream;             /* 1: train's samples stay in the .h5 --data file, read per step */
+    int64_t stream_window;  /* with stream: > 0 shuffles chunks, then within windows of this
+                             * many chunks (dpt_sampler_cfg.window_blocks); 0: exact shuffle */
     int64_t classes;        /* --classes; 0: the model's last dense(N), else the data's own count */
     const char *out;        /* run directory; NULL or "" writes nothing */
     int64_t epochs;

@@ -195,6 +195,14 @@ static const dpt_cli_option train_table[] = {
      "node: one copy of the samples per node in shared memory, read by one rank and mapped by "
      "the others; rank: every rank reads its own. The same samples either way (docs/memory.md) "
      "[node]", parse_data_copy},
+    {"--stream", NULL, DPT_OPT_FLAG, FIELD(stream), 0, 0,
+     "read the training samples of the .h5 --data file step by step, each rank only its part "
+     "of the batch, the next step's while this one computes, instead of loading them: datasets "
+     "larger than memory; the same weights as without (docs/streaming.md)", NULL},
+    {"--stream-window", "W", DPT_OPT_INT64, FIELD(stream_window), 0, 1e9,
+     "with --stream: visit the file's chunks in random order, W at a time, shuffling the samples "
+     "within each window of W chunks: mostly sequential reads, a weaker shuffle "
+     "(docs/streaming.md) [0: the exact global shuffle]", NULL},
     {"--classes", "K", DPT_OPT_INT64, FIELD(classes), 2, 1 << 20,
      "number of classes, for data that does not declare it (an IDX directory, an HDF5 file "
      "without n_classes) [the model's last dense(N), else the data's own count]", NULL},
@@ -303,7 +311,7 @@ static const dpt_cli_option train_table[] = {
      "continue a run (its newest readable checkpoint, or this file) to its configured end, bit "
      "for bit; options not given are the checkpoint's, and only --epochs, --max-steps (not with "
      "a cosine schedule), --out, --quiet, --no-progress, --profile, --checkpoint-every, --keep, "
-     "--skip-nonfinite, --test-samples, --eval-batch, --data-copy may differ [--out: the run's "
+     "--skip-nonfinite, --test-samples, --eval-batch, --data-copy, --stream may differ [--out: the run's "
      "directory]",
      NULL},
     {"--skip-nonfinite", "N", DPT_OPT_INT64, FIELD(skip_nonfinite), 0, 1e9,
@@ -352,7 +360,7 @@ static const char train_epilogue[] =
 static const char *const may_change[] = {
     "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
     "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", "--collective-timeout",
-    "--overwrite", "--data-copy",
+    "--overwrite", "--data-copy", "--stream",
     NULL};
 
 static int in_list(const char *const *list, const char *name) {
@@ -651,6 +659,12 @@ static dpt_status check_combination(const train_options *o, int cv) {
     if (!boosting && (e->rounds || e->boost_lr > 0))
         return dpt_errorf(DPT_EINVAL, "%s needs --ensemble boosting",
                           e->rounds ? "--rounds" : "--boost-lr");
+    if (o->train.stream_window > 0 && !o->train.stream)
+        return dpt_errorf(DPT_EINVAL, "--stream-window needs --stream");
+    if (o->train.stream && (o->ensemble_set || cv))
+        return dpt_errorf(DPT_EINVAL, "--stream: not with %s (members read the training samples "
+                                      "at random; docs/streaming.md)",
+                          cv ? "dptrain cv" : "--ensemble");
     if ((o->ensemble_set || cv) && (!o->train.out || !*o->train.out))
         return dpt_errorf(DPT_EINVAL, "%s needs --out DIR (members' checkpoints, results.h5)",
                           cv ? "cv" : "--ensemble");

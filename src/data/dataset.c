@@ -4,6 +4,7 @@
  * IDX or HDF5 reader. Knows no models and no MPI; the file formats live in idx.c and
  * hdf5_dataset.c. */
 #include "dpt/data.h"
+#include "dpt/stream.h"
 
 #include <errno.h>
 #include <math.h>
@@ -141,6 +142,8 @@ static dpt_status check_geometry(int64_t N, int64_t C, int64_t D, int64_t H, int
 
 /* Bytes of the stored samples (x) and labels (y) of a split, each before rounding. */
 static size_t x_bytes(const dpt_dataset *ds) {
+    if (ds->streamed) /* its samples stay in the file */
+        return 0;
     return dpt_size_mul((size_t)ds->N, (size_t)dpt_dataset_sample_bytes(ds));
 }
 static size_t y_bytes(const dpt_dataset *ds) {
@@ -231,9 +234,29 @@ dpt_shape dpt_dataset_batch_shape(const dpt_dataset *ds, int64_t n) {
     }
 }
 
+/* Where sample k sits in x: k itself, or its slot among the resident samples of a streamed
+ * view (a binary search: the list is ascending). */
+static int64_t sample_slot(const dpt_dataset *ds, int64_t k) {
+    DPT_ASSERT(k >= 0 && k < ds->N);
+    if (!ds->resident) {
+        DPT_ASSERT(!ds->streamed); /* a streamed split is read through a stream's view */
+        return k;
+    }
+    int64_t lo = 0, hi = ds->n_resident;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ds->resident[mid] < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    DPT_ASSERT(lo < ds->n_resident && ds->resident[lo] == k);
+    return lo;
+}
+
 /* Channel c of sample k, as gathered, into out (plane values). */
 static void gather_plane(const dpt_dataset *ds, float *out, int64_t k, int64_t c, int64_t plane) {
-    const int64_t at = (k * ds->C + c) * plane;
+    const int64_t at = (sample_slot(ds, k) * ds->C + c) * plane;
     if (ds->type == DPT_SAMPLES_U8) {
         const float *lut = ds->lut + 256 * c;
         const uint8_t *p = ds->x_u8 + at;
@@ -262,6 +285,29 @@ void dpt_dataset_gather(const dpt_dataset *ds, float *out, const int64_t *idx, i
     }
 }
 
+void dpt_dataset_channel_sums(const dpt_dataset *ds, const int64_t *idx, int64_t n,
+                              const double *mean, double *acc, float *scratch) {
+    const int64_t plane = ds->D * ds->H * ds->W;
+    /* Each channel's sum sees its values in (sample, position) order whatever the loop nesting
+     * or the parts the samples come in, so streamed statistics are the in-memory bits. */
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = idx ? idx[i] : i;
+        for (int64_t c = 0; c < ds->C; c++) {
+            gather_plane(ds, scratch, k, c, plane);
+            double s = acc[c];
+            if (!mean) {
+                for (int64_t j = 0; j < plane; j++)
+                    s += scratch[j];
+            } else {
+                const double m = mean[c];
+                for (int64_t j = 0; j < plane; j++)
+                    s += ((double)scratch[j] - m) * ((double)scratch[j] - m);
+            }
+            acc[c] = s;
+        }
+    }
+}
+
 dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
                                      double *mean, double *std) {
     if (!idx)
@@ -274,25 +320,15 @@ dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, 
         return dpt_errorf(DPT_ENOMEM, "normalization: cannot allocate one sample plane");
     /* The same additions in the same order as over a float copy of the data: the statistics
      * are the same bits as before the samples stayed in their file type. */
-    for (int64_t c = 0; c < ds->C; c++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t k = idx ? idx[i] : i;
-            DPT_ASSERT(k >= 0 && k < ds->N);
-            gather_plane(ds, v, k, c, plane);
-            for (int64_t j = 0; j < plane; j++)
-                s += v[j];
-        }
-        double m = s / ((double)n * (double)plane);
-        double q = 0.0; /* second pass about the mean: no cancellation */
-        for (int64_t i = 0; i < n; i++) {
-            gather_plane(ds, v, idx ? idx[i] : i, c, plane);
-            for (int64_t j = 0; j < plane; j++)
-                q += ((double)v[j] - m) * ((double)v[j] - m);
-        }
-        mean[c] = m;
-        std[c] = sqrt(q / ((double)n * (double)plane));
-    }
+    const double count = (double)n * (double)plane;
+    for (int64_t c = 0; c < ds->C; c++)
+        mean[c] = std[c] = 0.0;
+    dpt_dataset_channel_sums(ds, idx, n, NULL, mean, v);
+    for (int64_t c = 0; c < ds->C; c++)
+        mean[c] /= count;
+    dpt_dataset_channel_sums(ds, idx, n, mean, std, v); /* about the mean: no cancellation */
+    for (int64_t c = 0; c < ds->C; c++)
+        std[c] = sqrt(std[c] / count);
     dpt_free_aligned(v);
     return DPT_OK;
 }
@@ -322,6 +358,7 @@ dpt_status dpt_dataset_normalize(dpt_dataset *ds, const double *mean, const doub
 #define BLOCK_MAGIC "dptblk01"
 typedef struct {
     int64_t N, C, D, H, W, K, sdims, type;
+    int64_t streamed; /* the samples stayed in the file (x_offset is meaningless) */
     uint64_t x_offset, y_offset; /* bytes from the block's start */
 } block_split;
 typedef struct {
@@ -362,7 +399,7 @@ dpt_status dpt__data_alloc_block(dpt_data *d, const dpt_data_opts *o) {
     d->block = block;
     d->block_bytes = at;
     for (int i = 0; i < 2; i++) {
-        char *x = (char *)block + xo[i];
+        char *x = sp[i]->streamed ? NULL : (char *)block + xo[i];
         sp[i]->x_u8 = sp[i]->type == DPT_SAMPLES_U8 ? (uint8_t *)x : NULL;
         sp[i]->x_f32 = sp[i]->type == DPT_SAMPLES_F32 ? (float *)x : NULL;
         sp[i]->y = (int32_t *)((char *)block + yo[i]);
@@ -382,8 +419,8 @@ dpt_status dpt__data_seal(dpt_data *d) {
         const char *x = sp[i]->x_u8 ? (const char *)sp[i]->x_u8 : (const char *)sp[i]->x_f32;
         h.split[i] = (block_split){.N = sp[i]->N, .C = sp[i]->C, .D = sp[i]->D, .H = sp[i]->H,
                                    .W = sp[i]->W, .K = sp[i]->K, .sdims = sp[i]->sdims,
-                                   .type = sp[i]->type,
-                                   .x_offset = (uint64_t)(x - (const char *)d->block),
+                                   .type = sp[i]->type, .streamed = sp[i]->streamed,
+                                   .x_offset = x ? (uint64_t)(x - (const char *)d->block) : 0,
                                    .y_offset = (uint64_t)((const char *)sp[i]->y -
                                                           (const char *)d->block)};
     }
@@ -416,13 +453,14 @@ dpt_status dpt_data_attach(dpt_data *d, void *block, size_t bytes) {
         if (st == DPT_OK) {
             ds->N = b->N, ds->C = b->C, ds->D = b->D, ds->H = b->H, ds->W = b->W, ds->K = b->K;
             ds->sdims = (int)b->sdims, ds->type = (dpt_sample_type)b->type;
+            ds->streamed = b->streamed != 0;
             if (b->x_offset > bytes || x_bytes(ds) > bytes - b->x_offset ||
                 b->y_offset > bytes || y_bytes(ds) > bytes - b->y_offset ||
                 b->x_offset % DPT_ALIGN != 0 || b->y_offset % sizeof(int32_t) != 0)
                 st = dpt_errorf(DPT_EFORMAT, "shared data: split %d lies outside the block", i);
         }
         if (st == DPT_OK) {
-            char *x = (char *)block + b->x_offset;
+            char *x = ds->streamed ? NULL : (char *)block + b->x_offset;
             ds->x_u8 = ds->type == DPT_SAMPLES_U8 ? (uint8_t *)x : NULL;
             ds->x_f32 = ds->type == DPT_SAMPLES_F32 ? (float *)x : NULL;
             ds->y = (int32_t *)((char *)block + b->y_offset);
@@ -439,6 +477,7 @@ dpt_status dpt_data_attach(dpt_data *d, void *block, size_t bytes) {
 void dpt_data_free(dpt_data *d) {
     if (!d)
         return;
+    dpt_stream_close(d->stream);
     dpt_dataset_free(&d->train);
     dpt_dataset_free(&d->test);
     if (d->owns_block)
@@ -451,6 +490,7 @@ void dpt_data_free(dpt_data *d) {
 }
 
 dpt_status dpt_data_normalize(dpt_data *d, const int64_t *idx, int64_t n) {
+    DPT_ASSERT(!d->train.streamed); /* its statistics come from dpt_stream_channel_stats */
     if (!d->train.x_u8 && !d->train.x_f32)
         return dpt_errorf(DPT_EINVAL, "normalization: no training set loaded");
     double *mean = dpt_alloc_aligned(dpt_size_mul(2 * (size_t)d->train.C, sizeof(double)));
@@ -551,6 +591,10 @@ dpt_status dpt_data_load(dpt_data *d, const char *spec, const dpt_data_opts *opt
                         DPT_MAX_CLASSES);
     } else if (!spec || !spec[0]) {
         st = dpt_errorf(DPT_EINVAL, "--data: empty value");
+    } else if (o.stream_train && (stat(spec, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        st = dpt_errorf(DPT_EINVAL, "--stream: --data %s is not an HDF5 file (streaming reads the "
+                                    "training samples from an .h5 file)",
+                        dpt__data_short(name, sizeof name, spec));
     } else if (strcmp(spec, "fashion-mnist") == 0) {
         const char *dir = o.fashion_mnist_dir ? o.fashion_mnist_dir : DPT_FASHION_MNIST_DIR;
         st = load_idx_dir(d, dir, K10, "--data fashion-mnist",

@@ -245,9 +245,11 @@ static dpt_status read_n_classes(const h5_src *src, int64_t *K) {
 }
 
 /* Opens x of one split and checks its shape and type, and the bytes it will take in memory
- * (stored as the file holds it, plus int32 labels and the int64 label buffer of read_y),
- * before anything is allocated; its geometry goes into ds. *dset stays open for read_x. */
-static dpt_status open_split(dpt_dataset *ds, hid_t *dset, const h5_src *src, const char *xname) {
+ * (stored as the file holds it unless `streamed`, plus int32 labels and the int64 label buffer
+ * of read_y), before anything is allocated; its geometry goes into ds. *dset stays open for
+ * read_x. */
+static dpt_status open_split(dpt_dataset *ds, hid_t *dset, const h5_src *src, const char *xname,
+                             int streamed) {
     x_info xi;
     *dset = -1;
     dpt_status st = open_dset(dset, src, xname);
@@ -258,7 +260,7 @@ static dpt_status open_split(dpt_dataset *ds, hid_t *dset, const h5_src *src, co
         uint64_t numel = dpt__data_mul(
             dpt__data_mul(dpt__data_mul((uint64_t)xi.N, (uint64_t)xi.C), (uint64_t)xi.D),
             dpt__data_mul((uint64_t)xi.H, (uint64_t)xi.W));
-        uint64_t bytes = dpt__data_mul(numel, xi.is_u8 ? 1 : 4);
+        uint64_t bytes = streamed ? 0 : dpt__data_mul(numel, xi.is_u8 ? 1 : 4);
         bytes = bytes > UINT64_MAX - 12 * (uint64_t)xi.N ? UINT64_MAX : bytes + 12 * (uint64_t)xi.N;
         char what[64];
         snprintf(what, sizeof what, "%s", xname);
@@ -269,6 +271,7 @@ static dpt_status open_split(dpt_dataset *ds, hid_t *dset, const h5_src *src, co
         ds->sdims = xi.sdims;
         ds->K = 1;
         ds->type = xi.is_u8 ? DPT_SAMPLES_U8 : DPT_SAMPLES_F32;
+        ds->streamed = streamed;
     }
     return st;
 }
@@ -312,7 +315,9 @@ dpt_status dpt__hdf5_load(dpt_data *d, const char *path, int64_t K, const dpt_da
     }
     fclose(probe);
     if (!has_hdf5_signature(path)) {
-        st = dpt_errorf(DPT_EFORMAT, "%s: not an HDF5 file", src.path);
+        st = dpt_errorf(DPT_EFORMAT, "%s%s: not an HDF5 file", o && o->stream_train ? "--stream: "
+                                                                                    : "",
+                        src.path);
         goto out;
     }
     src.file = dpt__h5_open_read(path);
@@ -334,9 +339,10 @@ dpt_status dpt__hdf5_load(dpt_data *d, const char *path, int64_t K, const dpt_da
         goto out;
     d->classes_declared = K > 0;
     /* Every shape first, then one block for both splits, then the bodies. */
-    if ((st = open_split(&d->train, &xtrain, &src, "/train/x")) != DPT_OK)
+    int stream = o && o->stream_train;
+    if ((st = open_split(&d->train, &xtrain, &src, "/train/x", stream)) != DPT_OK)
         goto out;
-    if ((st = open_split(&d->test, &xtest, &src, "/test/x")) != DPT_OK)
+    if ((st = open_split(&d->test, &xtest, &src, "/test/x", 0)) != DPT_OK)
         goto out;
     const dpt_dataset *a = &d->train, *b = &d->test;
     if (a->C != b->C || a->D != b->D || a->H != b->H || a->W != b->W || a->sdims != b->sdims) {
@@ -350,7 +356,7 @@ dpt_status dpt__hdf5_load(dpt_data *d, const char *path, int64_t K, const dpt_da
     }
     if ((st = dpt__data_alloc_block(d, o)) != DPT_OK)
         goto out;
-    if ((st = read_x(&d->train, xtrain, &src, "/train/x")) != DPT_OK ||
+    if ((!stream && (st = read_x(&d->train, xtrain, &src, "/train/x")) != DPT_OK) ||
         (st = read_y(&d->train, &src, "/train/y", K, &max_train)) != DPT_OK ||
         (st = read_x(&d->test, xtest, &src, "/test/x")) != DPT_OK ||
         (st = read_y(&d->test, &src, "/test/y", K, &max_test)) != DPT_OK)

@@ -26,6 +26,9 @@ dpt_status dpt_sampler_init(dpt_sampler *s, const dpt_sampler_cfg *cfg, const in
         return dpt_errorf(DPT_EINVAL, "sampler: %lld samples (need 1 to 2^32 - 1)", (long long)n);
     if (cfg->member >= (1u << 20))
         return dpt_errorf(DPT_EINVAL, "sampler: member %u must be < 2^20", cfg->member);
+    if (cfg->window_blocks < 0 || (cfg->window_blocks > 0 && cfg->block_rows < 1))
+        return dpt_errorf(DPT_EINVAL, "sampler: a shuffle window of %lld blocks of %lld rows",
+                          (long long)cfg->window_blocks, (long long)cfg->block_rows);
     if (cfg->drop_last && n < cfg->global_batch)
         return dpt_errorf(DPT_EINVAL,
                           "sampler: %lld samples make no full global batch of %lld (drop_last)",
@@ -34,7 +37,10 @@ dpt_status dpt_sampler_init(dpt_sampler *s, const dpt_sampler_cfg *cfg, const in
     s->n = n;
     s->pool = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int64_t)));
     s->order = dpt_alloc_aligned(dpt_size_mul((size_t)n, sizeof(int64_t)));
-    if (!s->pool || !s->order) {
+    if (cfg->window_blocks > 0)
+        s->blocks = dpt_alloc_aligned(
+            dpt_size_mul((size_t)((n + cfg->block_rows - 1) / cfg->block_rows), sizeof(int64_t)));
+    if (!s->pool || !s->order || (cfg->window_blocks > 0 && !s->blocks)) {
         dpt_sampler_free(s);
         return DPT_ENOMEM;
     }
@@ -50,8 +56,32 @@ void dpt_sampler_free(dpt_sampler *s) {
         return;
     dpt_free_aligned(s->pool);
     dpt_free_aligned(s->order);
+    dpt_free_aligned(s->blocks);
     memset(s, 0, sizeof *s);
     s->epoch = -1;
+}
+
+/* The chunk-aware order (sampler.h): block order at random, then each window of W blocks
+ * shuffled, so a window's rows come from W chunks that a chunk cache of W chunks holds. */
+static void window_order(dpt_sampler *s, dpt_rng_key key, uint32_t epoch) {
+    const int64_t R = s->cfg.block_rows, W = s->cfg.window_blocks, nb = (s->n + R - 1) / R;
+    dpt_rng_permutation(s->blocks, nb, key, epoch);
+    int64_t at = 0;
+    for (int64_t w = 0; w * W < nb; w++) {
+        const int64_t start = at;
+        for (int64_t k = w * W; k < nb && k < (w + 1) * W; k++)
+            for (int64_t i = s->blocks[k] * R; i < s->n && i < (s->blocks[k] + 1) * R; i++)
+                s->order[at++] = i; /* a pool position, mapped below */
+        dpt_rng r;
+        dpt_rng_init(&r, key, epoch, (uint64_t)w + 1);
+        for (int64_t i = at - start - 1; i > 0; i--) {
+            int64_t j = dpt_rng_below(&r, (uint32_t)(i + 1));
+            int64_t t = s->order[start + i];
+            s->order[start + i] = s->order[start + j];
+            s->order[start + j] = t;
+        }
+    }
+    DPT_ASSERT(at == s->n);
 }
 
 void dpt_sampler_set_epoch(dpt_sampler *s, uint32_t epoch) {
@@ -60,7 +90,10 @@ void dpt_sampler_set_epoch(dpt_sampler *s, uint32_t epoch) {
         memcpy(s->order, s->pool, (size_t)s->n * sizeof(int64_t));
     } else {
         dpt_rng_key key = dpt_rng_key_make(s->cfg.seed, DPT_RNG_SHUFFLE, s->cfg.member);
-        dpt_rng_permutation(s->order, s->n, key, epoch);
+        if (s->cfg.window_blocks > 0)
+            window_order(s, key, epoch);
+        else
+            dpt_rng_permutation(s->order, s->n, key, epoch);
         for (int64_t i = 0; i < s->n; i++)
             s->order[i] = s->pool[s->order[i]];
     }

@@ -19,6 +19,7 @@
 #include "dpt/run_dir.h"
 #include "dpt/noise_scale.h"
 #include "dpt/sampler.h"
+#include "dpt/stream.h"
 #include "dpt/timer.h"
 #include "train_impl.h"
 
@@ -60,6 +61,9 @@ struct dpt_trainer {
     char *out;                /* NULL: nothing written */
     char *resume_from;        /* the checkpoint this run continues from; NULL: none */
     dpt_sampler sampler;
+    dpt_stream *stream;      /* --stream: the data's reader of train's samples; NULL otherwise */
+    dpt_dataset view;        /* --stream: the samples of the step in progress (dpt_stream_take) */
+    int64_t *stream_rows;    /* --stream: scratch for a request, the slice and its mix partners */
     dpt_augment aug;
     int mixing;
     dpt_model *model;
@@ -286,7 +290,7 @@ static dpt_status micro_step(dpt_trainer *t, const int64_t *idx, int64_t first, 
                              int64_t m, int64_t step, int64_t gstep, int64_t b, uint32_t epoch,
                              epoch_sums *sums) {
     const dpt_train_cfg *c = t->cfg;
-    const dpt_dataset *ds = &t->data->train;
+    const dpt_dataset *ds = t->stream ? &t->view : &t->data->train;
     dpt_phase_begin(&t->timer, DPT_PHASE_DATA);
     if (t->mixing)
         for (int64_t j = 0; j < m; j++)
@@ -449,6 +453,32 @@ static dpt_status check_params_finite(dpt_trainer *t) {
                       (long long)t->gstep, (long long)t->epoch + 1, layer);
 }
 
+/* --stream: asks the reader for this rank's rows of `step` (its slice and, with mixup or cutmix,
+ * the slice's partners, which may lie in other ranks' slices). */
+static void stream_post(dpt_trainer *t, int64_t step) {
+    const int64_t *idx;
+    int64_t first;
+    int64_t n = dpt_sampler_slice(&t->sampler, step, t->g->rank, t->g->size, &idx, &first);
+    memcpy(t->stream_rows, idx, (size_t)n * sizeof(int64_t));
+    for (int64_t j = 0; t->mixing && j < n; j++)
+        t->stream_rows[n + j] = dpt_sampler_partner(&t->sampler, step, first + j);
+    dpt_stream_post(t->stream, t->stream_rows, t->mixing ? 2 * n : n);
+}
+
+/* --stream: the rows of `step` (posted during the step before) become t->view, and the next
+ * step's are requested, to be read while this one computes. A failed read on any rank stops
+ * every rank here, before the step's collectives. */
+static dpt_status stream_step(dpt_trainer *t, int64_t step, int64_t gstep) {
+    dpt_phase_begin(&t->timer, DPT_PHASE_DATA);
+    dpt_status st = dpt_stream_take(t->stream, &t->data->train, &t->view);
+    int last = step + 1 >= dpt_sampler_steps(&t->sampler) ||
+               (t->cfg->max_steps > 0 && gstep + 1 >= t->cfg->max_steps);
+    if (st == DPT_OK && !last)
+        stream_post(t, step + 1);
+    dpt_phase_end(&t->timer);
+    return dpt_group_agree(t->g, st);
+}
+
 /* One optimizer step on every rank. *stop: a stop was requested on some rank (agreed). A step
  * skipped by --skip-nonfinite leaves the weights, the optimizer, the buffers and `sums` as they
  * were. */
@@ -464,6 +494,8 @@ static dpt_status train_step(dpt_trainer *t, int64_t step, int64_t gstep, uint32
     int64_t n = dpt_sampler_slice(&t->sampler, step, t->g->rank, t->g->size, &idx, &first);
     dpt_status st = DPT_OK;
     dpt_group_set_step(t->g, gstep); /* names this step in collective-timeout messages */
+    if (t->stream && (st = stream_step(t, step, gstep)) != DPT_OK)
+        return st;
     dpt_model_zero_grad(t->model);
     /* Noise-scale steps: the small batch is this rank's slice; with one rank, the first
      * micro-batch (check_config asks for one). */
@@ -797,6 +829,20 @@ static dpt_status setup(dpt_trainer *t) {
                           t->data->train.K == 1 ? "" : "es");
     dpt_sampler_cfg sc = {.global_batch = c->batch, .seed = c->seed, .member = t->member,
                           .drop_last = c->drop_last};
+    t->stream = t->data->stream;
+    if (t->data->train.streamed != (t->stream != NULL)) /* dpt__train_prepare_data opens it */
+        return dpt_errorf(DPT_EINVAL, "--stream: the training samples are %s",
+                          t->stream ? "in memory" : "streamed but no reader was opened");
+    if (t->stream && c->stream_window > 0) {
+        sc.block_rows = dpt_stream_chunk_rows(t->stream);
+        sc.window_blocks = c->stream_window;
+    }
+    if (t->stream) {
+        int64_t local_max = (c->batch + t->g->size - 1) / t->g->size;
+        t->stream_rows = malloc((size_t)(2 * local_max) * sizeof(int64_t));
+        if (!t->stream_rows)
+            return dpt_errorf(DPT_ENOMEM, "cannot allocate the stream requests");
+    }
     if ((st = dpt_sampler_init(&t->sampler, &sc, t->train_idx, t->n_train)) != DPT_OK)
         return st;
     dpt_augment_cfg ac = c->augment;
@@ -841,6 +887,9 @@ static dpt_status setup(dpt_trainer *t) {
 void dpt_trainer_destroy(dpt_trainer *t) {
     if (!t)
         return;
+    if (t->stream) /* no read in flight once the trainer is gone: its owner may call HDF5 */
+        dpt_stream_drain(t->stream);
+    free(t->stream_rows);
     dpt_sampler_free(&t->sampler);
     dpt_augment_free(&t->aug);
     if (t->bucketer_ready)
@@ -938,6 +987,8 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
     double t0 = dpt_now();
     dpt_status st = DPT_OK;
     int stop = 0;
+    if (t->stream && t->epoch_step < steps && !(c->max_steps > 0 && t->gstep >= c->max_steps))
+        stream_post(t, t->epoch_step);
     while (t->epoch_step < steps && st == DPT_OK && !stop) {
         if (c->max_steps > 0 && t->gstep >= c->max_steps)
             break;
@@ -949,9 +1000,13 @@ dpt_status dpt_trainer_epoch(dpt_trainer *t, dpt_epoch_report *row, int *done) {
         report_step(t, s, first, steps, &t->sums, t0);
         int due = c->checkpoint_every > 0 && !c->checkpoint_epochs &&
                   t->gstep % c->checkpoint_every == 0;
+        if (t->stream && st == DPT_OK && (due || stop))
+            dpt_stream_drain(t->stream); /* HDF5 is not thread-safe: the reader pauses */
         if (st == DPT_OK && (due || stop))
             st = save_periodic(t, t->last_checkpoint, sizeof t->last_checkpoint);
     }
+    if (t->stream)
+        dpt_stream_drain(t->stream);
     double epoch_seconds = dpt_now() - t0;
     t->train_seconds += epoch_seconds;
     if ((st = dpt_group_agree(t->g, st)) != DPT_OK)
@@ -1119,7 +1174,7 @@ static dpt_status open_data(const dpt_train_cfg *c, dpt_data *data, dpt_data_all
     if (st != DPT_OK)
         return st;
     dpt_data_opts opts = {.search_path = c->data_search, .classes = K, .alloc = alloc,
-                          .alloc_ctx = alloc_ctx};
+                          .alloc_ctx = alloc_ctx, .stream_train = c->stream};
     st = dpt_data_load(data, c->data, &opts);
     if (st == DPT_OK && !data->classes_declared) {
         st = dpt_errorf(DPT_EINVAL,
@@ -1142,7 +1197,7 @@ int dpt__train_same_data(const dpt_train_cfg *a, const dpt_train_cfg *b) {
     const char *sa = a->data_search ? a->data_search : "", *sb = b->data_search ? b->data_search
                                                                                  : "";
     return a->data && b->data && !strcmp(a->data, b->data) && !strcmp(sa, sb) && ka == kb &&
-           a->data_copy == b->data_copy;
+           a->data_copy == b->data_copy && a->stream == b->stream;
 }
 
 /* --data-copy node: the node-shared buffer behind a dpt_data, released by dpt_data_free. */
@@ -1217,6 +1272,39 @@ dpt_status dpt_train_load_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *d
     return dpt__train_prepare_data(c, g, NULL, data, train_idx, n_train, val_idx, n_val);
 }
 
+/* --stream: every rank opens its reader of train's samples; the group's leader computes the
+ * normalization statistics in a streaming pass (the in-memory bits) and the others receive them
+ * through a sum in which only the leader's values are non-zero (so the sum is those bits). */
+static dpt_status open_stream(const dpt_train_cfg *c, dpt_group *g, dpt_data *data,
+                              const int64_t *train_idx, int64_t n_train) {
+    if (c->val_fraction > 0) /* validation would read the training file at random */
+        return dpt_errorf(DPT_EINVAL, "--stream: not with --val-fraction (docs/streaming.md)");
+    int mixing = c->augment.mixup_alpha > 0 || c->augment.cutmix_alpha > 0;
+    int64_t local_max = (c->batch + g->size - 1) / g->size;
+    dpt_stream_cfg sc = {.max_rows = (mixing ? 2 : 1) * (local_max > 0 ? local_max : 1),
+                         .window_chunks = c->stream_window};
+    dpt_status st = dpt_group_agree(g, dpt_stream_open(&data->stream, data->source, &data->train,
+                                                       &sc));
+    if (st != DPT_OK)
+        return st;
+    const int64_t C = data->train.C;
+    double *stats = calloc((size_t)(2 * C), sizeof(double));
+    if (!stats)
+        st = dpt_errorf(DPT_ENOMEM, "cannot allocate the normalization statistics");
+    else if (g->leader)
+        st = dpt_stream_channel_stats(data->stream, &data->train, train_idx, n_train, stats,
+                                      stats + C);
+    st = dpt_group_agree(g, st);
+    if (st == DPT_OK)
+        st = dpt_group_sum_f64(g, DPT_SCOPE_GROUP, stats, 2 * C);
+    if (st == DPT_OK)
+        st = dpt_dataset_normalize(&data->train, stats, stats + C);
+    if (st == DPT_OK)
+        st = dpt_dataset_normalize(&data->test, stats, stats + C);
+    free(stats);
+    return st;
+}
+
 dpt_status dpt__train_prepare_data(const dpt_train_cfg *c, dpt_group *g, const dpt_data *base,
                                    dpt_data *data, int64_t **train_idx, int64_t *n_train,
                                    int64_t **val_idx, int64_t *n_val) {
@@ -1240,7 +1328,9 @@ dpt_status dpt__train_prepare_data(const dpt_train_cfg *c, dpt_group *g, const d
             (*train_idx)[i] = i;
         *n_train = n;
     }
-    if (st == DPT_OK)
+    if (st == DPT_OK && data->train.streamed)
+        st = open_stream(c, g, data, *train_idx, *n_train);
+    else if (st == DPT_OK)
         st = dpt_data_normalize(data, *train_idx, *n_train);
     st = dpt_group_agree(g, st);
     if (st != DPT_OK) {

@@ -120,6 +120,48 @@ static void test_epoch_order(void **state) {
     dpt_sampler_free(&s);
 }
 
+/* Chunk-aware order: still a permutation of the pool; window w (W blocks of R pool positions)
+ * holds exactly the positions of W distinct blocks, all of each; epochs differ. */
+static void test_window_order(void **state) {
+    (void)state;
+    enum { n = 103, R = 10, W = 3, nb = (n + R - 1) / R };
+    int64_t pool[n], prev[n];
+    for (int i = 0; i < n; i++)
+        pool[i] = 7 + 2 * i;
+    dpt_sampler s;
+    dpt_sampler_cfg cfg = {.global_batch = 8, .seed = 4, .block_rows = R, .window_blocks = W};
+    assert_int_equal(dpt_sampler_init(&s, &cfg, pool, n), DPT_OK);
+    for (uint32_t e = 0; e < 3; e++) {
+        dpt_sampler_set_epoch(&s, e);
+        int seen[n] = {0};
+        int64_t at = 0;
+        for (int w = 0; w * W < nb; w++) {
+            int in_window[nb] = {0}, blocks = 0;
+            int64_t size = 0;
+            for (int k = w * W; k < nb && k < (w + 1) * W; k++)
+                size += s.blocks[k] == nb - 1 ? n - (nb - 1) * R : R;
+            for (int64_t i = at; i < at + size; i++) {
+                int64_t pos = (s.order[i] - 7) / 2;
+                assert_true(pos >= 0 && pos < n);
+                seen[pos]++;
+                blocks += !in_window[pos / R]++;
+            }
+            assert_int_equal(blocks, nb - w * W < W ? nb - w * W : W);
+            at += size;
+        }
+        assert_int_equal(at, n);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(seen[i], 1);
+        if (e > 0)
+            assert_memory_not_equal(prev, s.order, sizeof prev);
+        memcpy(prev, s.order, sizeof prev);
+    }
+    dpt_sampler_free(&s);
+    cfg.block_rows = 0; /* a window needs blocks */
+    assert_int_equal(dpt_sampler_init(&s, &cfg, pool, n), DPT_EINVAL);
+    dpt_sampler_free(&s);
+}
+
 /* The partner rule: mirrored position in the same global batch; an involution. */
 static void test_partner(void **state) {
     (void)state;
@@ -163,7 +205,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_range_tiles), cmocka_unit_test(test_slices_tile_global_batches),
         cmocka_unit_test(test_epoch_order),       cmocka_unit_test(test_partner),
-        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_bad_config),        cmocka_unit_test(test_window_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
