@@ -101,9 +101,17 @@ dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, 
  * (a streamed split): feeding every part in idx order gives the same bits as one call over all.
  * Pass 1 (mean NULL): acc[c] += every gathered value of channel c of samples idx[0..n).
  * Pass 2: acc[c] += (value - mean[c])^2 likewise. acc: (C). scratch: one sample plane,
- * D*H*W floats. Then mean[c] = acc1[c] / (count * D*H*W), std[c] = sqrt(acc2[c] / (same)). */
+ * D*H*W floats. */
 void dpt_dataset_channel_sums(const dpt_dataset *ds, const int64_t *idx, int64_t n,
                               const double *mean, double *acc, float *scratch);
+/* One pass over every sample: dpt_dataset_channel_sums over all of them, in idx order, in parts
+ * as the caller sees them. */
+typedef dpt_status (*dpt_channel_pass_fn)(void *ctx, const double *mean, double *acc,
+                                          float *scratch);
+/* dpt_dataset_channel_stats for n samples of `ds`'s geometry whose values only `pass` reaches:
+ * the two passes, then mean = acc1 / count and std = sqrt(acc2 / count). */
+dpt_status dpt_dataset_channel_stats_by(const dpt_dataset *ds, int64_t n, dpt_channel_pass_fn pass,
+                                        void *ctx, double *mean, double *std);
 /* From now on dpt_dataset_gather returns (value - mean[c]) / std[c], recorded in norm_mean /
  * norm_std (a uint8 dataset rebuilds its lookup table; the samples are not touched). A channel
  * whose std is 0 (constant input) is divided by 1 instead. DPT_EINVAL if `ds` was already

@@ -308,10 +308,8 @@ void dpt_dataset_channel_sums(const dpt_dataset *ds, const int64_t *idx, int64_t
     }
 }
 
-dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
-                                     double *mean, double *std) {
-    if (!idx)
-        n = ds->N;
+dpt_status dpt_dataset_channel_stats_by(const dpt_dataset *ds, int64_t n, dpt_channel_pass_fn pass,
+                                        void *ctx, double *mean, double *std) {
     if (n < 1)
         return dpt_errorf(DPT_EINVAL, "normalization: no training samples to compute it from");
     const int64_t plane = ds->D * ds->H * ds->W;
@@ -323,14 +321,33 @@ dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, 
     const double count = (double)n * (double)plane;
     for (int64_t c = 0; c < ds->C; c++)
         mean[c] = std[c] = 0.0;
-    dpt_dataset_channel_sums(ds, idx, n, NULL, mean, v);
+    dpt_status st = pass(ctx, NULL, mean, v);
     for (int64_t c = 0; c < ds->C; c++)
         mean[c] /= count;
-    dpt_dataset_channel_sums(ds, idx, n, mean, std, v); /* about the mean: no cancellation */
+    if (st == DPT_OK)
+        st = pass(ctx, mean, std, v); /* about the mean: no cancellation */
     for (int64_t c = 0; c < ds->C; c++)
         std[c] = sqrt(std[c] / count);
     dpt_free_aligned(v);
+    return st;
+}
+
+typedef struct {
+    const dpt_dataset *ds;
+    const int64_t *idx;
+    int64_t n;
+} resident_samples;
+
+static dpt_status resident_pass(void *ctx, const double *mean, double *acc, float *scratch) {
+    const resident_samples *r = ctx;
+    dpt_dataset_channel_sums(r->ds, r->idx, r->n, mean, acc, scratch);
     return DPT_OK;
+}
+
+dpt_status dpt_dataset_channel_stats(const dpt_dataset *ds, const int64_t *idx, int64_t n,
+                                     double *mean, double *std) {
+    resident_samples r = {ds, idx, idx ? n : ds->N};
+    return dpt_dataset_channel_stats_by(ds, r.n, resident_pass, &r, mean, std);
 }
 
 dpt_status dpt_dataset_normalize(dpt_dataset *ds, const double *mean, const double *std) {

@@ -479,8 +479,19 @@ dpt_status dpt_stream_take(dpt_stream *s, const dpt_dataset *train, dpt_dataset 
 
 /* One pass of dpt_dataset_channel_sums over idx[0..n), a block at a time, the next block read
  * while this one is summed. */
-static dpt_status stats_pass(dpt_stream *s, const dpt_dataset *train, const int64_t *idx, int64_t n,
-                             const double *mean, double *acc, float *plane) {
+typedef struct {
+    dpt_stream *s;
+    const dpt_dataset *train;
+    const int64_t *idx;
+    int64_t n;
+} streamed_samples;
+
+static dpt_status stats_pass(void *ctx, const double *mean, double *acc, float *plane) {
+    const streamed_samples *ss = ctx;
+    dpt_stream *s = ss->s;
+    const dpt_dataset *train = ss->train;
+    const int64_t *idx = ss->idx;
+    const int64_t n = ss->n;
     int64_t *all = NULL; /* idx NULL: the identity, made one block at a time */
     if (!idx && !(all = malloc((size_t)s->cap * 2 * sizeof(int64_t))))
         return dpt_errorf(DPT_ENOMEM, "normalization: cannot allocate the block indices");
@@ -513,24 +524,6 @@ static dpt_status stats_pass(dpt_stream *s, const dpt_dataset *train, const int6
 
 dpt_status dpt_stream_channel_stats(dpt_stream *s, const dpt_dataset *train, const int64_t *idx,
                                     int64_t n, double *mean, double *std) {
-    if (!idx)
-        n = train->N;
-    if (n < 1)
-        return dpt_errorf(DPT_EINVAL, "normalization: no training samples to compute it from");
-    const int64_t plane = train->D * train->H * train->W;
-    float *v = dpt_alloc_aligned(dpt_size_mul((size_t)plane, sizeof(float)));
-    if (!v)
-        return dpt_errorf(DPT_ENOMEM, "normalization: cannot allocate one sample plane");
-    const double count = (double)n * (double)plane; /* as dpt_dataset_channel_stats */
-    for (int64_t c = 0; c < train->C; c++)
-        mean[c] = std[c] = 0.0;
-    dpt_status st = stats_pass(s, train, idx, n, NULL, mean, v);
-    for (int64_t c = 0; c < train->C; c++)
-        mean[c] /= count;
-    if (st == DPT_OK)
-        st = stats_pass(s, train, idx, n, mean, std, v);
-    for (int64_t c = 0; c < train->C; c++)
-        std[c] = sqrt(std[c] / count);
-    dpt_free_aligned(v);
-    return st;
+    streamed_samples ss = {s, train, idx, idx ? n : train->N};
+    return dpt_dataset_channel_stats_by(train, ss.n, stats_pass, &ss, mean, std);
 }
