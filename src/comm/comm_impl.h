@@ -6,6 +6,12 @@
 
 #include "dpt/comm.h"
 
+/* Takes over a communicator just made by MPI_Comm_split, _split_type or _dup (rc: that call's
+ * result): on failure *c is set to MPI_COMM_NULL; otherwise it gets MPI_ERRORS_RETURN, so every
+ * later failure on it comes back as a code, and *rank, *size (either may be NULL) are filled. A
+ * split that left this rank out (MPI_COMM_NULL) is fine. `what` names it in errors. */
+dpt_status dpt__comm_returning(int rc, MPI_Comm *c, int *rank, int *size, const char *what);
+
 /* Completes the n requests (MPI_REQUEST_NULL entries are fine) of a collective started on `comm`,
  * which is g->comm, g->world or g->agree_comm. Polls (comm.h, "Timeouts"); after `timeout`
  * seconds (< 0: never) it does not return: the roll call names the silent ranks and ends the job.

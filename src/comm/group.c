@@ -61,14 +61,24 @@ MPI_Comm dpt__scope_comm(const dpt_group *g, dpt_scope scope) {
     return scope == DPT_SCOPE_GROUP ? g->comm : g->world;
 }
 
-/* MPI_Comm_dup plus MPI_ERRORS_RETURN, so every later failure on it comes back as a code. */
-static dpt_status dup_comm(MPI_Comm parent, MPI_Comm *out, const char *what) {
-    dpt_status st = dpt_mpi_status(MPI_Comm_dup(parent, out), what);
+dpt_status dpt__comm_returning(int rc, MPI_Comm *c, int *rank, int *size, const char *what) {
+    dpt_status st = dpt_mpi_status(rc, what);
     if (st != DPT_OK) {
-        *out = MPI_COMM_NULL;
+        *c = MPI_COMM_NULL;
         return st;
     }
-    return dpt_mpi_status(MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN), what);
+    if (*c == MPI_COMM_NULL)
+        return DPT_OK;
+    if ((st = dpt_mpi_status(MPI_Comm_set_errhandler(*c, MPI_ERRORS_RETURN), what)) == DPT_OK &&
+        rank)
+        st = dpt_mpi_status(MPI_Comm_rank(*c, rank), what);
+    if (st == DPT_OK && size)
+        st = dpt_mpi_status(MPI_Comm_size(*c, size), what);
+    return st;
+}
+
+static dpt_status dup_comm(MPI_Comm parent, MPI_Comm *out, const char *what) {
+    return dpt__comm_returning(MPI_Comm_dup(parent, out), out, NULL, NULL, what);
 }
 
 /* Group index of every world rank under the layout; counts[k] = ranks in group k. Evaluated
@@ -165,16 +175,9 @@ dpt_status dpt_group_init(dpt_group *g, MPI_Comm parent, const dpt_group_cfg *cf
     if (st != DPT_OK)
         return st;
     g->group = color;
-    st = dpt_mpi_status(MPI_Comm_split(g->world, color, g->world_rank, &g->comm),
-                        "group: MPI_Comm_split");
-    if (st != DPT_OK) {
-        g->comm = MPI_COMM_NULL;
-        return st;
-    }
-    if ((st = dpt_mpi_status(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN),
-                             "group: MPI_Comm_set_errhandler")) ||
-        (st = dpt_mpi_status(MPI_Comm_rank(g->comm, &g->rank), "group: MPI_Comm_rank")) ||
-        (st = dpt_mpi_status(MPI_Comm_size(g->comm, &g->size), "group: MPI_Comm_size")))
+    st = dpt__comm_returning(MPI_Comm_split(g->world, color, g->world_rank, &g->comm), &g->comm,
+                             &g->rank, &g->size, "group: MPI_Comm_split");
+    if (st != DPT_OK)
         return st;
     g->leader = g->rank == 0;
     return DPT_OK;

@@ -42,13 +42,10 @@ dpt_status dpt_rank_groups_init(dpt_rank_groups *rg, const dpt_group *world, int
                            .collective_timeout = world->collective_timeout};
     st = dpt_group_init(&rg->member, rg->split.comm, &inner);
     if (st == DPT_OK)
-        st = dpt_mpi_status(MPI_Comm_split(rg->split.world,
-                                           rg->split.leader ? 0 : MPI_UNDEFINED,
-                                           rg->split.world_rank, &rg->leaders),
-                            "groups: the leaders' communicator");
-    if (st == DPT_OK && rg->leaders != MPI_COMM_NULL)
-        st = dpt_mpi_status(MPI_Comm_set_errhandler(rg->leaders, MPI_ERRORS_RETURN),
-                            "groups: the leaders' communicator");
+        st = dpt__comm_returning(MPI_Comm_split(rg->split.world,
+                                                rg->split.leader ? 0 : MPI_UNDEFINED,
+                                                rg->split.world_rank, &rg->leaders),
+                                 &rg->leaders, NULL, NULL, "groups: the leaders' communicator");
     return dpt_group_agree(world, st);
 }
 

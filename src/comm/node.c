@@ -30,19 +30,9 @@ dpt_status dpt_node_buffer_init(dpt_node_buffer *b, const dpt_group *g) {
     b->g = g;
     b->node = MPI_COMM_NULL;
     b->win = MPI_WIN_NULL;
-    dpt_status st = dpt_mpi_status(MPI_Comm_split_type(g->world, MPI_COMM_TYPE_SHARED,
-                                                       g->world_rank, MPI_INFO_NULL, &b->node),
-                                   "node buffer: MPI_Comm_split_type");
-    if (st != DPT_OK) {
-        b->node = MPI_COMM_NULL;
-        return st;
-    }
-    if ((st = dpt_mpi_status(MPI_Comm_set_errhandler(b->node, MPI_ERRORS_RETURN),
-                             "node buffer: MPI_Comm_set_errhandler")) ||
-        (st = dpt_mpi_status(MPI_Comm_rank(b->node, &b->rank), "node buffer: MPI_Comm_rank")) ||
-        (st = dpt_mpi_status(MPI_Comm_size(b->node, &b->size), "node buffer: MPI_Comm_size")))
-        return st;
-    return DPT_OK;
+    return dpt__comm_returning(MPI_Comm_split_type(g->world, MPI_COMM_TYPE_SHARED, g->world_rank,
+                                                   MPI_INFO_NULL, &b->node),
+                               &b->node, &b->rank, &b->size, "node buffer: MPI_Comm_split_type");
 }
 
 /* Open MPI and MPICH back shared windows with files in /dev/shm. When it cannot hold the buffer,
