@@ -243,6 +243,8 @@ typedef enum {
 /* Collective over g->comm. n: global input. buf: global input on the group leader (group rank 0),
  * global output elsewhere. Used once after initialization so that replicas start identical. */
 dpt_status dpt_group_bcast_f32(const dpt_group *g, float *buf, int64_t n);
+/* The same for doubles (e.g. statistics only the leader computed). */
+dpt_status dpt_group_bcast_f64(const dpt_group *g, double *buf, int64_t n);
 
 /* 64-bit hash of a byte buffer (not cryptographic; mixes 8-byte words, then the tail and the
  * length). Equal bytes give equal hashes on every platform of the same endianness. */

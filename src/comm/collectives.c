@@ -14,6 +14,11 @@ dpt_status dpt_group_bcast_f32(const dpt_group *g, float *buf, int64_t n) {
     return dpt__bcast(g, g->comm, buf, n, MPI_FLOAT, 0, "parameter broadcast");
 }
 
+dpt_status dpt_group_bcast_f64(const dpt_group *g, double *buf, int64_t n) {
+    DPT_ASSERT(n >= 0 && (buf || n == 0));
+    return dpt__bcast(g, g->comm, buf, n, MPI_DOUBLE, 0, "broadcast from the group leader");
+}
+
 static uint64_t rotl64(uint64_t x, int r) {
     return (x << r) | (x >> (64 - r));
 }

@@ -1273,8 +1273,7 @@ dpt_status dpt_train_load_data(const dpt_train_cfg *c, dpt_group *g, dpt_data *d
 }
 
 /* --stream: every rank opens its reader of train's samples; the group's leader computes the
- * normalization statistics in a streaming pass (the in-memory bits) and the others receive them
- * through a sum in which only the leader's values are non-zero (so the sum is those bits). */
+ * normalization statistics in a streaming pass (the in-memory bits) and broadcasts them. */
 static dpt_status open_stream(const dpt_train_cfg *c, dpt_group *g, dpt_data *data,
                               const int64_t *train_idx, int64_t n_train) {
     if (c->val_fraction > 0) /* validation would read the training file at random */
@@ -1296,7 +1295,7 @@ static dpt_status open_stream(const dpt_train_cfg *c, dpt_group *g, dpt_data *da
                                       stats + C);
     st = dpt_group_agree(g, st);
     if (st == DPT_OK)
-        st = dpt_group_sum_f64(g, DPT_SCOPE_GROUP, stats, 2 * C);
+        st = dpt_group_bcast_f64(g, stats, 2 * C);
     if (st == DPT_OK)
         st = dpt_dataset_normalize(&data->train, stats, stats + C);
     if (st == DPT_OK)
