@@ -6,7 +6,7 @@
 # goes, mapping by mapping from /proc/PID/smaps: the node-shared data window, the malloc heap and
 # large anonymous blocks (the model arena: activations and workspaces; the data with
 # --data-copy rank), Open MPI's shared-memory segments, libraries, the binary. It also prints the
-# model arena that the layer table implies, so the anonymous memory can be accounted for.
+# model arena as dptrain sizes it (--print-model), so the anonymous memory can be accounted for.
 #
 #   scripts/measure-memory.sh                          2 ranks, --data-copy node (the default)
 #   scripts/measure-memory.sh -- --data-copy rank      any extra train options after --
@@ -139,37 +139,8 @@ for r in $(seq 0 $((np - 1))); do
     echo
 done
 
-# The model arena dptrain_model_create carves (src/nn/model.c): parameters and gradients, every
-# layer output that is not a view (flatten, and a ReLU fused into the batch norm before it), two
-# ping-pong buffers of the largest layer input/output and dlogits, for max(micro-batch, evaluation
-# batch) rows; layer state and convolution workspace come on top.
-option() { # the last value given to option $1 in args
-    printf '%s\n' "${args[@]}" | awk -v o="$1" 'p { v = $0; p = 0 } $0 == o { p = 1 } END { print v }'
-}
-micro=$(($(option --batch) / np))
-eval_batch=$(option --eval-batch)
-eval_batch=${eval_batch:-64}  # DPT_EVAL_BATCH_DEFAULT (src/train/train_impl.h)
-rows=$((micro > eval_batch ? micro : eval_batch))
-"$dptrain" train "${args[@]}" --print-model 2>/dev/null | awk -v rows="$rows" -v micro="$micro" \
-    -v eb="$eval_batch" '
-    function shape_numel(line,   s, k, i, d, numel) { # the output column: " (32, 28, 28)"
-        if (!match(line, / \([0-9, ]+\)/)) return 0
-        s = substr(line, RSTART + 2, RLENGTH - 3)
-        k = split(s, d, ","); numel = 1
-        for (i = 1; i <= k; i++) numel *= d[i] + 0
-        return numel
-    }
-    $1 ~ /^[0-9][0-9]_/ {
-        numel = shape_numel($0)
-        view = ($2 ~ /^flatten/) || ($2 == "relu" && prev ~ /^batchnorm/)
-        if (!view) outs += numel
-        if (numel > big) big = numel
-        last = numel; prev = $2
-    }
-    $1 == "input" { big = shape_numel($0) }
-    $1 == "total" { params = $2 }
-    END {
-        per = outs + 2 * big + last
-        printf "\nmodel arena implied by the layer table: %d floats per row (outputs %d, ping-pong 2 x %d, dlogits %d)\n", per, outs, big, last
-        printf "  x %d rows (max of micro-batch %d and evaluation batch %d) = %.1f MiB, + parameters and gradients %.1f MiB\n", rows, micro, eb, per * rows * 4 / 1048576, 2 * params * 4 / 1048576
-    }'
+# The model's arena (src/nn/model.c) as dptrain sizes it for this run: --print-model with the same
+# options and rank count ends with a "memory for R rows" line.
+echo
+mpirun -np "$np" --oversubscribe "$dptrain" train "${args[@]}" --print-model 2>/dev/null |
+    grep "^memory for" | sed 's/^/model arena: /'

@@ -97,7 +97,9 @@ dpt_status dpt_model_forward(dpt_model *m, const float *x, int64_t n, int traini
                              const dpt_model_rng *rng);
 /* dlogits: (n, output...) for the n of the last forward. Backpropagates through every layer,
  * ACCUMULATING (+=) into the flat gradient buffer (zero it once per step: dpt_model_zero_grad),
- * calling the backward hook after each layer. Uses the mode of the last forward. */
+ * calling the backward hook after each layer. Uses the mode of the last forward. One backward
+ * per forward (DPT_EINVAL otherwise): it writes gradients over layer outputs that only it would
+ * read, so afterwards only the logits of that forward are still valid. */
 dpt_status dpt_model_backward(dpt_model *m, const float *dlogits);
 void dpt_model_zero_grad(dpt_model *m);
 
@@ -153,15 +155,26 @@ const dpt_model_segment *dpt_model_param_segments(const dpt_model *m, int *n);
 const dpt_model_segment *dpt_model_buffer_segments(const dpt_model *m, int *n);
 
 /* Layers: count, name ("03_maxpool2d"), and the output of the last forward with its per-sample
- * shape (a view: flatten returns its input's memory). */
+ * shape (a view: flatten returns its input's memory); valid until the next backward. */
 int dpt_model_num_layers(const dpt_model *m);
 const char *dpt_model_layer_name(const dpt_model *m, int layer);
 const float *dpt_model_layer_output(const dpt_model *m, int layer, dpt_shape *shape);
 
 /* The table printed by `dptrain train --print-model`: one line per layer (name, canonical token,
- * output shape, parameters, MFLOPs per sample) and a total. snprintf semantics: writes at most n
- * bytes (NUL included) and returns the length the whole table needs. */
+ * output shape, parameters, MFLOPs per sample), a total, and the model's memory. snprintf
+ * semantics: writes at most n bytes (NUL included) and returns the length the whole table needs. */
 int dpt_model_summary(const dpt_model *m, char *buf, size_t n);
+
+/* The model's one block of memory (bytes, alignment included) for batches of up to `rows`. */
+typedef struct {
+    int64_t rows;      /* cfg.max_batch */
+    size_t outputs;    /* every layer output that is not a view, kept for backward */
+    size_t gradients;  /* backward's ping-pong buffers and dlogits (most dx reuse outputs) */
+    size_t state;      /* max-pool indices, dropout masks, batch-norm statistics */
+    size_t workspace;  /* the largest scratch of one pass */
+    size_t parameters; /* parameters, their gradients, running statistics */
+} dpt_model_memory;
+void dpt_model_memory_of(const dpt_model *m, dpt_model_memory *out);
 
 /* The spec string of a preset: "lenet5", "fmnist-cnn", "mlp", "cnn1d" (sequences (C, L)),
  * "cnn3d" (volumes (C, D, H, W)); NULL for an unknown name. dpt_model_preset_names lists them,

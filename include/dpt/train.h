@@ -249,6 +249,11 @@ dpt_status dpt_train_prune_checkpoints(const char *out, int64_t keep);
  * how to give K, and a label outside [0, K) is named with its file, sample and value. Local. */
 dpt_status dpt_train_open_data(const dpt_train_cfg *cfg, dpt_data *data);
 
+/* The rows one forward of a training run on `ranks` ranks may hold: the larger of the micro-batch
+ * (cfg->micro_batch, else the rank's share of cfg->batch) and the evaluation batch. The model's
+ * memory is sized for them. */
+int64_t dpt_train_model_rows(const dpt_train_cfg *cfg, int ranks);
+
 /* Collective over g: loads cfg->data as dpt_train_open_data does, takes the stratified
  * validation split (cfg->val_fraction; *val_idx NULL when 0) and normalizes train and test with
  * the statistics of the training part. *train_idx and *val_idx are malloc'd (free them).

@@ -571,7 +571,9 @@ static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
         dpt_shape in = ds->sdims == 1   ? dpt_shape_make(2, (int64_t[]){ds->C, ds->W})
                        : ds->sdims == 2 ? dpt_shape_make(3, (int64_t[]){ds->C, ds->H, ds->W})
                                         : dpt_shape_make(4, (int64_t[]){ds->C, ds->D, ds->H, ds->W});
-        dpt_model_cfg mc = {.max_batch = 1, .num_classes = ds->K, .seed = c->seed};
+        dpt_model_cfg mc = {.max_batch = dpt_train_model_rows(c, g->size),
+                            .num_classes = ds->K,
+                            .seed = c->seed};
         st = dpt_model_create(&m, c->model, in, &mc);
     }
     if (st == DPT_OK && g->world_rank == 0) {

@@ -90,6 +90,7 @@ struct dpt__layer {
     char name[DPT__ARG_LEN + 16]; /* "01_batchnorm2d" */
     int dims;                     /* spatial dimensions; 0 = take them from the input */
     int is_view;                  /* output aliases the input (flatten, a fused ReLU) */
+    int backward_in_place;        /* backward may write dx over dy (elementwise layers) */
     dpt_shape in, out;            /* per sample */
     double flops;                 /* forward, per sample */
 

@@ -39,6 +39,7 @@ static dpt_status act_infer(dpt__layer *l, const dpt__build *b) {
     l->out = l->in;
     snprintf(l->kind, sizeof l->kind, "%s", l->keyword);
     l->flops = (double)dpt_shape_count(&l->in);
+    l->backward_in_place = 1; /* dpt_act_backward allows dx == dy */
     return DPT_OK;
 }
 

@@ -68,6 +68,7 @@ static dpt_status bn_infer(dpt__layer *l, const dpt__build *b) {
     dpt__layer_add_buffer(l, "running_mean", 1, &C);
     dpt__layer_add_buffer(l, "running_var", 1, &C);
     l->state_bytes = state_bytes(C, l->u.bn.chunks);
+    l->backward_in_place = 1; /* each chunk's sums are taken before its dx is written */
     l->flops = 4.0 * (double)dpt_shape_count(&l->in);
     return DPT_OK;
 }

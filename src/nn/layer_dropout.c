@@ -15,6 +15,7 @@ static dpt_status dropout_infer(dpt__layer *l, const dpt__build *b) {
     l->out = l->in;
     snprintf(l->kind, sizeof l->kind, "dropout");
     l->flops = (double)dpt_shape_count(&l->in);
+    l->backward_in_place = 1;
     /* the scaled mask of every element, kept for backward */
     l->state_bytes = dpt_size_mul(
         dpt_size_mul((size_t)b->max_batch, (size_t)dpt_shape_count(&l->in)), sizeof(float));
@@ -52,7 +53,8 @@ static dpt_status dropout_backward(dpt__layer *l, const dpt__run *r, float *dx, 
     if (!dx)
         return DPT_OK;
     if (!r->training) {
-        memcpy(dx, dy, (size_t)count * sizeof *dx);
+        if (dx != dy) /* backward may run in place */
+            memcpy(dx, dy, (size_t)count * sizeof *dx);
         return DPT_OK;
     }
     const float *mask = l->state;

@@ -13,6 +13,8 @@ typedef struct {
     float *y;         /* own output buffer (NULL for views) */
     const float *x;   /* input of the last forward */
     const float *out; /* output of the last forward */
+    int dx_at;        /* where backward writes dx: a layer index or a dx_place (plan_backward) */
+    float *dx;        /* that memory; NULL when no dx is needed */
 } layer_io;
 
 struct dpt_model {
@@ -30,7 +32,8 @@ struct dpt_model {
     dpt_model_segment *psegs, *bsegs;
     int npsegs, nbsegs;
 
-    float *pingpong[2]; /* backward: dy and dx alternate between these */
+    float *pingpong[2]; /* backward: gradients that fit nowhere else (plan_backward) */
+    dpt_model_memory memory;
     float *work;
     size_t work_floats;
     float *dlogits;
@@ -38,6 +41,7 @@ struct dpt_model {
 
     int64_t n;
     int training;
+    int backward_ready; /* a forward ran and no backward since: its outputs are intact */
     dpt_backward_hook hook;
     void *hook_ctx;
     dpt_bn_reduce_fn reduce;
@@ -93,14 +97,15 @@ typedef struct {
     int overflow;
 } arena;
 
+/* Every block starts and ends on DPT_ALIGN: its padding counts with it (dpt_model_memory). */
 static void *take(arena *a, size_t count, size_t elsize) {
     const size_t bytes = dpt_size_mul(count, elsize);
-    const size_t at = (a->used + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
-    if (bytes == SIZE_MAX || at > SIZE_MAX - bytes) {
+    const size_t at = a->used;
+    if (bytes == SIZE_MAX || at > SIZE_MAX - DPT_ALIGN - bytes) {
         a->overflow = 1;
         return NULL;
     }
-    a->used = at + bytes;
+    a->used = (at + bytes + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
     return a->base ? a->base + at : NULL;
 }
 
@@ -108,27 +113,98 @@ static size_t max_size(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
+enum dx_place { DX_NONE = -1, DX_PINGPONG0 = -2, DX_PINGPONG1 = -3, DX_DLOGITS = -4 };
+
+/* Where backward writes each layer's input gradient dx (io[i].dx_at), walking down from the
+ * logits gradient: over its own dy when the layer allows it (elementwise layers); else into the
+ * output of a layer above it, which nothing reads once that layer's backward has run (the
+ * smallest that fits, never the logits, which callers may still read); else into one of two
+ * ping-pong buffers, the one not holding dy. pp_floats[] receives what each of those must hold.
+ * fmnist-cnn at 64 rows then needs one ping-pong buffer of its largest layer and one of a
+ * 3136-wide one instead of two of the largest: 5.4 MiB less. */
+static void plan_backward(dpt_model *m, size_t pp_floats[2]) {
+    const int64_t B = m->cfg.max_batch;
+    int logits = m->nlayers - 1; /* the layer whose own buffer holds the logits */
+    while (logits > 0 && m->layers[logits].is_view)
+        logits--;
+    int dy_at = DX_DLOGITS;
+    pp_floats[0] = pp_floats[1] = 0;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        const dpt__layer *l = &m->layers[i];
+        m->io[i].dx_at = DX_NONE;
+        if (l->is_view || !(i > m->first_compute || m->cfg.input_grad))
+            continue; /* a view passes dy through; the first layer needs no dx */
+        const size_t need = (size_t)B * (size_t)dpt_shape_count(&l->in);
+        int at = DX_NONE;
+        if (l->backward_in_place && dy_at != DX_DLOGITS) { /* dlogits is the caller's */
+            at = dy_at;
+        } else {
+            size_t best = SIZE_MAX;
+            for (int j = i + 1; j < logits; j++) {
+                const size_t cap = (size_t)B * (size_t)dpt_shape_count(&m->layers[j].out);
+                if (!m->layers[j].is_view && j != dy_at && cap >= need && cap < best)
+                    best = cap, at = j;
+            }
+        }
+        if (at == DX_NONE) {
+            at = dy_at == DX_PINGPONG0 ? DX_PINGPONG1 : DX_PINGPONG0;
+            size_t *size = &pp_floats[at == DX_PINGPONG0 ? 0 : 1];
+            *size = max_size(*size, need);
+        }
+        m->io[i].dx_at = dy_at = at;
+    }
+}
+
+static float *dx_memory(const dpt_model *m, int at) {
+    switch (at) {
+    case DX_NONE:
+    case DX_DLOGITS:
+        return NULL;
+    case DX_PINGPONG0:
+        return m->pingpong[0];
+    case DX_PINGPONG1:
+        return m->pingpong[1];
+    default:
+        return m->io[at].y;
+    }
+}
+
+/* The arena's bytes by purpose (dpt_model_memory). */
+static size_t taken_since(const arena *a, size_t *mark) {
+    const size_t bytes = a->used - *mark;
+    *mark = a->used;
+    return bytes;
+}
+
 static void carve(dpt_model *m, arena *a) {
     const int64_t B = m->cfg.max_batch;
-    size_t pp = 0, work = 0;
+    size_t work = 0, pp[2], mark = a->used;
+    dpt_model_memory *mem = &m->memory;
+    *mem = (dpt_model_memory){.rows = B};
     m->params = take(a, (size_t)m->nparams, sizeof(float));
     m->grads = take(a, (size_t)m->nparams, sizeof(float));
     m->buffers = take(a, (size_t)m->nbuffers, sizeof(float));
+    mem->parameters = taken_since(a, &mark);
     for (int i = 0; i < m->nlayers; i++) {
         dpt__layer *l = &m->layers[i];
-        const size_t in = (size_t)(B * dpt_shape_count(&l->in));
         const size_t out = (size_t)(B * dpt_shape_count(&l->out));
         m->io[i].y = l->is_view ? NULL : take(a, out, sizeof(float));
+        mem->outputs += taken_since(a, &mark);
         l->state = l->state_bytes ? take(a, l->state_bytes, 1) : NULL;
-        pp = max_size(pp, max_size(in, out));
+        mem->state += taken_since(a, &mark);
         work = max_size(work, l->work_floats);
     }
-    m->pingpong[0] = take(a, pp, sizeof(float));
-    m->pingpong[1] = take(a, pp, sizeof(float));
-    m->work_floats = work;
-    m->work = take(a, max_size(work, 1), sizeof(float));
+    plan_backward(m, pp);
+    m->pingpong[0] = take(a, max_size(pp[0], 1), sizeof(float));
+    m->pingpong[1] = take(a, max_size(pp[1], 1), sizeof(float));
     const dpt__layer *last = &m->layers[m->nlayers - 1];
     m->dlogits = take(a, (size_t)(B * dpt_shape_count(&last->out)), sizeof(float));
+    mem->gradients = taken_since(a, &mark);
+    for (int i = 0; i < m->nlayers; i++)
+        m->io[i].dx = dx_memory(m, m->io[i].dx_at);
+    m->work_floats = work;
+    m->work = take(a, max_size(work, 1), sizeof(float));
+    mem->workspace = taken_since(a, &mark);
 }
 
 /* Views of the flat buffers for every layer's tensors, and the segment tables. */
@@ -402,6 +478,7 @@ dpt_status dpt_model_forward(dpt_model *m, const float *x, int64_t n, int traini
     m->n = n;
     m->training = training != 0;
     m->input_grad = NULL;
+    m->backward_ready = 0;
     const dpt__run r = run_of(m, rng);
     const float *in = x;
     for (int i = 0; i < m->nlayers; i++) {
@@ -416,19 +493,22 @@ dpt_status dpt_model_forward(dpt_model *m, const float *x, int64_t n, int traini
             return st;
         in = m->io[i].out = m->io[i].y;
     }
+    m->backward_ready = 1;
     return DPT_OK;
 }
 
 dpt_status dpt_model_backward(dpt_model *m, const float *dlogits) {
     DPT_ASSERT(dlogits && m->n >= 1);
+    if (!m->backward_ready)
+        return dpt_errorf(DPT_EINVAL, "model: backward without a forward since the last one "
+                                      "(backward writes gradients over the outputs above each layer)");
+    m->backward_ready = 0;
     const dpt__run r = run_of(m, NULL);
     const float *dy = dlogits;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         dpt__layer *l = &m->layers[i];
         if (!l->is_view) {
-            float *dx = NULL;
-            if (i > m->first_compute || m->cfg.input_grad)
-                dx = dy == m->pingpong[0] ? m->pingpong[1] : m->pingpong[0];
+            float *dx = m->io[i].dx;
             dpt_status st = l->ops->backward(l, &r, dx, dy, m->io[i].x, m->io[i].out);
             if (st != DPT_OK)
                 return st;
@@ -559,5 +639,19 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
              "%lld parameters (%.2f MiB), %lld buffer values; MFLOPs are per "
              "sample, forward\n",
              (long long)total, (double)total * 4.0 / (1024.0 * 1024.0), (long long)m->nbuffers);
+    const dpt_model_memory *mem = &m->memory;
+    const double MiB = 1024.0 * 1024.0;
+    dpt__fmt(buf, n, &used,
+             "memory for %lld rows: %.1f MiB = layer outputs %.1f + backward gradients %.1f + "
+             "layer state %.1f + workspace %.1f + parameters, gradients and buffers %.1f\n",
+             (long long)mem->rows,
+             (double)(mem->outputs + mem->gradients + mem->state + mem->workspace +
+                      mem->parameters) / MiB,
+             (double)mem->outputs / MiB, (double)mem->gradients / MiB, (double)mem->state / MiB,
+             (double)mem->workspace / MiB, (double)mem->parameters / MiB);
     return used;
+}
+
+void dpt_model_memory_of(const dpt_model *m, dpt_model_memory *out) {
+    *out = m->memory;
 }

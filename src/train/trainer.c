@@ -121,9 +121,8 @@ static dpt_status build_model(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
     const dpt_dataset *ds = &t->data->train;
     dpt_shape input = dpt__sample_shape(ds);
-    int64_t eval_batch = t->eval.eval_batch;
     dpt_model_cfg mc = {
-        .max_batch = t->micro > eval_batch ? t->micro : eval_batch,
+        .max_batch = dpt_train_model_rows(c, t->g->size),
         .num_classes = ds->K,
         .bn_ghost = c->bn == DPT_BN_GHOST ? c->bn_ghost : 0,
         .seed = c->seed,
@@ -219,12 +218,22 @@ static dpt_status make_schedule(dpt_trainer *t) {
     return dpt_schedule_init(&t->sched, &sc);
 }
 
+/* Rows per forward in training: --micro-batch, else the rank's share of the batch. */
+static int64_t micro_rows(const dpt_train_cfg *c, int ranks) {
+    const int64_t local_max = (c->batch + ranks - 1) / ranks;
+    return c->micro_batch > 0 && c->micro_batch < local_max ? c->micro_batch : local_max;
+}
+
+int64_t dpt_train_model_rows(const dpt_train_cfg *c, int ranks) {
+    const int64_t micro = micro_rows(c, ranks);
+    const int64_t eval = c->eval_batch > 0 ? c->eval_batch : DPT_EVAL_BATCH_DEFAULT;
+    return micro > eval ? micro : eval;
+}
+
 static dpt_status allocate_batch(dpt_trainer *t) {
     const dpt_dataset *ds = &t->data->train;
     int64_t sample = dpt_dataset_sample_numel(ds);
-    int64_t local_max = (t->cfg->batch + t->g->size - 1) / t->g->size;
-    t->micro = t->cfg->micro_batch > 0 && t->cfg->micro_batch < local_max ? t->cfg->micro_batch
-                                                                          : local_max;
+    t->micro = micro_rows(t->cfg, t->g->size);
     t->x = dpt_alloc_aligned(dpt_size_mul((size_t)(t->micro * sample), sizeof(float)));
     t->soft = dpt_alloc_aligned(dpt_size_mul((size_t)(t->micro * ds->K), sizeof(float)));
     t->labels = malloc((size_t)t->micro * sizeof(int32_t));

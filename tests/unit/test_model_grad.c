@@ -160,8 +160,12 @@ static void check_model(int64_t ghost, int training) {
     memcpy(g, dpt_model_grads(t.m, &np), (size_t)np * sizeof *g);
     memcpy(dx, dpt_model_input_grad(t.m), sizeof t.x);
 
-    /* accumulation: a second backward adds the same gradients again (a kernel may fold the old
-     * value into its sum, so equal up to the rounding of sums of a few dozen terms) */
+    /* one backward per forward: the first wrote gradients over outputs the second would read */
+    assert_int_equal(dpt_model_backward(t.m, dl), DPT_EINVAL);
+    /* accumulation: the same forward again, and a second backward adds the same gradients again
+     * (a kernel may fold the old value into its sum, so equal up to the rounding of sums of a few
+     * dozen terms) */
+    (void)net_loss(&t);
     assert_int_equal(dpt_model_backward(t.m, dl), DPT_OK);
     float *g2 = malloc((size_t)np * sizeof *g2);
     assert_non_null(g2);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "dpt/model.h"
+#include "dpt/tensor.h"
 
 static dpt_shape shape3(int64_t a, int64_t b, int64_t c) {
     return dpt_shape_make(3, (int64_t[]){a, b, c});
@@ -94,6 +95,39 @@ static void test_fmnist_cnn_param_count(void **state) {
 }
 
 /* The other presets on the inputs they are meant for. */
+/* The memory backward needs besides the layer outputs, by hand for fmnist-cnn at 64 rows. Walking
+ * down: dense(10)'s dx (128 wide) takes ping-pong buffer 0, dropout and relu run in place,
+ * dense(128)'s dx (3136) takes buffer 1, the second pool's dx (64x14x14) buffer 0, batch norm in
+ * place, conv 4's dx lands in batch norm 4's output and conv 3's in batch norm 3's (both dead by
+ * then, 64x14x14 each), the first pool's dx (32x28x28) fits no dead output and grows buffer 0,
+ * conv 2's dx lands in batch norm 2's output, and conv 1 needs none. Buffers: 32x28x28 and 3136
+ * wide, and dlogits (10), each 64-byte aligned. Two buffers of the largest layer would be 12.25
+ * MiB; this is 6.9 MiB. */
+static size_t aligned(size_t bytes) {
+    return (bytes + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
+}
+
+static void test_fmnist_cnn_backward_memory(void **state) {
+    (void)state;
+    const int64_t rows = 64;
+    dpt_model_cfg cfg = {.max_batch = rows, .num_classes = 10, .seed = 7};
+    dpt_model *m = NULL;
+    assert_int_equal(dpt_model_create(&m, "fmnist-cnn", shape3(1, 28, 28), &cfg), DPT_OK);
+    dpt_model_memory mem;
+    dpt_model_memory_of(m, &mem);
+    assert_int_equal(mem.rows, rows);
+    const size_t f = sizeof(float);
+    assert_int_equal(mem.gradients, aligned(rows * 32 * 28 * 28 * f) + aligned(rows * 3136 * f) +
+                                        aligned(rows * 10 * f));
+    /* outputs: every layer but flatten and the four ReLUs fused into their batch norms; the ReLU
+     * after dense(128) is a layer of its own */
+    const size_t outputs = 4 * aligned(rows * 32 * 28 * 28 * f) + aligned(rows * 32 * 14 * 14 * f) +
+                           4 * aligned(rows * 64 * 14 * 14 * f) + aligned(rows * 64 * 7 * 7 * f) +
+                           3 * aligned(rows * 128 * f) + aligned(rows * 10 * f);
+    assert_int_equal(mem.outputs, outputs);
+    dpt_model_destroy(m);
+}
+
 static void test_preset_param_counts(void **state) {
     (void)state;
     struct {
@@ -328,6 +362,7 @@ static void test_init(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmnist_cnn_param_count),
+        cmocka_unit_test(test_fmnist_cnn_backward_memory),
         cmocka_unit_test(test_preset_param_counts),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_errors_name_the_token),
