@@ -6,6 +6,8 @@ src=${DPT_SOURCE_DIR:?}
 mpirun=${MPIEXEC:-mpirun}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
 export DPT_DATA_PATH=$src
+# scripts/test.sh --sanitize sets DPT_TEST_CLI_KERNEL=im2col (why: there)
+[ -n "${DPT_TEST_CLI_KERNEL:-}" ] && export DPT_KERNEL=$DPT_TEST_CLI_KERNEL
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0 passed=0
