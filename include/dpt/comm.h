@@ -181,7 +181,8 @@ dpt_status dpt_node_buffer_init(dpt_node_buffer *b, const dpt_group *g);
  * cannot be created for another reason. */
 dpt_status dpt_node_buffer_alloc(dpt_node_buffer *b, size_t bytes);
 /* Collective over b->node: MPI_Win_sync, a barrier, MPI_Win_sync (the MPI-3 shared-memory
- * synchronization), so the leader's writes are visible to every rank of the node. */
+ * synchronization), so the leader's writes are visible to every rank of the node; the others
+ * then map every page (so each rank's PSS holds its share of the copy from the start). */
 dpt_status dpt_node_buffer_publish(dpt_node_buffer *b);
 /* Collective over b->node (MPI_Win_free, MPI_Comm_free). Safe after a failed or no init (a
  * zeroed struct). */

@@ -95,14 +95,14 @@ static void test_fmnist_cnn_param_count(void **state) {
 }
 
 /* The other presets on the inputs they are meant for. */
-/* The memory backward needs besides the layer outputs, by hand for fmnist-cnn at 64 rows. Walking
- * down: dense(10)'s dx (128 wide) takes ping-pong buffer 0, dropout and relu run in place,
- * dense(128)'s dx (3136) takes buffer 1, the second pool's dx (64x14x14) buffer 0, batch norm in
- * place, conv 4's dx lands in batch norm 4's output and conv 3's in batch norm 3's (both dead by
- * then, 64x14x14 each), the first pool's dx (32x28x28) fits no dead output and grows buffer 0,
- * conv 2's dx lands in batch norm 2's output, and conv 1 needs none. Buffers: 32x28x28 and 3136
- * wide, and dlogits (10), each 64-byte aligned. Two buffers of the largest layer would be 12.25
- * MiB; this is 6.9 MiB. */
+/* The memory backward needs besides the layer blocks, by hand for fmnist-cnn at 64 rows. Walking
+ * down: dense(10)'s dx (128 wide) has no finished layer above it to use and takes ping-pong
+ * buffer 0; dropout and relu run in place; dense(128)'s dx (3136) does not fit in the blocks of
+ * relu and dropout (3 x 128 wide with the mask) and takes buffer 1; the second pool's dx (64x14x14)
+ * does not fit in those of dense, relu and dropout and grows buffer 0 to 12544; from there on
+ * every dx fits in the finished blocks above its layer (the batch norms run in place). Buffers:
+ * 12544 and 3136 floats per row, and dlogits (10), each 64-byte aligned: 4.0 MiB, where two
+ * ping-pong buffers of the largest layer (32x28x28) would be 12.25 MiB. */
 static size_t aligned(size_t bytes) {
     return (bytes + DPT_ALIGN - 1) / DPT_ALIGN * DPT_ALIGN;
 }
@@ -117,7 +117,7 @@ static void test_fmnist_cnn_backward_memory(void **state) {
     dpt_model_memory_of(m, &mem);
     assert_int_equal(mem.rows, rows);
     const size_t f = sizeof(float);
-    assert_int_equal(mem.gradients, aligned(rows * 32 * 28 * 28 * f) + aligned(rows * 3136 * f) +
+    assert_int_equal(mem.gradients, aligned(rows * 64 * 14 * 14 * f) + aligned(rows * 3136 * f) +
                                         aligned(rows * 10 * f));
     /* outputs: every layer but flatten and the four ReLUs fused into their batch norms; the ReLU
      * after dense(128) is a layer of its own */
