@@ -81,12 +81,12 @@ stop_rank() {
     pass_if $? "$name: exit status $rc, wanted non-zero"
     local host limit=$limit_s
     host=$(hostname)
-    # Almost always the stop lands in a step; rarely in the epoch's end, at an error agreement,
-    # whose timeout is 10 s: the same roll call, later.
-    grep -qE "^dptrain: error: rank $rank \(host $host\) did not reach (step [0-9]+'s [a-z -]+ within $timeout_s s|the error agreement within 10 s); stopping every rank$" \
+    # Almost always the stop lands in a step's collectives; rarely at an error agreement (in a
+    # step, or at the epoch's end), whose timeout is 10 s: the same roll call, later.
+    grep -qE "^dptrain: error: rank $rank \(host $host\) did not reach (step [0-9]+'s [a-z -]+ within $timeout_s s|(step [0-9]+'s|the) error agreement within 10 s); stopping every rank$" \
         "$out.log"
     pass_if $? "$name: no line naming rank $rank: $(grep -m3 'error' "$out.log")"
-    grep -q "the error agreement" "$out.log" && limit=$((limit_s + 10))
+    grep -q "error agreement within 10 s" "$out.log" && limit=$((limit_s + 10))
     [ "$waited" -le "$limit" ]
     pass_if $? "$name: the job ended $waited s after the stop, wanted <= $limit s"
     [ "$(grep -c '^dptrain: error:' "$out.log")" = 1 ]
