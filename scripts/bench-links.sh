@@ -4,8 +4,8 @@
 # 1. allreduce: tests/bench/bench_allreduce's MPI_Allreduce latency (4 B .. 16 MiB) over shared
 #    memory (1 host, 2 and 4 ranks) and over TCP between emulated hosts (scripts/cluster.sh:
 #    2 hosts x 1 rank unshaped, at 10 Gbit/s and at 1 Gbit/s, and 2 hosts x 2 ranks at 1 Gbit/s),
-#    and the ring model T(n) = 2(p-1) alpha + 2(p-1)/p n/beta fitted to each (least squares on the
-#    relative error, so that 4-byte and 16-MiB points weigh alike): alpha, beta, the worst misfit.
+#    and the ring model T(n) = 2(p-1) alpha + 2(p-1)/p n/beta fitted to each (alpha from the small
+#    messages, beta from the large ones): alpha, beta, the worst misfit.
 # 2. train: fmnist-cnn and lenet5, 2 ranks at batch 64 per rank, over shared memory and over 2
 #    hosts x 1 rank at 10 and 1 Gbit/s, with gradient overlap on (default buckets, and 0.5 MiB
 #    buckets: --bucket-mb 0.5) and off (--no-overlap): median
@@ -56,18 +56,22 @@ launch() {
     fi
 }
 
-# fit FILE NP: alpha (us) and beta (MB/s) of the ring model from "bytes latency_us" lines
+# fit FILE NP: alpha (us) and beta (MB/s) of the ring model from "bytes latency_us" lines, in two
+# regimes as Hockney fits do: alpha from the messages of at most 1 KiB (their median latency),
+# beta from those of at least 1 MiB (least squares through the alpha term), then the worst
+# relative misfit over all sizes (the eager/rendezvous switch in between is not in the model)
 fit() {
     awk -v p="$2" '
     { n[NR] = $1; t[NR] = $2 }
     END {
-        # minimize sum ((a + b n)/t - 1)^2 over a, b: 2x2 normal equations
-        for (i = 1; i <= NR; i++) {
-            u = 1 / t[i]; v = n[i] / t[i]
-            suu += u * u; suv += u * v; svv += v * v; su += u; sv += v
+        k = 0
+        for (i = 1; i <= NR; i++) if (n[i] <= 1024) { # insertion sort (mawk has no asort)
+            v = t[i]; for (j = k; j >= 1 && small[j] > v; j--) small[j + 1] = small[j]
+            small[j + 1] = v; k++
         }
-        det = suu * svv - suv * suv
-        a = (su * svv - sv * suv) / det; b = (suu * sv - suv * su) / det
+        a = small[int((k + 1) / 2)]
+        for (i = 1; i <= NR; i++) if (n[i] >= 1048576) { snn += n[i] * n[i]; snt += n[i] * (t[i] - a) }
+        b = snt / snn
         alpha = a / (2 * (p - 1)); beta = 2 * (p - 1) / p / b # bytes/us = MB/s
         worst = 0
         for (i = 1; i <= NR; i++) {

@@ -287,7 +287,7 @@ static const dpt_cli_option train_table[] = {
     {"--bn", "MODE", DPT_OPT_CUSTOM, 0, 0, 0, "batch norm statistics: local, sync, ghost:G "
      "[local]", parse_bn},
     {"--bucket-mb", "MB", DPT_OPT_DOUBLE, FIELD(bucket_mb), 1e-6, 1e4,
-     "gradient allreduce bucket size [25]", NULL},
+     "gradient allreduce bucket size [a quarter of the gradient, 0.5 to 25]", NULL},
     {"--no-overlap", NULL, DPT_OPT_FLAG, FIELD(no_overlap), 0, 0,
      "one blocking allreduce after backward instead of overlapped buckets", NULL},
     {"--deterministic", NULL, DPT_OPT_FLAG, FIELD(deterministic), 0, 0,

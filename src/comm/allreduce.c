@@ -42,6 +42,13 @@ static dpt_status check_segments(const dpt_comm_segment *segs, int n_segs, int64
     return DPT_OK;
 }
 
+int64_t dpt_bucket_bytes_default(int64_t grad_bytes) {
+    const int64_t quarter = grad_bytes / 4;
+    return quarter < DPT_BUCKET_BYTES_MIN_DEFAULT ? DPT_BUCKET_BYTES_MIN_DEFAULT
+           : quarter > DPT_BUCKET_BYTES_DEFAULT   ? DPT_BUCKET_BYTES_DEFAULT
+                                                  : quarter;
+}
+
 dpt_status dpt_bucketer_init(dpt_bucketer *b, const dpt_group *g, float *grad, int64_t n,
                              const dpt_comm_segment *segs, int n_segs,
                              const dpt_bucketer_cfg *cfg) {
@@ -61,7 +68,8 @@ dpt_status dpt_bucketer_init(dpt_bucketer *b, const dpt_group *g, float *grad, i
     b->n = n;
     b->n_segs = n_segs;
     b->blocking = cfg->blocking != 0;
-    b->bucket_bytes = cfg->bucket_bytes ? cfg->bucket_bytes : DPT_BUCKET_BYTES_DEFAULT;
+    b->bucket_bytes =
+        cfg->bucket_bytes ? cfg->bucket_bytes : dpt_bucket_bytes_default(n * (int64_t)sizeof(float));
     b->scale = 1.0f;
 
     size_t ns = (size_t)n_segs;

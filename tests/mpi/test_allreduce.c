@@ -146,7 +146,7 @@ static void run_case(fixture *f, int64_t cap_bytes, int blocking, enum order ord
     CHECK(st == DPT_OK, "%s: init: %s", name, dpt_last_error());
     if (st != DPT_OK)
         return;
-    int64_t cap = cap_bytes ? cap_bytes : DPT_BUCKET_BYTES_DEFAULT;
+    int64_t cap = cap_bytes ? cap_bytes : dpt_bucket_bytes_default(f->n * 4);
     check_buckets(&b, f, cap, name);
     if (cap_bytes == 1)
         CHECK(b.n_buckets == N_SEGS, "%s: %d buckets for a cap below every segment", name,
@@ -235,13 +235,25 @@ static void test_bad_init(fixture *f) {
     dpt_bucketer_free(&b);
 }
 
+/* The default cap, by hand: a quarter of the gradient within [512 KiB, 25 MiB]. */
+static void test_default_cap(void) {
+    const int64_t fmnist_cnn = 468010 * 4, big = 25600000LL * 4;
+    CHECK(dpt_bucket_bytes_default(fmnist_cnn) == 512 << 10, "fmnist-cnn: %lld",
+          (long long)dpt_bucket_bytes_default(fmnist_cnn));
+    CHECK(dpt_bucket_bytes_default(61706 * 4) == 512 << 10, "lenet5: one bucket");
+    CHECK(dpt_bucket_bytes_default(8 << 20) == 2 << 20, "8 MiB: a quarter");
+    CHECK(dpt_bucket_bytes_default(big) == 25 << 20, "25.6 M parameters: %lld",
+          (long long)dpt_bucket_bytes_default(big));
+}
+
 int main(int argc, char **argv) {
     int W = mpi_check_init(&argc, &argv);
+    test_default_cap();
     for (int G = 1; G <= 2; G++) {
         fixture f;
         fixture_init(&f, W, G);
         /* 1 byte: below every segment; 4 KiB and 64 KiB: several segments per bucket; 600 KiB:
-         * just above the 512 KiB dense weight; n*4+1 and 0 (25 MiB): above the whole buffer. */
+         * just above the 512 KiB dense weight; n*4+1: above the whole buffer; 0: the default. */
         const int64_t caps[] = {1, 4096, 65536, 600 << 10, f.n * 4 + 1, 0};
         for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++)
             for (int o = BACKWARD; o <= NONE; o++)
