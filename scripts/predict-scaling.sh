@@ -4,7 +4,7 @@
 #   efficiency without overlap  E = t_step / (t_step + T_allreduce)
 #   with ideal overlap          E = t_step / (t_step + max(0, T_allreduce - backward share * t_step))
 # where t_step is one rank's compute time per step (forward + backward + optimizer).
-#   scripts/predict-scaling.sh --step-ms T --params N [--backward F] [--bucket-mb B] \
+#   scripts/predict-scaling.sh --step-ms T --params N [--backward F] [--bucket-mb B (dptrain's)] \
 #       --link NAME:ALPHA_US:BETA_MBPS [--link ...] [--ranks "8 16 ... 1024"]
 # Prints one markdown table: a row per link and rank count, the allreduce time and both
 # efficiencies. bench-links.sh calls it with the values it measured and fitted.
@@ -14,7 +14,7 @@ usage() {
         "--link NAME:ALPHA_US:BETA_MBPS ... [--ranks LIST]" >&2
     exit 2
 }
-step_ms="" params="" backward=0.6 bucket_mb=25 ranks="2 4 8 16 32 64 128 256 512 1024" links=()
+step_ms="" params="" backward=0.6 bucket_mb="" ranks="2 4 8 16 32 64 128 256 512 1024" links=()
 while [ $# -gt 0 ]; do
     case $1 in
     --step-ms) step_ms=$2; shift 2 ;;
@@ -27,6 +27,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$step_ms" ] && [ -n "$params" ] && [ ${#links[@]} -gt 0 ] || usage
+# dptrain's default bucket (dpt_bucket_bytes_default): a quarter of the gradient, 0.5 to 25 MiB
+[ -n "$bucket_mb" ] || bucket_mb=$(awk -v n="$params" 'BEGIN { q = n * 4 / 4 / 1048576
+    print (q < 0.5 ? 0.5 : (q > 25 ? 25 : q)) }')
 echo "| link | ranks | allreduce (ms) | efficiency, no overlap | efficiency, overlap |"
 echo "|---|---|---|---|---|"
 for l in "${links[@]}"; do
