@@ -242,8 +242,9 @@ static void test_default_cap(void) {
           (long long)dpt_bucket_bytes_default(fmnist_cnn));
     CHECK(dpt_bucket_bytes_default(61706 * 4) == 512 << 10, "lenet5: one bucket");
     CHECK(dpt_bucket_bytes_default(8 << 20) == 2 << 20, "8 MiB: a quarter");
-    CHECK(dpt_bucket_bytes_default(big) == 25 << 20, "25.6 M parameters: %lld",
+    CHECK(dpt_bucket_bytes_default(big) == big / 4, "25.6 M parameters (24.4 MiB): %lld",
           (long long)dpt_bucket_bytes_default(big));
+    CHECK(dpt_bucket_bytes_default(4 * big) == 25 << 20, "102.4 M parameters: the 25 MiB cap");
 }
 
 int main(int argc, char **argv) {
