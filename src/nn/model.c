@@ -21,7 +21,7 @@ typedef struct {
     float *y;         /* own output buffer (NULL for views) */
     const float *x;   /* input of the last forward */
     const float *out; /* output of the last forward */
-    dx_place dx_place; /* where backward writes dx (plan_backward) */
+    dx_place dx_at;    /* where backward writes dx (plan_backward) */
     float *dx;         /* that memory; NULL when no dx is needed */
 } layer_io;
 
@@ -130,7 +130,7 @@ static size_t max_size(size_t a, size_t b) {
  * top of the part above dy, else of the part below it, which keeps the low end free to join the
  * next layer's block. Else into the ping-pong buffer that does not hold dy; pp_floats[] receives
  * what each must hold. fmnist-cnn at 64 rows needs buffers of 12544 and 3136 floats per row
- * instead of two of its largest layer (25088): 8.3 MiB less. The logits stay valid. */
+ * instead of two of its largest layer (25088): 8.4 MiB less. The logits stay valid. */
 static void plan_backward(dpt_model *m, const size_t *block_start, size_t pp_floats[2]) {
     const int64_t B = m->cfg.max_batch;
     int logits = m->nlayers - 1; /* the layer whose own buffer holds the logits */
@@ -142,7 +142,7 @@ static void plan_backward(dpt_model *m, const size_t *block_start, size_t pp_flo
     pp_floats[0] = pp_floats[1] = 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         const dpt__layer *l = &m->layers[i];
-        m->io[i].dx_place = (dx_place){.kind = DX_NONE};
+        m->io[i].dx_at = (dx_place){.kind = DX_NONE};
         if (l->is_view)
             continue; /* passes dy through */
         for (int j = i + 1; j < logits; j++) /* their backward has run */
@@ -180,7 +180,7 @@ static void plan_backward(dpt_model *m, const size_t *block_start, size_t pp_flo
         DPT_ASSERT(dx.kind != DX_ARENA || (dx.off >= lo && dx.off + dx.len <= hi));
         DPT_ASSERT(dx.kind != DX_ARENA || dy.kind != DX_ARENA || l->backward_in_place ||
                    dx.off + dx.len <= dy.off || dy.off + dy.len <= dx.off);
-        m->io[i].dx_place = dy = dx;
+        m->io[i].dx_at = dy = dx;
     }
 }
 
@@ -231,7 +231,7 @@ static void carve(dpt_model *m, arena *a) {
     m->dlogits = take(a, (size_t)(B * dpt_shape_count(&last->out)), sizeof(float));
     mem->gradients = taken_since(a, &mark);
     for (int i = 0; i < m->nlayers; i++)
-        m->io[i].dx = dx_memory(m, a->base, m->io[i].dx_place);
+        m->io[i].dx = dx_memory(m, a->base, m->io[i].dx_at);
     m->work_floats = work;
     m->work = take(a, max_size(work, 1), sizeof(float));
     mem->workspace = taken_since(a, &mark);
