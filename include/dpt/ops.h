@@ -21,6 +21,9 @@ void dpt_sgemm(dpt_gemm_backend be, int trans_a, int trans_b, int64_t M, int64_t
                float *C, int64_t ldc);
 /* Pins OpenBLAS to one thread (one rank per core); called once at start-up, idempotent. */
 void dpt_gemm_init(void);
+/* The CPU kernel set OpenBLAS runs ("Haswell", "SkylakeX", ...; OPENBLAS_CORETYPE forces one):
+ * sgemm results differ in the last bits between them. */
+const char *dpt_gemm_core(void);
 
 /* ---- dense: y = x W^T + b   x: (N, K)  w: (O, K)  b: (O)  y: (N, O) --------------------------
  * (K, not I, for the inputs: cblas.h includes <complex.h>, whose macro I would break a prototype) */

@@ -16,6 +16,11 @@ void dpt_gemm_init(void) {
         openblas_set_num_threads(1);
 }
 
+const char *dpt_gemm_core(void) {
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
 /* C = beta*C for K == 0 (BLAS semantics: C is not read when beta == 0). */
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
     for (int64_t i = 0; i < M; i++)

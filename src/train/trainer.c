@@ -15,6 +15,7 @@
 #include "dpt/checkpoint.h"
 #include "dpt/conv.h"
 #include "dpt/loss.h"
+#include "dpt/ops.h"
 #include "dpt/metrics_log.h"
 #include "dpt/run_dir.h"
 #include "dpt/noise_scale.h"
@@ -139,6 +140,17 @@ static dpt_status build_model(dpt_trainer *t) {
     /* Identical seeding on every rank; verified, so a replica can never start apart. */
     st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, t->params,
                               (size_t)t->n_params * sizeof(float), "initial parameters");
+    if (st == DPT_OK && c->deterministic) {
+        /* Bit-identical replicas and results need the same arithmetic on every rank: a rank on
+         * other OpenBLAS kernels (another CPU, another OPENBLAS_CORETYPE) or another convolution
+         * kernel (DPT_KERNEL) rounds differently, and its replica's hash would still match. */
+        char kernels[192];
+        snprintf(kernels, sizeof kernels, "OpenBLAS %s, convolution %s", dpt_gemm_core(),
+                 dpt_conv_default_description());
+        st = dpt_group_check_same(t->g, DPT_SCOPE_GROUP, kernels, strlen(kernels),
+                                  "--deterministic: the OpenBLAS core (OPENBLAS_CORETYPE) or "
+                                  "the convolution kernel (DPT_KERNEL)");
+    }
     if (st != DPT_OK)
         return st;
 

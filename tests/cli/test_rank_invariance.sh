@@ -71,5 +71,21 @@ for np in 2 4; do
     same_losses sync-bn $np
 done
 same_losses micro-lenet5 0 # np0: the copy of the unaccumulated run
+
+# --deterministic needs the same arithmetic on every rank: a rank on other OpenBLAS kernels or
+# another convolution kernel is refused at start-up, naming the rank, instead of training with
+# replicas that round differently.
+for env in OPENBLAS_CORETYPE=Sandybridge DPT_KERNEL=ref; do
+    cat >"$tmp/rank1_env.sh" <<EOS
+#!/bin/sh
+[ "\$OMPI_COMM_WORLD_RANK" = 1 ] && export $env
+exec "$dptrain" "\$@"
+EOS
+    chmod +x "$tmp/rank1_env.sh"
+    check "deterministic refuses rank 1 with $env" fail \
+        "^dptrain: error: .*--deterministic: the OpenBLAS core \(OPENBLAS_CORETYPE\) or the convolution kernel \(DPT_KERNEL\) differs between ranks: rank 1 differs from rank 0" \
+        "$mpirun" -np 2 --oversubscribe "$tmp/rank1_env.sh" train --data sample --model lenet5 \
+        --batch 32 --micro-batch 8 --deterministic --max-steps 2 --epochs 1 --no-progress
+done
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]
