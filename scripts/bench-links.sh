@@ -105,6 +105,29 @@ if [ "$only" != train ]; then
     echo
 fi
 
+med() { sort -g "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# measure MODEL LINK NP BATCH [OPTIONS...]: $runs runs; sets the medians ips (images/s), wait (%),
+# ms (allreduce wait per step) and bwd (backward's share of forward + backward + optimizer)
+measure() {
+    local model=$1 name=$2 np=$3 batch=$4 r
+    shift 4
+    : >"$tmp/ips" && : >"$tmp/wait" && : >"$tmp/ms" && : >"$tmp/bwd"
+    for r in $(seq "$runs"); do
+        launch "$name" "$np" 1 "$dptrain" train --data "$data" --model "$model" --batch "$batch" \
+            --max-steps "$steps" --epochs 1 --test-samples 256 --profile --no-progress --quiet \
+            "$@" >"$tmp/run.log" 2>&1 ||
+            { echo "training failed ($model, $name, $np ranks, $*):"; tail -n 5 "$tmp/run.log"; exit 1; }
+        sed -n 's/.* \([0-9.]*\) images\/s.*/\1/p' "$tmp/run.log" | tail -n 1 >>"$tmp/ips"
+        # the profile's lines: "allreduce wait 0.416 69.2%", "backward 0.103 17.2%"
+        awk -v s="$steps" '/allreduce wait/ { print $NF + 0 >>"'"$tmp/wait"'"; print 1000 * $(NF - 1) / s >>"'"$tmp/ms"'" }
+            $1 == "forward" || $1 == "backward" || $1 == "optimizer" { t[$1] = $2 }
+            END { d = t["forward"] + t["backward"] + t["optimizer"]; if (d > 0) print t["backward"] / d >>"'"$tmp/bwd"'" }' \
+            "$tmp/run.log"
+    done
+    ips=$(med "$tmp/ips") wait=$(med "$tmp/wait") ms=$(med "$tmp/ms") bwd=$(med "$tmp/bwd")
+}
+
 if [ "$only" != allreduce ]; then
     data=${DPT_DATA:-fashion-mnist}
     echo "## Training: 2 ranks, batch 64 per rank, $steps steps, median of $runs runs"
@@ -112,40 +135,20 @@ if [ "$only" != allreduce ]; then
     echo "| model | link | overlap | images/s | vs shm, overlap on | allreduce wait | wait per step (ms) |"
     echo "|---|---|---|---|---|---|---|"
     for model in fmnist-cnn lenet5; do
+        link shm
+        measure "$model" shm 1 64 # 1 rank at batch 64: the compute alone
+        echo "| $model | 1 rank | - | $ips | - | - | - |"
+        echo "$model $ips $bwd" >>"$tmp/one"
         base=""
-        for name in one shm 10gbit 1gbit; do
-            [ "$name" = one ] && link shm || link "$name"
+        for name in shm 10gbit 1gbit; do
+            link "$name"
             for overlap in on "on, ${small_mb} MiB buckets" off; do
-                flag=() np=2 batch=128
-                [ "$overlap" = off ] && flag=(--no-overlap)
-                [ "$overlap" != on ] && [ "$overlap" != off ] && flag=(--bucket-mb "$small_mb")
-                if [ "$name" = one ]; then # 1 rank at batch 64: the compute alone
-                    [ "$overlap" != on ] && continue
-                    np=1 batch=64 name=shm
-                fi
-                : >"$tmp/ips" && : >"$tmp/wait" && : >"$tmp/ms" && touch "$tmp/bwd"
-                for r in $(seq "$runs"); do
-                    launch "$name" $np 1 "$dptrain" train --data "$data" --model "$model" --batch $batch \
-                        --max-steps "$steps" --epochs 1 --test-samples 256 --profile --no-progress \
-                        --quiet "${flag[@]}" >"$tmp/run.log" 2>&1 ||
-                        { echo "training failed ($model, $name, overlap $overlap):"; tail -n 5 "$tmp/run.log"; exit 1; }
-                    sed -n 's/.* \([0-9.]*\) images\/s.*/\1/p' "$tmp/run.log" | tail -n 1 >>"$tmp/ips"
-                    awk '/allreduce wait/ { print $(NF) }' "$tmp/run.log" | tr -d % >>"$tmp/wait"
-                    awk -v s="$steps" '/allreduce wait/ { print 1000 * $(NF - 1) / s }' "$tmp/run.log" >>"$tmp/ms"
-                    # compute shares of a 1-rank run: "backward 0.103 17.2%"
-                    [ $np = 1 ] && awk '$1 == "forward" || $1 == "backward" || $1 == "optimizer" {
-                        s[$1] = $2 } END { print s["backward"] / (s["forward"] + s["backward"] + s["optimizer"]) }' \
-                        "$tmp/run.log" >>"$tmp/bwd"
-                done
-                med() { sort -g "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-                ips=$(med "$tmp/ips") wait=$(med "$tmp/wait") ms=$(med "$tmp/ms")
-                if [ $np = 1 ]; then
-                    echo "| $model | 1 rank | - | $ips | - | - | - |"
-                    echo "$model $ips $(med "$tmp/bwd")" >>"$tmp/one"
-                    : >"$tmp/bwd"
-                    name=one
-                    continue
-                fi
+                case $overlap in
+                on) flag=() ;;
+                off) flag=(--no-overlap) ;;
+                *) flag=(--bucket-mb "$small_mb") ;;
+                esac
+                measure "$model" "$name" 2 128 "${flag[@]}"
                 [ -z "$base" ] && base=$ips
                 echo "| $model | $name | $overlap | $ips | $(awk -v a="$ips" -v b="$base" 'BEGIN { printf "%.2f", a / b }') | $wait % | $(printf %.2f "$ms") |"
             done
@@ -156,10 +159,8 @@ fi
 # 3. predictions from the fits and the 1-rank compute time measured above
 if [ -z "$only" ]; then
     read -r _ ips bwd <<<"$(grep '^fmnist-cnn ' "$tmp/one")"
-    params=$("$dptrain" train --data "${DPT_DATA:-fashion-mnist}" --model fmnist-cnn --print-model |
-        awk '$1 == "total" { print $2 }')
-    mflops=$("$dptrain" train --data "${DPT_DATA:-fashion-mnist}" --model fmnist-cnn --print-model |
-        awk '$1 == "total" { print $3 }')
+    read -r params mflops <<<"$("$dptrain" train --data "${DPT_DATA:-fashion-mnist}" \
+        --model fmnist-cnn --print-model | awk '$1 == "total" { print $2, $3 }')"
     links=()
     while read -r name np alpha beta; do
         case "$name $np" in "shm 4" | "10gbit 2" | "1gbit 2") links+=(--link "$name:$alpha:$beta") ;; esac
