@@ -31,8 +31,10 @@ struct dpt_model {
     int npsegs, nbsegs;
 
     float *pingpong[2]; /* backward: dy and dx alternate between these */
-    float *work;
-    size_t work_floats;
+    float *work;        /* threads x work_floats: one scratch per thread */
+    size_t work_floats; /* per thread, a multiple of 16 (every thread's scratch 64-byte aligned) */
+    dpt_pool *pool;     /* NULL: one thread */
+    int threads;
     float *dlogits;
     const float *input_grad;
 
@@ -82,6 +84,31 @@ void dpt__layer_init_kaiming(dpt__layer *l, dpt_rng_key key) {
     }
 }
 
+/* ---- threads ----------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    dpt__range_fn fn;
+    void *ctx;
+    int64_t count, block;
+} range_job;
+
+static void range_unit(void *ctx, int64_t unit, int thread) {
+    const range_job *j = ctx;
+    const int64_t start = unit * j->block;
+    j->fn(j->ctx, start, j->count - start < j->block ? j->count - start : j->block, thread);
+}
+
+void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx) {
+    DPT_ASSERT(count >= 0 && block >= 1);
+    range_job j = {.fn = fn, .ctx = ctx, .count = count, .block = block};
+    dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
+}
+
+float *dpt__work(const dpt__run *r, int thread) {
+    return r->work + (size_t)thread * r->work_floats;
+}
+
 /* ---- the arena ----------------------------------------------------------------------------------
  */
 
@@ -125,8 +152,8 @@ static void carve(dpt_model *m, arena *a) {
     }
     m->pingpong[0] = take(a, pp, sizeof(float));
     m->pingpong[1] = take(a, pp, sizeof(float));
-    m->work_floats = work;
-    m->work = take(a, max_size(work, 1), sizeof(float));
+    m->work_floats = (max_size(work, 1) + 15) / 16 * 16;
+    m->work = take(a, dpt_size_mul(m->work_floats, (size_t)m->threads), sizeof(float));
     const dpt__layer *last = &m->layers[m->nlayers - 1];
     m->dlogits = take(a, (size_t)(B * dpt_shape_count(&last->out)), sizeof(float));
 }
@@ -200,6 +227,9 @@ static dpt_status check_input(dpt_shape input, const dpt_model_cfg *cfg) {
                           (long long)cfg->max_batch);
     if (cfg->num_classes < 0 || cfg->bn_ghost < 0)
         return dpt_errorf(DPT_EINVAL, "model: negative class count or ghost batch size");
+    if (cfg->threads < 0 || cfg->threads > DPT_POOL_MAX_THREADS)
+        return dpt_errorf(DPT_EINVAL, "model: thread count %d is not in [1, %d]", cfg->threads,
+                          DPT_POOL_MAX_THREADS);
     int64_t numel;
     return dpt_shape_numel(&input, &numel);
 }
@@ -229,7 +259,8 @@ static dpt_status infer_all(dpt_model *m) {
     const dpt__build b = {.max_batch = m->cfg.max_batch,
                           .num_classes = m->cfg.num_classes,
                           .bn_ghost = m->cfg.bn_ghost,
-                          .conv = m->conv};
+                          .conv = m->conv,
+                          .threads = m->threads};
     dpt_shape in = m->input;
     for (int i = 0; i < m->nlayers; i++) {
         dpt__layer *l = &m->layers[i];
@@ -326,6 +357,7 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
         return dpt_errorf(DPT_ENOMEM, "model: cannot allocate");
     m->cfg = *cfg;
     m->input = input;
+    m->threads = cfg->threads > 1 ? cfg->threads : 1;
     dpt_gemm_init();
     m->conv = dpt_conv_default();
     if ((st = dpt__spec_parse(preset ? preset : spec, &m->layers, &m->nlayers)) != DPT_OK)
@@ -354,6 +386,8 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
     a = (arena){.base = m->arena};
     carve(m, &a);
     bind_views(m);
+    if (m->threads > 1 && (st = dpt_pool_create(&m->pool, m->threads)) != DPT_OK)
+        goto fail;
     dpt_model_init(m, cfg->seed, cfg->member);
     *out = m;
     return DPT_OK;
@@ -365,6 +399,7 @@ fail:
 void dpt_model_destroy(dpt_model *m) {
     if (!m)
         return;
+    dpt_pool_destroy(m->pool);
     dpt_free_aligned(m->arena);
     free(m->layers);
     free(m->io);
@@ -390,6 +425,7 @@ static dpt__run run_of(const dpt_model *m, const dpt_model_rng *rng) {
                       .conv = m->conv,
                       .work = m->work,
                       .work_floats = m->work_floats,
+                      .pool = m->pool,
                       .rng = rng,
                       .bn_ghost = m->cfg.bn_ghost,
                       .reduce = m->reduce,
@@ -560,4 +596,8 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
              "sample, forward\n",
              (long long)total, (double)total * 4.0 / (1024.0 * 1024.0), (long long)m->nbuffers);
     return used;
+}
+
+dpt_pool *dpt_model_pool(dpt_model *m) {
+    return m->pool;
 }
