@@ -128,6 +128,7 @@ static dpt_status build_model(dpt_trainer *t) {
         .bn_ghost = c->bn == DPT_BN_GHOST ? c->bn_ghost : 0,
         .seed = c->seed,
         .member = t->member,
+        .threads = c->threads,
     };
     dpt_status st = dpt_model_create(&t->model, c->model, input, &mc);
     if (st != DPT_OK)
