@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpt/conv.h"
 #include "dpt/pool.h"
 #include "dpt/status.h"
 #include "dpt/tensor.h"
@@ -61,6 +62,7 @@ typedef struct {
                      * dpt_model_layer_output is then the ReLU's output) */
     int threads;    /* threads that run each pass (a dpt_pool the model owns; 0 means 1). The
                      * results are bit-identical for every count (dpt/pool.h). <= 1024 */
+    const dpt_conv_impl *conv; /* the convolution implementation; NULL: dpt_conv_default() */
 } dpt_model_cfg;
 
 /* Builds the model for per-sample input shape `input`: (C), (C, L), (C, H, W) or (C, D, H, W).

@@ -359,7 +359,7 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
     m->input = input;
     m->threads = cfg->threads > 1 ? cfg->threads : 1;
     dpt_gemm_init();
-    m->conv = dpt_conv_default();
+    m->conv = cfg->conv ? cfg->conv : dpt_conv_default();
     if ((st = dpt__spec_parse(preset ? preset : spec, &m->layers, &m->nlayers)) != DPT_OK)
         goto fail;
     m->io = calloc((size_t)m->nlayers, sizeof *m->io);
