@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch DDP (gloo) baseline for scripts/bench-scaling.sh: the same model trained data-parallel
-with one thread per process, images/s as the median of several timed windows.
+with one thread per process (or --threads T), images/s as the median of several timed windows.
 
 Usage: python3 scripts/bench-ddp.py --model fmnist-cnn|lenet5 --ranks R --batch PER_RANK
-          [--steps N] [--warmup W] [--windows K]
+          [--threads T] [--steps N] [--warmup W] [--windows K]
 Prints one line: "pytorch-ddp MODEL ranks=R batch=B images/s=X".
 Needs only Debian's python3-torch; never used by the build or the tests.
 """
@@ -37,7 +37,7 @@ def worker(rank, args, port, out):
     import torch
     import torch.distributed as dist
     import torch.nn as nn
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
@@ -75,6 +75,7 @@ def main():
     p.add_argument("--model", default="fmnist-cnn")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--windows", type=int, default=5)
@@ -89,7 +90,8 @@ def main():
     rate = out.get()
     for pr in procs:
         pr.join()
-    print(f"pytorch-ddp {args.model} ranks={args.ranks} batch={args.batch} images/s={rate:.1f}")
+    print(f"pytorch-ddp {args.model} ranks={args.ranks} threads={args.threads} batch={args.batch} "
+          f"images/s={rate:.1f}")
     return 0
 
 

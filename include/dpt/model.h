@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpt/conv.h"
+#include "dpt/pool.h"
 #include "dpt/status.h"
 #include "dpt/tensor.h"
 
@@ -58,6 +60,9 @@ typedef struct {
     int no_fusion;  /* 1: run every layer on its own. By default a batch norm followed by a ReLU
                      * runs as one fused layer (bit-identical results; the batch norm's
                      * dpt_model_layer_output is then the ReLU's output) */
+    int threads;    /* threads that run each pass (a dpt_pool the model owns; 0 means 1). The
+                     * results are bit-identical for every count (dpt/pool.h). <= 1024 */
+    const dpt_conv_impl *conv; /* the convolution implementation; NULL: dpt_conv_default() */
 } dpt_model_cfg;
 
 /* Builds the model for per-sample input shape `input`: (C), (C, L), (C, H, W) or (C, D, H, W).
@@ -101,6 +106,9 @@ dpt_status dpt_model_forward(dpt_model *m, const float *x, int64_t n, int traini
  * per forward (DPT_EINVAL otherwise): it writes gradients over layer outputs that only it would
  * read, so afterwards only the logits of that forward are still valid. */
 dpt_status dpt_model_backward(dpt_model *m, const float *dlogits);
+/* The model's threads (NULL when it runs on one), for the caller's own passes over the same
+ * data (the loss, the optimizer step) while no forward or backward runs. */
+dpt_pool *dpt_model_pool(dpt_model *m);
 void dpt_model_zero_grad(dpt_model *m);
 
 /* Installs the hooks (fn NULL: none / local statistics). ctx is borrowed. */

@@ -122,6 +122,16 @@ void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const floa
                           const float *invstd, const float *gamma, const double *dbeta_sum,
                           const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S);
 
+/* The same sums for channels [c0, c1) only (other entries untouched), bit for bit what the
+ * whole-range calls give there: threads split a layer's channels. y non-NULL selects the fused
+ * ReLU variant (dpt_bn_backward_sums_relu), NULL the plain one. */
+void dpt_bn_stats_channels(double *sum, double *sumsq, const float *x, int64_t N, int64_t C,
+                           int64_t S, int64_t c0, int64_t c1);
+void dpt_bn_backward_sums_channels(double *dbeta_sum, double *dgamma_sum, const float *dy,
+                                   const float *y, const float *x, const float *mean,
+                                   const float *invstd, int64_t N, int64_t C, int64_t S,
+                                   int64_t c0, int64_t c1);
+
 /* Batch norm fused with the ReLU after it (one pass instead of two each way). The same
  * operations as dpt_bn_apply followed by dpt_act_forward(RELU), bit for bit; y = relu(bn(x)).
  * Backward takes dy = d(loss)/d(relu output) and that output y, and gives what

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "dpt/pool.h"
 #include "dpt/status.h"
 
 #ifdef __cplusplus
@@ -170,6 +171,10 @@ void dpt_optim_destroy(dpt_optim *o); /* NULL is fine */
  * in double, in a fixed order, so every rank computes the same bits. Allocates nothing.
  * DPT_EINVAL if lr is negative or not finite (nothing is changed then). */
 dpt_status dpt_optim_step(dpt_optim *o, float *params, const float *grads, double lr);
+/* Runs later steps on `pool`'s threads (borrowed until the next call; NULL: the caller's thread).
+ * The parameters are cut into blocks (whole segments for LARS and LAMB) that do not depend on
+ * the thread count, so every count gives the same bits. */
+void dpt_optim_set_pool(dpt_optim *o, dpt_pool *pool);
 
 /* The resolved configuration (every default filled in), the base lr, steps taken, size. */
 const dpt_optim_cfg *dpt_optim_config(const dpt_optim *o);

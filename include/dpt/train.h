@@ -104,6 +104,7 @@ typedef struct {
     double bucket_mb;       /* gradient bucket size; 0: the default */
     int no_overlap;         /* 1: one blocking allreduce after backward */
     int deterministic;      /* exact fixed-point gradient sums: bit-identical across rank counts */
+    int threads;            /* threads per rank (dpt_model_cfg.threads); 0 means 1 */
     int64_t noise_scale_every; /* > 0: estimate the gradient noise scale every this many steps */
     int profile;            /* print the per-phase time breakdown at the end */
     int quiet;              /* no run header, no profile */

@@ -338,6 +338,9 @@ static const dpt_cli_option train_table[] = {
     {"--quiet", NULL, DPT_OPT_FLAG, FIELD(quiet), 0, 0, "no per-epoch lines", NULL},
     {"--no-progress", NULL, DPT_OPT_FLAG, offsetof(train_options, no_progress), 0, 0,
      "no progress line (under mpirun output to a file still looks like a terminal)", NULL},
+    {"--threads", "T", DPT_OPT_INT, FIELD(threads), 1, DPT_POOL_MAX_THREADS,
+     "threads per rank (ranks x threads <= cores; bind with mpirun --map-by ppr:R:node:pe=T or "
+     "--bind-to none). Results are bit-identical for any T [DPT_THREADS or 1]", NULL},
     {"--print-model", NULL, DPT_OPT_FLAG, offsetof(train_options, print_model), 0, 0,
      "print the layer table and exit", NULL},
     {"--overwrite", NULL, DPT_OPT_FLAG, offsetof(train_options, overwrite), 0, 0,
@@ -360,7 +363,7 @@ static const char train_epilogue[] =
 static const char *const may_change[] = {
     "--out", "--quiet", "--no-progress", "--profile", "--checkpoint-every", "--keep", "--resume",
     "--skip-nonfinite", "--test-samples", "--eval-batch", "--print-model", "--collective-timeout",
-    "--overwrite", "--data-copy", "--stream",
+    "--overwrite", "--data-copy", "--stream", "--threads",
     NULL};
 
 static int in_list(const char *const *list, const char *name) {
@@ -718,17 +721,24 @@ static char *command_line(int argc, char **argv) {
     return s;
 }
 
+/* The defaults, DPT_THREADS from the environment among them (--threads overrides it). */
+static dpt_status train_defaults(train_options *o, const char *search_path) {
+    memset(o, 0, sizeof *o);
+    dpt_train_cfg_defaults(&o->train);
+    o->train.data_search = search_path;
+    return dpt_pool_threads_from_env(&o->train.threads);
+}
+
 static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *search_path, int cv) {
     train_options o;
-    memset(&o, 0, sizeof o);
-    dpt_train_cfg_defaults(&o.train);
-    o.train.data_search = search_path;
+    dpt_status st = train_defaults(&o, search_path);
     const char *pos[1];
     int n_pos = 0, help = 0;
     const char *usage = cv ? "mpirun -np R dptrain cv --folds K [--stratified] [--shuffle] "
                              "--out DIR [OPTIONS]"
                            : train_usage;
-    dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
+    if (st == DPT_OK)
+        st = dpt_cli_parse(train_table, &o, argc, argv, 1, pos, 0, &n_pos, &help);
     if (st == DPT_OK && !help && !o.resume && gives_zero_max_steps(argc, argv, 1))
         st = zero_max_steps();
     if (st == DPT_OK && !help && !o.resume) /* a resume checks the merged options below */
@@ -771,10 +781,9 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
             st = merge_args(saved_argv, argc, argv, &n_merged, &merged, &merged_storage);
         if (st == DPT_OK) {
             /* the checkpoint's options first, then this command line's */
-            memset(&o, 0, sizeof o);
-            dpt_train_cfg_defaults(&o.train);
-            o.train.data_search = search_path;
-            st = dpt_cli_parse(train_table, &o, n_merged, merged, 1, pos, 0, &n_pos, &help);
+            st = train_defaults(&o, search_path);
+            if (st == DPT_OK)
+                st = dpt_cli_parse(train_table, &o, n_merged, merged, 1, pos, 0, &n_pos, &help);
             if (st != DPT_OK)
                 st = dpt_errorf(st, "--resume %s: %s", ckpt, dpt_last_error());
             o.overwrite = 0; /* the first run's --overwrite is not this one's (refused above) */
@@ -875,12 +884,11 @@ static int run_train_or_cv(dpt_group *g, int argc, char **argv, const char *sear
 dpt_status dpt__cli_parse_point(int argc, char **argv, const char *search_path,
                                 dpt_train_cfg *cfg, int *no_progress) {
     train_options o;
-    memset(&o, 0, sizeof o);
-    dpt_train_cfg_defaults(&o.train);
-    o.train.data_search = search_path;
     const char *pos[1];
     int n_pos = 0, help = 0;
-    dpt_status st = dpt_cli_parse(train_table, &o, argc, argv, 0, pos, 0, &n_pos, &help);
+    dpt_status st = train_defaults(&o, search_path);
+    if (st == DPT_OK)
+        st = dpt_cli_parse(train_table, &o, argc, argv, 0, pos, 0, &n_pos, &help);
     if (st == DPT_OK && gives_zero_max_steps(argc, argv, 0))
         st = zero_max_steps();
     if (st == DPT_OK && (o.ensemble_set || o.print_model || help))

@@ -62,7 +62,10 @@ static dpt_status check_same_invocation(const dpt_group *g, int argc, char **arg
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    /* FUNNELED: --threads workers and the --stream reader run beside the main thread, and only
+     * the main thread calls MPI (the pool's jobs never do). */
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     dpt_group g;
     int rc = 0;
     dpt_status st = dpt_group_init(&g, MPI_COMM_WORLD, NULL);

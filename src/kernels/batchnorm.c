@@ -396,16 +396,18 @@ void dpt__bn_fill_table(dpt__kernel_table *t, dpt__isa isa) {
 /* ---- entry points -----------------------------------------------------------------------------
  */
 
-/* s1, s2: (C), written: per channel, the sums of its runs in n order; of x (relu = -1), or of g
- * and g*(x - mean) with g = dy masked by y when relu = 1. */
+/* s1, s2: (C), entries [c0, c1) written: per channel, the sums of its runs in n order; of x
+ * (relu = -1), or of g and g*(x - mean) with g = dy masked by y when relu = 1. A channel's sum
+ * does not depend on the range it is computed in. */
 static void channel_sums(double *s1, double *s2, const float *dy, const float *y, const float *x,
-                         const float *mean, int64_t N, int64_t C, int64_t S, int relu) {
-    DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
+                         const float *mean, int64_t N, int64_t C, int64_t S, int relu, int64_t c0,
+                         int64_t c1) {
+    DPT_ASSERT(N >= 0 && C >= 1 && S >= 1 && 0 <= c0 && c0 <= c1 && c1 <= C);
     const dpt__kernel_table *kt = dpt__kernels();
-    for (int64_t c = 0; c < C; c++)
+    for (int64_t c = c0; c < c1; c++)
         s1[c] = s2[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++) {
+        for (int64_t c = c0; c < c1; c++) {
             const int64_t off = (n * C + c) * S;
             const dpt__bn_sums t = relu < 0 ? kt->bn_stats(x + off, S)
                                             : kt->bn_grad_sums[relu](dy + off, y ? y + off : NULL,
@@ -417,7 +419,12 @@ static void channel_sums(double *s1, double *s2, const float *dy, const float *y
 
 /* x: (N, C, S)  sum, sumsq: (C), written. */
 void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S) {
-    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1);
+    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1, 0, C);
+}
+
+void dpt_bn_stats_channels(double *sum, double *sumsq, const float *x, int64_t N, int64_t C,
+                           int64_t S, int64_t c0, int64_t c1) {
+    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1, c0, c1);
 }
 
 /* sum, sumsq: (C) over m elements per channel  mean, invstd: (C) float  var: (C) double (biased;
@@ -485,23 +492,30 @@ void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, doub
 
 static void backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *y,
                           const float *x, const float *mean, const float *invstd, int64_t N,
-                          int64_t C, int64_t S, int relu) {
-    channel_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, N, C, S, relu);
-    for (int64_t c = 0; c < C; c++)
+                          int64_t C, int64_t S, int relu, int64_t c0, int64_t c1) {
+    channel_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, N, C, S, relu, c0, c1);
+    for (int64_t c = c0; c < c1; c++)
         dgamma_sum[c] *= invstd[c];
+}
+
+void dpt_bn_backward_sums_channels(double *dbeta_sum, double *dgamma_sum, const float *dy,
+                                   const float *y, const float *x, const float *mean,
+                                   const float *invstd, int64_t N, int64_t C, int64_t S,
+                                   int64_t c0, int64_t c1) {
+    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, y ? 1 : 0, c0, c1);
 }
 
 /* dy, x: (N, C, S)  mean, invstd: (C)  dbeta_sum, dgamma_sum: (C), written.
  * xhat = (x - mean)*invstd with the same float mean/invstd as the forward pass. */
 void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
                           const float *mean, const float *invstd, int64_t N, int64_t C, int64_t S) {
-    backward_sums(dbeta_sum, dgamma_sum, dy, NULL, x, mean, invstd, N, C, S, 0);
+    backward_sums(dbeta_sum, dgamma_sum, dy, NULL, x, mean, invstd, N, C, S, 0, 0, C);
 }
 
 void dpt_bn_backward_sums_relu(double *dbeta_sum, double *dgamma_sum, const float *dy,
                                const float *y, const float *x, const float *mean,
                                const float *invstd, int64_t N, int64_t C, int64_t S) {
-    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, 1);
+    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, 1, 0, C);
 }
 
 /* The coefficients of dx = a*(g - b - k*(x - mean)) for channel c, formed in double. */

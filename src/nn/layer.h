@@ -12,6 +12,7 @@
 #include "dpt/conv.h"
 #include "dpt/model.h"
 #include "dpt/ops.h"
+#include "dpt/pool.h"
 #include "dpt/rng.h"
 #include "dpt/tensor.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     int64_t num_classes;
     int64_t bn_ghost;
     const dpt_conv_impl *conv; /* the implementation conv layers will run */
+    int threads;               /* l->work_floats is scratch for one thread; the model gives each its own */
 } dpt__build;
 
 /* What forward and backward see besides their tensors. */
@@ -44,8 +46,9 @@ typedef struct {
     int64_t n; /* rows in this pass */
     int training;
     const dpt_conv_impl *conv; /* the conv implementation of the model */
-    float *work;               /* shared scratch, work_floats of them */
+    float *work;               /* scratch of thread t: work + t * work_floats */
     size_t work_floats;
+    dpt_pool *pool;            /* the model's threads; NULL: one */
     const dpt_model_rng *rng; /* NULL when the caller gave none */
     int64_t bn_ghost;
     dpt_bn_reduce_fn reduce; /* NULL: local statistics */
@@ -135,6 +138,21 @@ struct dpt__layer {
         } act;
     } u;
 };
+
+/* ---- threads (model.c) ---------------------------------------------------------------------------
+ * A pass is cut into units whose boundaries depend on the batch and the layer, never on the thread
+ * count: blocks of images, channels, output rows or elements. A unit writes only its own part of
+ * the output; a reduction over units (a weight gradient over images) gives each unit a partial
+ * that is added in unit order. T = 1 runs the very same units, so every T gives the same bits. */
+#define DPT__UNIT_IMAGES 8       /* images per unit of conv, pool, batch-norm and dense rows */
+#define DPT__UNIT_ELEMS 16384    /* elements per unit of an elementwise pass */
+
+/* Calls fn(ctx, start, len, thread) for [start, start + len) = each block of `block` items of
+ * [0, count) (the last one shorter), on the model's threads; returns when all are done. */
+typedef void (*dpt__range_fn)(void *ctx, int64_t start, int64_t len, int thread);
+void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx);
+/* Scratch of thread t (r->work_floats floats). */
+float *dpt__work(const dpt__run *r, int thread);
 
 /* The vtables, one per file. */
 extern const dpt__layer_ops dpt__conv_ops;

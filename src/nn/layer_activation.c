@@ -43,16 +43,39 @@ static dpt_status act_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
+/* Elementwise: blocks of DPT__UNIT_ELEMS elements. */
+typedef struct {
+    dpt__layer *l;
+    float *out;
+    const float *in, *x, *y;
+} act_job;
+
+static void forward_block(void *ctx, int64_t e0, int64_t n, int t) {
+    (void)t;
+    const act_job *j = ctx;
+    dpt_act_forward(j->l->u.act.act, (float)j->l->u.act.param, j->out + e0, j->in + e0, n);
+}
+
+/* out: dx, in: dy; x or y may be NULL when the activation does not read it (never here). */
+static void backward_block(void *ctx, int64_t e0, int64_t n, int t) {
+    (void)t;
+    const act_job *j = ctx;
+    dpt_act_backward(j->l->u.act.act, (float)j->l->u.act.param, j->out + e0, j->in + e0,
+                     j->x ? j->x + e0 : NULL, j->y ? j->y + e0 : NULL, n);
+}
+
 static dpt_status act_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
-    dpt_act_forward(l->u.act.act, (float)l->u.act.param, y, x, r->n * dpt_shape_count(&l->in));
+    act_job j = {.l = l, .out = y, .in = x};
+    dpt__parallel(r, r->n * dpt_shape_count(&l->in), DPT__UNIT_ELEMS, forward_block, &j);
     return DPT_OK;
 }
 
 static dpt_status act_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                const float *x, const float *y) {
-    if (dx)
-        dpt_act_backward(l->u.act.act, (float)l->u.act.param, dx, dy, x, y,
-                         r->n * dpt_shape_count(&l->in));
+    if (!dx)
+        return DPT_OK;
+    act_job j = {.l = l, .out = dx, .in = dy, .x = x, .y = y};
+    dpt__parallel(r, r->n * dpt_shape_count(&l->in), DPT__UNIT_ELEMS, backward_block, &j);
     return DPT_OK;
 }
 

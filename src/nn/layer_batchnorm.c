@@ -87,17 +87,73 @@ static int64_t chunk_rows(const dpt__run *r) {
     return r->bn_ghost > 0 ? r->bn_ghost : r->n;
 }
 
+/* Threads split the per-channel sums by channel (each sum keeps its order over images) and the
+ * elementwise passes by units of images; the moments and the reducer run on the caller. */
+typedef struct {
+    dpt__layer *l;
+    double *s1, *s2;
+    float *out; /* y or dx */
+    const float *x, *dy, *y;
+    const float *mean, *invstd;
+    const double *dsums;
+    int64_t n, m; /* rows of this chunk; elements per channel of its statistics (backward) */
+    int eval;     /* backward: the eval-mode affine map */
+} bn_job;
+
+static void stats_channels(void *ctx, int64_t c0, int64_t nc, int t) {
+    (void)t;
+    const bn_job *j = ctx;
+    dpt_bn_stats_channels(j->s1, j->s2, j->x, j->n, j->l->u.bn.C, j->l->u.bn.S, c0, c0 + nc);
+}
+
+static void grad_sums_channels(void *ctx, int64_t c0, int64_t nc, int t) {
+    (void)t;
+    const bn_job *j = ctx;
+    dpt_bn_backward_sums_channels(j->s1, j->s2, j->dy, j->l->u.bn.fused_relu ? j->y : NULL, j->x,
+                                  j->mean, j->invstd, j->n, j->l->u.bn.C, j->l->u.bn.S, c0,
+                                  c0 + nc);
+}
+
+static void apply_rows(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const bn_job *j = ctx;
+    const int64_t C = j->l->u.bn.C, S = j->l->u.bn.S, off = n0 * C * S;
+    (j->l->u.bn.fused_relu ? dpt_bn_apply_relu : dpt_bn_apply)(
+        j->out + off, j->x + off, j->mean, j->invstd, j->l->param[0].v, j->l->param[1].v, n, C,
+        S);
+}
+
+static void grad_rows(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const bn_job *j = ctx;
+    const int64_t C = j->l->u.bn.C, S = j->l->u.bn.S, off = n0 * C * S;
+    const float *gamma = j->l->param[0].v;
+    const int relu = j->l->u.bn.fused_relu;
+    if (j->eval) { /* y = gamma*(x - running_mean)*invstd + beta: a per-channel affine map */
+        for (int64_t i = n0 * C; i < (n0 + n) * C; i++) {
+            const float scale = gamma[i % C] * j->invstd[i % C];
+            for (int64_t k = 0; k < S; k++) {
+                const int64_t e = i * S + k;
+                j->out[e] = relu && !(j->y[e] > 0.0f) ? 0.0f : j->dy[e] * scale;
+            }
+        }
+    } else if (relu) {
+        dpt_bn_backward_data_relu(j->out + off, j->dy + off, j->y + off, j->x + off, j->mean,
+                                  j->invstd, gamma, j->dsums, j->dsums + C, j->m, n, C, S);
+    } else {
+        dpt_bn_backward_data(j->out + off, j->dy + off, j->x + off, j->mean, j->invstd, gamma,
+                             j->dsums, j->dsums + C, j->m, n, C, S);
+    }
+}
+
 static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
-    const float *gamma = l->param[0].v, *beta = l->param[1].v;
     float *rmean = l->buffer[0].v, *rvar = l->buffer[1].v;
     bn_state s = state_of(l);
-    void (*apply)(float *, const float *, const float *, const float *, const float *,
-                  const float *, int64_t, int64_t, int64_t) =
-        l->u.bn.fused_relu ? dpt_bn_apply_relu : dpt_bn_apply;
     if (!r->training) {
         dpt_bn_eval_invstd(s.invstd, rvar, C, l->u.bn.eps);
-        apply(y, x, rmean, s.invstd, gamma, beta, r->n, C, S);
+        bn_job j = {.l = l, .out = y, .x = x, .mean = rmean, .invstd = s.invstd};
+        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, apply_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
@@ -105,7 +161,9 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         const int64_t nk = r->n - n0 < G ? r->n - n0 : G;
         const float *xk = x + n0 * C * S;
         float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
-        dpt_bn_stats(s.sums, s.sums + C, xk, nk, C, S);
+        bn_job j = {.l = l, .s1 = s.sums, .s2 = s.sums + C, .out = y + n0 * C * S, .x = xk,
+                    .mean = mean, .invstd = invstd, .n = nk};
+        dpt__parallel(r, C, 1, stats_channels, &j);
         s.sums[2 * C] = (double)(nk * S);
         if (r->bn_ghost == 0 && r->reduce) {
             dpt_status st = r->reduce(r->reduce_ctx, s.sums, 2 * C + 1);
@@ -121,7 +179,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         s.m[k] = (double)m;
         dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
         dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
-        apply(y + n0 * C * S, xk, mean, invstd, gamma, beta, nk, C, S);
+        dpt__parallel(r, nk, DPT__UNIT_IMAGES, apply_rows, &j);
     }
     return DPT_OK;
 }
@@ -135,39 +193,26 @@ static void accumulate_param_grads(dpt__layer *l, const double *dsums) {
     }
 }
 
-/* The backward kernels, with the fused ReLU's mask (y is then the ReLU output) or without. */
-static void backward_sums(const dpt__layer *l, double *dbeta, double *dgamma, const float *dy,
-                          const float *y, const float *x, const float *mean, const float *invstd,
-                          int64_t n) {
-    const int64_t C = l->u.bn.C, S = l->u.bn.S;
-    if (l->u.bn.fused_relu)
-        dpt_bn_backward_sums_relu(dbeta, dgamma, dy, y, x, mean, invstd, n, C, S);
-    else
-        dpt_bn_backward_sums(dbeta, dgamma, dy, x, mean, invstd, n, C, S);
-}
-
 static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                               const float *x, const float *y) {
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
-    const float *gamma = l->param[0].v;
     bn_state s = state_of(l);
-    if (!r->training) { /* y = gamma*(x - running_mean)*invstd + beta: a per-channel affine map */
-        backward_sums(l, s.dsums, s.dsums + C, dy, y, x, l->buffer[0].v, s.invstd, r->n);
+    if (!r->training) {
+        bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx, .x = x, .dy = dy, .y = y,
+                    .mean = l->buffer[0].v, .invstd = s.invstd, .n = r->n, .eval = 1};
+        dpt__parallel(r, C, 1, grad_sums_channels, &j);
         accumulate_param_grads(l, s.dsums);
-        for (int64_t i = 0; dx && i < r->n * C; i++) {
-            const float scale = gamma[i % C] * s.invstd[i % C];
-            for (int64_t j = 0; j < S; j++) {
-                const int64_t e = i * S + j;
-                dx[e] = l->u.bn.fused_relu && !(y[e] > 0.0f) ? 0.0f : dy[e] * scale;
-            }
-        }
+        if (dx)
+            dpt__parallel(r, r->n, DPT__UNIT_IMAGES, grad_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
     for (int64_t k = 0, n0 = 0; n0 < r->n; k++, n0 += G) {
         const int64_t nk = r->n - n0 < G ? r->n - n0 : G, off = n0 * C * S;
-        const float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
-        backward_sums(l, s.dsums, s.dsums + C, dy + off, y + off, x + off, mean, invstd, nk);
+        bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx ? dx + off : NULL,
+                    .x = x + off, .dy = dy + off, .y = y + off, .mean = s.mean + k * C,
+                    .invstd = s.invstd + k * C, .dsums = s.dsums, .n = nk, .m = (int64_t)s.m[k]};
+        dpt__parallel(r, C, 1, grad_sums_channels, &j);
         accumulate_param_grads(l, s.dsums);
         if (!dx)
             continue;
@@ -176,12 +221,7 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
             if (st != DPT_OK)
                 return st;
         }
-        if (l->u.bn.fused_relu)
-            dpt_bn_backward_data_relu(dx + off, dy + off, y + off, x + off, mean, invstd, gamma,
-                                      s.dsums, s.dsums + C, (int64_t)s.m[k], nk, C, S);
-        else
-            dpt_bn_backward_data(dx + off, dy + off, x + off, mean, invstd, gamma, s.dsums,
-                                 s.dsums + C, (int64_t)s.m[k], nk, C, S);
+        dpt__parallel(r, nk, DPT__UNIT_IMAGES, grad_rows, &j);
     }
     return DPT_OK;
 }

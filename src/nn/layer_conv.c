@@ -28,6 +28,15 @@ static dpt_status conv_configure(dpt__layer *l, dpt__args *a) {
     return DPT_OK;
 }
 
+/* Floats of dw and db together: they are adjacent in the flat gradient buffer. */
+static int64_t param_count(const dpt_conv_geom *g) {
+    return dpt_conv_w_count(g) + (g->has_bias ? g->O : 0);
+}
+
+static size_t round16(size_t n) {
+    return (n + 15) / 16 * 16;
+}
+
 static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     const int dims = l->dims;
     dpt_status st = dpt__layer_need_spatial(l, dims);
@@ -61,31 +70,124 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     dpt__layer_add_param(l, "weight", DPT_PARAM_WEIGHT, dims + 2, w);
     if (g->has_bias)
         dpt__layer_add_param(l, "bias", DPT_PARAM_BIAS, 1, &g->O);
-    dpt_conv_geom one = *g;
+    dpt_conv_geom one = *g, unit = *g;
     one.N = 1;
+    unit.N = g->N < DPT__UNIT_IMAGES ? g->N : DPT__UNIT_IMAGES;
     l->flops = dpt_conv_flops(&one);
-    /* Scratch for the largest batch; one sample is asked about too, so that the maximum covers
-     * every batch size whichever way an implementation's scratch scales with N. */
-    size_t wa = b->conv->workspace(g), wb = b->conv->workspace(&one);
-    l->work_floats = wa > wb ? wa : wb;
+    /* A kernel sees at most one unit of images. One sample is asked about too, so that the
+     * maximum covers every unit size whichever way an implementation's scratch scales with N.
+     * After the kernel's scratch: one unit's partial weight and bias gradient. */
+    size_t wa = b->conv->workspace(&unit), wb = b->conv->workspace(&one);
+    l->work_floats = round16(wa > wb ? wa : wb) + (size_t)param_count(g);
     return DPT_OK;
 }
 
+/* One pass over units of DPT__UNIT_IMAGES images: each unit runs the kernel on its own images
+ * with the scratch of the thread that runs it. */
+typedef struct {
+    dpt__layer *l;
+    const dpt__run *r;
+    float *out;                  /* y or dx */
+    const float *in;             /* x or dy */
+    int64_t in_count, out_count; /* per image */
+    size_t kernel_floats;        /* the kernel's part of a thread's scratch */
+    int64_t first_unit;          /* weight gradient: the first unit of this round */
+} conv_job;
+
+static dpt_conv_geom geom_of(const conv_job *j, int64_t n) {
+    dpt_conv_geom g = j->l->u.conv.g;
+    g.N = n;
+    return g;
+}
+
+static void forward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+    const conv_job *j = ctx;
+    const dpt_conv_geom g = geom_of(j, n);
+    const dpt__layer *l = j->l;
+    j->r->conv->forward(j->out + n0 * j->out_count, j->in + n0 * j->in_count, l->param[0].v,
+                        g.has_bias ? l->param[1].v : NULL, &g, dpt__work(j->r, t));
+}
+
+static void backward_data_unit(void *ctx, int64_t n0, int64_t n, int t) {
+    const conv_job *j = ctx;
+    const dpt_conv_geom g = geom_of(j, n);
+    j->r->conv->backward_data(j->out + n0 * j->in_count, j->in + n0 * j->out_count,
+                              j->l->param[0].v, &g, dpt__work(j->r, t));
+}
+
+/* The partial of unit i of a round: after the kernel's scratch of the i-th thread's area (the
+ * thread that runs unit i may be another one; no two units of a round share an i). */
+static float *partial_of(const conv_job *j, int64_t i) {
+    return dpt__work(j->r, (int)i) + j->kernel_floats;
+}
+
+/* x: in, dy: out (backward reads what forward wrote). Unit 0 accumulates straight into dw, db
+ * as a single-threaded pass over its images would; later units write partials. */
+static void backward_weight_unit(void *ctx, int64_t i, int t) {
+    const conv_job *j = ctx;
+    const int64_t u = j->first_unit + i, n0 = u * DPT__UNIT_IMAGES;
+    const int64_t n = j->r->n - n0 < DPT__UNIT_IMAGES ? j->r->n - n0 : DPT__UNIT_IMAGES;
+    const dpt_conv_geom g = geom_of(j, n);
+    float *dw = j->l->param[0].g;
+    if (u > 0) {
+        dw = partial_of(j, i);
+        memset(dw, 0, (size_t)param_count(&g) * sizeof *dw);
+    }
+    j->r->conv->backward_weight(dw, g.has_bias ? dw + dpt_conv_w_count(&g) : NULL,
+                                j->out + n0 * j->out_count, j->in + n0 * j->in_count, &g,
+                                dpt__work(j->r, t));
+}
+
+typedef struct {
+    const conv_job *job;
+    int64_t first, count; /* partials 0..count-1 of the round, first: the first one to add */
+} reduce_job;
+
+/* dw[e] += partial_i[e] in unit order, over one block of elements. */
+static void reduce_block(void *ctx, int64_t e0, int64_t n, int t) {
+    (void)t;
+    const reduce_job *rj = ctx;
+    float *restrict dw = rj->job->l->param[0].g + e0;
+    for (int64_t i = rj->first; i < rj->count; i++) {
+        const float *restrict p = partial_of(rj->job, i) + e0;
+        for (int64_t e = 0; e < n; e++)
+            dw[e] += p[e];
+    }
+}
+
 static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
-    dpt_conv_geom g = l->u.conv.g;
-    g.N = r->n;
     DPT_ASSERT(l->work_floats <= r->work_floats);
-    r->conv->forward(y, x, l->param[0].v, g.has_bias ? l->param[1].v : NULL, &g, r->work);
+    conv_job j = {.l = l, .r = r, .out = y, .in = x, .in_count = dpt_shape_count(&l->in),
+                  .out_count = dpt_shape_count(&l->out)};
+    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_unit, &j);
     return DPT_OK;
 }
 
 static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                 const float *x, const float *y) {
-    dpt_conv_geom g = l->u.conv.g;
-    g.N = r->n;
-    r->conv->backward_weight(l->param[0].g, g.has_bias ? l->param[1].g : NULL, dy, x, &g, r->work);
-    if (dx)
-        r->conv->backward_data(dx, dy, l->param[0].v, &g, r->work);
+    (void)y;
+    const int64_t count = param_count(&l->u.conv.g);
+    conv_job j = {.l = l, .r = r, .out = (float *)dy, .in = x,
+                  .in_count = dpt_shape_count(&l->in), .out_count = dpt_shape_count(&l->out),
+                  .kernel_floats = l->work_floats - (size_t)count};
+    /* Rounds of T units, T the thread count: their partials are added before the next round
+     * reuses the slots. The sums do not depend on T: every dw element gets unit 0's
+     * contribution, then unit 1's partial, unit 2's, ... */
+    const int64_t units = (r->n + DPT__UNIT_IMAGES - 1) / DPT__UNIT_IMAGES;
+    const int64_t T = dpt_pool_threads(r->pool);
+    for (int64_t first = 0; first < units; first += T) {
+        const int64_t k = units - first < T ? units - first : T;
+        j.first_unit = first;
+        dpt_pool_run(r->pool, k, backward_weight_unit, &j);
+        reduce_job rj = {.job = &j, .first = first == 0 ? 1 : 0, .count = k};
+        if (rj.first < rj.count)
+            dpt__parallel(r, count, 4096, reduce_block, &rj);
+    }
+    if (dx) {
+        conv_job d = {.l = l, .r = r, .out = dx, .in = dy, .in_count = dpt_shape_count(&l->in),
+                      .out_count = dpt_shape_count(&l->out)};
+        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_data_unit, &d);
+    }
     return DPT_OK;
 }
 

@@ -50,19 +50,71 @@ static dpt_status dense_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
+/* Forward and backward-data over units of DPT__UNIT_IMAGES rows; the weight gradient over
+ * blocks of output rows, each the whole batch's sum (no partials to add). */
+enum { ROWS_PER_UNIT = 16 };
+
+typedef struct {
+    dpt__layer *l;
+    float *out;
+    const float *in, *dy;
+} dense_job;
+
+static void forward_rows(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const dense_job *j = ctx;
+    const dpt__layer *l = j->l;
+    const int64_t K = l->u.dense.in, O = l->u.dense.out;
+    dpt_dense_forward(DPT_GEMM_BLAS, j->out + n0 * O, j->in + n0 * K, l->param[0].v,
+                      l->u.dense.bias ? l->param[1].v : NULL, n, K, O);
+}
+
+static void backward_data_rows(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const dense_job *j = ctx;
+    const int64_t K = j->l->u.dense.in, O = j->l->u.dense.out;
+    dpt_dense_backward_data(DPT_GEMM_BLAS, j->out + n0 * K, j->dy + n0 * O, j->l->param[0].v, n,
+                            K, O);
+}
+
+typedef struct {
+    dense_job j;
+    int64_t N;
+} weight_job;
+
+/* dw[o0:o0+m] += dy[:, o0:o0+m]^T x and db[o0:o0+m] += sum_n dy[n, o0:o0+m], n in order. */
+static void backward_weight_rows(void *ctx, int64_t o0, int64_t m, int t) {
+    (void)t;
+    const weight_job *w = ctx;
+    const dpt__layer *l = w->j.l;
+    const int64_t K = l->u.dense.in, O = l->u.dense.out;
+    dpt_sgemm(DPT_GEMM_BLAS, 1, 0, m, K, w->N, 1.0f, w->j.dy + o0, O, w->j.in, K, 1.0f,
+              l->param[0].g + o0 * K, K);
+    if (!l->u.dense.bias)
+        return;
+    float *restrict db = l->param[1].g + o0;
+    for (int64_t n = 0; n < w->N; n++) {
+        const float *restrict dyn = w->j.dy + n * O + o0;
+        for (int64_t o = 0; o < m; o++)
+            db[o] += dyn[o];
+    }
+}
+
 static dpt_status dense_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
-    dpt_dense_forward(DPT_GEMM_BLAS, y, x, l->param[0].v, l->u.dense.bias ? l->param[1].v : NULL,
-                      r->n, l->u.dense.in, l->u.dense.out);
+    dense_job j = {.l = l, .out = y, .in = x};
+    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_rows, &j);
     return DPT_OK;
 }
 
 static dpt_status dense_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                  const float *x, const float *y) {
-    dpt_dense_backward_weight(DPT_GEMM_BLAS, l->param[0].g, l->u.dense.bias ? l->param[1].g : NULL,
-                              dy, x, r->n, l->u.dense.in, l->u.dense.out);
-    if (dx)
-        dpt_dense_backward_data(DPT_GEMM_BLAS, dx, dy, l->param[0].v, r->n, l->u.dense.in,
-                                l->u.dense.out);
+    (void)y;
+    weight_job w = {.j = {.l = l, .in = x, .dy = dy}, .N = r->n};
+    dpt__parallel(r, l->u.dense.out, ROWS_PER_UNIT, backward_weight_rows, &w);
+    if (dx) {
+        dense_job j = {.l = l, .out = dx, .dy = dy};
+        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_data_rows, &j);
+    }
     return DPT_OK;
 }
 

@@ -22,6 +22,45 @@ static dpt_status dropout_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
+/* Units of DPT__UNIT_IMAGES rows: a row's mask depends on its sample only. */
+typedef struct {
+    dpt__layer *l;
+    const dpt__run *r;
+    float *out;
+    const float *in;
+} drop_job;
+
+static void forward_rows(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const drop_job *j = ctx;
+    const dpt__run *r = j->r;
+    const int64_t per = dpt_shape_count(&j->l->in);
+    const double p = j->l->u.drop.p;
+    const float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+    const dpt_rng_key key = dpt_rng_key_make(r->rng->seed, DPT_RNG_DROPOUT, r->rng->member);
+    float *mask = j->l->state;
+    for (int64_t i = n0; i < n0 + n; i++) {
+        const int64_t sample = r->rng->sample ? r->rng->sample[i] : i;
+        DPT_ASSERT(sample >= 0 && sample < ((int64_t)1 << 48));
+        dpt_rng g;
+        dpt_rng_init(&g, key, r->rng->step, ((uint64_t)j->l->index << 48) | (uint64_t)sample);
+        float *mi = mask + i * per;
+        for (int64_t e = 0; e < per; e++)
+            mi[e] = (double)dpt_rng_uniformf(&g) >= p ? scale : 0.0f;
+    }
+    for (int64_t e = n0 * per; e < (n0 + n) * per; e++)
+        j->out[e] = j->in[e] * mask[e];
+}
+
+/* out: dx, in: dy */
+static void backward_block(void *ctx, int64_t e0, int64_t n, int t) {
+    (void)t;
+    const drop_job *j = ctx;
+    const float *mask = j->l->state;
+    for (int64_t e = e0; e < e0 + n; e++)
+        j->out[e] = j->in[e] * mask[e];
+}
+
 static dpt_status dropout_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     const int64_t per = dpt_shape_count(&l->in);
     if (!r->training) {
@@ -29,26 +68,14 @@ static dpt_status dropout_forward(dpt__layer *l, const dpt__run *r, float *y, co
         return DPT_OK;
     }
     DPT_ASSERT(r->rng); /* the contract: rng may be NULL only for models without dropout */
-    const double p = l->u.drop.p;
-    const float scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
-    const dpt_rng_key key = dpt_rng_key_make(r->rng->seed, DPT_RNG_DROPOUT, r->rng->member);
-    float *mask = l->state;
-    for (int64_t i = 0; i < r->n; i++) {
-        const int64_t sample = r->rng->sample ? r->rng->sample[i] : i;
-        DPT_ASSERT(sample >= 0 && sample < ((int64_t)1 << 48));
-        dpt_rng g;
-        dpt_rng_init(&g, key, r->rng->step, ((uint64_t)l->index << 48) | (uint64_t)sample);
-        float *mi = mask + i * per;
-        for (int64_t j = 0; j < per; j++)
-            mi[j] = (double)dpt_rng_uniformf(&g) >= p ? scale : 0.0f;
-    }
-    for (int64_t j = 0; j < r->n * per; j++)
-        y[j] = x[j] * mask[j];
+    drop_job j = {.l = l, .r = r, .out = y, .in = x};
+    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_rows, &j);
     return DPT_OK;
 }
 
 static dpt_status dropout_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                    const float *x, const float *y) {
+    (void)x, (void)y;
     const int64_t count = r->n * dpt_shape_count(&l->in);
     if (!dx)
         return DPT_OK;
@@ -57,9 +84,8 @@ static dpt_status dropout_backward(dpt__layer *l, const dpt__run *r, float *dx, 
             memcpy(dx, dy, (size_t)count * sizeof *dx);
         return DPT_OK;
     }
-    const float *mask = l->state;
-    for (int64_t j = 0; j < count; j++)
-        dx[j] = dy[j] * mask[j];
+    drop_job j = {.l = l, .r = r, .out = dx, .in = dy};
+    dpt__parallel(r, count, DPT__UNIT_ELEMS, backward_block, &j);
     return DPT_OK;
 }
 

@@ -89,26 +89,53 @@ static dpt_status pool_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
-static dpt_status pool_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
-    dpt_pool_geom g = l->u.pool.g;
-    g.N = r->n;
-    if (l->u.pool.is_max)
-        dpt_maxpool_forward(y, l->state, x, &g);
+/* Units of DPT__UNIT_IMAGES images: pooling never mixes images. */
+typedef struct {
+    dpt__layer *l;
+    float *out;
+    const float *in;
+} pool_job;
+
+static void forward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const pool_job *j = ctx;
+    dpt_pool_geom g = j->l->u.pool.g;
+    g.N = n;
+    const int64_t xs = dpt_shape_count(&j->l->in), ys = dpt_shape_count(&j->l->out);
+    if (j->l->u.pool.is_max)
+        dpt_maxpool_forward(j->out + n0 * ys, (int32_t *)j->l->state + n0 * ys, j->in + n0 * xs,
+                            &g);
     else
-        dpt_avgpool_forward(y, x, &g);
+        dpt_avgpool_forward(j->out + n0 * ys, j->in + n0 * xs, &g);
+}
+
+/* out: dx, in: dy */
+static void backward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+    (void)t;
+    const pool_job *j = ctx;
+    dpt_pool_geom g = j->l->u.pool.g;
+    g.N = n;
+    const int64_t xs = dpt_shape_count(&j->l->in), ys = dpt_shape_count(&j->l->out);
+    if (j->l->u.pool.is_max)
+        dpt_maxpool_backward(j->out + n0 * xs, j->in + n0 * ys,
+                             (const int32_t *)j->l->state + n0 * ys, &g);
+    else
+        dpt_avgpool_backward(j->out + n0 * xs, j->in + n0 * ys, &g);
+}
+
+static dpt_status pool_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
+    pool_job j = {.l = l, .out = y, .in = x};
+    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_unit, &j);
     return DPT_OK;
 }
 
 static dpt_status pool_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                 const float *x, const float *y) {
-    dpt_pool_geom g = l->u.pool.g;
-    g.N = r->n;
+    (void)x, (void)y;
     if (!dx)
         return DPT_OK;
-    if (l->u.pool.is_max)
-        dpt_maxpool_backward(dx, dy, l->state, &g);
-    else
-        dpt_avgpool_backward(dx, dy, &g);
+    pool_job j = {.l = l, .out = dx, .in = dy};
+    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_unit, &j);
     return DPT_OK;
 }
 

@@ -43,8 +43,10 @@ struct dpt_model {
 
     float *pingpong[2]; /* backward: gradients that fit nowhere else (plan_backward) */
     dpt_model_memory memory;
-    float *work;
-    size_t work_floats;
+    float *work;        /* threads x work_floats: one scratch per thread */
+    size_t work_floats; /* per thread, a multiple of 16 (every thread's scratch 64-byte aligned) */
+    dpt_pool *pool;     /* NULL: one thread */
+    int threads;
     float *dlogits;
     const float *input_grad;
 
@@ -93,6 +95,31 @@ void dpt__layer_init_kaiming(dpt__layer *l, dpt_rng_key key) {
         for (int64_t i = 0; i < count; i++)
             l->param[j].v[i] = (float)((2.0 * dpt_rng_uniform(&r) - 1.0) * bound);
     }
+}
+
+/* ---- threads ----------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    dpt__range_fn fn;
+    void *ctx;
+    int64_t count, block;
+} range_job;
+
+static void range_unit(void *ctx, int64_t unit, int thread) {
+    const range_job *j = ctx;
+    const int64_t start = unit * j->block;
+    j->fn(j->ctx, start, j->count - start < j->block ? j->count - start : j->block, thread);
+}
+
+void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx) {
+    DPT_ASSERT(count >= 0 && block >= 1);
+    range_job j = {.fn = fn, .ctx = ctx, .count = count, .block = block};
+    dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
+}
+
+float *dpt__work(const dpt__run *r, int thread) {
+    return r->work + (size_t)thread * r->work_floats;
 }
 
 /* ---- the arena ----------------------------------------------------------------------------------
@@ -232,8 +259,8 @@ static void carve(dpt_model *m, arena *a) {
     mem->gradients = taken_since(a, &mark);
     for (int i = 0; i < m->nlayers; i++)
         m->io[i].dx = dx_memory(m, a->base, m->io[i].dx_at);
-    m->work_floats = work;
-    m->work = take(a, max_size(work, 1), sizeof(float));
+    m->work_floats = (max_size(work, 1) + 15) / 16 * 16;
+    m->work = take(a, dpt_size_mul(m->work_floats, (size_t)m->threads), sizeof(float));
     mem->workspace = taken_since(a, &mark);
 }
 
@@ -306,6 +333,9 @@ static dpt_status check_input(dpt_shape input, const dpt_model_cfg *cfg) {
                           (long long)cfg->max_batch);
     if (cfg->num_classes < 0 || cfg->bn_ghost < 0)
         return dpt_errorf(DPT_EINVAL, "model: negative class count or ghost batch size");
+    if (cfg->threads < 0 || cfg->threads > DPT_POOL_MAX_THREADS)
+        return dpt_errorf(DPT_EINVAL, "model: thread count %d is not in [1, %d]", cfg->threads,
+                          DPT_POOL_MAX_THREADS);
     int64_t numel;
     return dpt_shape_numel(&input, &numel);
 }
@@ -335,7 +365,8 @@ static dpt_status infer_all(dpt_model *m) {
     const dpt__build b = {.max_batch = m->cfg.max_batch,
                           .num_classes = m->cfg.num_classes,
                           .bn_ghost = m->cfg.bn_ghost,
-                          .conv = m->conv};
+                          .conv = m->conv,
+                          .threads = m->threads};
     dpt_shape in = m->input;
     for (int i = 0; i < m->nlayers; i++) {
         dpt__layer *l = &m->layers[i];
@@ -432,8 +463,9 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
         return dpt_errorf(DPT_ENOMEM, "model: cannot allocate");
     m->cfg = *cfg;
     m->input = input;
+    m->threads = cfg->threads > 1 ? cfg->threads : 1;
     dpt_gemm_init();
-    m->conv = dpt_conv_default();
+    m->conv = cfg->conv ? cfg->conv : dpt_conv_default();
     if ((st = dpt__spec_parse(preset ? preset : spec, &m->layers, &m->nlayers)) != DPT_OK)
         goto fail;
     m->io = calloc((size_t)m->nlayers, sizeof *m->io);
@@ -461,6 +493,8 @@ dpt_status dpt_model_create(dpt_model **out, const char *spec, dpt_shape input,
     a = (arena){.base = m->arena};
     carve(m, &a);
     bind_views(m);
+    if (m->threads > 1 && (st = dpt_pool_create(&m->pool, m->threads)) != DPT_OK)
+        goto fail;
     dpt_model_init(m, cfg->seed, cfg->member);
     *out = m;
     return DPT_OK;
@@ -472,6 +506,7 @@ fail:
 void dpt_model_destroy(dpt_model *m) {
     if (!m)
         return;
+    dpt_pool_destroy(m->pool);
     dpt_free_aligned(m->arena);
     free(m->layers);
     free(m->io);
@@ -498,6 +533,7 @@ static dpt__run run_of(const dpt_model *m, const dpt_model_rng *rng) {
                       .conv = m->conv,
                       .work = m->work,
                       .work_floats = m->work_floats,
+                      .pool = m->pool,
                       .rng = rng,
                       .bn_ghost = m->cfg.bn_ghost,
                       .reduce = m->reduce,
@@ -686,4 +722,8 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
 
 void dpt_model_memory_of(const dpt_model *m, dpt_model_memory *out) {
     *out = m->memory;
+}
+
+dpt_pool *dpt_model_pool(dpt_model *m) {
+    return m->pool;
 }

@@ -293,6 +293,21 @@ typedef struct {
     char *name;
 } segment;
 
+/* Elements [off, off + len) of segment `seg`: one unit of a step on the pool's threads. The
+ * elementwise rules take blocks of UNIT_ELEMS (a multiple of the 4 lanes, so each element sees
+ * the operations it sees in a whole-segment pass); LARS and LAMB, whose trust ratio is a norm
+ * over the segment, take whole segments. Either way a unit's result does not depend on T. */
+typedef struct {
+    int seg;
+    int64_t off, len;
+} unit;
+
+enum { UNIT_ELEMS = 16384 };
+
+static int layerwise(dpt_optim_kind kind) {
+    return kind == DPT_OPTIM_LARS || kind == DPT_OPTIM_LAMB;
+}
+
 struct dpt_optim {
     dpt_optim_cfg cfg; /* resolved */
     int64_t n, t;
@@ -301,6 +316,10 @@ struct dpt_optim {
     segment *segs;
     const char *slot_names[DPT_OPTIM_MAX_SLOTS]; /* at the rule's fixed indices; NULL if absent */
     float *slots[DPT_OPTIM_MAX_SLOTS];
+    unit *units; /* the fixed partition of a step (dpt/pool.h) */
+    int64_t n_units;
+    dpt_pool *pool; /* borrowed; NULL: one thread */
+    double lr;      /* of the step in progress */
 };
 
 /* The rule's update function and its state slots at their fixed indices. */
@@ -416,6 +435,19 @@ dpt_status dpt_optim_create(dpt_optim **out, const dpt_optim_cfg *cfg, int64_t n
         if (!d->name)
             st = DPT_ENOMEM;
     }
+    const int64_t block = layerwise(rc.kind) ? INT64_MAX : UNIT_ELEMS;
+    for (int pass = 0; st == DPT_OK && pass < 2; pass++) { /* count, then fill */
+        int64_t u = 0;
+        for (int i = 0; i < n_segs; i++)
+            for (int64_t off = 0; off < o->segs[i].length; off += block, u++)
+                if (pass)
+                    o->units[u] = (unit){i, off, o->segs[i].length - off < block
+                                                     ? o->segs[i].length - off
+                                                     : block};
+        o->n_units = u;
+        if (!pass && !(o->units = calloc((size_t)u + 1, sizeof *o->units)))
+            st = DPT_ENOMEM;
+    }
     for (int k = 0; st == DPT_OK && k < DPT_OPTIM_MAX_SLOTS; k++) {
         if (!o->slot_names[k])
             continue;
@@ -442,9 +474,35 @@ void dpt_optim_destroy(dpt_optim *o) {
     for (int i = 0; i < o->n_segs; i++)
         free(o->segs[i].name);
     free(o->segs);
+    free(o->units);
     for (int k = 0; k < DPT_OPTIM_MAX_SLOTS; k++)
         dpt_free_aligned(o->slots[k]);
     free(o);
+}
+
+typedef struct {
+    dpt_optim *o;
+    float *params;
+    const float *grads;
+} step_job;
+
+static void step_unit(void *ctx, int64_t u, int thread) {
+    (void)thread;
+    const step_job *j = ctx;
+    const dpt_optim *o = j->o;
+    const unit *un = &o->units[u];
+    const segment *sg = &o->segs[un->seg];
+    const int64_t at = sg->offset + un->off;
+    dpt__optim_seg s = {.p = j->params + at,
+                        .g = j->grads + at,
+                        .n = un->len,
+                        .wd = sg->wd,
+                        .adapt = sg->adapt,
+                        .lr = o->lr,
+                        .t = o->t};
+    for (int k = 0; k < DPT_OPTIM_MAX_SLOTS; k++)
+        s.slot[k] = o->slots[k] ? o->slots[k] + at : NULL;
+    o->update(&o->cfg, &s);
 }
 
 dpt_status dpt_optim_step(dpt_optim *o, float *params, const float *grads, double lr) {
@@ -453,20 +511,14 @@ dpt_status dpt_optim_step(dpt_optim *o, float *params, const float *grads, doubl
         return dpt_errorf(DPT_EINVAL, "%s step %lld: lr = %g: must be finite and >= 0",
                           kind_names[o->cfg.kind], (long long)o->t + 1, lr);
     o->t++;
-    for (int i = 0; i < o->n_segs; i++) {
-        const segment *sg = &o->segs[i];
-        dpt__optim_seg s = {.p = params + sg->offset,
-                            .g = grads + sg->offset,
-                            .n = sg->length,
-                            .wd = sg->wd,
-                            .adapt = sg->adapt,
-                            .lr = lr,
-                            .t = o->t};
-        for (int k = 0; k < DPT_OPTIM_MAX_SLOTS; k++)
-            s.slot[k] = o->slots[k] ? o->slots[k] + sg->offset : NULL;
-        o->update(&o->cfg, &s);
-    }
+    o->lr = lr;
+    step_job j = {o, params, grads};
+    dpt_pool_run(o->pool, o->n_units, step_unit, &j);
     return DPT_OK;
+}
+
+void dpt_optim_set_pool(dpt_optim *o, dpt_pool *pool) {
+    o->pool = pool;
 }
 
 const dpt_optim_cfg *dpt_optim_config(const dpt_optim *o) {

@@ -128,6 +128,7 @@ static dpt_status build_model(dpt_trainer *t) {
         .bn_ghost = c->bn == DPT_BN_GHOST ? c->bn_ghost : 0,
         .seed = c->seed,
         .member = t->member,
+        .threads = c->threads,
     };
     dpt_status st = dpt_model_create(&t->model, c->model, input, &mc);
     if (st != DPT_OK)
@@ -182,6 +183,8 @@ static dpt_status build_model(dpt_trainer *t) {
         dsegs[s] = (dpt_comm_segment){.offset = segs[s].offset, .count = segs[s].count};
     }
     st = dpt_optim_create(&t->optim, &c->optim, t->n_params, osegs, n_segs);
+    if (st == DPT_OK)
+        dpt_optim_set_pool(t->optim, dpt_model_pool(t->model));
     if (st == DPT_OK && !c->deterministic && t->g->size > 1) {
         dpt_bucketer_cfg bc = {.bucket_bytes = (int64_t)(c->bucket_mb * (1 << 20)),
                                .blocking = c->no_overlap};

@@ -1,0 +1,49 @@
+/* A fixed pool of worker threads for the threads inside one rank (core). A job is `units`
+ * independent pieces of work; thread t of T always runs the same contiguous block of units, the
+ * calling thread being thread 0. What a unit computes must not depend on T: callers fix the
+ * partition into units (images, channel blocks, parameter ranges) and give every reduction one
+ * partial per unit, summed in unit order, so results are bit-identical for any thread count.
+ *
+ * pthreads rather than OpenMP: the partition is ours and static, idle workers spin only briefly
+ * before sleeping on a condition variable (libgomp's spinning would fight MPI progress and the
+ * other ranks of an oversubscribed node), and ranks x threads stays an explicit count. */
+#ifndef DPT_POOL_H
+#define DPT_POOL_H
+
+#include <stdint.h>
+
+#include "dpt/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dpt_pool dpt_pool;
+
+/* Runs unit `unit` on thread `thread` (0 <= thread < dpt_pool_threads). */
+typedef void (*dpt_pool_fn)(void *ctx, int64_t unit, int thread);
+
+#define DPT_POOL_MAX_THREADS 1024
+
+/* Starts threads - 1 workers (1 <= threads <= DPT_POOL_MAX_THREADS). threads = 1 starts none and
+ * runs every job on the caller. DPT_EINVAL, DPT_ENOMEM or DPT_EIO (thread creation) on failure,
+ * *out NULL then. */
+dpt_status dpt_pool_create(dpt_pool **out, int threads);
+void dpt_pool_destroy(dpt_pool *p); /* NULL is fine; joins the workers */
+
+/* 1 for NULL. */
+int dpt_pool_threads(const dpt_pool *p);
+
+/* Calls fn(ctx, u, t) for every u in [0, units) and returns when all have returned. Thread t runs
+ * units [t*units/T, (t+1)*units/T) in increasing order. p NULL runs everything on the caller as
+ * thread 0. Not reentrant: one job at a time, from one calling thread. */
+void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx);
+
+/* The thread count asked for by the environment variable DPT_THREADS (1 when unset);
+ * DPT_EINVAL naming the variable when it is not an integer in [1, DPT_POOL_MAX_THREADS]. */
+dpt_status dpt_pool_threads_from_env(int *threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,182 @@
+/* The thread pool (core): T - 1 workers started once, woken per job by a generation counter.
+ * A waiting thread spins briefly (jobs of one training step follow each other within
+ * microseconds) and then sleeps on a condition variable, so an idle pool costs no CPU while MPI
+ * waits or other ranks share the cores. Knows nothing about what the units compute. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/pool.h"
+
+/* About 20-100 us of polling before sleeping: long enough to bridge the serial code between the
+ * layers of one step, short enough not to steal a shared core for long. */
+enum { SPIN = 4000 };
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+struct dpt_pool {
+    int threads;
+    pthread_t *tid;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    atomic_uint_fast64_t gen; /* job number; a change tells the workers to start */
+    atomic_int pending;       /* workers still running the current job */
+    atomic_int stop;
+    dpt_pool_fn fn;
+    void *ctx;
+    int64_t units;
+};
+
+static void run_block(dpt_pool *p, int t) {
+    const int64_t T = p->threads;
+    const int64_t u0 = p->units * t / T, u1 = p->units * (t + 1) / T;
+    for (int64_t u = u0; u < u1; u++)
+        p->fn(p->ctx, u, t);
+}
+
+typedef struct {
+    dpt_pool *p;
+    int t;
+} worker_arg;
+
+static void *worker(void *arg) {
+    dpt_pool *p = ((worker_arg *)arg)->p;
+    const int t = ((worker_arg *)arg)->t;
+    free(arg);
+    uint_fast64_t seen = 0;
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_relaxed) && spins < SPIN) {
+            cpu_relax();
+            spins++;
+        }
+        if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
+                   !atomic_load_explicit(&p->stop, memory_order_relaxed))
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->stop, memory_order_acquire))
+            return NULL;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        run_block(p, t);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+dpt_status dpt_pool_create(dpt_pool **out, int threads) {
+    *out = NULL;
+    if (threads < 1 || threads > DPT_POOL_MAX_THREADS)
+        return dpt_errorf(DPT_EINVAL, "thread count %d is not in [1, %d]", threads,
+                          DPT_POOL_MAX_THREADS);
+    dpt_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return dpt_errorf(DPT_ENOMEM, "thread pool: cannot allocate");
+    p->threads = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (threads == 1) {
+        *out = p;
+        return DPT_OK;
+    }
+    if (!(p->tid = calloc((size_t)threads, sizeof *p->tid))) {
+        dpt_pool_destroy(p);
+        return dpt_errorf(DPT_ENOMEM, "thread pool: cannot allocate");
+    }
+    for (int t = 1; t < threads; t++) {
+        worker_arg *a = malloc(sizeof *a);
+        int err = a ? 0 : ENOMEM;
+        if (a) {
+            *a = (worker_arg){p, t};
+            err = pthread_create(&p->tid[t], NULL, worker, a);
+            if (err)
+                free(a);
+        }
+        if (err) {
+            dpt_pool_destroy(p); /* joins the workers started so far (p->threads of them) */
+            return dpt_errorf(err == ENOMEM ? DPT_ENOMEM : DPT_EIO,
+                              "thread pool: cannot start thread %d of %d: %s", t + 1, threads,
+                              strerror(err));
+        }
+        p->threads = t + 1;
+    }
+    *out = p;
+    return DPT_OK;
+}
+
+void dpt_pool_destroy(dpt_pool *p) {
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 1; t < p->threads; t++)
+        pthread_join(p->tid[t], NULL);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->tid);
+    free(p);
+}
+
+int dpt_pool_threads(const dpt_pool *p) {
+    return p ? p->threads : 1;
+}
+
+void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
+    DPT_ASSERT(units >= 0 && fn);
+    if (!p || p->threads == 1 || units <= 1) {
+        for (int64_t u = 0; u < units; u++)
+            fn(ctx, u, 0);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->units = units;
+    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_block(p, 0);
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0 &&
+                        spins < SPIN;
+         spins++)
+        cpu_relax();
+    if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+            pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+dpt_status dpt_pool_threads_from_env(int *threads) {
+    *threads = 1;
+    const char *v = getenv("DPT_THREADS");
+    if (!v || !*v)
+        return DPT_OK;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno || n < 1 || n > DPT_POOL_MAX_THREADS)
+        return dpt_errorf(DPT_EINVAL, "DPT_THREADS: '%s' is not an integer in [1, %d]", v,
+                          DPT_POOL_MAX_THREADS);
+    *threads = (int)n;
+    return DPT_OK;
+}
