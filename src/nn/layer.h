@@ -140,17 +140,26 @@ struct dpt__layer {
 };
 
 /* ---- threads (model.c) ---------------------------------------------------------------------------
- * A pass is cut into units whose boundaries depend on the batch and the layer, never on the thread
- * count: blocks of images, channels, output rows or elements. A unit writes only its own part of
- * the output; a reduction over units (a weight gradient over images) gives each unit a partial
- * that is added in unit order. T = 1 runs the very same units, so every T gives the same bits. */
-#define DPT__UNIT_IMAGES 8       /* images per unit of conv, pool, batch-norm and dense rows */
-#define DPT__UNIT_ELEMS 16384    /* elements per unit of an elementwise pass */
+ * Two ways to cut a pass, both giving every thread count T the same bits:
+ * - dpt__parallel_split: [0, count) in T contiguous ranges, one per thread (T = 1: one call over
+ *   everything, exactly the single-threaded pass). Only for passes whose items (images, channels,
+ *   elements) are computed independently, with the same operations whatever range an item is
+ *   computed in: forward and backward-data passes, per-channel sums.
+ * - dpt__parallel: fixed blocks of `block` items whose boundaries depend on the batch and the
+ *   layer, never on T. For reductions across items (a weight gradient over images): each block
+ *   gets a partial, and the partials are added in block order. */
+#define DPT__UNIT_IMAGES 16 /* images per block of a conv weight gradient */
+#define DPT__UNIT_ELEMS 16384 /* elements per block of the optimizer's elementwise passes */
+#define DPT__SPLIT_ALIGN 64   /* elementwise ranges start at multiples of this (whole vectors) */
 
 /* Calls fn(ctx, start, len, thread) for [start, start + len) = each block of `block` items of
  * [0, count) (the last one shorter), on the model's threads; returns when all are done. */
 typedef void (*dpt__range_fn)(void *ctx, int64_t start, int64_t len, int thread);
 void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx);
+/* Calls fn(ctx, start, len, t) once per thread t with a non-empty share of [0, count); shares are
+ * contiguous, in thread order, and start at multiples of `align`. */
+void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
+                         void *ctx);
 /* Scratch of thread t (r->work_floats floats). */
 float *dpt__work(const dpt__run *r, int thread);
 

@@ -153,7 +153,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
     if (!r->training) {
         dpt_bn_eval_invstd(s.invstd, rvar, C, l->u.bn.eps);
         bn_job j = {.l = l, .out = y, .x = x, .mean = rmean, .invstd = s.invstd};
-        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, apply_rows, &j);
+        dpt__parallel_split(r, r->n, 1, apply_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
@@ -163,7 +163,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
         bn_job j = {.l = l, .s1 = s.sums, .s2 = s.sums + C, .out = y + n0 * C * S, .x = xk,
                     .mean = mean, .invstd = invstd, .n = nk};
-        dpt__parallel(r, C, 1, stats_channels, &j);
+        dpt__parallel_split(r, C, 1, stats_channels, &j);
         s.sums[2 * C] = (double)(nk * S);
         if (r->bn_ghost == 0 && r->reduce) {
             dpt_status st = r->reduce(r->reduce_ctx, s.sums, 2 * C + 1);
@@ -179,7 +179,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         s.m[k] = (double)m;
         dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
         dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
-        dpt__parallel(r, nk, DPT__UNIT_IMAGES, apply_rows, &j);
+        dpt__parallel_split(r, nk, 1, apply_rows, &j);
     }
     return DPT_OK;
 }
@@ -200,10 +200,10 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
     if (!r->training) {
         bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx, .x = x, .dy = dy, .y = y,
                     .mean = l->buffer[0].v, .invstd = s.invstd, .n = r->n, .eval = 1};
-        dpt__parallel(r, C, 1, grad_sums_channels, &j);
+        dpt__parallel_split(r, C, 1, grad_sums_channels, &j);
         accumulate_param_grads(l, s.dsums);
         if (dx)
-            dpt__parallel(r, r->n, DPT__UNIT_IMAGES, grad_rows, &j);
+            dpt__parallel_split(r, r->n, 1, grad_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
@@ -212,7 +212,7 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
         bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx ? dx + off : NULL,
                     .x = x + off, .dy = dy + off, .y = y + off, .mean = s.mean + k * C,
                     .invstd = s.invstd + k * C, .dsums = s.dsums, .n = nk, .m = (int64_t)s.m[k]};
-        dpt__parallel(r, C, 1, grad_sums_channels, &j);
+        dpt__parallel_split(r, C, 1, grad_sums_channels, &j);
         accumulate_param_grads(l, s.dsums);
         if (!dx)
             continue;
@@ -221,7 +221,7 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
             if (st != DPT_OK)
                 return st;
         }
-        dpt__parallel(r, nk, DPT__UNIT_IMAGES, grad_rows, &j);
+        dpt__parallel_split(r, nk, 1, grad_rows, &j);
     }
     return DPT_OK;
 }

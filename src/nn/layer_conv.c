@@ -70,20 +70,25 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     dpt__layer_add_param(l, "weight", DPT_PARAM_WEIGHT, dims + 2, w);
     if (g->has_bias)
         dpt__layer_add_param(l, "bias", DPT_PARAM_BIAS, 1, &g->O);
-    dpt_conv_geom one = *g, unit = *g;
+    dpt_conv_geom one = *g, unit = *g, share = *g;
     one.N = 1;
     unit.N = g->N < DPT__UNIT_IMAGES ? g->N : DPT__UNIT_IMAGES;
+    share.N = (g->N + b->threads - 1) / b->threads;
     l->flops = dpt_conv_flops(&one);
-    /* A kernel sees at most one unit of images. One sample is asked about too, so that the
-     * maximum covers every unit size whichever way an implementation's scratch scales with N.
-     * After the kernel's scratch: one unit's partial weight and bias gradient. */
-    size_t wa = b->conv->workspace(&unit), wb = b->conv->workspace(&one);
-    l->work_floats = round16(wa > wb ? wa : wb) + (size_t)param_count(g);
+    /* A thread's kernel sees its share of the batch (forward, backward-data) or one block of a
+     * weight gradient. One sample is asked about too, so that the maximum covers every count
+     * whichever way an implementation's scratch scales with N. After the kernel's scratch: one
+     * block's partial weight and bias gradient. */
+    size_t wk = b->conv->workspace(&share);
+    const size_t wu = b->conv->workspace(&unit), w1 = b->conv->workspace(&one);
+    wk = wk > wu ? wk : wu;
+    wk = wk > w1 ? wk : w1;
+    l->work_floats = round16(wk) + (size_t)param_count(g);
     return DPT_OK;
 }
 
-/* One pass over units of DPT__UNIT_IMAGES images: each unit runs the kernel on its own images
- * with the scratch of the thread that runs it. */
+/* Forward and backward-data: each thread runs the kernel on its share of the images with its own
+ * scratch. The weight gradient: blocks of DPT__UNIT_IMAGES images. */
 typedef struct {
     dpt__layer *l;
     const dpt__run *r;
@@ -159,7 +164,7 @@ static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const
     DPT_ASSERT(l->work_floats <= r->work_floats);
     conv_job j = {.l = l, .r = r, .out = y, .in = x, .in_count = dpt_shape_count(&l->in),
                   .out_count = dpt_shape_count(&l->out)};
-    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, forward_unit, &j);
     return DPT_OK;
 }
 
@@ -181,12 +186,12 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
         dpt_pool_run(r->pool, k, backward_weight_unit, &j);
         reduce_job rj = {.job = &j, .first = first == 0 ? 1 : 0, .count = k};
         if (rj.first < rj.count)
-            dpt__parallel(r, count, 4096, reduce_block, &rj);
+            dpt__parallel_split(r, count, DPT__SPLIT_ALIGN, reduce_block, &rj);
     }
     if (dx) {
         conv_job d = {.l = l, .r = r, .out = dx, .in = dy, .in_count = dpt_shape_count(&l->in),
                       .out_count = dpt_shape_count(&l->out)};
-        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_data_unit, &d);
+        dpt__parallel_split(r, r->n, 1, backward_data_unit, &d);
     }
     return DPT_OK;
 }

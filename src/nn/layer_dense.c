@@ -50,70 +50,84 @@ static dpt_status dense_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
-/* Forward and backward-data over units of DPT__UNIT_IMAGES rows; the weight gradient over
- * blocks of output rows, each the whole batch's sum (no partials to add). */
-enum { ROWS_PER_UNIT = 16 };
+/* Every pass is cut into fixed blocks of columns, the same GEMM calls for any thread count (a
+ * GEMM's rounding of one row can depend on how many rows it is given, so rows are never split):
+ * forward over output features, backward-data and the weight gradient over input features, each
+ * block the whole batch's product (no partials to add). The bias gradient goes with the first
+ * weight-gradient block. */
+enum {
+    OUT_COLUMNS_PER_BLOCK = 64, /* forward: each block packs x again */
+    IN_COLUMNS_PER_BLOCK = 256, /* backward: each block packs dy again, which is small */
+};
 
 typedef struct {
     dpt__layer *l;
     float *out;
     const float *in, *dy;
+    int64_t N;
 } dense_job;
 
-static void forward_rows(void *ctx, int64_t n0, int64_t n, int t) {
+/* y[:, o0:o0+m] = b[o0:o0+m] + x W[o0:o0+m]^T */
+static void forward_columns(void *ctx, int64_t o0, int64_t m, int t) {
     (void)t;
     const dense_job *j = ctx;
     const dpt__layer *l = j->l;
     const int64_t K = l->u.dense.in, O = l->u.dense.out;
-    dpt_dense_forward(DPT_GEMM_BLAS, j->out + n0 * O, j->in + n0 * K, l->param[0].v,
-                      l->u.dense.bias ? l->param[1].v : NULL, n, K, O);
+    float beta = 0.0f;
+    if (l->u.dense.bias) { /* broadcast the bias, the GEMM adds on top: one pass over y */
+        for (int64_t n = 0; n < j->N; n++)
+            memcpy(j->out + n * O + o0, l->param[1].v + o0, (size_t)m * sizeof(float));
+        beta = 1.0f;
+    }
+    dpt_sgemm(DPT_GEMM_BLAS, 0, 1, j->N, m, K, 1.0f, j->in, K, l->param[0].v + o0 * K, K, beta,
+              j->out + o0, O);
 }
 
-static void backward_data_rows(void *ctx, int64_t n0, int64_t n, int t) {
+/* dx[:, k0:k0+m] = dy W[:, k0:k0+m] */
+static void backward_data_columns(void *ctx, int64_t k0, int64_t m, int t) {
     (void)t;
     const dense_job *j = ctx;
     const int64_t K = j->l->u.dense.in, O = j->l->u.dense.out;
-    dpt_dense_backward_data(DPT_GEMM_BLAS, j->out + n0 * K, j->dy + n0 * O, j->l->param[0].v, n,
-                            K, O);
+    dpt_sgemm(DPT_GEMM_BLAS, 0, 0, j->N, m, O, 1.0f, j->dy, O, j->l->param[0].v + k0, K, 0.0f,
+              j->out + k0, K);
 }
 
-typedef struct {
-    dense_job j;
-    int64_t N;
-} weight_job;
-
-/* dw[o0:o0+m] += dy[:, o0:o0+m]^T x and db[o0:o0+m] += sum_n dy[n, o0:o0+m], n in order. */
-static void backward_weight_rows(void *ctx, int64_t o0, int64_t m, int t) {
+/* dw[:, k0:k0+m] += dy^T x[:, k0:k0+m]; with the first block, db += sum_n dy, n in order. */
+static void backward_weight_columns(void *ctx, int64_t k0, int64_t m, int t) {
     (void)t;
-    const weight_job *w = ctx;
-    const dpt__layer *l = w->j.l;
+    const dense_job *j = ctx;
+    const dpt__layer *l = j->l;
     const int64_t K = l->u.dense.in, O = l->u.dense.out;
-    dpt_sgemm(DPT_GEMM_BLAS, 1, 0, m, K, w->N, 1.0f, w->j.dy + o0, O, w->j.in, K, 1.0f,
-              l->param[0].g + o0 * K, K);
-    if (!l->u.dense.bias)
+    dpt_sgemm(DPT_GEMM_BLAS, 1, 0, O, m, j->N, 1.0f, j->dy, O, j->in + k0, K, 1.0f,
+              l->param[0].g + k0, K);
+    if (!l->u.dense.bias || k0 != 0)
         return;
-    float *restrict db = l->param[1].g + o0;
-    for (int64_t n = 0; n < w->N; n++) {
-        const float *restrict dyn = w->j.dy + n * O + o0;
-        for (int64_t o = 0; o < m; o++)
+    float *restrict db = l->param[1].g;
+    for (int64_t n = 0; n < j->N; n++) {
+        const float *restrict dyn = j->dy + n * O;
+        for (int64_t o = 0; o < O; o++)
             db[o] += dyn[o];
     }
 }
 
 static dpt_status dense_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
-    dense_job j = {.l = l, .out = y, .in = x};
-    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_rows, &j);
+    if (r->n == 0)
+        return DPT_OK;
+    dense_job j = {.l = l, .out = y, .in = x, .N = r->n};
+    dpt__parallel(r, l->u.dense.out, OUT_COLUMNS_PER_BLOCK, forward_columns, &j);
     return DPT_OK;
 }
 
 static dpt_status dense_backward(dpt__layer *l, const dpt__run *r, float *dx, const float *dy,
                                  const float *x, const float *y) {
     (void)y;
-    weight_job w = {.j = {.l = l, .in = x, .dy = dy}, .N = r->n};
-    dpt__parallel(r, l->u.dense.out, ROWS_PER_UNIT, backward_weight_rows, &w);
+    if (r->n == 0)
+        return DPT_OK;
+    dense_job j = {.l = l, .in = x, .dy = dy, .N = r->n};
+    dpt__parallel(r, l->u.dense.in, IN_COLUMNS_PER_BLOCK, backward_weight_columns, &j);
     if (dx) {
-        dense_job j = {.l = l, .out = dx, .dy = dy};
-        dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_data_rows, &j);
+        j.out = dx;
+        dpt__parallel(r, l->u.dense.in, IN_COLUMNS_PER_BLOCK, backward_data_columns, &j);
     }
     return DPT_OK;
 }

@@ -125,7 +125,7 @@ static void backward_unit(void *ctx, int64_t n0, int64_t n, int t) {
 
 static dpt_status pool_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     pool_job j = {.l = l, .out = y, .in = x};
-    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, forward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, forward_unit, &j);
     return DPT_OK;
 }
 
@@ -135,7 +135,7 @@ static dpt_status pool_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     if (!dx)
         return DPT_OK;
     pool_job j = {.l = l, .out = dx, .in = dy};
-    dpt__parallel(r, r->n, DPT__UNIT_IMAGES, backward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, backward_unit, &j);
     return DPT_OK;
 }
 

@@ -118,6 +118,36 @@ void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_f
     dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
 }
 
+typedef struct {
+    dpt__range_fn fn;
+    void *ctx;
+    int64_t count, align, threads;
+} split_job;
+
+/* Share t of T: [t*A/T, (t+1)*A/T) aligned blocks, A = the count of aligned blocks. */
+static void split_unit(void *ctx, int64_t t, int thread) {
+    const split_job *j = ctx;
+    const int64_t blocks = (j->count + j->align - 1) / j->align;
+    const int64_t b0 = blocks * t / j->threads, b1 = blocks * (t + 1) / j->threads;
+    const int64_t start = b0 * j->align, end = b1 * j->align < j->count ? b1 * j->align : j->count;
+    if (end > start)
+        j->fn(j->ctx, start, end - start, thread);
+}
+
+void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
+                         void *ctx) {
+    DPT_ASSERT(count >= 0 && align >= 1);
+    const int64_t T = dpt_pool_threads(r->pool);
+    if (count == 0)
+        return;
+    if (T == 1) {
+        fn(ctx, 0, count, 0);
+        return;
+    }
+    split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align, .threads = T};
+    dpt_pool_run(r->pool, T, split_unit, &j);
+}
+
 float *dpt__work(const dpt__run *r, int thread) {
     return r->work + (size_t)thread * r->work_floats;
 }
