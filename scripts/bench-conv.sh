@@ -1,6 +1,7 @@
 #!/bin/sh
 # Per-layer convolution table in one run: PyTorch (oneDNN, one thread) first, then every dptrain
-# path with the measured FMA peak, joined by layer name with avx512/PyTorch ratios.
+# path with the measured FMA peak, joined by layer name with the ratio of the path dptrain runs on
+# this CPU to PyTorch; the last line is the minimum ratio over every pass.
 # usage: scripts/bench-conv.sh [BUILD_DIR] [bench_conv_simd options, e.g. --batches 64]
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
