@@ -1,7 +1,10 @@
 /* Backward-data convolution on the simd.h vocabulary (kernels, compiled once per ISA). With stride
  * 1 and pad <= dil*(k-1) it is a forward convolution of dy, padded by dil*(k-1) - pad, with the
- * kernel flipped and the channel roles swapped; any other geometry scatters per-tap products of
- * the channel micro-kernel into a channel-last dx. */
+ * kernel flipped and the channel roles swapped, unless that padding would make a third or more of
+ * the forward's products multiply zeros (a 5x5 layer without padding): then, per input channel,
+ * the rows (tap, positions of dy) = W^T dy are formed by the shifted-row kernel and added into dx
+ * tap by tap (a col2im). Any other geometry scatters per-tap products of the channel micro-kernel
+ * into a channel-last dx. */
 #include <string.h>
 
 #include "conv_simd.h"
@@ -14,8 +17,22 @@ static int backward_as_forward(const conv_sizes *sz) {
     return 1;
 }
 
+/* dx positions computed by the as-forward route per position of dy: >= 1.5 when a third of its
+ * products multiply padding. */
+static int backward_by_columns(const conv_sizes *sz) {
+    return backward_as_forward(sz) && 2 * sz->in_plane >= 3 * sz->out_plane &&
+           sz->out_plane >= VL;
+}
+
+/* Floats per row of dy and of the column rows: whole vectors, so loads of the last one stay in
+ * the row. */
+static int64_t column_ld(const conv_sizes *sz) {
+    return round_up(sz->out_plane, VL);
+}
+
 typedef struct {                     /* offsets in floats */
     int64_t w_flipped, forward;      /* as a forward: flipped weights, the forward's workspace */
+    int64_t w_taps, dy_rows, cols;   /* columns: (Cg, taps, Og) weights, dy copy, one channel's rows */
     int64_t o_off, w_scatter, dx_cl; /* scatter: o offsets, (taps, Og, CgPad) weights, dx */
     int64_t end;
 } backward_data_layout;
@@ -23,7 +40,16 @@ typedef struct {                     /* offsets in floats */
 static int64_t backward_data_plan(const conv_sizes *sz, backward_data_layout *b) {
     int64_t o = 0;
     memset(b, 0, sizeof *b);
-    if (backward_as_forward(sz)) {
+    if (backward_by_columns(sz)) {
+        b->o_off = o;
+        o += round_up(sz->Og, 16);
+        b->w_taps = o;
+        o += round_up(sz->Cg * sz->taps * sz->Og, 16);
+        b->dy_rows = o;
+        o += round_up(sz->Og * column_ld(sz), 16);
+        b->cols = o;
+        o += round_up(sz->taps * column_ld(sz), 16);
+    } else if (backward_as_forward(sz)) {
         conv_sizes t;
         dpt__sizes_transposed(&t, sz);
         b->w_flipped = o;
@@ -118,10 +144,105 @@ static void backward_data_scatter(float *dx, const float *dy, const float *w, co
     }
 }
 
+/* dx rows summed at once by sum_columns: independent dependency chains of vector adds. */
+enum { SUM_ROWS = 4 };
+
+/* dx_c: one input channel (D, H, W) = the sum of its column rows cols: (taps, ld), each tap's
+ * products at every output position. A vector of a dx row sums, in registers and in tap order,
+ * the masked loads of the taps that reach it, and is stored once (adding into dx tap by tap
+ * would reload each store a lane over, which store forwarding cannot serve). Stride 1. */
+static void sum_columns(float *dx_c, const float *cols, int64_t ld, const conv_sizes *sz) {
+    const int64_t H = sz->in[1], W = sz->in[2], oW = sz->out[2], oH = sz->out[1];
+    for (int64_t d = 0; d < sz->in[0]; d++)
+        for (int64_t h0 = 0; h0 < H; h0 += SUM_ROWS)
+            for (int64_t x0 = 0; x0 < W; x0 += VL) {
+                vf acc[SUM_ROWS];
+                SIMD_UNROLL
+                for (int r = 0; r < SUM_ROWS; r++)
+                    acc[r] = V_ZERO();
+                for (int64_t kd = 0; kd < sz->k[0]; kd++) {
+                    const int64_t od = d + sz->pad[0] - kd * sz->dil[0];
+                    if (od < 0 || od >= sz->out[0])
+                        continue;
+                    for (int64_t kh = 0; kh < sz->k[1]; kh++) {
+                        const int64_t oh0 = h0 + sz->pad[1] - kh * sz->dil[1]; /* of row h0 */
+                        for (int64_t kw = 0; kw < sz->k[2]; kw++) {
+                            const int64_t w0 = kw * sz->dil[2] - sz->pad[2]; /* of column 0 */
+                            const int64_t lo = max64(w0, x0) - x0;
+                            const int64_t hi = min64(min64(w0 + oW, W), x0 + VL) - x0;
+                            if (hi <= lo)
+                                continue;
+                            const int64_t t = (kd * sz->k[1] + kh) * sz->k[2] + kw;
+                            /* lane j of row r: column x0 + j - w0 of output row (od, oh0 + r) */
+                            const float *src = cols + t * ld + (od * oH + oh0) * oW + x0 - w0;
+                            const vmask m = v_mask_first((int)hi) & ~v_mask_first((int)lo);
+                            SIMD_UNROLL
+                            for (int r = 0; r < SUM_ROWS; r++)
+                                if (oh0 + r >= 0 && oh0 + r < oH)
+                                    acc[r] = V_ADD(acc[r], V_LOAD_M(src + r * oW, m));
+                        }
+                    }
+                }
+                SIMD_UNROLL
+                for (int r = 0; r < SUM_ROWS; r++) {
+                    if (h0 + r >= H)
+                        break;
+                    float *dst = dx_c + (d * H + h0 + r) * W + x0;
+                    if (W - x0 >= VL)
+                        V_STORE(dst, acc[r]);
+                    else
+                        V_STORE_N(dst, acc[r], (int)(W - x0));
+                }
+            }
+}
+
+/* backward_by_columns: per (image, group), dy copied into rows of whole vectors; per input channel
+ * c, cols[t][p] = sum_o w[o][c][t] dy[o][p] over blocks of ROW_BLOCK_CH taps, then summed into dx
+ * in tap order. */
+static void backward_data_columns(float *dx, const float *dy, const float *w, const conv_sizes *sz,
+                                  const backward_data_layout *ws, float *work) {
+    const int64_t ld = column_ld(sz), P = sz->out_plane, Og = sz->Og, taps = sz->taps;
+    int32_t *o_off = (int32_t *)(work + ws->o_off);
+    float *w_taps = work + ws->w_taps, *dy_rows = work + ws->dy_rows, *cols = work + ws->cols;
+    DPT_ASSERT(Og * ld < INT32_MAX);
+    for (int64_t o = 0; o < Og; o++)
+        o_off[o] = (int32_t)(o * ld);
+    memset(dy_rows, 0, (size_t)(Og * ld) * sizeof(float)); /* the row tails stay zero */
+    for (int64_t gi = 0; gi < sz->groups; gi++) {
+        for (int64_t c = 0; c < sz->Cg; c++) /* w_taps[c][t][o] = w[o][c][t] of this group */
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t o = 0; o < Og; o++)
+                    w_taps[(c * taps + t) * Og + o] = w[((gi * Og + o) * sz->Cg + c) * taps + t];
+        for (int64_t n = 0; n < sz->N; n++) {
+            const float *dy_g = dy + (n * sz->O + gi * Og) * P;
+            for (int64_t o = 0; o < Og; o++)
+                memcpy(dy_rows + o * ld, dy_g + o * P, (size_t)P * sizeof(float));
+            for (int64_t c = 0; c < sz->Cg; c++) {
+                for (int64_t t = 0; t < taps;) {
+                    const int OB = taps - t >= ROW_BLOCK_CH ? ROW_BLOCK_CH : 1;
+                    for (int64_t p = 0; p < P; p += SHIFTED_VECS * VL) {
+                        const int64_t rem = min64(P - p, SHIFTED_VECS * VL);
+                        const int WV = (int)((rem + VL - 1) / VL);
+                        dpt__shifted_kernel(OB, WV, cols + t * ld + p, ld,
+                                            (int)(rem - (WV - 1) * VL), dy_rows + p, o_off, Og,
+                                            w_taps + (c * taps + t) * Og, NULL);
+                    }
+                    t += OB;
+                }
+                sum_columns(dx + ((n * sz->C + gi * sz->Cg + c) * sz->in_plane), cols, ld, sz);
+            }
+        }
+    }
+}
+
 void dpt__simd_backward_data(float *dx, const float *dy, const float *w, const conv_sizes *sz,
                              float *work) {
     backward_data_layout ws;
     backward_data_plan(sz, &ws);
+    if (backward_by_columns(sz)) {
+        backward_data_columns(dx, dy, w, sz, &ws, work);
+        return;
+    }
     if (!backward_as_forward(sz)) {
         backward_data_scatter(dx, dy, w, sz, (int32_t *)(work + ws.o_off), work + ws.w_scatter,
                               work + ws.dx_cl);
