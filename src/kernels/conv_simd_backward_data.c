@@ -17,11 +17,12 @@ static int backward_as_forward(const conv_sizes *sz) {
     return 1;
 }
 
-/* dx positions computed by the as-forward route per position of dy: >= 1.5 when a third of its
- * products multiply padding. */
+/* Columns instead of the as-forward route when a third or more of its products would multiply
+ * padding (dx positions >= 1.5 x dy positions), or when dx has so few channels (a first layer's
+ * input gradient) that the forward's output-channel blocks would be mostly empty. */
 static int backward_by_columns(const conv_sizes *sz) {
-    return backward_as_forward(sz) && 2 * sz->in_plane >= 3 * sz->out_plane &&
-           sz->out_plane >= VL;
+    return backward_as_forward(sz) && sz->out_plane >= VL &&
+           (2 * sz->in_plane >= 3 * sz->out_plane || 4 * sz->Cg <= VL);
 }
 
 /* Floats per row of dy and of the column rows: whole vectors, so loads of the last one stay in
