@@ -14,10 +14,6 @@
 #include "dpt/ops.h"
 #include "dpt/runtime.h"
 
-#ifdef DPT_KERNELS_X86
-const int32_t dpt__first_lanes8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-#endif
-
 /* Indexed by dpt_conv_impl_id; a table whose conv is NULL does not run here. */
 static dpt__kernel_table tables[DPT_CONV_IMPL_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;

@@ -26,14 +26,15 @@ typedef struct {
     const char *name; /* the DPT_KERNEL value that selects it: ref, im2col, avx2 or avx512 */
     dpt__isa isa;     /* the vector path of batch norm and pooling */
     const dpt_conv_impl *conv;
-    /* Batch norm over one contiguous run of n values (batchnorm.c); [relu] with a fused ReLU,
-     * whose output y masks dy. */
+    /* Batch norm over one contiguous run of n values (batchnorm.c); relu = 1 with a fused ReLU,
+     * whose output y masks dy (y is not read when relu = 0). */
     dpt__bn_sums (*bn_stats)(const float *x, int64_t n);
-    dpt__bn_sums (*bn_grad_sums[2])(const float *dy, const float *y, const float *x, float mu,
-                                    int64_t n);
-    void (*bn_affine[2])(float *y, const float *x, float mu, float scale, float shift, int64_t n);
-    void (*bn_grad[2])(float *dx, const float *dy, const float *y, const float *x, float a, float b,
-                       float k, float mu, int64_t n);
+    dpt__bn_sums (*bn_grad_sums)(int relu, const float *dy, const float *y, const float *x,
+                                 float mu, int64_t n);
+    void (*bn_affine)(int relu, float *y, const float *x, float mu, float scale, float shift,
+                      int64_t n);
+    void (*bn_grad)(int relu, float *dx, const float *dy, const float *y, const float *x, float a,
+                    float b, float k, float mu, int64_t n);
     dpt__maxpool_row_fn *maxpool2x2_row;
     dpt__maxunpool_row_fn *maxunpool2x2_row;
 } dpt__kernel_table;
@@ -53,24 +54,15 @@ dpt__isa dpt__isa_best(void);
  * against running kernels. */
 dpt__isa dpt__isa_pin(dpt__isa isa);
 
-/* Batch norm and pooling spell their vector paths in raw intrinsics inside per-function target
- * regions, so that the default build stays x86-64 baseline; they are built where the SIMD
- * convolutions are (cmake/DptIsa.cmake). */
+/* The vector paths of batch norm (batchnorm_simd.c) and pooling (pool_simd.c), built once per ISA
+ * where the SIMD convolutions are (cmake/DptIsa.cmake); only a CPU that runs the ISA may call them.
+ */
 #if defined(DPT_HAVE_AVX2) && defined(DPT_HAVE_AVX512)
 #define DPT_KERNELS_X86 1
-#define DPT_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#define DPT_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#include <immintrin.h>
-
-extern const int32_t dpt__first_lanes8[16]; /* -1 x 8, then 0 x 8 */
-/* The n first floats of p (any n: none when n <= 0, all 8 when n >= 8); the others read +0 and
- * are not touched (maskload does not fault on them). */
-DPT_TARGET_AVX2 static inline __m256 dpt__load8_n(const float *p, int64_t n) {
-    return n >= 8   ? _mm256_loadu_ps(p)
-           : n <= 0 ? _mm256_setzero_ps()
-                    : _mm256_maskload_ps(
-                          p, _mm256_loadu_si256((const __m256i *)(dpt__first_lanes8 + 8 - n)));
-}
+void dpt__bn_fill_avx2(dpt__kernel_table *t);
+void dpt__bn_fill_avx512(dpt__kernel_table *t);
+void dpt__pool_fill_avx2(dpt__kernel_table *t);
+void dpt__pool_fill_avx512(dpt__kernel_table *t);
 #endif
 
 #endif

@@ -139,86 +139,9 @@ static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
 }
 #endif
 
-/* One output row pair of the 2x2 path per call below: r0, r1 the two input rows, `base` the
- * plane offset of r0[0], outputs ow in [0, oW). The AVX2 and AVX-512F versions make the same
- * selections as max2x2_one in the same order, so every path gives the same y and argmax. */
-#ifdef DPT_KERNELS_X86
-DPT_TARGET_AVX512 static void max2x2_row_avx512(float *yr, int32_t *ar, const float *r0,
-                                                const float *r1, int32_t base, int32_t W,
-                                                int64_t oW) {
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
-    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(W);
-    for (int64_t ow = 0; ow < oW; ow += 16) {
-        const int64_t k = oW - ow < 16 ? oW - ow : 16, f = 2 * k; /* outputs, floats per row */
-        const __mmask16 m0 = f >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << f) - 1u);
-        const __mmask16 m1 = f > 16 ? (__mmask16)((1u << (f - 16)) - 1u) : 0;
-        const __mmask16 mk = (__mmask16)((1u << k) - 1u);
-        const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow);
-        const __m512 a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow);
-        const __m512 b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
-        const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base + (int32_t)(2 * ow)), ie);
-        const __m512i at2 = _mm512_add_epi32(at0, wv);
-        const __m512 v[4] = {_mm512_permutex2var_ps(a0, ie, a1), _mm512_permutex2var_ps(a0, io, a1),
-                             _mm512_permutex2var_ps(b0, ie, b1),
-                             _mm512_permutex2var_ps(b0, io, b1)};
-        const __m512i vat[4] = {at0, _mm512_add_epi32(at0, one), at2, _mm512_add_epi32(at2, one)};
-        __m512 best = v[0];
-        __m512i at = vat[0];
-        for (int i = 1; i < 4; i++) {
-            /* new > best, or new is NaN (a NaN is the maximum, as in torch) */
-            const __mmask16 take = _mm512_cmp_ps_mask(v[i], best, _CMP_GT_OQ) |
-                                   _mm512_cmp_ps_mask(v[i], v[i], _CMP_UNORD_Q);
-            best = _mm512_mask_mov_ps(best, take, v[i]);
-            at = _mm512_mask_mov_epi32(at, take, vat[i]);
-        }
-        _mm512_mask_storeu_ps(yr + ow, mk, best);
-        _mm512_mask_storeu_epi32(ar + ow, mk, at);
-    }
-}
-
-/* Even (sel = 0x88) or odd (0xDD) floats of the 16 in a:b, in order. */
-#define DEINTERLEAVE8(a, b, sel)                                                                   \
-    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, sel)), 0xD8))
-
-DPT_TARGET_AVX2 static void max2x2_row_avx2(float *yr, int32_t *ar, const float *r0,
-                                            const float *r1, int32_t base, int32_t W, int64_t oW) {
-    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
-    for (int64_t ow = 0; ow < oW; ow += 8) {
-        const int64_t k = oW - ow < 8 ? oW - ow : 8, f = 2 * k;
-        const __m256 a0 = dpt__load8_n(r0 + 2 * ow, f), a1 = dpt__load8_n(r0 + 2 * ow + 8, f - 8);
-        const __m256 b0 = dpt__load8_n(r1 + 2 * ow, f), b1 = dpt__load8_n(r1 + 2 * ow + 8, f - 8);
-        const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(base + (int32_t)(2 * ow)), lane2);
-        const __m256i at2 = _mm256_add_epi32(at0, wv);
-        const __m256 v[4] = {DEINTERLEAVE8(a0, a1, 0x88), DEINTERLEAVE8(a0, a1, 0xDD),
-                             DEINTERLEAVE8(b0, b1, 0x88), DEINTERLEAVE8(b0, b1, 0xDD)};
-        const __m256i vat[4] = {at0, _mm256_add_epi32(at0, one), at2, _mm256_add_epi32(at2, one)};
-        __m256 best = v[0];
-        __m256i at = vat[0];
-        for (int i = 1; i < 4; i++) {
-            const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v[i], best, _CMP_GT_OQ),
-                                             _mm256_cmp_ps(v[i], v[i], _CMP_UNORD_Q));
-            best = _mm256_blendv_ps(best, v[i], take);
-            at = _mm256_castps_si256(
-                _mm256_blendv_ps(_mm256_castsi256_ps(at), _mm256_castsi256_ps(vat[i]), take));
-        }
-        if (k == 8) {
-            _mm256_storeu_ps(yr + ow, best);
-            _mm256_storeu_si256((__m256i *)(ar + ow), at);
-        } else { /* vmaskmovps stores are slow on AMD cores: copy the k lanes */
-            float bt[8];
-            int32_t atb[8];
-            _mm256_storeu_ps(bt, best);
-            _mm256_storeu_si256((__m256i *)atb, at);
-            memcpy(yr + ow, bt, (size_t)k * sizeof *bt);
-            memcpy(ar + ow, atb, (size_t)k * sizeof *atb);
-        }
-    }
-}
-#endif /* DPT_KERNELS_X86 */
-
+/* One output row pair of the 2x2 path: r0, r1 the two input rows, `base` the plane offset of
+ * r0[0], outputs ow in [0, oW). The vector rows (pool_simd.c) make the same selections as
+ * max2x2_one in the same order, so every path gives the same y and argmax. */
 static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const float *r1,
                               int32_t base, int32_t W, int64_t oW) {
     int64_t ow = 0;
@@ -282,72 +205,6 @@ static void unpool2x2_row_scalar(float *d0, float *d1, const float *dyr, const i
     }
 }
 
-#ifdef DPT_KERNELS_X86
-DPT_TARGET_AVX512 static void unpool2x2_row_avx512(float *d0, float *d1, const float *dyr,
-                                                   const int32_t *ar, int32_t base, int32_t W,
-                                                   int64_t oW) {
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    /* interleave e and o: lo = e0 o0 .. e7 o7, hi = e8 o8 .. e15 o15 */
-    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
-    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(W);
-    for (int64_t ow = 0; ow < oW; ow += 16) {
-        const int64_t k = oW - ow < 16 ? oW - ow : 16, f = 2 * k;
-        const __mmask16 mk = (__mmask16)((1u << k) - 1u);
-        const __mmask16 m0 = f >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << f) - 1u);
-        const __mmask16 m1 = f > 16 ? (__mmask16)((1u << (f - 16)) - 1u) : 0;
-        const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(mk, dyr + ow));
-        const __m512i at = _mm512_maskz_loadu_epi32(mk, ar + ow);
-        const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base + (int32_t)(2 * ow)), ie);
-        const __m512i at2 = _mm512_add_epi32(at0, wv);
-        const __mmask16 e00 = _mm512_cmpeq_epi32_mask(at, at0);
-        const __mmask16 e01 = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(at0, one));
-        const __mmask16 e10 = _mm512_cmpeq_epi32_mask(at, at2);
-        const __mmask16 e11 = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(at2, one));
-        DPT_ASSERT(((e00 | e01 | e10 | e11) & mk) == mk);
-        const __m512 v00 = _mm512_maskz_mov_ps(e00, v), v01 = _mm512_maskz_mov_ps(e01, v);
-        const __m512 v10 = _mm512_maskz_mov_ps(e10, v), v11 = _mm512_maskz_mov_ps(e11, v);
-        _mm512_mask_storeu_ps(d0 + 2 * ow, m0, _mm512_permutex2var_ps(v00, il, v01));
-        _mm512_mask_storeu_ps(d1 + 2 * ow, m0, _mm512_permutex2var_ps(v10, il, v11));
-        if (m1) {
-            _mm512_mask_storeu_ps(d0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v00, ih, v01));
-            _mm512_mask_storeu_ps(d1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v10, ih, v11));
-        }
-    }
-}
-
-DPT_TARGET_AVX2 static void unpool2x2_row_avx2(float *d0, float *d1, const float *dyr,
-                                               const int32_t *ar, int32_t base, int32_t W,
-                                               int64_t oW) {
-    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
-    int64_t ow = 0;
-    for (; ow + 8 <= oW; ow += 8) {
-        const __m256 v = _mm256_add_ps(_mm256_setzero_ps(), _mm256_loadu_ps(dyr + ow));
-        const __m256i at = _mm256_loadu_si256((const __m256i *)(ar + ow));
-        const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(base + (int32_t)(2 * ow)), lane2);
-        const __m256i at2 = _mm256_add_epi32(at0, wv);
-        const __m256 e00 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, at0));
-        const __m256 e01 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, _mm256_add_epi32(at0, one)));
-        const __m256 e10 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, at2));
-        const __m256 e11 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, _mm256_add_epi32(at2, one)));
-        DPT_ASSERT(_mm256_movemask_ps(
-                       _mm256_or_ps(_mm256_or_ps(e00, e01), _mm256_or_ps(e10, e11))) == 0xFF);
-        const __m256 rows[2][2] = {{_mm256_and_ps(e00, v), _mm256_and_ps(e01, v)},
-                                   {_mm256_and_ps(e10, v), _mm256_and_ps(e11, v)}};
-        float *const d[2] = {d0, d1};
-        for (int r = 0; r < 2; r++) {
-            const __m256 ul = _mm256_unpacklo_ps(rows[r][0], rows[r][1]);
-            const __m256 uh = _mm256_unpackhi_ps(rows[r][0], rows[r][1]);
-            _mm256_storeu_ps(d[r] + 2 * ow, _mm256_permute2f128_ps(ul, uh, 0x20));
-            _mm256_storeu_ps(d[r] + 2 * ow + 8, _mm256_permute2f128_ps(ul, uh, 0x31));
-        }
-    }
-    unpool2x2_row_scalar(d0 + 2 * ow, d1 + 2 * ow, dyr + ow, ar + ow, base + (int32_t)(2 * ow), W,
-                         oW - ow);
-}
-#endif /* DPT_KERNELS_X86 */
-
 static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
                          const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
@@ -366,17 +223,15 @@ static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
     }
 }
 
+/* The vector paths are pool_simd.c, compiled once per ISA. */
 void dpt__pool_fill_table(dpt__kernel_table *t, dpt__isa isa) {
     t->maxpool2x2_row = max2x2_row_scalar;
     t->maxunpool2x2_row = unpool2x2_row_scalar;
 #ifdef DPT_KERNELS_X86
-    if (isa == DPT__ISA_AVX512) {
-        t->maxpool2x2_row = max2x2_row_avx512;
-        t->maxunpool2x2_row = unpool2x2_row_avx512;
-    } else if (isa == DPT__ISA_AVX2) {
-        t->maxpool2x2_row = max2x2_row_avx2;
-        t->maxunpool2x2_row = unpool2x2_row_avx2;
-    }
+    if (isa == DPT__ISA_AVX512)
+        dpt__pool_fill_avx512(t);
+    else if (isa == DPT__ISA_AVX2)
+        dpt__pool_fill_avx2(t);
 #endif
 }
 

@@ -8,6 +8,7 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Full unrolling of the register-block loops, so that accumulator arrays become registers
  * (clang 14 accepts the GCC spelling but then leaves the accumulators in memory). */
@@ -43,6 +44,44 @@ SIMD_INLINE vmask v_mask_first(int n) {
 #define V_LOAD_M(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define V_STORE_N(p, v, n) _mm512_mask_storeu_ps((p), v_mask_first(n), (v))
 #define V_REDUCE(v) _mm512_reduce_add_ps(v)
+/* Bit i of the result is lane i of the mask. */
+SIMD_INLINE unsigned v_mask_bits(vmask m) {
+    return m;
+}
+#define V_CMP(a, b, pred) _mm512_cmp_ps_mask((a), (b), (pred))
+#define V_MASK_OR(a, b) ((vmask)((a) | (b)))
+#define V_MASKZ(m, v) _mm512_maskz_mov_ps((m), (v))          /* v where m, else +0 */
+#define V_BLEND(m, a, b) _mm512_mask_blend_ps((m), (a), (b)) /* b where m, else a */
+
+typedef __m512i vi; /* VL int32 lanes */
+#define VI_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define VI_STORE(p, v) _mm512_storeu_si512((void *)(p), (v))
+#define VI_LOAD_M(p, m) _mm512_maskz_loadu_epi32((m), (p))
+#define VI_STORE_N(p, v, n) _mm512_mask_storeu_epi32((p), v_mask_first(n), (v))
+#define VI_CMPEQ(a, b) _mm512_cmpeq_epi32_mask((a), (b))
+#define VI_BLEND(m, a, b) _mm512_mask_blend_epi32((m), (a), (b))
+/* 0, 1, ..., VL - 1 */
+SIMD_INLINE vi vi_lane_index(void) {
+    return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+typedef __m512d vd; /* VD double lanes */
+#define VD 8
+typedef __mmask8 vdmask;
+SIMD_INLINE vdmask vd_mask_first(int n) {
+    return (vdmask)((1u << n) - 1u);
+}
+#define VD_MASKZ(m, v) _mm512_maskz_mov_pd((m), (v))
+/* The lanes 0 .. VD-1 and VD .. VL-1 of a float vector, widened (exact). */
+#define VD_WIDEN_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+#define VD_WIDEN_HI(v)                                                                             \
+    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+/* The sum of the lanes by halving: lane j + lane j + 4, then j + 2, then 0 + 1. */
+SIMD_INLINE double vd_reduce_halves(vd v) {
+    const __m256d u = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    const __m128d w = _mm_add_pd(_mm256_castpd256_pd128(u), _mm256_extractf128_pd(u, 1));
+    return _mm_cvtsd_f64(w) + _mm_cvtsd_f64(_mm_unpackhi_pd(w, w));
+}
 
 /* Last stage of v_transpose: s[4i+m] holds, in 128-bit group L, column 4L+m of rows 4i..4i+3;
  * a 4x4 transpose of 128-bit groups across s[m], s[4+m], s[8+m], s[12+m] finishes the job. */
@@ -127,6 +166,47 @@ SIMD_INLINE float v_reduce(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 #define V_REDUCE(v) v_reduce(v)
+/* A mask is a vector of all-ones or all-zero lanes; it selects in the float domain. */
+#define V_PS(m) _mm256_castsi256_ps(m)
+SIMD_INLINE unsigned v_mask_bits(vmask m) {
+    return (unsigned)_mm256_movemask_ps(V_PS(m));
+}
+#define V_CMP(a, b, pred) _mm256_castps_si256(_mm256_cmp_ps((a), (b), (pred)))
+#define V_MASK_OR(a, b) _mm256_castps_si256(_mm256_or_ps(V_PS(a), V_PS(b)))
+#define V_MASKZ(m, v) _mm256_and_ps(V_PS(m), (v))
+#define V_BLEND(m, a, b) _mm256_blendv_ps((a), (b), V_PS(m))
+
+typedef __m256i vi;
+#define VI_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define VI_STORE(p, v) _mm256_storeu_si256((__m256i *)(p), (v))
+#define VI_LOAD_M(p, m) _mm256_maskload_epi32((p), (m))
+SIMD_INLINE void vi_store_n(int32_t *p, __m256i v, int n) { /* as v_store_n */
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, v);
+    memcpy(p, t, (size_t)n * sizeof *t);
+}
+#define VI_STORE_N(p, v, n) vi_store_n((p), (v), (n))
+#define VI_CMPEQ(a, b) _mm256_cmpeq_epi32((a), (b))
+#define VI_BLEND(m, a, b) _mm256_castps_si256(V_BLEND((m), V_PS(a), V_PS(b)))
+SIMD_INLINE vi vi_lane_index(void) {
+    return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+typedef __m256d vd;
+#define VD 4
+typedef __m256d vdmask;
+SIMD_INLINE vdmask vd_mask_first(int n) {
+    static const int64_t m[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    return _mm256_castsi256_pd(_mm256_loadu_si256((const __m256i *)(m + 4 - n)));
+}
+#define VD_MASKZ(m, v) _mm256_and_pd((m), (v))
+#define VD_WIDEN_LO(v) _mm256_cvtps_pd(_mm256_castps256_ps128(v))
+#define VD_WIDEN_HI(v) _mm256_cvtps_pd(_mm256_extractf128_ps((v), 1))
+/* The sum of the lanes by halving: lane j + lane j + 2, then 0 + 1. */
+SIMD_INLINE double vd_reduce_halves(vd v) {
+    const __m128d w = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(w) + _mm_cvtsd_f64(_mm_unpackhi_pd(w, w));
+}
 
 /* Last stage of v_transpose: swap the 128-bit halves across s[m] and s[4+m]. */
 SIMD_INLINE void v_transpose_groups(vf r[VL], const vf s[VL]) {
@@ -212,7 +292,20 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define V_FNMA(a, b, c) MM(fnmadd_ps)((a), (b), (c)) /* c - a*b */
 #define V_ADD(a, b) MM(add_ps)((a), (b))
 #define V_SUB(a, b) MM(sub_ps)((a), (b))
-#define V_UNPACKLO(a, b) MM(unpacklo_ps)((a), (b)) /* interleave 32-bit lanes */
+#define V_MUL(a, b) MM(mul_ps)((a), (b))
+/* Lane masks from comparisons (ordered: false where either side is NaN), and NaN lanes. */
+#define V_CMP_GT(a, b) V_CMP((a), (b), _CMP_GT_OQ)
+#define V_CMP_LT(a, b) V_CMP((a), (b), _CMP_LT_OQ)
+#define V_ISNAN(a) V_CMP((a), (a), _CMP_UNORD_Q)
+#define VI_SET1(s) MM(set1_epi32)(s)
+#define VI_ADD(a, b) MM(add_epi32)((a), (b))
+#define VD_ZERO() MM(setzero_pd)()
+#define VD_SET1(s) MM(set1_pd)(s)
+#define VD_ADD(a, b) MM(add_pd)((a), (b))
+#define VD_SUB(a, b) MM(sub_pd)((a), (b))
+#define VD_MUL(a, b) MM(mul_pd)((a), (b))
+#define VD_FMA(a, b, c) MM(fmadd_pd)((a), (b), (c)) /* a*b + c, one rounding */
+#define V_UNPACKLO(a, b) MM(unpacklo_ps)((a), (b))  /* interleave 32-bit lanes */
 #define V_UNPACKHI(a, b) MM(unpackhi_ps)((a), (b))
 #define V_PD(a) MM(castps_pd)(a)
 #define V_UNPACKLO2(a, b) MM(castpd_ps)(MM(unpacklo_pd)(V_PD(a), V_PD(b))) /* 64-bit lanes */
@@ -224,6 +317,10 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
  * used by many loads. */
 SIMD_INLINE vmask v_mask_n(int64_t n) {
     return v_mask_first(n >= VL ? VL : n <= 0 ? 0 : (int)n);
+}
+/* The same for VD double lanes. */
+SIMD_INLINE vdmask vd_mask_n(int64_t n) {
+    return vd_mask_first(n >= VD ? VD : n <= 0 ? 0 : (int)n);
 }
 
 /* In-register transpose of a VL x VL block: r[i] lane j becomes r[j] lane i. Pairs of rows are

@@ -44,7 +44,9 @@ void dpt__optim_lamb(const dpt_optim_cfg *cfg, const dpt__optim_seg *s);
 /* ---- 4-lane float vectors (GCC/Clang vector extensions; SSE sqrt/max on x86, per-lane libm
  * elsewhere). Each lane does exactly the float32 operations the scalar code would, in the same
  * order, so results do not depend on the vector width. The build has -ffp-contract=off (ISO C),
- * so a*b + c is never fused. ---- */
+ * so a*b + c is never fused. Not kernels/simd.h's vocabulary: that header compiles only in the
+ * per-ISA x86 builds, while every build (any CPU, any DPT_KERNEL) runs these rules, so in simd.h
+ * they would need a second, portable copy of each torch-ordered update (issue #14). ---- */
 typedef float dpt__v4 __attribute__((vector_size(16)));
 typedef double dpt__v2d __attribute__((vector_size(16)));
 
