@@ -1,10 +1,84 @@
-/* Internal vector vocabulary (kernels): vf, VL, V_LOAD, V_FMA, ... over AVX-512F (16 lanes, 32
- * registers) or AVX2+FMA (8 lanes, 16 registers), and the register-blocking sizes that fit each
- * register file. Only the sources cmake/DptIsa.cmake compiles once per ISA include it: their
- * flags define DPT_ISA_AVX512 or DPT_ISA_AVX2, and ISA_NAME() gives their extern names the ISA
- * as a suffix, so that both builds of one source link into one library. */
+/* Internal vector vocabulary: vf, VL, V_LOAD, V_ADD, V_FMA, ... in three flavors.
+ * - AVX-512F (16 lanes, 32 registers) and AVX2+FMA (8 lanes, 16 registers), with the
+ *   register-blocking sizes that fit each register file: the kernels that cmake/DptIsa.cmake
+ *   compiles once per ISA. Their flags define DPT_ISA_AVX512 or DPT_ISA_AVX2, and ISA_NAME() gives
+ *   their extern names the ISA as a suffix, so that both builds of one source link into one
+ *   library.
+ * - Portable (neither defined): 4 float lanes of GCC/Clang vector extensions, for code that every
+ *   build runs on any CPU, the optimizer's torch-ordered rules. Each lane does exactly the float
+ *   operations scalar code would (the build has -ffp-contract=off; this flavor has no V_FMA), so
+ *   its results do not depend on the lane count. */
 #ifndef DPT_KERNELS_SIMD_H
 #define DPT_KERNELS_SIMD_H
+
+#if !defined(DPT_ISA_AVX512) && !defined(DPT_ISA_AVX2)
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define SIMD_INLINE static inline __attribute__((always_inline))
+typedef float vf __attribute__((vector_size(16)));
+typedef double vd __attribute__((vector_size(16)));
+#define VL 4
+#define VD 2
+#define V_ZERO() ((vf){0, 0, 0, 0})
+#define V_SET1(s) ((vf){(s), (s), (s), (s)})
+#define V_ADD(a, b) ((a) + (b))
+#define V_SUB(a, b) ((a) - (b))
+#define V_MUL(a, b) ((a) * (b))
+#define V_DIV(a, b) ((a) / (b))
+#define VD_ADD(a, b) ((a) + (b))
+#define VD_MUL(a, b) ((a) * (b))
+
+SIMD_INLINE vf v_sqrt(vf x) {
+#if defined(__SSE2__)
+    return _mm_sqrt_ps(x);
+#else
+    return (vf){sqrtf(x[0]), sqrtf(x[1]), sqrtf(x[2]), sqrtf(x[3])};
+#endif
+}
+#define V_SQRT(x) v_sqrt(x)
+
+/* max(a, b) per lane; a NaN in b propagates (as torch.maximum would). */
+SIMD_INLINE vf v_max(vf a, vf b) {
+#if defined(__SSE2__)
+    return _mm_max_ps(a, b);
+#else
+    return (vf){a[0] > b[0] ? a[0] : b[0], a[1] > b[1] ? a[1] : b[1], a[2] > b[2] ? a[2] : b[2],
+                a[3] > b[3] ? a[3] : b[3]};
+#endif
+}
+#define V_MAX(a, b) v_max((a), (b))
+
+/* The first n (0 < n <= VL) floats at p, the other lanes 0 / stored back. */
+SIMD_INLINE vf v_load_n(const float *p, int n) {
+    vf v = V_ZERO();
+    memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+SIMD_INLINE void v_store_n(float *p, vf v, int n) {
+    memcpy(p, &v, (size_t)n * sizeof(float));
+}
+#define V_LOAD(p) v_load_n((p), VL)
+#define V_LOAD_N(p, n) v_load_n((p), (n))
+#define V_STORE_N(p, v, n) v_store_n((p), (v), (n))
+
+/* The four lanes of v as doubles: lanes 0-1 in *lo, 2-3 in *hi (exact). */
+SIMD_INLINE void v_widen(vf v, vd *lo, vd *hi) {
+#if defined(__SSE2__)
+    *lo = _mm_cvtps_pd(v);
+    *hi = _mm_cvtps_pd(_mm_movehl_ps(v, v));
+#else
+    *lo = (vd){v[0], v[1]};
+    *hi = (vd){v[2], v[3]};
+#endif
+}
+
+#else /* AVX-512 or AVX2 */
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -246,8 +320,6 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define DOT_BLOCK_ROWS 5
 #define DOT_BLOCKS(X) DOT_ROWS(X, 1) DOT_ROWS(X, 2)
 
-#else
-#error "simd.h: compile with DPT_ISA_AVX512 or DPT_ISA_AVX2 (cmake/DptIsa.cmake)"
 #endif
 
 /* Forward of few-channel layers over shifted rows: ROW_BLOCK_CH channels x SHIFTED_VECS vectors
@@ -381,4 +453,5 @@ SIMD_INLINE void tile_bounds(int64_t n, int64_t tiles, int64_t t, int64_t *lo, i
     SIMD_MAX2(SIMD_MAX2(ROW_BLOCK_CH *ROW_BLOCK_ROWS, ROW_BLOCK_ROWS1) * ROW_BLOCK_VECS,           \
               SIMD_MAX2(ROW_BLOCK_CH * SHIFTED_VECS, SHIFTED_VECS1))
 
+#endif /* the flavors */
 #endif

@@ -13,17 +13,17 @@ typedef struct {
 
 static inline void adam_lanes(dpt__lanes *x, void *ctx) {
     const adam_coef *k = ctx;
-    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->l2);
-    dpt__v4 m = dpt__ema(x->s[SLOT_0], d, k->beta1, k->one_m_b1);
-    dpt__v4 v = dpt__ema_sq(x->s[SLOT_1], d, k->beta2, k->one_m_b2);
+    vf d = dpt__l2_grad(x->g, x->p, k->l2);
+    vf m = dpt__ema(x->s[SLOT_0], d, k->beta1, k->one_m_b1);
+    vf v = dpt__ema_sq(x->s[SLOT_1], d, k->beta2, k->one_m_b2);
     x->s[SLOT_0] = m;
     x->s[SLOT_1] = v;
     if (k->amsgrad) {
-        v = dpt__v4_max(x->s[SLOT_2], v);
+        v = V_MAX(x->s[SLOT_2], v);
         x->s[SLOT_2] = v;
     }
-    dpt__v4 den = dpt__v4_sqrt(v) / k->bc2_sqrt + k->eps;
-    x->p = x->p * k->keep + k->neg_step * m / den;
+    vf den = V_ADD(V_DIV(V_SQRT(v), V_SET1(k->bc2_sqrt)), V_SET1(k->eps));
+    x->p = V_ADD(V_MUL(x->p, V_SET1(k->keep)), V_DIV(V_MUL(V_SET1(k->neg_step), m), den));
 }
 
 void dpt__optim_adam(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {

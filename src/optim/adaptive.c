@@ -10,10 +10,10 @@ typedef struct {
 
 static inline void adagrad_lanes(dpt__lanes *x, void *ctx) {
     const adagrad_coef *k = ctx;
-    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
-    dpt__v4 acc = x->s[SLOT_0] + d * d;
+    vf d = dpt__l2_grad(x->g, x->p, k->wd);
+    vf acc = V_ADD(x->s[SLOT_0], V_MUL(d, d));
     x->s[SLOT_0] = acc;
-    x->p = x->p + k->neg_clr * d / (dpt__v4_sqrt(acc) + k->eps);
+    x->p = V_ADD(x->p, V_DIV(V_MUL(V_SET1(k->neg_clr), d), V_ADD(V_SQRT(acc), V_SET1(k->eps))));
 }
 
 void dpt__optim_adagrad(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
@@ -35,21 +35,21 @@ typedef struct {
 
 static inline void rmsprop_lanes(dpt__lanes *x, void *ctx) {
     const rmsprop_coef *k = ctx;
-    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
-    dpt__v4 v = dpt__ema_sq(x->s[SLOT_0], d, k->alpha, k->one_m_alpha);
+    vf d = dpt__l2_grad(x->g, x->p, k->wd);
+    vf v = dpt__ema_sq(x->s[SLOT_0], d, k->alpha, k->one_m_alpha);
     x->s[SLOT_0] = v;
     if (k->centered) {
-        dpt__v4 ga = dpt__ema(x->s[SLOT_2], d, k->alpha, k->one_m_alpha);
+        vf ga = dpt__ema(x->s[SLOT_2], d, k->alpha, k->one_m_alpha);
         x->s[SLOT_2] = ga;
-        v = v + -1.0f * ga * ga;
+        v = V_ADD(v, V_MUL(V_MUL(V_SET1(-1.0f), ga), ga));
     }
-    dpt__v4 den = dpt__v4_sqrt(v) + k->eps;
+    vf den = V_ADD(V_SQRT(v), V_SET1(k->eps));
     if (k->use_momentum) {
-        dpt__v4 b = x->s[SLOT_1] * k->mom + d / den;
+        vf b = V_ADD(V_MUL(x->s[SLOT_1], V_SET1(k->mom)), V_DIV(d, den));
         x->s[SLOT_1] = b;
-        x->p = x->p + k->neg_lr * b;
+        x->p = V_ADD(x->p, V_MUL(V_SET1(k->neg_lr), b));
     } else {
-        x->p = x->p + k->neg_lr * d / den;
+        x->p = V_ADD(x->p, V_DIV(V_MUL(V_SET1(k->neg_lr), d), den));
     }
 }
 
@@ -79,12 +79,13 @@ typedef struct {
 
 static inline void adadelta_lanes(dpt__lanes *x, void *ctx) {
     const adadelta_coef *k = ctx;
-    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
-    dpt__v4 v = dpt__ema_sq(x->s[SLOT_0], d, k->rho, k->one_m_rho);
+    vf d = dpt__l2_grad(x->g, x->p, k->wd);
+    vf v = dpt__ema_sq(x->s[SLOT_0], d, k->rho, k->one_m_rho);
     x->s[SLOT_0] = v;
-    dpt__v4 delta = dpt__v4_sqrt(x->s[SLOT_1] + k->eps) / dpt__v4_sqrt(v + k->eps) * d;
+    vf delta = V_MUL(
+        V_DIV(V_SQRT(V_ADD(x->s[SLOT_1], V_SET1(k->eps))), V_SQRT(V_ADD(v, V_SET1(k->eps)))), d);
     x->s[SLOT_1] = dpt__ema_sq(x->s[SLOT_1], delta, k->rho, k->one_m_rho);
-    x->p = x->p + k->neg_lr * delta;
+    x->p = V_ADD(x->p, V_MUL(V_SET1(k->neg_lr), delta));
 }
 
 void dpt__optim_adadelta(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {

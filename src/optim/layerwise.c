@@ -13,12 +13,12 @@ typedef struct {
 
 static inline void lars_lanes(dpt__lanes *x, void *ctx) {
     const lars_coef *k = ctx;
-    dpt__v4 u = k->scale * dpt__l2_grad(x->g, x->p, k->wd);
+    vf u = V_MUL(V_SET1(k->scale), dpt__l2_grad(x->g, x->p, k->wd));
     if (k->use_momentum) {
-        u = k->mom * x->s[SLOT_0] + u;
+        u = V_ADD(V_MUL(V_SET1(k->mom), x->s[SLOT_0]), u);
         x->s[SLOT_0] = u;
     }
-    x->p = x->p - u;
+    x->p = V_SUB(x->p, u);
 }
 
 void dpt__optim_lars(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
@@ -45,15 +45,17 @@ typedef struct {
     dpt__sumsq wsq, rsq;
 } lamb_coef;
 
-static inline dpt__v4 lamb_direction(const lamb_coef *k, dpt__v4 m, dpt__v4 v, dpt__v4 w) {
-    return m * k->inv_bc1 / (dpt__v4_sqrt(v * k->inv_bc2) + k->eps) + k->wd * w;
+static inline vf lamb_direction(const lamb_coef *k, vf m, vf v, vf w) {
+    return V_ADD(V_DIV(V_MUL(m, V_SET1(k->inv_bc1)),
+                       V_ADD(V_SQRT(V_MUL(v, V_SET1(k->inv_bc2))), V_SET1(k->eps))),
+                 V_MUL(V_SET1(k->wd), w));
 }
 
 /* Pass 1: update m and v, sum |w|^2 and |r|^2. */
 static inline void lamb_moments_lanes(dpt__lanes *x, void *ctx) {
     lamb_coef *k = ctx;
-    dpt__v4 m = dpt__ema(x->s[SLOT_0], x->g, k->beta1, k->one_m_b1);
-    dpt__v4 v = dpt__ema_sq(x->s[SLOT_1], x->g, k->beta2, k->one_m_b2);
+    vf m = dpt__ema(x->s[SLOT_0], x->g, k->beta1, k->one_m_b1);
+    vf v = dpt__ema_sq(x->s[SLOT_1], x->g, k->beta2, k->one_m_b2);
     x->s[SLOT_0] = m;
     x->s[SLOT_1] = v;
     dpt__sumsq_add(&k->wsq, x, x->p);
@@ -64,7 +66,8 @@ static inline void lamb_moments_lanes(dpt__lanes *x, void *ctx) {
  * apply w = w - lr * (|w| / |r|) * r. */
 static inline void lamb_apply_lanes(dpt__lanes *x, void *ctx) {
     const lamb_coef *k = ctx;
-    x->p = x->p + k->neg_step * lamb_direction(k, x->s[SLOT_0], x->s[SLOT_1], x->p);
+    x->p = V_ADD(x->p,
+                 V_MUL(V_SET1(k->neg_step), lamb_direction(k, x->s[SLOT_0], x->s[SLOT_1], x->p)));
 }
 
 void dpt__optim_lamb(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {

@@ -5,7 +5,7 @@
 
 /* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) */
 double dpt__sumsq_total(const dpt__sumsq *s) {
-    const dpt__v2d *q = s->pair;
+    const vd *q = s->pair;
     return ((q[0][0] + q[0][1]) + (q[1][0] + q[1][1])) +
            ((q[2][0] + q[2][1]) + (q[3][0] + q[3][1]));
 }
@@ -14,19 +14,19 @@ double dpt__sumsq_array(const float *x, int64_t n) {
     /* The lanes of dpt__sumsq_add kept in registers, eight elements per iteration; the tail goes
      * through dpt__sumsq_add itself. */
     dpt__sumsq s = {{{0, 0}, {0, 0}, {0, 0}, {0, 0}}};
-    dpt__v2d q0 = s.pair[0], q1 = s.pair[1], q2 = s.pair[2], q3 = s.pair[3];
+    vd q0 = s.pair[0], q1 = s.pair[1], q2 = s.pair[2], q3 = s.pair[3];
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        dpt__v4 a, b;
-        dpt__v2d a01, a23, b01, b23;
+        vf a, b;
+        vd a01, a23, b01, b23;
         memcpy(&a, x + i, sizeof a);
         memcpy(&b, x + i + 4, sizeof b);
-        dpt__v4_widen(a, &a01, &a23);
-        dpt__v4_widen(b, &b01, &b23);
-        q0 += a01 * a01;
-        q1 += a23 * a23;
-        q2 += b01 * b01;
-        q3 += b23 * b23;
+        v_widen(a, &a01, &a23);
+        v_widen(b, &b01, &b23);
+        q0 = VD_ADD(q0, VD_MUL(a01, a01));
+        q1 = VD_ADD(q1, VD_MUL(a23, a23));
+        q2 = VD_ADD(q2, VD_MUL(b01, b01));
+        q3 = VD_ADD(q3, VD_MUL(b23, b23));
     }
     s = (dpt__sumsq){{q0, q1, q2, q3}};
     for (; i < n; i += 4) {

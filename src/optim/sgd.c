@@ -10,13 +10,14 @@ typedef struct {
 
 static inline void sgd_lanes(dpt__lanes *x, void *ctx) {
     const sgd_coef *k = ctx;
-    dpt__v4 d = dpt__l2_grad(x->g, x->p, k->wd);
+    vf d = dpt__l2_grad(x->g, x->p, k->wd);
     if (k->use_momentum) {
-        dpt__v4 b = k->first ? d : x->s[SLOT_0] * k->mom + k->keep_g * d;
+        vf b =
+            k->first ? d : V_ADD(V_MUL(x->s[SLOT_0], V_SET1(k->mom)), V_MUL(V_SET1(k->keep_g), d));
         x->s[SLOT_0] = b;
-        d = k->nesterov ? d + k->mom * b : b;
+        d = k->nesterov ? V_ADD(d, V_MUL(V_SET1(k->mom), b)) : b;
     }
-    x->p = x->p + k->neg_lr * d;
+    x->p = V_ADD(x->p, V_MUL(V_SET1(k->neg_lr), d));
 }
 
 void dpt__optim_sgd(const dpt_optim_cfg *cfg, const dpt__optim_seg *s) {
