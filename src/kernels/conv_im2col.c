@@ -6,6 +6,7 @@
 
 #include "conv_impl.h"
 #include "dpt/ops.h"
+#include "simd.h" /* the portable flavor: this file is compiled once, for any CPU */
 
 /* Sizes shared by the three passes, derived once per call from the checked geometry. */
 typedef struct {
@@ -42,19 +43,12 @@ static void valid_range(int64_t off, int64_t stride, int64_t W, int64_t oW, int6
     *lo = l, *hi = h;
 }
 
-/* dst[i] += src[i], four floats at a time through a generic vector type (any GCC/clang target;
- * plain scalar code where there is no SIMD): the same float add per element as a scalar loop. */
-typedef float v4f __attribute__((vector_size(16)));
-
+/* dst[i] += src[i], a vector of simd.h's portable flavor at a time: the same float add per
+ * element as a scalar loop. */
 static void add_floats(float *restrict d, const float *restrict s, int64_t n) {
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f a, b;
-        memcpy(&a, d + i, sizeof a);
-        memcpy(&b, s + i, sizeof b);
-        a += b;
-        memcpy(d + i, &a, sizeof a);
-    }
+    for (; i + VL <= n; i += VL)
+        V_STORE(d + i, V_ADD(V_LOAD(d + i), V_LOAD(s + i)));
     for (; i < n; i++)
         d[i] += s[i];
 }
@@ -62,10 +56,10 @@ static void add_floats(float *restrict d, const float *restrict s, int64_t n) {
 /* d[i] = v for n floats (a vector store per four floats; a scalar loop would be the bottleneck of
  * a layer with few input channels, where the GEMM per output is short). */
 static void fill_floats(float *d, float v, int64_t n) {
-    const v4f vv = {v, v, v, v};
+    const vf vv = V_SET1(v);
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        memcpy(d + i, &vv, sizeof vv);
+    for (; i + VL <= n; i += VL)
+        V_STORE(d + i, vv);
     for (; i < n; i++)
         d[i] = v;
 }

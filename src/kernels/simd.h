@@ -64,6 +64,7 @@ SIMD_INLINE void v_store_n(float *p, vf v, int n) {
     memcpy(p, &v, (size_t)n * sizeof(float));
 }
 #define V_LOAD(p) v_load_n((p), VL)
+#define V_STORE(p, v) v_store_n((p), (v), VL)
 #define V_LOAD_N(p, n) v_load_n((p), (n))
 #define V_STORE_N(p, v, n) v_store_n((p), (v), (n))
 
