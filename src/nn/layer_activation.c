@@ -43,7 +43,7 @@ static dpt_status act_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
-/* Elementwise: blocks of DPT__UNIT_ELEMS elements. */
+/* Elementwise: each thread its share of the elements. */
 typedef struct {
     dpt__layer *l;
     float *out;

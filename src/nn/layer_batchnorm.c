@@ -88,7 +88,7 @@ static int64_t chunk_rows(const dpt__run *r) {
 }
 
 /* Threads split the per-channel sums by channel (each sum keeps its order over images) and the
- * elementwise passes by units of images; the moments and the reducer run on the caller. */
+ * elementwise passes by shares of the images; the moments and the reducer run on the caller. */
 typedef struct {
     dpt__layer *l;
     double *s1, *s2;

@@ -105,7 +105,7 @@ static dpt_conv_geom geom_of(const conv_job *j, int64_t n) {
     return g;
 }
 
-static void forward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+static void forward_share(void *ctx, int64_t n0, int64_t n, int t) {
     const conv_job *j = ctx;
     const dpt_conv_geom g = geom_of(j, n);
     const dpt__layer *l = j->l;
@@ -113,7 +113,7 @@ static void forward_unit(void *ctx, int64_t n0, int64_t n, int t) {
                         g.has_bias ? l->param[1].v : NULL, &g, dpt__work(j->r, t));
 }
 
-static void backward_data_unit(void *ctx, int64_t n0, int64_t n, int t) {
+static void backward_data_share(void *ctx, int64_t n0, int64_t n, int t) {
     const conv_job *j = ctx;
     const dpt_conv_geom g = geom_of(j, n);
     j->r->conv->backward_data(j->out + n0 * j->in_count, j->in + n0 * j->out_count,
@@ -164,7 +164,7 @@ static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const
     DPT_ASSERT(l->work_floats <= r->work_floats);
     conv_job j = {.l = l, .r = r, .out = y, .in = x, .in_count = dpt_shape_count(&l->in),
                   .out_count = dpt_shape_count(&l->out)};
-    dpt__parallel_split(r, r->n, 1, forward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, forward_share, &j);
     return DPT_OK;
 }
 
@@ -191,7 +191,7 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     if (dx) {
         conv_job d = {.l = l, .r = r, .out = dx, .in = dy, .in_count = dpt_shape_count(&l->in),
                       .out_count = dpt_shape_count(&l->out)};
-        dpt__parallel_split(r, r->n, 1, backward_data_unit, &d);
+        dpt__parallel_split(r, r->n, 1, backward_data_share, &d);
     }
     return DPT_OK;
 }

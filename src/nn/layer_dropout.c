@@ -22,7 +22,7 @@ static dpt_status dropout_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
-/* Units of DPT__UNIT_IMAGES rows: a row's mask depends on its sample only. */
+/* Each thread its share of the rows: a row's mask depends on its sample only. */
 typedef struct {
     dpt__layer *l;
     const dpt__run *r;

@@ -89,43 +89,53 @@ static dpt_status pool_infer(dpt__layer *l, const dpt__build *b) {
     return DPT_OK;
 }
 
-/* Units of DPT__UNIT_IMAGES images: pooling never mixes images. */
+/* Each thread pools its share of the images: pooling never mixes images. */
 typedef struct {
     dpt__layer *l;
     float *out;
     const float *in;
 } pool_job;
 
-static void forward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+/* Images [n0, n0 + n): their geometry and where their x, y (and argmax) start. */
+typedef struct {
+    dpt_pool_geom g;
+    int64_t x_at, y_at;
+} pool_share;
+
+static pool_share share_of(const pool_job *j, int64_t n0, int64_t n) {
+    pool_share s = {.g = j->l->u.pool.g,
+                    .x_at = n0 * dpt_shape_count(&j->l->in),
+                    .y_at = n0 * dpt_shape_count(&j->l->out)};
+    s.g.N = n;
+    return s;
+}
+
+static void forward_share(void *ctx, int64_t n0, int64_t n, int t) {
     (void)t;
     const pool_job *j = ctx;
-    dpt_pool_geom g = j->l->u.pool.g;
-    g.N = n;
-    const int64_t xs = dpt_shape_count(&j->l->in), ys = dpt_shape_count(&j->l->out);
+    const pool_share s = share_of(j, n0, n);
     if (j->l->u.pool.is_max)
-        dpt_maxpool_forward(j->out + n0 * ys, (int32_t *)j->l->state + n0 * ys, j->in + n0 * xs,
-                            &g);
+        dpt_maxpool_forward(j->out + s.y_at, (int32_t *)j->l->state + s.y_at, j->in + s.x_at,
+                            &s.g);
     else
-        dpt_avgpool_forward(j->out + n0 * ys, j->in + n0 * xs, &g);
+        dpt_avgpool_forward(j->out + s.y_at, j->in + s.x_at, &s.g);
 }
 
 /* out: dx, in: dy */
-static void backward_unit(void *ctx, int64_t n0, int64_t n, int t) {
+static void backward_share(void *ctx, int64_t n0, int64_t n, int t) {
     (void)t;
     const pool_job *j = ctx;
-    dpt_pool_geom g = j->l->u.pool.g;
-    g.N = n;
-    const int64_t xs = dpt_shape_count(&j->l->in), ys = dpt_shape_count(&j->l->out);
+    const pool_share s = share_of(j, n0, n);
     if (j->l->u.pool.is_max)
-        dpt_maxpool_backward(j->out + n0 * xs, j->in + n0 * ys,
-                             (const int32_t *)j->l->state + n0 * ys, &g);
+        dpt_maxpool_backward(j->out + s.x_at, j->in + s.y_at,
+                             (const int32_t *)j->l->state + s.y_at, &s.g);
     else
-        dpt_avgpool_backward(j->out + n0 * xs, j->in + n0 * ys, &g);
+        dpt_avgpool_backward(j->out + s.x_at, j->in + s.y_at, &s.g);
 }
 
 static dpt_status pool_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     pool_job j = {.l = l, .out = y, .in = x};
-    dpt__parallel_split(r, r->n, 1, forward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, forward_share, &j);
     return DPT_OK;
 }
 
@@ -135,7 +145,7 @@ static dpt_status pool_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     if (!dx)
         return DPT_OK;
     pool_job j = {.l = l, .out = dx, .in = dy};
-    dpt__parallel_split(r, r->n, 1, backward_unit, &j);
+    dpt__parallel_split(r, r->n, 1, backward_share, &j);
     return DPT_OK;
 }
 
