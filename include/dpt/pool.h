@@ -43,6 +43,9 @@ void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx);
  * DPT_EINVAL naming the variable when it is not an integer in [1, DPT_POOL_MAX_THREADS]. */
 dpt_status dpt_pool_threads_from_env(int *threads);
 
+/* CPUs this process may run on (its affinity mask, which mpirun's binding sets). */
+int dpt_pool_cpus_available(void);
+
 #ifdef __cplusplus
 }
 #endif

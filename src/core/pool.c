@@ -2,12 +2,14 @@
  * A waiting thread spins briefly (jobs of one training step follow each other within
  * microseconds) and then sleeps on a condition variable, so an idle pool costs no CPU while MPI
  * waits or other ranks share the cores. Knows nothing about what the units compute. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dpt/pool.h"
 
@@ -154,8 +156,7 @@ void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_block(p, 0);
-    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0 &&
-                        spins < SPIN;
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < SPIN;
          spins++)
         cpu_relax();
     if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
@@ -179,4 +180,12 @@ dpt_status dpt_pool_threads_from_env(int *threads) {
                           DPT_POOL_MAX_THREADS);
     *threads = (int)n;
     return DPT_OK;
+}
+
+int dpt_pool_cpus_available(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

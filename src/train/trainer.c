@@ -206,6 +206,22 @@ static dpt_status build_model(dpt_trainer *t) {
     return DPT_OK;
 }
 
+/* A rank's T threads need T CPUs of their own. Open MPI binds each rank to one core by default
+ * (with 2 or fewer ranks), where the threads would take turns on it: the group's leader says so
+ * once, with how many ranks are short. */
+static dpt_status warn_if_threads_share_cpus(const dpt_trainer *t) {
+    const int threads = t->cfg->threads > 1 ? t->cfg->threads : 1;
+    int64_t short_ranks = threads > dpt_pool_cpus_available();
+    dpt_status st = dpt_group_sum_i64(t->g, DPT_SCOPE_GROUP, &short_ranks, 1);
+    if (st == DPT_OK && short_ranks > 0 && is_leader(t))
+        fprintf(stderr,
+                "dptrain: warning: --threads %d, but %lld of %d ranks may run on fewer CPUs than "
+                "that (their affinity): the threads will share them. Launch with mpirun "
+                "--bind-to none or --map-by ppr:R:node:pe=%d (docs/threads.md)\n",
+                threads, (long long)short_ranks, t->g->size, threads);
+    return st;
+}
+
 static dpt_status make_schedule(dpt_trainer *t) {
     const dpt_train_cfg *c = t->cfg;
     double spe = (double)dpt_sampler_steps(&t->sampler);
@@ -876,7 +892,7 @@ static dpt_status setup(dpt_trainer *t) {
     if ((st = dpt_augment_init(&t->aug, &ac, &t->data->train)) != DPT_OK)
         return st;
     if ((st = allocate_batch(t)) != DPT_OK || (st = build_model(t)) != DPT_OK ||
-        (st = make_schedule(t)) != DPT_OK)
+        (st = make_schedule(t)) != DPT_OK || (st = warn_if_threads_share_cpus(t)) != DPT_OK)
         return st;
     if (c->deterministic) {
         int64_t local_chunks = c->batch / t->g->size / c->micro_batch;
@@ -1368,10 +1384,11 @@ static void print_header(const dpt_trainer *t) {
     if (!is_leader(t) || t->cfg->quiet)
         return;
     fprintf(t->log,
-            "dptrain: %s on %s (%lld train, %lld val, %lld test), %d rank%s, global batch %lld, "
-            "%lld steps/epoch, %lld parameters, conv kernel %s\n",
+            "dptrain: %s on %s (%lld train, %lld val, %lld test), %d rank%s x %d thread%s, global "
+            "batch %lld, %lld steps/epoch, %lld parameters, conv kernel %s\n",
             dpt_model_spec(t->model), t->data->source, (long long)t->n_train, (long long)t->n_val,
             (long long)n_test(t), t->g->size, t->g->size > 1 ? "s" : "",
+            t->cfg->threads > 1 ? t->cfg->threads : 1, t->cfg->threads > 1 ? "s" : "",
             (long long)t->cfg->batch, (long long)dpt_sampler_steps(&t->sampler),
             (long long)t->n_params, dpt_conv_default_description());
     fflush(t->log);

@@ -2,11 +2,13 @@
 # Threads inside a rank (--threads, DPT_THREADS) end to end. Oracle: the one-thread run of the same
 # command, bit for bit (h5diff -d 0 on /params and /optimizer of the final checkpoint):
 #  - fmnist-cnn, lenet5 and a batch-norm + dropout model, 20 steps on --data sample at 1, 2 and 3
-#    threads, with a batch (50) that neither the thread count nor the 8-image unit divides;
+#    threads, with a batch (50) that neither the thread count nor the 16-image block of a conv
+#    weight gradient divides;
 #  - DPT_THREADS=3 in the environment equals --threads 1; --threads 2 with DPT_THREADS=3 too;
 #  - a hybrid launch, 2 ranks x 2 threads (oversubscribed, --bind-to none), --deterministic, equals
 #    1 rank x 1 thread (DESIGN §6: bit-identical for any rank count; and for any thread count);
 #  - a run resumed at 2 threads from a 1-thread checkpoint equals the uninterrupted run;
+#  - a rank whose CPU affinity has fewer CPUs than --threads is warned about (taskset -c 0);
 #  - bad values are refused with one line naming the option or the variable.
 . "$(dirname "$0")/common.sh"
 
@@ -61,6 +63,10 @@ check resume-first 0 "model saved" "$dptrain" train "${common[@]}" --model lenet
 check resume-rest 0 "model saved" "$dptrain" train --resume "$tmp/resume" --max-steps 20 \
     --threads 2 --quiet --no-progress
 same "resumed at 2 threads vs uninterrupted at 1" "$tmp/lenet5-t1" "$tmp/resume"
+
+# -- threads that would share one CPU (Open MPI's default binding for 2 or fewer ranks)
+check affinity-warning 0 "dptrain: warning: --threads 2, but 1 of 1 ranks may run on fewer CPUs" \
+    taskset -c 0 "$dptrain" train "${common[@]}" --model lenet5 --max-steps 2 --threads 2
 
 # -- refused values: one line naming the option
 check threads-zero fail "^dptrain: error: (rank 0: )?--threads: 0 is out of range \[1, 1024\]" \

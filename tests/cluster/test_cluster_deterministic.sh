@@ -58,7 +58,7 @@ on_cluster cnn-2x2 -np 4 --map-by ppr:2:node -- "${cnn[@]}" --out "$tmp/cnn-2x2"
 expect_placement lenet5-2x1 "0 1"
 expect_placement lenet5-2x2 "0 0 1 1"
 expect_placement cnn-2x2 "0 0 1 1"
-grep -q "4 ranks, global batch 32" "$tmp/lenet5-2x2.log"
+grep -q "4 ranks x 1 thread, global batch 32" "$tmp/lenet5-2x2.log"
 pass_if $? "lenet5-2x2: dptrain did not report 4 ranks"
 for run in lenet5-2x1 lenet5-2x2; do
     same_params "$tmp/lenet5-1rank/checkpoints/final.h5" "$tmp/$run/checkpoints/final.h5"
