@@ -1,0 +1,157 @@
+/* Internal to the Winograd sources (kernels, compiled once per ISA): what F(2x2, 3x3) in
+ * conv_winograd.c and F(4x4, 3x3) in conv_winograd4.c share. A variant F(m x m, 3x3) takes
+ * al x al input tiles (al = m + 2) to m x m output tiles through nxi = al^2 frequencies; the
+ * layout, the blocking, the per-frequency products, the prefetch and the forward driver are
+ * common (conv_winograd.c), and each variant brings its 1-D transforms, instantiated into the
+ * skeletons below (SIMD_INLINE, with the 1-D transform a constant function pointer, so each
+ * instance compiles to straight-line code), as a wino_variant. */
+#ifndef DPT_KERNELS_CONV_WINOGRAD_H
+#define DPT_KERNELS_CONV_WINOGRAD_H
+
+#include "conv_simd.h"
+
+/* The largest tile side of any variant: F(4x4, 3x3) has 6x6 input tiles. */
+#define WINO_AL_MAX 6
+
+typedef struct {
+    int64_t m, al, nxi; /* output tile side, input tile side m + 2, frequencies al^2 */
+    int64_t TH, TW, T;  /* tile rows, tile columns and tiles per image */
+    int64_t total;      /* tiles of the batch */
+    int64_t tb;         /* tiles per block */
+    int64_t ldv;        /* floats per row of V, M and Z: a block's tiles, plus spill room */
+    int64_t vs, ms;     /* floats from one xi to the next in V and in M */
+    int64_t bh, bw;     /* zero-bordered channel planes: m*TH+2 rows, with vector-load slack */
+    int64_t rp;         /* floats per row-residue plane of R: TH+1 rows of TW, plus spill room */
+    int64_t opad;       /* output channels rounded up to whole vectors (weight gradient) */
+    int64_t nch;        /* vectors per tile row (one-channel weight gradient) */
+    int64_t ys;         /* floats from one xi to the next in Yt (weight gradient) */
+    /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
+    int64_t u, v, mo, z, xb, r, seq_off, du, yt, dycl, end;
+} wino_layout;
+
+/* 1-D transforms over vectors (lanes: tiles): al inputs to al (input side) or m (output side)
+ * outputs. A row transform loads them from the input row of VL tiles starting at `row`. */
+typedef void (*wino_1d)(vf *out, const vf *in);
+typedef void (*wino_row_1d)(vf *out, const float *row);
+
+/* One variant: its tile side, G (al x 3, row-major, applied in double to the weights), and the
+ * per-image row transform, per-run column transform and per-block output transform (see the
+ * skeletons). */
+typedef struct {
+    int m;
+    const double *G;
+    void (*rows)(float *r, float *xb, const float *x, const conv_sizes *sz, const wino_layout *b);
+    void (*columns)(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
+                    const wino_layout *b);
+    void (*output)(float *z, const float *mm, const float *bias, int64_t cols, const conv_sizes *sz,
+                   const wino_layout *b);
+} wino_variant;
+
+/* ---- conv_winograd4.c: F(4x4, 3x3), and where it runs instead of F(2x2, 3x3) ---- */
+#define dpt__wino4_variant ISA_NAME(dpt__wino4_variant)
+#define dpt__wino4_pays ISA_NAME(dpt__wino4_pays)
+extern const wino_variant dpt__wino4_variant;
+/* Whether the forward of this (Winograd-eligible) shape runs F(4x4): per dpt_conv_winograd(). */
+int dpt__wino4_pays(const conv_sizes *sz);
+
+/* R for image x: (C, H, W): the row transform along each bordered input row rr, VL tiles at a
+ * time. R[c][k][rr % m] holds, from (rr / m)*TW on, value k of row rr for every tile column, so
+ * input row m*ty + a of tile (ty, tx) is at ty*TW + tx of plane (k, a % m), from (a / m)*TW on:
+ * one run along the tiles, for any a < al <= 2m. */
+SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const conv_sizes *sz,
+                                    const wino_layout *b, const int m, const int al,
+                                    wino_row_1d row_fn) {
+    const int64_t H = sz->in[1], W = sz->in[2], plane = b->bh * b->bw;
+    /* All the copies first: loads right behind the (masked) stores of the copy would wait for
+     * them to reach L1, as store forwarding does not cover them. */
+    for (int64_t c = 0; c < sz->C; c++)
+        for (int64_t h = 0; h < H; h++) /* the interior; the border stays zero */
+            v_copy(xb + c * plane + (h + sz->pad[1]) * b->bw + sz->pad[2], x + (c * H + h) * W, W);
+    for (int64_t c = 0; c < sz->C; c++) {
+        for (int64_t rr = 0; rr < b->bh; rr++) {
+            float *dst = r + (c * al * m + rr % m) * b->rp + rr / m * b->TW;
+            for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
+                vf t[WINO_AL_MAX];
+                row_fn(t, xb + c * plane + rr * b->bw + m * tx0);
+                /* whole vectors: the lanes past the row land where the next row of the same
+                 * residue (written later) or the spill room goes */
+                SIMD_UNROLL
+                for (int k = 0; k < al; k++)
+                    V_STORE(dst + k * m * b->rp + tx0, t[k]);
+            }
+        }
+    }
+}
+
+/* V[xi][c][t - t0 ..] for the run of tiles [t, t + run) of one image (t counted in the image, v
+ * at the run's first column): the column transform of each value k of the rows, VL tiles at a
+ * time, xi = al*a + k. The lanes past the image or the block spill into columns written later,
+ * or into the spill room. */
+SIMD_INLINE void wino_columns_skeleton(float *v, const float *r, int64_t t, int64_t run,
+                                       const conv_sizes *sz, const wino_layout *b, const int m,
+                                       const int al, wino_1d col_fn) {
+    const int64_t rp = b->rp, TW = b->TW;
+    for (int64_t s = 0; s < run; s += VL)
+        for (int64_t c = 0; c < sz->C; c++) {
+            const float *rc = r + c * al * m * rp + t + s;
+            float *vc = v + c * b->ldv + s;
+            SIMD_UNROLL
+            for (int k = 0; k < al; k++) {
+                vf d[WINO_AL_MAX], o[WINO_AL_MAX];
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    d[a] = V_LOAD(rc + (k * m + a % m) * rp + a / m * TW);
+                col_fn(o, d);
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    V_STORE(vc + (a * al + k) * b->vs, o[a]);
+            }
+        }
+}
+
+/* Z[o][m*i + j][col ..] = output (i, j) of the block's tiles: A^T M A + bias, from
+ * M[xi][o][col ..], for the `cols` columns (whole vectors) of every output channel. */
+SIMD_INLINE void wino_output_skeleton(float *z, const float *mm, const float *bias, int64_t cols,
+                                      const conv_sizes *sz, const wino_layout *b, const int m,
+                                      const int al, wino_1d out_fn) {
+    const int64_t ldv = b->ldv, ms = b->ms;
+    for (int64_t o = 0; o < sz->O; o++) {
+        const vf bv = V_SET1(bias ? bias[o] : 0.0f);
+        for (int64_t t = 0; t < cols; t += VL) {
+            const float *mo = mm + o * ldv + t;
+            float *zo = z + o * m * m * ldv + t;
+            vf s[WINO_AL_MAX - 2][WINO_AL_MAX];
+            SIMD_UNROLL
+            for (int k = 0; k < al; k++) { /* along the rows of the tile */
+                vf d[WINO_AL_MAX], y[WINO_AL_MAX - 2];
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    d[a] = V_LOAD(mo + (a * al + k) * ms);
+                out_fn(y, d);
+                SIMD_UNROLL
+                for (int i = 0; i < m; i++)
+                    s[i][k] = y[i];
+            }
+            SIMD_UNROLL
+            for (int i = 0; i < m; i++) { /* ... and along the columns */
+                vf y[WINO_AL_MAX - 2];
+                out_fn(y, s[i]);
+                SIMD_UNROLL
+                for (int j = 0; j < m; j++)
+                    V_STORE(zo + (m * i + j) * ldv, V_ADD(y[j], bv));
+            }
+        }
+    }
+}
+
+/* ---- conv_winograd.c ---- */
+#define dpt__wino_forward_variant ISA_NAME(dpt__wino_forward_variant)
+#define dpt__wino_forward_plan ISA_NAME(dpt__wino_forward_plan)
+
+/* The forward (y, x, w, b as dpt__wino_forward) with variant v. */
+void dpt__wino_forward_variant(float *y, const float *x, const float *w, const float *b,
+                               const conv_sizes *sz, float *work, const wino_variant *v);
+/* The forward's layout for tile side m; its floats. */
+int64_t dpt__wino_forward_plan(const conv_sizes *sz, wino_layout *b, int m);
+
+#endif

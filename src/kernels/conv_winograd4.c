@@ -1,0 +1,91 @@
+/* Winograd F(4x4, 3x3) forward (and backward-data, a forward of dy) on the simd.h vocabulary
+ * (kernels, compiled once per ISA), on the layout, products and driver of conv_winograd.c. A 4x4
+ * output tile comes from a 6x6 input tile through 36 frequencies: 2.25 multiplications per output
+ * and channel pair instead of 4 with F(2x2) and 9 direct. The points 0, +-1, +-2 and infinity
+ * (Lavin & Gray):
+ *
+ *   B^T = | 4  0 -5  0  1  0 |    G = |  1/4     0     0   |    A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6  |          | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |        | -1/6   1/6  -1/6  |          | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |        |  1/24  1/12  1/6  |          | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |        |  1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |        |  0     0     1    |
+ *
+ * Its coefficients (up to 8 in A^T, 5 in B^T, 1/6 in G) round more than F(2x2)'s 0, +-1 and 1/2;
+ * docs/kernels.md gives the error measured against the double reference. */
+#include "conv_winograd.h"
+
+/* B^T d along one dimension: the 6 transformed values of 6 inputs. */
+static inline void wino4_in(vf *t, const vf *d) {
+    const vf a = V_FNMA(V_SET1(4.0f), d[2], d[4]), p = V_FNMA(V_SET1(4.0f), d[1], d[3]);
+    const vf e = V_SUB(d[4], d[2]), q = V_SUB(d[3], d[1]);
+    t[0] = V_FMA(V_SET1(4.0f), d[0], V_FNMA(V_SET1(5.0f), d[2], d[4]));
+    t[1] = V_ADD(a, p);
+    t[2] = V_SUB(a, p);
+    t[3] = V_FMA(V_SET1(2.0f), q, e);
+    t[4] = V_FNMA(V_SET1(2.0f), q, e);
+    t[5] = V_FMA(V_SET1(4.0f), d[1], V_FNMA(V_SET1(5.0f), d[3], d[5]));
+}
+
+/* Columns 4l + j (j < 4) of the 4*VL floats at p, lane l: two rounds of even/odd splits. */
+SIMD_INLINE void wino4_split(vf out[4], const float *p) {
+    vf e01, o01, e23, o23;
+    v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &e01, &o01);
+    v_deinterleave(V_LOAD(p + 2 * VL), V_LOAD(p + 3 * VL), &e23, &o23);
+    v_deinterleave(e01, e23, &out[0], &out[2]);
+    v_deinterleave(o01, o23, &out[1], &out[3]);
+}
+
+/* B^T along input row `row` (bordered) for the VL tiles whose columns start at row[0]: columns
+ * 4tx .. 4tx+3 of each tile, then 4tx+4 and 4tx+5 (the first two of the next group of four). */
+static inline void wino4_row(vf *t, const float *row) {
+    vf d[6], n[4];
+    wino4_split(d, row);
+    wino4_split(n, row + 4);
+    d[4] = n[0];
+    d[5] = n[1];
+    wino4_in(t, d);
+}
+
+/* A^T m along one dimension: the 4 outputs of 6 transformed values. */
+static inline void wino4_out(vf *y, const vf *m) {
+    const vf s12 = V_ADD(m[1], m[2]), d12 = V_SUB(m[1], m[2]);
+    const vf s34 = V_ADD(m[3], m[4]), d34 = V_SUB(m[3], m[4]);
+    y[0] = V_ADD(V_ADD(m[0], s12), s34);
+    y[1] = V_FMA(V_SET1(2.0f), d34, d12);
+    y[2] = V_FMA(V_SET1(4.0f), s34, s12);
+    y[3] = V_ADD(V_FMA(V_SET1(8.0f), d34, d12), m[5]);
+}
+
+static void wino4_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
+                       const wino_layout *b) {
+    wino_rows_skeleton(r, xb, x, sz, b, 4, 6, wino4_row);
+}
+
+static void wino4_columns(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
+                          const wino_layout *b) {
+    wino_columns_skeleton(v, r, t, run, sz, b, 4, 6, wino4_in);
+}
+
+static void wino4_output(float *z, const float *mm, const float *bias, int64_t cols,
+                         const conv_sizes *sz, const wino_layout *b) {
+    wino_output_skeleton(z, mm, bias, cols, sz, b, 4, 6, wino4_out);
+}
+
+static const double wino4_G[6 * 3] = {
+    1.0 / 4,  0.0,       0.0,      -1.0 / 6, -1.0 / 6, -1.0 / 6,
+    -1.0 / 6, 1.0 / 6,   -1.0 / 6, 1.0 / 24, 1.0 / 12, 1.0 / 6,
+    1.0 / 24, -1.0 / 12, 1.0 / 6,  0.0,      0.0,      1.0,
+};
+
+const wino_variant dpt__wino4_variant = {4, wino4_G, wino4_rows, wino4_columns, wino4_output};
+
+int dpt__wino4_pays(const conv_sizes *sz) {
+    const int mode = dpt_conv_winograd();
+    if (mode == 4)
+        return 1;
+    if (mode == 2)
+        return 0;
+    (void)sz;
+    return 0; /* decided from measurements below */
+}
