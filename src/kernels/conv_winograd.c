@@ -73,8 +73,14 @@ static void wino_tiling(const conv_sizes *sz, wino_layout *b, int m) {
     b->bh = m * b->TH + 2;
     b->bw = m * round_up(b->TW, VL) + 2;
     b->rp = (b->TH + 1) * b->TW + VL;
+    b->xp = (b->TH + 1) * m * b->TW;
     b->opad = round_up(sz->O, VL);
     b->ys = plane_stride(b->tb * b->opad);
+}
+
+/* The bordered input planes of all channels, and the slack the last vectors of a run read. */
+static int64_t wino_xb_floats(const conv_sizes *sz, const wino_layout *b) {
+    return 2 * b->m * sz->C * b->xp + b->m * VL + SLACK;
 }
 
 /* The input side both passes share, from offset o on: V, the bordered planes, R, seq_off. */
@@ -82,7 +88,7 @@ static int64_t wino_input_plan(const conv_sizes *sz, wino_layout *b, int64_t o) 
     b->v = o;
     o += b->nxi * b->vs;
     b->xb = o;
-    o += round_up(sz->C * b->bh * b->bw + SLACK, 16);
+    o += round_up(wino_xb_floats(sz, b), 16);
     b->r = o;
     o += round_up(b->al * b->m * sz->C * b->rp, 16);
     b->seq_off = o;
@@ -170,10 +176,6 @@ SIMD_INLINE void wino_input_transform_row(vf t[4], const float *row) {
     wino_input_transform(t, e0, o0, e1, o1);
 }
 
-static inline void wino2_row(vf *out, const float *row) {
-    wino_input_transform_row(out, row);
-}
-
 /* A^T m along one dimension: the 2 outputs of 4 transformed values. */
 static inline void wino2_out(vf *y, const vf *d) {
     y[0] = V_ADD(V_ADD(d[0], d[1]), d[2]);
@@ -195,7 +197,7 @@ SIMD_INLINE void wino_store_columns(float *out, int64_t stride, vf d[4][4]) {
 
 static void wino2_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
                        const wino_layout *b) {
-    wino_rows_skeleton(r, xb, x, sz, b, 2, 4, wino2_row);
+    wino_rows_skeleton(r, xb, x, sz, b, 2, 4, wino2_in);
 }
 
 static void wino2_columns(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
@@ -257,7 +259,7 @@ static const int32_t *wino_begin(wino_layout *b, float *work, const conv_sizes *
     const int64_t n = weight_grad ? b->tb : sz->C;
     for (int64_t i = 0; i < n; i++)
         seq_off[i] = (int32_t)i;
-    memset(work + b->xb, 0, (size_t)(sz->C * b->bh * b->bw + SLACK) * sizeof(float));
+    memset(work + b->xb, 0, (size_t)wino_xb_floats(sz, b) * sizeof(float));
     memset(work + b->r, 0, (size_t)(b->al * b->m * sz->C * b->rp) * sizeof(float));
     memset(work + b->v, 0, (size_t)(b->nxi * b->vs) * sizeof(float));
     return seq_off;

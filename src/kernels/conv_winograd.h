@@ -21,6 +21,7 @@ typedef struct {
     int64_t ldv;        /* floats per row of V, M and Z: a block's tiles, plus spill room */
     int64_t vs, ms;     /* floats from one xi to the next in V and in M */
     int64_t bh, bw;     /* zero-bordered channel planes: m*TH+2 rows, with vector-load slack */
+    int64_t xp;         /* floats per row-residue plane of the bordered input: TH+1 rows of m*TW */
     int64_t rp;         /* floats per row-residue plane of R: TH+1 rows of TW, plus spill room */
     int64_t opad;       /* output channels rounded up to whole vectors (weight gradient) */
     int64_t nch;        /* vectors per tile row (one-channel weight gradient) */
@@ -30,9 +31,8 @@ typedef struct {
 } wino_layout;
 
 /* 1-D transforms over vectors (lanes: tiles): al inputs to al (input side) or m (output side)
- * outputs. A row transform loads them from the input row of VL tiles starting at `row`. */
+ * outputs. */
 typedef void (*wino_1d)(vf *out, const vf *in);
-typedef void (*wino_row_1d)(vf *out, const float *row);
 
 /* One variant: its tile side, G (al x 3, row-major, applied in double to the weights), and the
  * per-image row transform, per-run column transform and per-block output transform (see the
@@ -54,33 +54,65 @@ extern const wino_variant dpt__wino4_variant;
 /* Whether the forward of this (Winograd-eligible) shape runs F(4x4): per dpt_conv_winograd(). */
 int dpt__wino4_pays(const conv_sizes *sz);
 
-/* R for image x: (C, H, W): the row transform along each bordered input row rr, VL tiles at a
- * time. R[c][k][rr % m] holds, from (rr / m)*TW on, value k of row rr for every tile column, so
- * input row m*ty + a of tile (ty, tx) is at ty*TW + tx of plane (k, a % m), from (a / m)*TW on:
- * one run along the tiles, for any a < al <= 2m. */
+/* Columns m*l + j (j < m) of the m*VL floats at p, in lane l of out[j]: rounds of even/odd
+ * splits. */
+SIMD_INLINE void wino_split(vf out[4], const float *p, const int m) {
+    if (m == 2) {
+        v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &out[0], &out[1]);
+        return;
+    }
+    vf e01, o01, e23, o23;
+    v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &e01, &o01);
+    v_deinterleave(V_LOAD(p + 2 * VL), V_LOAD(p + 3 * VL), &e23, &o23);
+    v_deinterleave(e01, e23, &out[0], &out[2]);
+    v_deinterleave(o01, o23, &out[1], &out[3]);
+}
+
+/* R for image x: (C, H, W). The input is first copied, zero-bordered, into planes by row residue:
+ * bordered row rr of channel c is row rr/m of plane (c, 0, rr%m), columns 0 .. m*TW-1, and of
+ * plane (c, 1, rr%m), columns m .. m*TW+m-1; each plane's rows (TH+1 of m*TW floats) back to
+ * back, so tile column tx of row i starts at m*(i*TW + tx) in both. One run of VL tiles along a
+ * plane, whatever the rows, then splits into columns j < m of each tile (first plane) and columns
+ * m and m+1 (second plane), and B^T along the row gives R[c][k][rr%m]: from (rr/m)*TW on, value k
+ * of bordered row rr for every tile column. Input row m*ty + a of tile (ty, tx) is then at
+ * ty*TW + tx of plane (k, a % m), from (a / m)*TW on: one run along the tiles, for a < al <= 2m.
+ */
 SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const conv_sizes *sz,
                                     const wino_layout *b, const int m, const int al,
-                                    wino_row_1d row_fn) {
-    const int64_t H = sz->in[1], W = sz->in[2], plane = b->bh * b->bw;
+                                    wino_1d in_fn) {
+    const int64_t H = sz->in[1], W = sz->in[2], xw = m * b->TW, xp = b->xp, pad = sz->pad[2];
+    const int64_t n0 = min64(W, xw - pad), c1 = max64(pad, m), n1 = pad + W - c1;
     /* All the copies first: loads right behind the (masked) stores of the copy would wait for
      * them to reach L1, as store forwarding does not cover them. */
     for (int64_t c = 0; c < sz->C; c++)
-        for (int64_t h = 0; h < H; h++) /* the interior; the border stays zero */
-            v_copy(xb + c * plane + (h + sz->pad[1]) * b->bw + sz->pad[2], x + (c * H + h) * W, W);
-    for (int64_t c = 0; c < sz->C; c++) {
-        for (int64_t rr = 0; rr < b->bh; rr++) {
-            float *dst = r + (c * al * m + rr % m) * b->rp + rr / m * b->TW;
-            for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
-                vf t[WINO_AL_MAX];
-                row_fn(t, xb + c * plane + rr * b->bw + m * tx0);
-                /* whole vectors: the lanes past the row land where the next row of the same
-                 * residue (written later) or the spill room goes */
+        for (int64_t h = 0; h < H; h++) { /* the interior; the border stays zero */
+            const int64_t rr = h + sz->pad[1];
+            float *d = xb + (c * 2 * m + rr % m) * xp + rr / m * xw;
+            const float *s = x + (c * H + h) * W;
+            if (n0 > 0)
+                v_copy(d + pad, s, n0);
+            if (n1 > 0)
+                v_copy(d + m * xp + c1 - m, s + c1 - pad, n1);
+        }
+    const int64_t lanes = (b->TH + 1) * b->TW;
+    for (int64_t c = 0; c < sz->C; c++)
+        for (int p = 0; p < m; p++) {
+            const float *s0 = xb + (c * 2 * m + p) * xp, *s1 = s0 + m * xp;
+            float *dst = r + (c * al * m + p) * b->rp;
+            for (int64_t l0 = 0; l0 < lanes; l0 += VL) {
+                vf d[WINO_AL_MAX], e[4], t[WINO_AL_MAX];
+                wino_split(d, s0 + m * l0, m);
+                wino_split(e, s1 + m * l0, m);
+                SIMD_UNROLL
+                for (int j = m; j < al; j++)
+                    d[j] = e[j - m];
+                in_fn(t, d);
+                /* whole vectors: the lanes past the plane land in its spill room */
                 SIMD_UNROLL
                 for (int k = 0; k < al; k++)
-                    V_STORE(dst + k * m * b->rp + tx0, t[k]);
+                    V_STORE(dst + k * m * b->rp + l0, t[k]);
             }
         }
-    }
 }
 
 /* V[xi][c][t - t0 ..] for the run of tiles [t, t + run) of one image (t counted in the image, v

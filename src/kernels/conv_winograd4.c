@@ -27,26 +27,6 @@ static inline void wino4_in(vf *t, const vf *d) {
     t[5] = V_FMA(V_SET1(4.0f), d[1], V_FNMA(V_SET1(5.0f), d[3], d[5]));
 }
 
-/* Columns 4l + j (j < 4) of the 4*VL floats at p, lane l: two rounds of even/odd splits. */
-SIMD_INLINE void wino4_split(vf out[4], const float *p) {
-    vf e01, o01, e23, o23;
-    v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &e01, &o01);
-    v_deinterleave(V_LOAD(p + 2 * VL), V_LOAD(p + 3 * VL), &e23, &o23);
-    v_deinterleave(e01, e23, &out[0], &out[2]);
-    v_deinterleave(o01, o23, &out[1], &out[3]);
-}
-
-/* B^T along input row `row` (bordered) for the VL tiles whose columns start at row[0]: columns
- * 4tx .. 4tx+3 of each tile, then 4tx+4 and 4tx+5 (the first two of the next group of four). */
-static inline void wino4_row(vf *t, const float *row) {
-    vf d[6], n[4];
-    wino4_split(d, row);
-    wino4_split(n, row + 4);
-    d[4] = n[0];
-    d[5] = n[1];
-    wino4_in(t, d);
-}
-
 /* A^T m along one dimension: the 4 outputs of 6 transformed values. */
 static inline void wino4_out(vf *y, const vf *m) {
     const vf s12 = V_ADD(m[1], m[2]), d12 = V_SUB(m[1], m[2]);
@@ -59,7 +39,7 @@ static inline void wino4_out(vf *y, const vf *m) {
 
 static void wino4_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
                        const wino_layout *b) {
-    wino_rows_skeleton(r, xb, x, sz, b, 4, 6, wino4_row);
+    wino_rows_skeleton(r, xb, x, sz, b, 4, 6, wino4_in);
 }
 
 static void wino4_columns(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
