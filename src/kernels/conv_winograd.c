@@ -73,7 +73,7 @@ static void wino_tiling(const conv_sizes *sz, wino_layout *b, int m) {
     b->bh = m * b->TH + 2;
     b->bw = m * round_up(b->TW, VL) + 2;
     b->rp = (b->TH + 1) * b->TW + VL;
-    b->xp = (b->TH + 1) * m * b->TW;
+    b->xp = (b->TH + 1) * m * b->TW + VL;
     b->opad = round_up(sz->O, VL);
     b->ys = plane_stride(b->tb * b->opad);
 }
@@ -310,7 +310,10 @@ static void wino_prefetch_init(wino_prefetch *s, const float *y, const float *x,
     const int reached = next < sz->N && next * b->T < t0 + 2 * nb;
     s->x = reached ? (const char *)(x + next * sz->C * sz->in_plane) : NULL;
     s->x_end = reached ? s->x + sz->C * sz->in_plane * (int64_t)sizeof(float) : NULL;
-    wino_prefetch_range(s, sz, b);
+    if (y)
+        wino_prefetch_range(s, sz, b);
+    else /* the input only */
+        s->g_end = t0, s->p = s->end = NULL;
 }
 
 /* The next run of at most k lines within one range, as a one-region prefetch_stream for
@@ -486,9 +489,11 @@ void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const
             }
             wino_dy_transform(yt + (g - t0) * opad, ws.ys, dycl, opad, t / TW, t % TW, sz);
         }
+        wino_prefetch pf;
+        wino_prefetch_init(&pf, NULL, x, t0, nb, sz, &ws);
         for (int64_t xi = 0; xi < 16; xi++) /* dU[xi] += V[xi] Yt[xi] */
             wino_product(du + xi * C * opad, opad, 1, C, opad, v + xi * ws.vs, ws.ldv, seq_off, nb,
-                         yt + xi * ws.ys, opad, NULL, sz, &ws);
+                         yt + xi * ws.ys, opad, &pf, sz, &ws);
     }
     wino_weight_finish(dw, du, sz, opad);
 }

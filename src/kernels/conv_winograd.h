@@ -21,7 +21,8 @@ typedef struct {
     int64_t ldv;        /* floats per row of V, M and Z: a block's tiles, plus spill room */
     int64_t vs, ms;     /* floats from one xi to the next in V and in M */
     int64_t bh, bw;     /* zero-bordered channel planes: m*TH+2 rows, with vector-load slack */
-    int64_t xp;         /* floats per row-residue plane of the bordered input: TH+1 rows of m*TW */
+    int64_t xp;         /* floats per row-residue plane of the bordered input: TH+1 rows of m*TW,
+                           and VL of room */
     int64_t rp;         /* floats per row-residue plane of R: TH+1 rows of TW, plus spill room */
     int64_t opad;       /* output channels rounded up to whole vectors (weight gradient) */
     int64_t nch;        /* vectors per tile row (one-channel weight gradient) */
@@ -68,10 +69,22 @@ SIMD_INLINE void wino_split(vf out[4], const float *p, const int m) {
     v_deinterleave(o01, o23, &out[1], &out[3]);
 }
 
+/* dst[0..n) = src[0..n), then zeros up to the end of the last vector: no masked store (slow on
+ * some cores), for rows followed by room that is zero or written later. */
+SIMD_INLINE void wino_copy_row(float *dst, const float *src, int64_t n) {
+    int64_t j = 0;
+    for (; j + VL <= n; j += VL)
+        V_STORE(dst + j, V_LOAD(src + j));
+    if (j < n)
+        V_STORE(dst + j, V_LOAD_N(src + j, (int)(n - j)));
+}
+
 /* R for image x: (C, H, W). The input is first copied, zero-bordered, into planes by row residue:
  * bordered row rr of channel c is row rr/m of plane (c, 0, rr%m), columns 0 .. m*TW-1, and of
  * plane (c, 1, rr%m), columns m .. m*TW+m-1; each plane's rows (TH+1 of m*TW floats) back to
- * back, so tile column tx of row i starts at m*(i*TW + tx) in both. One run of VL tiles along a
+ * back (then VL floats of room), so tile column tx of row i starts at m*(i*TW + tx) in both. The
+ * rows are copied in order, each with zeros past its end up to a whole vector: they land in the
+ * next row of the plane, before it is copied, or in the room. One run of VL tiles along a
  * plane, whatever the rows, then splits into columns j < m of each tile (first plane) and columns
  * m and m+1 (second plane), and B^T along the row gives R[c][k][rr%m]: from (rr/m)*TW on, value k
  * of bordered row rr for every tile column. Input row m*ty + a of tile (ty, tx) is then at
@@ -90,9 +103,9 @@ SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const c
             float *d = xb + (c * 2 * m + rr % m) * xp + rr / m * xw;
             const float *s = x + (c * H + h) * W;
             if (n0 > 0)
-                v_copy(d + pad, s, n0);
+                wino_copy_row(d + pad, s, n0);
             if (n1 > 0)
-                v_copy(d + m * xp + c1 - m, s + c1 - pad, n1);
+                wino_copy_row(d + m * xp + c1 - m, s + c1 - pad, n1);
         }
     const int64_t lanes = (b->TH + 1) * b->TW;
     for (int64_t c = 0; c < sz->C; c++)
