@@ -289,7 +289,8 @@ typedef struct {
     const char *p, *end; /* the current range */
     const float *y;
     int64_t g, g_end, o; /* the run being walked, the block's end, the channel */
-    const char *x, *x_end;
+    const char *x, *x_end;   /* then the next image's input */
+    const char *x2, *x2_end; /* and another range after it, or NULL */
 } wino_prefetch;
 
 static void wino_prefetch_range(wino_prefetch *s, const conv_sizes *sz, const wino_layout *b) {
@@ -310,6 +311,7 @@ static void wino_prefetch_init(wino_prefetch *s, const float *y, const float *x,
     const int reached = next < sz->N && next * b->T < t0 + 2 * nb;
     s->x = reached ? (const char *)(x + next * sz->C * sz->in_plane) : NULL;
     s->x_end = reached ? s->x + sz->C * sz->in_plane * (int64_t)sizeof(float) : NULL;
+    s->x2 = s->x2_end = NULL;
     if (y)
         wino_prefetch_range(s, sz, b);
     else /* the input only */
@@ -333,7 +335,9 @@ static prefetch_stream wino_prefetch_take(wino_prefetch *s, int64_t k, const con
         } else if (s->x) {
             s->p = s->x;
             s->end = s->x_end;
-            s->x = NULL;
+            s->x = s->x2;
+            s->x_end = s->x2_end;
+            s->x2 = NULL;
         } else {
             return r;
         }
@@ -491,6 +495,12 @@ void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const
         }
         wino_prefetch pf;
         wino_prefetch_init(&pf, NULL, x, t0, nb, sz, &ws);
+        if (pf.x) { /* and that image's dy */
+            const int64_t next = ((const float *)pf.x - x) / (C * sz->in_plane);
+            const float *dyn = dy + next * O * sz->out_plane;
+            pf.x2 = (const char *)dyn;
+            pf.x2_end = (const char *)(dyn + O * sz->out_plane);
+        }
         for (int64_t xi = 0; xi < 16; xi++) /* dU[xi] += V[xi] Yt[xi] */
             wino_product(du + xi * C * opad, opad, 1, C, opad, v + xi * ws.vs, ws.ldv, seq_off, nb,
                          yt + xi * ws.ys, opad, &pf, sz, &ws);
