@@ -191,7 +191,10 @@ const char *dpt_conv_default_description(void) {
     const dpt_conv_impl *conv = dpt_conv_default();
     const int simd =
         conv == dpt_conv_impl_get(DPT_CONV_AVX2) || conv == dpt_conv_impl_get(DPT_CONV_AVX512);
-    snprintf(buf, sizeof buf, "%s%s", conv->name,
-             simd && dpt_conv_winograd() ? ", Winograd F(2x2,3x3) for 3x3 stride 1" : "");
+    /* by mode; distinct wherever the rounding differs (--deterministic compares them) */
+    static const char *const wino[] = {"", ", Winograd F(4x4)/F(2x2) for 3x3 stride 1",
+                                       ", Winograd F(2x2,3x3) for 3x3 stride 1", "",
+                                       ", Winograd F(4x4,3x3) for 3x3 stride 1"};
+    snprintf(buf, sizeof buf, "%s%s", conv->name, simd ? wino[dpt_conv_winograd()] : "");
     return buf;
 }
