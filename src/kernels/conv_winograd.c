@@ -195,24 +195,9 @@ SIMD_INLINE void wino_store_columns(float *out, int64_t stride, vf d[4][4]) {
     }
 }
 
-static void wino2_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
-                       const wino_layout *b) {
-    wino_rows_skeleton(r, xb, x, sz, b, 2, 4, wino2_in);
-}
-
-static void wino2_columns(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
-                          const wino_layout *b) {
-    wino_columns_skeleton(v, r, t, run, sz, b, 2, 4, wino2_in);
-}
-
-static void wino2_output(float *z, const float *mm, const float *bias, int64_t cols,
-                         const conv_sizes *sz, const wino_layout *b) {
-    wino_output_skeleton(z, mm, bias, cols, sz, b, 2, 4, wino2_out);
-}
-
 static const double wino2_G[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
 
-static const wino_variant wino2_variant = {2, wino2_G, wino2_rows, wino2_columns, wino2_output};
+WINO_DEFINE_VARIANT(static, wino2_variant, 2, wino2_in, wino2_out, wino2_G);
 
 /* The m vectors of one output row of VL tiles, from the m vectors z[j*ldz] of its columns j:
  * interleaved, column j of tile l at lane m*l + j of the row. */

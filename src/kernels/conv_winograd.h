@@ -189,6 +189,23 @@ SIMD_INLINE void wino_output_skeleton(float *z, const float *mm, const float *bi
     }
 }
 
+/* Defines `name`, the wino_variant of tile side M with 1-D transforms in_fn (B^T, rows and
+ * columns) and out_fn (A^T), and weight transform G: the skeletons instantiated for them. */
+#define WINO_DEFINE_VARIANT(storage, name, M, in_fn, out_fn, G)                                    \
+    static void name##_rows(float *r, float *xb, const float *x, const conv_sizes *sz,             \
+                            const wino_layout *b) {                                                \
+        wino_rows_skeleton(r, xb, x, sz, b, M, M + 2, in_fn);                                      \
+    }                                                                                              \
+    static void name##_columns(float *v, const float *r, int64_t t, int64_t run,                   \
+                               const conv_sizes *sz, const wino_layout *b) {                       \
+        wino_columns_skeleton(v, r, t, run, sz, b, M, M + 2, in_fn);                               \
+    }                                                                                              \
+    static void name##_output(float *z, const float *mm, const float *bias, int64_t cols,          \
+                              const conv_sizes *sz, const wino_layout *b) {                        \
+        wino_output_skeleton(z, mm, bias, cols, sz, b, M, M + 2, out_fn);                          \
+    }                                                                                              \
+    storage const wino_variant name = {M, G, name##_rows, name##_columns, name##_output}
+
 /* ---- conv_winograd.c ---- */
 #define dpt__wino_forward_variant ISA_NAME(dpt__wino_forward_variant)
 #define dpt__wino_forward_plan ISA_NAME(dpt__wino_forward_plan)

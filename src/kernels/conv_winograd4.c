@@ -37,28 +37,13 @@ static inline void wino4_out(vf *y, const vf *m) {
     y[3] = V_ADD(V_FMA(V_SET1(8.0f), d34, d12), m[5]);
 }
 
-static void wino4_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
-                       const wino_layout *b) {
-    wino_rows_skeleton(r, xb, x, sz, b, 4, 6, wino4_in);
-}
-
-static void wino4_columns(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
-                          const wino_layout *b) {
-    wino_columns_skeleton(v, r, t, run, sz, b, 4, 6, wino4_in);
-}
-
-static void wino4_output(float *z, const float *mm, const float *bias, int64_t cols,
-                         const conv_sizes *sz, const wino_layout *b) {
-    wino_output_skeleton(z, mm, bias, cols, sz, b, 4, 6, wino4_out);
-}
-
 static const double wino4_G[6 * 3] = {
     1.0 / 4,  0.0,       0.0,      -1.0 / 6, -1.0 / 6, -1.0 / 6,
     -1.0 / 6, 1.0 / 6,   -1.0 / 6, 1.0 / 24, 1.0 / 12, 1.0 / 6,
     1.0 / 24, -1.0 / 12, 1.0 / 6,  0.0,      0.0,      1.0,
 };
 
-const wino_variant dpt__wino4_variant = {4, wino4_G, wino4_rows, wino4_columns, wino4_output};
+WINO_DEFINE_VARIANT(, dpt__wino4_variant, 4, wino4_in, wino4_out, wino4_G);
 
 /* By default F(4x4) runs where its rounding was measured to keep a wide margin (test_conv_simd's
  * test_winograd_accuracy: the layers of fmnist-cnn, up to 64 channels each way, at most 39 % of

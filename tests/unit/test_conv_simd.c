@@ -358,58 +358,59 @@ static void test_winograd_accuracy(void **state) {
 
 /* dpt_conv_set_winograd: 0 switches F(4x4) off as well as F(2x2), 2 and 4 force one variant, 1
  * lets the shape choose (F(4x4) on fmnist-cnn's conv3); the workspace is the same for all. */
+static void check_winograd_modes(const dpt_conv_impl *impl, dpt_conv_geom g) {
+    const int modes[] = {0, 2, 4, 1};
+    assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
+    const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
+    const size_t ws = impl->workspace(&g);
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(g.O), *work = falloc((int64_t)ws);
+    float *dy = falloc(ny), *y[4], *dx[4];
+    dpt_fill_uniform(x, nx, -1.0f, 1.0f, 9, 1);
+    dpt_fill_uniform(dy, ny, -1.0f, 1.0f, 9, 4);
+    dpt_fill_uniform(w, nw, -1.0f, 1.0f, 9, 2);
+    dpt_fill_uniform(b, g.O, -1.0f, 1.0f, 9, 3);
+    for (int mi = 0; mi < 4; mi++) {
+        dpt_conv_set_winograd(modes[mi]);
+        assert_int_equal(dpt_conv_winograd(), modes[mi]);
+        assert_int_equal(impl->workspace(&g), ws);
+        y[mi] = falloc(ny);
+        dx[mi] = falloc(nx);
+        impl->forward(y[mi], x, w, b, &g, work);
+        impl->backward_data(dx[mi], dy, w, &g, work);
+    }
+    dpt_conv_set_winograd(1);
+    int64_t differ[3] = {0, 0, 0}, auto_f4 = 0;
+    for (int64_t i = 0; i < ny; i++) {
+        differ[0] += y[0][i] != y[2][i]; /* off vs F(4x4) */
+        differ[1] += y[1][i] != y[2][i]; /* F(2x2) vs F(4x4) */
+        differ[2] += y[0][i] != y[1][i]; /* off vs F(2x2) */
+        auto_f4 += y[3][i] != y[2][i];   /* the default vs F(4x4) */
+    }
+    for (int64_t i = 0; i < nx; i++) {
+        differ[0] += dx[0][i] != dx[2][i];
+        differ[1] += dx[1][i] != dx[2][i];
+        auto_f4 += dx[3][i] != dx[2][i];
+    }
+    printf("  %s: off/F(4x4) %lld, F(2x2)/F(4x4) %lld, off/F(2x2) %lld outputs differ; the "
+           "default differs from F(4x4) in %lld\n",
+           impl->name, (long long)differ[0], (long long)differ[1], (long long)differ[2],
+           (long long)auto_f4);
+    assert_true(differ[0] > 0 && differ[1] > 0 && differ[2] > 0);
+    assert_int_equal(auto_f4, 0);
+    for (int mi = 0; mi < 4; mi++) {
+        dpt_free_aligned(y[mi]);
+        dpt_free_aligned(dx[mi]);
+    }
+    float *bufs[] = {x, w, b, work, dy};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        dpt_free_aligned(bufs[i]);
+}
+
 static void test_winograd4_switch(void **state) {
     (void)state;
     const dpt_conv_impl *impls[2];
-    const int ni = n_simd(impls);
-    dpt_conv_geom g = g2(3, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1);
-    assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
-    const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
-    const int modes[] = {0, 2, 4, 1};
-    for (int k = 0; k < ni; k++) {
-        const dpt_conv_impl *impl = impls[k];
-        const size_t ws = impl->workspace(&g);
-        float *x = falloc(nx), *w = falloc(nw), *b = falloc(g.O), *work = falloc((int64_t)ws);
-        float *y[4], *dx[4];
-        dpt_fill_uniform(x, nx, -1.0f, 1.0f, 9, 1);
-        dpt_fill_uniform(w, nw, -1.0f, 1.0f, 9, 2);
-        dpt_fill_uniform(b, g.O, -1.0f, 1.0f, 9, 3);
-        for (int mi = 0; mi < 4; mi++) {
-            dpt_conv_set_winograd(modes[mi]);
-            assert_int_equal(dpt_conv_winograd(), modes[mi]);
-            assert_int_equal(impl->workspace(&g), ws);
-            y[mi] = falloc(ny);
-            dx[mi] = falloc(nx);
-            impl->forward(y[mi], x, w, b, &g, work);
-            impl->backward_data(dx[mi], y[mi], w, &g, work);
-        }
-        dpt_conv_set_winograd(1);
-        int64_t differ[3] = {0, 0, 0}, auto_f4 = 0;
-        for (int64_t i = 0; i < ny; i++) {
-            differ[0] += y[0][i] != y[2][i]; /* off vs F(4x4) */
-            differ[1] += y[1][i] != y[2][i]; /* F(2x2) vs F(4x4) */
-            differ[2] += y[0][i] != y[1][i]; /* off vs F(2x2) */
-            auto_f4 += y[3][i] != y[2][i];   /* the default vs F(4x4) */
-        }
-        for (int64_t i = 0; i < nx; i++) {
-            differ[0] += dx[0][i] != dx[2][i];
-            differ[1] += dx[1][i] != dx[2][i];
-            auto_f4 += dx[3][i] != dx[2][i];
-        }
-        printf("  %s: off/F(4x4) %lld, F(2x2)/F(4x4) %lld, off/F(2x2) %lld outputs differ; the "
-               "default differs from F(4x4) in %lld\n",
-               impl->name, (long long)differ[0], (long long)differ[1], (long long)differ[2],
-               (long long)auto_f4);
-        assert_true(differ[0] > 0 && differ[1] > 0 && differ[2] > 0);
-        assert_int_equal(auto_f4, 0);
-        for (int mi = 0; mi < 4; mi++) {
-            dpt_free_aligned(y[mi]);
-            dpt_free_aligned(dx[mi]);
-        }
-        float *bufs[] = {x, w, b, work};
-        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-            dpt_free_aligned(bufs[i]);
-    }
+    for (int k = n_simd(impls) - 1; k >= 0; k--)
+        check_winograd_modes(impls[k], g2(3, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1));
 }
 
 /* 1x1 (pure GEMM), depthwise (groups = C, multiplier 1 and 2), grouped. */
