@@ -78,9 +78,10 @@ static void wino_tiling(const conv_sizes *sz, wino_layout *b, int m) {
     b->ys = plane_stride(b->tb * b->opad);
 }
 
-/* The bordered input planes of all channels, and the slack the last vectors of a run read. */
+/* The bordered input planes of two channels, and the slack the last vectors of a run read. */
 static int64_t wino_xb_floats(const conv_sizes *sz, const wino_layout *b) {
-    return 2 * b->m * sz->C * b->xp + b->m * VL + SLACK;
+    (void)sz;
+    return 2 * 2 * b->m * b->xp + b->m * VL + SLACK;
 }
 
 /* The input side both passes share, from offset o on: V, the bordered planes, R, seq_off. */

@@ -79,38 +79,44 @@ SIMD_INLINE void wino_copy_row(float *dst, const float *src, int64_t n) {
         V_STORE(dst + j, V_LOAD_N(src + j, (int)(n - j)));
 }
 
-/* R for image x: (C, H, W). The input is first copied, zero-bordered, into planes by row residue:
- * bordered row rr of channel c is row rr/m of plane (c, 0, rr%m), columns 0 .. m*TW-1, and of
- * plane (c, 1, rr%m), columns m .. m*TW+m-1; each plane's rows (TH+1 of m*TW floats) back to
- * back (then VL floats of room), so tile column tx of row i starts at m*(i*TW + tx) in both. The
- * rows are copied in order, each with zeros past its end up to a whole vector: they land in the
- * next row of the plane, before it is copied, or in the room. One run of VL tiles along a
- * plane, whatever the rows, then splits into columns j < m of each tile (first plane) and columns
- * m and m+1 (second plane), and B^T along the row gives R[c][k][rr%m]: from (rr/m)*TW on, value k
- * of bordered row rr for every tile column. Input row m*ty + a of tile (ty, tx) is then at
- * ty*TW + tx of plane (k, a % m), from (a / m)*TW on: one run along the tiles, for a < al <= 2m.
- */
+/* One channel x: (H, W) copied, zero-bordered, into xb by row residue: bordered row rr is row rr/m
+ * of plane (0, rr%m), columns 0 .. m*TW-1, and of plane (1, rr%m), columns m .. m*TW+m-1; each
+ * plane's rows (TH+1 of m*TW floats) back to back, then VL floats of room, so tile column tx of
+ * row i starts at m*(i*TW + tx) in both. The rows are copied in order, each with zeros past its
+ * end up to a whole vector: they land in the next row of the plane, before it is copied, or in
+ * the room; the borders stay zero. */
+SIMD_INLINE void wino_copy_channel(float *xb, const float *x, const conv_sizes *sz,
+                                   const wino_layout *b, const int m) {
+    const int64_t H = sz->in[1], W = sz->in[2], xw = m * b->TW, xp = b->xp, pad = sz->pad[2];
+    const int64_t n0 = min64(W, xw - pad), c1 = max64(pad, m), n1 = pad + W - c1;
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t rr = h + sz->pad[1];
+        float *d = xb + rr % m * xp + rr / m * xw;
+        if (n0 > 0)
+            wino_copy_row(d + pad, x + h * W, n0);
+        if (n1 > 0)
+            wino_copy_row(d + m * xp + c1 - m, x + h * W + c1 - pad, n1);
+    }
+}
+
+/* R for image x: (C, H, W), one channel at a time through two buffers of wino_copy_channel in xb
+ * (a channel is copied while the one before it is transformed, so that no load waits for a store
+ * of the copy to reach L1, and the buffers stay in L1). One run of VL tiles along a plane, whatever
+ * the rows, splits into columns j < m of each tile (first plane) and columns m and m+1 (second
+ * plane), and B^T along the row gives R[c][k][rr%m]: from (rr/m)*TW on, value k of bordered row
+ * rr for every tile column. Input row m*ty + a of tile (ty, tx) is then at ty*TW + tx of plane
+ * (k, a % m), from (a / m)*TW on: one run along the tiles, for a < al <= 2m. */
 SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const conv_sizes *sz,
                                     const wino_layout *b, const int m, const int al,
                                     wino_1d in_fn) {
-    const int64_t H = sz->in[1], W = sz->in[2], xw = m * b->TW, xp = b->xp, pad = sz->pad[2];
-    const int64_t n0 = min64(W, xw - pad), c1 = max64(pad, m), n1 = pad + W - c1;
-    /* All the copies first: loads right behind the (masked) stores of the copy would wait for
-     * them to reach L1, as store forwarding does not cover them. */
-    for (int64_t c = 0; c < sz->C; c++)
-        for (int64_t h = 0; h < H; h++) { /* the interior; the border stays zero */
-            const int64_t rr = h + sz->pad[1];
-            float *d = xb + (c * 2 * m + rr % m) * xp + rr / m * xw;
-            const float *s = x + (c * H + h) * W;
-            if (n0 > 0)
-                wino_copy_row(d + pad, s, n0);
-            if (n1 > 0)
-                wino_copy_row(d + m * xp + c1 - m, s + c1 - pad, n1);
-        }
-    const int64_t lanes = (b->TH + 1) * b->TW;
-    for (int64_t c = 0; c < sz->C; c++)
+    const int64_t xp = b->xp, lanes = (b->TH + 1) * b->TW;
+    wino_copy_channel(xb, x, sz, b, m);
+    for (int64_t c = 0; c < sz->C; c++) {
+        const float *buf = xb + c % 2 * 2 * m * xp;
+        if (c + 1 < sz->C)
+            wino_copy_channel(xb + (c + 1) % 2 * 2 * m * xp, x + (c + 1) * sz->in_plane, sz, b, m);
         for (int p = 0; p < m; p++) {
-            const float *s0 = xb + (c * 2 * m + p) * xp, *s1 = s0 + m * xp;
+            const float *s0 = buf + p * xp, *s1 = s0 + m * xp;
             float *dst = r + (c * al * m + p) * b->rp;
             for (int64_t l0 = 0; l0 < lanes; l0 += VL) {
                 vf d[WINO_AL_MAX], e[4], t[WINO_AL_MAX];
@@ -126,6 +132,7 @@ SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const c
                     V_STORE(dst + k * m * b->rp + l0, t[k]);
             }
         }
+    }
 }
 
 /* V[xi][c][t - t0 ..] for the run of tiles [t, t + run) of one image (t counted in the image, v
