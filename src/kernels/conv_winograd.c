@@ -72,8 +72,9 @@ static void wino_tiling(const conv_sizes *sz, wino_layout *b, int m) {
     b->ms = plane_stride(sz->O * b->ldv);
     b->bh = m * b->TH + 2;
     b->bw = m * round_up(b->TW, VL) + 2;
-    b->rp = (b->TH + 1) * b->TW + VL;
-    b->xp = (b->TH + 1) * m * b->TW + VL;
+    /* whole cache lines, so that the row transform's loads and stores are aligned */
+    b->rp = round_up((b->TH + 1) * b->TW + VL, 16);
+    b->xp = round_up((b->TH + 1) * m * b->TW + VL, 16);
     b->opad = round_up(sz->O, VL);
     b->ys = plane_stride(b->tb * b->opad);
 }
