@@ -79,15 +79,18 @@ const dpt_conv_impl *dpt_conv_default(void);
 /* Reads DPT_KERNEL; DPT_EINVAL naming the value if it is unknown or unsupported here. */
 dpt_status dpt_conv_select_from_env(void);
 
-/* Winograd F(2x2, 3x3) in the SIMD paths, for 2-D 3x3 layers with unit stride and dilation and
- * enough channels (forward, and backward-data, which is a forward of dy): 2.25x fewer
- * multiplications than direct convolution, at a slightly different rounding. On by default;
- * DPT_WINOGRAD=0 in the environment or dpt_conv_set_winograd(0) selects direct convolution. The
- * workspace size does not depend on this choice. */
+/* Winograd in the SIMD paths, for 2-D 3x3 layers with unit stride and dilation and enough
+ * channels: F(2x2, 3x3) (2.25x fewer multiplications than direct convolution) for the weight
+ * gradient, and for the forward and backward-data (a forward of dy) F(4x4, 3x3) (4x fewer) where
+ * it pays and rounds well within the tests' tolerance, F(2x2, 3x3) elsewhere; at a slightly
+ * different rounding than direct. On by default (1); dpt_conv_set_winograd(0) or DPT_WINOGRAD=0
+ * in the environment selects direct convolution, 2 keeps F(2x2) everywhere, 4 takes F(4x4)
+ * wherever it fits (tests). dpt_conv_winograd() returns the mode. The workspace size does not
+ * depend on this choice. */
 void dpt_conv_set_winograd(int on);
 int dpt_conv_winograd(void);
-/* What runs by default, for logs and --version: "avx512, Winograd F(2x2,3x3) for 3x3 stride 1"
- * or "im2col"; the name alone when the path has no Winograd or it is switched off. */
+/* What runs by default, for logs and --version: "avx512, Winograd F(4x4)/F(2x2) for 3x3 stride
+ * 1" or "im2col"; the name alone when the path has no Winograd or it is switched off. */
 const char *dpt_conv_default_description(void);
 
 /* Runs every implementation this CPU runs against ref on a fixed set of geometries (1-D, 2-D,

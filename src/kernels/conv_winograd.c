@@ -1,5 +1,7 @@
 /* Winograd F(2x2, 3x3) convolution on the simd.h vocabulary (kernels, compiled once per ISA):
- * forward and weight gradient of 2-D 3x3 layers with unit stride and dilation and one group.
+ * forward and weight gradient of 2-D 3x3 layers with unit stride and dilation and one group; and
+ * what the forward shares with F(4x4, 3x3) (conv_winograd4.c, conv_winograd.h): the layout, the
+ * blocking, the products, the prefetch and the driver, for a tile side m of 2 or 4.
  *
  * Each 2x2 output tile comes from a 4x4 input tile d:  Y = A^T [ (G g G^T) . (B^T d B) ] A,
  * with . the elementwise product of 16 "frequencies" xi, so a tile costs 16 multiplications per
@@ -15,11 +17,11 @@
  * Tiles are numbered image by image, row by row, and taken in blocks whose V and M stay in L2.
  * All transforms run with VL consecutive tiles in the lanes, across tile rows, so that small
  * images (7 tiles per row at 14x14) do not leave half the lanes idle: B^T along each input row
- * writes two planes by row parity, so that input row 2ty+a of every tile row ty is one run along
- * the tiles (row a/2 of plane a%2), which B^T along the columns then reads VL tiles at a time. */
+ * writes m planes by row residue, so that input row m*ty+a of every tile row ty is one run along
+ * the tiles (row a/m of plane a%m), which B^T along the columns then reads VL tiles at a time. */
 #include <string.h>
 
-#include "conv_simd.h"
+#include "conv_winograd.h"
 
 /* Forward and backward-data of layers with fewer channels are cheaper direct (the transforms are
  * paid per channel, the savings per channel pair). */
@@ -40,9 +42,9 @@ int dpt__wino_use(const conv_sizes *sz) {
     return wino_shape_ok(sz) && dpt_conv_winograd();
 }
 
-/* Distance between the 16 planes of V (or M) for planes of n floats: whole cache lines, an odd
- * multiple of 4 of them, so that the 16 vectors a transform stores (or loads) at once, one per
- * plane, fall into 16 different L1 sets (a multiple of 4 KB would put them all in one 8-way set).
+/* Distance between the planes of V (or M) for planes of n floats: whole cache lines, an odd
+ * multiple of 4 of them, so that the vectors a transform stores (or loads) at once, one per
+ * plane, fall into different L1 sets (a multiple of 4 KB would put them all in one 8-way set).
  */
 static int64_t plane_stride(int64_t n) {
     int64_t lines = (n + 15) / 16;
@@ -52,66 +54,62 @@ static int64_t plane_stride(int64_t n) {
     return lines * 16;
 }
 
-typedef struct {
-    int64_t TH, TW, T; /* tile rows, tile columns and tiles per image */
-    int64_t total;     /* tiles of the batch */
-    int64_t tb;        /* tiles per block */
-    int64_t ldv;       /* floats per row of V, M and Z: a block's tiles, plus spill room */
-    int64_t vs, ms;    /* floats from one xi to the next in V and in M */
-    int64_t bh, bw;    /* zero-bordered channel planes: 2*TH+2 rows, with vector-load slack */
-    int64_t rp;        /* floats per parity plane of R: TH+1 rows of TW, plus spill room */
-    int64_t opad;      /* output channels rounded up to whole vectors (weight gradient) */
-    int64_t nch;       /* vectors per tile row (one-channel weight gradient) */
-    int64_t ys;        /* floats from one xi to the next in Yt (weight gradient) */
-    /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
-    int64_t u, v, m, z, xb, r, seq_off, du, yt, dycl, end;
-} wino_layout;
-
-/* The tiling, the block and the strides shared by both passes. */
-static void wino_tiling(const conv_sizes *sz, wino_layout *b) {
+/* The tiling, the block and the strides shared by both passes, for tile side m. */
+static void wino_tiling(const conv_sizes *sz, wino_layout *b, int m) {
     memset(b, 0, sizeof *b);
-    b->TH = (sz->out[1] + 1) / 2;
-    b->TW = (sz->out[2] + 1) / 2;
+    b->m = m;
+    b->al = m + 2;
+    b->nxi = b->al * b->al;
+    b->TH = (sz->out[1] + m - 1) / m;
+    b->TW = (sz->out[2] + m - 1) / m;
     b->T = b->TH * b->TW;
     b->total = sz->N * b->T;
     /* V and M of a block in about 512 KB of L2, in whole pairs of vectors. */
-    const int64_t fit = 8192 / (sz->C + sz->O) / (2 * VL) * (2 * VL);
+    const int64_t fit = 8192 * 16 / b->nxi / (sz->C + sz->O) / (2 * VL) * (2 * VL);
     b->tb = min64(fit > 2 * VL ? fit : 2 * VL, round_up(sz->N * b->T, VL));
     b->ldv = b->tb + VL;
     b->vs = plane_stride(sz->C * b->ldv);
     b->ms = plane_stride(sz->O * b->ldv);
-    b->bh = 2 * b->TH + 2;
-    b->bw = 2 * round_up(b->TW, VL) + 2;
-    b->rp = (b->TH + 1) * b->TW + VL;
+    b->bh = m * b->TH + 2;
+    b->bw = m * round_up(b->TW, VL) + 2;
+    /* whole cache lines, so that the row transform's loads and stores are aligned */
+    b->rp = round_up((b->TH + 1) * b->TW + VL, 16);
+    b->xp = round_up((b->TH + 1) * m * b->TW + VL, 16);
     b->opad = round_up(sz->O, VL);
     b->ys = plane_stride(b->tb * b->opad);
+}
+
+/* The bordered input planes of two channels, and the slack the last vectors of a run read. */
+static int64_t wino_xb_floats(const conv_sizes *sz, const wino_layout *b) {
+    (void)sz;
+    return 2 * 2 * b->m * b->xp + b->m * VL + SLACK;
 }
 
 /* The input side both passes share, from offset o on: V, the bordered planes, R, seq_off. */
 static int64_t wino_input_plan(const conv_sizes *sz, wino_layout *b, int64_t o) {
     b->v = o;
-    o += 16 * b->vs;
+    o += b->nxi * b->vs;
     b->xb = o;
-    o += round_up(sz->C * b->bh * b->bw + SLACK, 16);
+    o += round_up(wino_xb_floats(sz, b), 16);
     b->r = o;
-    o += round_up(8 * sz->C * b->rp, 16);
+    o += round_up(b->al * b->m * sz->C * b->rp, 16);
     b->seq_off = o;
     o += round_up(b->tb > sz->C ? b->tb : sz->C, 16);
     return o;
 }
 
-/* The floats of one pass's own regions from offset 0 (forward: U, M, Z; weight gradient: dU,
- * Yt, dY channel-last), then the input side; the end of the layout. */
-static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int weight_grad) {
-    wino_tiling(sz, b);
+/* The floats of one pass's own regions from offset 0 (forward: U, M, Z; weight gradient, which
+ * is F(2x2) only: dU, Yt, dY channel-last), then the input side; the end of the layout. */
+static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int m, int weight_grad) {
+    wino_tiling(sz, b, m);
     int64_t o = 0;
     if (!weight_grad) {
         b->u = o;
-        o += round_up(16 * sz->O * sz->C, 16);
-        b->m = o;
-        o += 16 * b->ms;
+        o += round_up(b->nxi * sz->O * sz->C, 16);
+        b->mo = o;
+        o += b->nxi * b->ms;
         b->z = o;
-        o += round_up(4 * sz->O * b->ldv + SLACK, 16);
+        o += round_up(m * m * sz->O * b->ldv + SLACK, 16);
     } else {
         b->du = o;
         o += round_up(16 * sz->C * b->opad, 16);
@@ -124,27 +122,38 @@ static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int weight_grad) 
     return o;
 }
 
-/* u: (16, O, C), xi = 4*row + column of G g G^T; w: (O, C, 3, 3). In double, rounded once. */
-static void wino_weight_transform(float *u, const float *w, const conv_sizes *sz) {
+int64_t dpt__wino_forward_plan(const conv_sizes *sz, wino_layout *b, int m) {
+    return wino_plan(sz, b, m, 0);
+}
+
+/* u: (nxi, O, C), xi = al*row + column of G g G^T with G (al x 3); w: (O, C, 3, 3). In double,
+ * rounded once. Sixteen input channels at a time, in the innermost loops (vectorized), and each
+ * xi's sixteen written as one run: u's planes are O*C floats apart, often a multiple of 4 KB, so
+ * one store per plane and pair would keep evicting lines of one L1 set. */
+static void wino_weight_transform(float *u, const float *w, const conv_sizes *sz, const double *G,
+                                  int al) {
+    enum { CB = 16 };
     for (int64_t o = 0; o < sz->O; o++)
-        for (int64_t c = 0; c < sz->C; c++) {
-            const float *g = w + (o * sz->C + c) * 9;
-            double t[4][3], r[4][4];
-            for (int j = 0; j < 3; j++) { /* G g: along the kernel rows */
-                const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                t[0][j] = g0;
-                t[1][j] = 0.5 * (g0 + g1 + g2);
-                t[2][j] = 0.5 * (g0 - g1 + g2);
-                t[3][j] = g2;
-            }
-            for (int i = 0; i < 4; i++) { /* (G g) G^T: along the kernel columns */
-                r[i][0] = t[i][0];
-                r[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
-                r[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
-                r[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
-                u[(xi * sz->O + o) * sz->C + c] = (float)r[xi / 4][xi % 4];
+        for (int64_t c0 = 0; c0 < sz->C; c0 += CB) {
+            const int64_t nc = min64(CB, sz->C - c0);
+            double g[9][CB] = {{0}}, t[WINO_AL_MAX][3][CB];
+            float r[WINO_AL_MAX * WINO_AL_MAX][CB];
+            for (int64_t cc = 0; cc < nc; cc++)
+                for (int j = 0; j < 9; j++)
+                    g[j][cc] = w[(o * sz->C + c0 + cc) * 9 + j];
+            for (int i = 0; i < al; i++) /* G g: along the kernel rows */
+                for (int j = 0; j < 3; j++)
+                    for (int cc = 0; cc < CB; cc++)
+                        t[i][j][cc] = G[3 * i] * g[j][cc] + G[3 * i + 1] * g[3 + j][cc] +
+                                      G[3 * i + 2] * g[6 + j][cc];
+            for (int i = 0; i < al; i++) /* (G g) G^T: along the kernel columns */
+                for (int k = 0; k < al; k++)
+                    for (int cc = 0; cc < CB; cc++)
+                        r[i * al + k][cc] = (float)(t[i][0][cc] * G[3 * k] +
+                                                    t[i][1][cc] * G[3 * k + 1] +
+                                                    t[i][2][cc] * G[3 * k + 2]);
+            for (int xi = 0; xi < al * al; xi++)
+                memcpy(u + (xi * sz->O + o) * sz->C + c0, r[xi], (size_t)nc * sizeof(float));
         }
 }
 
@@ -156,6 +165,10 @@ SIMD_INLINE void wino_input_transform(vf out[4], vf d0, vf d1, vf d2, vf d3) {
     out[3] = V_SUB(d1, d3);
 }
 
+static inline void wino2_in(vf *out, const vf *d) {
+    wino_input_transform(out, d[0], d[1], d[2], d[3]);
+}
+
 /* B^T along input row `row` (bordered) for the VL tiles whose columns start at row[0]: the even
  * and odd columns of two vectors are columns 2tx .. 2tx+3 of each tile. */
 SIMD_INLINE void wino_input_transform_row(vf t[4], const float *row) {
@@ -163,6 +176,12 @@ SIMD_INLINE void wino_input_transform_row(vf t[4], const float *row) {
     v_deinterleave(V_LOAD(row), V_LOAD(row + VL), &e0, &o0);
     v_deinterleave(V_LOAD(row + 2), V_LOAD(row + 2 + VL), &e1, &o1);
     wino_input_transform(t, e0, o0, e1, o1);
+}
+
+/* A^T m along one dimension: the 2 outputs of 4 transformed values. */
+static inline void wino2_out(vf *y, const vf *d) {
+    y[0] = V_ADD(V_ADD(d[0], d[1]), d[2]);
+    y[1] = V_SUB(V_SUB(d[1], d[2]), d[3]);
 }
 
 /* B^T along the columns of VL tiles whose rows are transformed (d[a][k]: value k of row a), each
@@ -178,83 +197,40 @@ SIMD_INLINE void wino_store_columns(float *out, int64_t stride, vf d[4][4]) {
     }
 }
 
-/* R for image x: (C, H, W): B^T along the rows. R[c][k][a%2] holds, from (a/2)*TW on, value k
- * of input row 2ty+a of tile (ty, tx) at ty*TW + tx, for every a; see the top of this file. */
-static void wino_transform_rows(float *r, float *xb, const float *x, const conv_sizes *sz,
-                                const wino_layout *b) {
-    const int64_t H = sz->in[1], W = sz->in[2], plane = b->bh * b->bw;
-    /* All the copies first: loads right behind the (masked) stores of the copy would wait for
-     * them to reach L1, as store forwarding does not cover them. */
-    for (int64_t c = 0; c < sz->C; c++)
-        for (int64_t h = 0; h < H; h++) /* the interior; the border stays zero */
-            v_copy(xb + c * plane + (h + sz->pad[1]) * b->bw + sz->pad[2], x + (c * H + h) * W, W);
-    for (int64_t c = 0; c < sz->C; c++) {
-        for (int64_t rr = 0; rr < b->bh; rr++) {
-            float *dst = r + (c * 8 + rr % 2) * b->rp + rr / 2 * b->TW;
-            for (int64_t tx0 = 0; tx0 < b->TW; tx0 += VL) {
-                vf t[4];
-                wino_input_transform_row(t, xb + c * plane + rr * b->bw + 2 * tx0);
-                /* whole vectors: the lanes past the row land where the next row of the same
-                 * parity (written later) or the spill room goes */
-                SIMD_UNROLL
-                for (int k = 0; k < 4; k++)
-                    V_STORE(dst + k * 2 * b->rp + tx0, t[k]);
-            }
-        }
+static const double wino2_G[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+
+WINO_DEFINE_VARIANT(static, wino2_variant, 2, wino2_in, wino2_out, wino2_G);
+
+/* The m vectors of one output row of VL tiles, from the m vectors z[j*ldz] of its columns j:
+ * interleaved, column j of tile l at lane m*l + j of the row. */
+SIMD_INLINE void wino_interleave_row(vf out[4], const float *z, int64_t ldz, int m) {
+    if (m == 2) {
+        v_interleave(V_LOAD(z), V_LOAD(z + ldz), &out[0], &out[1]);
+        return;
     }
+    vf p0, p1, q0, q1;
+    v_interleave(V_LOAD(z), V_LOAD(z + 2 * ldz), &p0, &p1);
+    v_interleave(V_LOAD(z + ldz), V_LOAD(z + 3 * ldz), &q0, &q1);
+    v_interleave(p0, q0, &out[0], &out[1]);
+    v_interleave(p1, q1, &out[2], &out[3]);
 }
 
-/* V[xi][c][col ..] for VL tiles of one image from tile t on: B^T along the columns. The lanes
- * past the image or the block spill into columns written later, or into the spill room. */
-SIMD_INLINE void wino_transform_columns(float *v, int64_t vs, const float *rc, int64_t rp,
-                                        int64_t TW, int64_t t) {
-    vf d[4][4];
-    SIMD_UNROLL
-    for (int a = 0; a < 4; a++) {
-        SIMD_UNROLL
-        for (int k = 0; k < 4; k++)
-            d[a][k] = V_LOAD(rc + (k * 2 + a % 2) * rp + t + a / 2 * TW);
-    }
-    wino_store_columns(v, vs, d);
-}
-
-/* Z[o][2i+j][col ..] = output (i, j) of VL tiles: A^T M A + bias, from M[xi][o][col ..]. */
-SIMD_INLINE void wino_output_transform(float *z, int64_t ldz, const float *m, int64_t ms, vf bias) {
-    vf s[2][4];
-    SIMD_UNROLL
-    for (int k = 0; k < 4; k++) { /* along the rows of the 4x4 tile */
-        const vf m0 = V_LOAD(m + k * ms), m1 = V_LOAD(m + (4 + k) * ms);
-        const vf m2 = V_LOAD(m + (8 + k) * ms), m3 = V_LOAD(m + (12 + k) * ms);
-        s[0][k] = V_ADD(V_ADD(m0, m1), m2);
-        s[1][k] = V_SUB(V_SUB(m1, m2), m3);
-    }
-    SIMD_UNROLL
-    for (int i = 0; i < 2; i++) { /* ... and along the columns */
-        V_STORE(z + 2 * i * ldz, V_ADD(V_ADD(V_ADD(s[i][0], s[i][1]), s[i][2]), bias));
-        V_STORE(z + (2 * i + 1) * ldz, V_ADD(V_SUB(V_SUB(s[i][1], s[i][2]), s[i][3]), bias));
-    }
-}
-
-/* Output rows 2ty, 2ty+1 of tiles [txa, txb) of one channel yo: (oH, oW), from z: (4, ldz) whose
- * column 0 is tile txa. */
+/* Output rows m*ty .. m*ty+m-1 of tiles [txa, txb) of one channel yo: (oH, oW), from
+ * z: (m*m, ldz) whose column 0 is tile txa. */
 static void wino_store_rows(float *yo, const float *z, int64_t ldz, int64_t ty, int64_t txa,
-                            int64_t txb, const conv_sizes *sz) {
+                            int64_t txb, const conv_sizes *sz, int m) {
     const int64_t oW = sz->out[2];
-    for (int64_t i = 0; i < 2 && 2 * ty + i < sz->out[1]; i++)
+    for (int64_t i = 0; i < m && m * ty + i < sz->out[1]; i++)
         for (int64_t tx0 = txa; tx0 < txb; tx0 += VL) {
-            vf lo, hi;
-            v_interleave(V_LOAD(z + 2 * i * ldz + tx0 - txa),
-                         V_LOAD(z + (2 * i + 1) * ldz + tx0 - txa), &lo, &hi);
-            float *dst = yo + (2 * ty + i) * oW + 2 * tx0;
-            const int64_t n = min64(2 * (txb - tx0), oW - 2 * tx0);
-            if (n >= 2 * VL) {
-                V_STORE(dst, lo);
-                V_STORE(dst + VL, hi);
-            } else if (n > VL) {
-                V_STORE(dst, lo);
-                V_STORE_N(dst + VL, hi, (int)(n - VL));
-            } else {
-                V_STORE_N(dst, lo, (int)n);
+            vf row[4];
+            wino_interleave_row(row, z + m * i * ldz + tx0 - txa, ldz, m);
+            float *dst = yo + (m * ty + i) * oW + m * tx0;
+            int64_t n = min64(m * (txb - tx0), oW - m * tx0);
+            for (int q = 0; q < m && n > 0; q++, n -= VL) {
+                if (n >= VL)
+                    V_STORE(dst + q * VL, row[q]);
+                else
+                    V_STORE_N(dst + q * VL, row[q], (int)n);
             }
         }
 }
@@ -263,35 +239,31 @@ static void wino_store_rows(float *yo, const float *z, int64_t ldz, int64_t ty, 
  * planes, no stale NaN in the lanes of R and V past the last tile (the transforms and the
  * micro-kernel read them), and the offsets 0, 1, 2, ... along which the micro-kernel reduces
  * (input channels in the forward, a block's tiles in the weight gradient), which it returns. */
-static const int32_t *wino_begin(wino_layout *b, float *work, const conv_sizes *sz,
+static const int32_t *wino_begin(wino_layout *b, float *work, const conv_sizes *sz, int m,
                                  int weight_grad) {
-    wino_plan(sz, b, weight_grad);
+    wino_plan(sz, b, m, weight_grad);
     int32_t *seq_off = (int32_t *)(work + b->seq_off);
     const int64_t n = weight_grad ? b->tb : sz->C;
     for (int64_t i = 0; i < n; i++)
         seq_off[i] = (int32_t)i;
-    memset(work + b->xb, 0, (size_t)(sz->C * b->bh * b->bw + SLACK) * sizeof(float));
-    memset(work + b->r, 0, (size_t)(8 * sz->C * b->rp) * sizeof(float));
-    memset(work + b->v, 0, (size_t)(16 * b->vs) * sizeof(float));
+    memset(work + b->xb, 0, (size_t)wino_xb_floats(sz, b) * sizeof(float));
+    memset(work + b->r, 0, (size_t)(b->al * b->m * sz->C * b->rp) * sizeof(float));
+    memset(work + b->v, 0, (size_t)(b->nxi * b->vs) * sizeof(float));
     return seq_off;
 }
 
 /* V (in work) of the block of nb tiles from global tile t0 on; *in_r: the image whose rows R
  * holds. */
 static void wino_input_block(float *work, const float *x, int64_t t0, int64_t nb, int64_t *in_r,
-                             const conv_sizes *sz, const wino_layout *b) {
-    float *v = work + b->v, *r = work + b->r, *xb = work + b->xb;
+                             const conv_sizes *sz, const wino_layout *b, const wino_variant *var) {
     const int64_t T = b->T;
     for (int64_t g = t0; g < t0 + nb;) { /* one image's run of the block at a time */
         const int64_t n = g / T, t = g % T, run = min64(T - t, t0 + nb - g);
         if (n != *in_r) {
-            wino_transform_rows(r, xb, x + n * sz->C * sz->in_plane, sz, b);
+            var->rows(work + b->r, work + b->xb, x + n * sz->C * sz->in_plane, sz, b);
             *in_r = n;
         }
-        for (int64_t s = 0; s < run; s += VL)
-            for (int64_t c = 0; c < sz->C; c++)
-                wino_transform_columns(v + c * b->ldv + g - t0 + s, b->vs, r + c * 8 * b->rp, b->rp,
-                                       b->TW, t + s);
+        var->columns(work + b->v + g - t0, work + b->r, t, run, sz, b);
         g += run;
     }
 }
@@ -304,12 +276,13 @@ typedef struct {
     const char *p, *end; /* the current range */
     const float *y;
     int64_t g, g_end, o; /* the run being walked, the block's end, the channel */
-    const char *x, *x_end;
+    const char *x, *x_end;   /* then the next image's input */
+    const char *x2, *x2_end; /* and another range after it, or NULL */
 } wino_prefetch;
 
 static void wino_prefetch_range(wino_prefetch *s, const conv_sizes *sz, const wino_layout *b) {
-    const int64_t T = b->T, n = s->g / T, last = min64((n + 1) * T, s->g_end) - 1;
-    const int64_t r0 = s->g % T / b->TW * 2, r1 = min64(last % T / b->TW * 2 + 2, sz->out[1]);
+    const int64_t T = b->T, m = b->m, n = s->g / T, last = min64((n + 1) * T, s->g_end) - 1;
+    const int64_t r0 = s->g % T / b->TW * m, r1 = min64(last % T / b->TW * m + m, sz->out[1]);
     const float *plane = s->y + (n * sz->O + s->o) * sz->out_plane;
     s->p = (const char *)(plane + r0 * sz->out[2]);
     s->end = (const char *)(plane + r1 * sz->out[2]);
@@ -325,7 +298,11 @@ static void wino_prefetch_init(wino_prefetch *s, const float *y, const float *x,
     const int reached = next < sz->N && next * b->T < t0 + 2 * nb;
     s->x = reached ? (const char *)(x + next * sz->C * sz->in_plane) : NULL;
     s->x_end = reached ? s->x + sz->C * sz->in_plane * (int64_t)sizeof(float) : NULL;
-    wino_prefetch_range(s, sz, b);
+    s->x2 = s->x2_end = NULL;
+    if (y)
+        wino_prefetch_range(s, sz, b);
+    else /* the input only */
+        s->g_end = t0, s->p = s->end = NULL;
 }
 
 /* The next run of at most k lines within one range, as a one-region prefetch_stream for
@@ -345,7 +322,9 @@ static prefetch_stream wino_prefetch_take(wino_prefetch *s, int64_t k, const con
         } else if (s->x) {
             s->p = s->x;
             s->end = s->x_end;
-            s->x = NULL;
+            s->x = s->x2;
+            s->x_end = s->x2_end;
+            s->x2 = NULL;
         } else {
             return r;
         }
@@ -384,37 +363,41 @@ static void wino_product(float *out, int64_t ldo, int accumulate, int64_t rows, 
     }
 }
 
-void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
-                       const conv_sizes *sz, float *work) {
+
+void dpt__wino_forward_variant(float *y, const float *x, const float *w, const float *b,
+                               const conv_sizes *sz, float *work, const wino_variant *var) {
     wino_layout ws;
-    const int32_t *seq_off = wino_begin(&ws, work, sz, 0);
-    float *u = work + ws.u, *v = work + ws.v, *m = work + ws.m, *z = work + ws.z;
+    const int m = var->m;
+    const int32_t *seq_off = wino_begin(&ws, work, sz, m, 0);
+    float *u = work + ws.u, *v = work + ws.v, *mm = work + ws.mo, *z = work + ws.z;
     const int64_t C = sz->C, O = sz->O, T = ws.T, TW = ws.TW, ldv = ws.ldv, total = ws.total;
-    wino_weight_transform(u, w, sz);
+    wino_weight_transform(u, w, sz, var->G, (int)ws.al);
     int64_t in_r = -1; /* the image whose rows are in R */
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
         const int64_t cols = round_up(nb, VL);
-        wino_input_block(work, x, t0, nb, &in_r, sz, &ws);
+        wino_input_block(work, x, t0, nb, &in_r, sz, &ws, var);
         wino_prefetch pf;
         wino_prefetch_init(&pf, y, x, t0, nb, sz, &ws);
-        for (int64_t xi = 0; xi < 16; xi++) /* M[xi] = U[xi] V[xi] */
-            wino_product(m + xi * ws.ms, ldv, 0, O, cols, u + xi * O * C, C, seq_off, C,
+        for (int64_t xi = 0; xi < ws.nxi; xi++) /* M[xi] = U[xi] V[xi] */
+            wino_product(mm + xi * ws.ms, ldv, 0, O, cols, u + xi * O * C, C, seq_off, C,
                          v + xi * ws.vs, ldv, &pf, sz, &ws);
-        for (int64_t o = 0; o < O; o++) {
-            const vf bias = V_SET1(b ? b[o] : 0.0f);
-            for (int64_t t = 0; t < cols; t += VL)
-                wino_output_transform(z + o * 4 * ldv + t, ldv, m + o * ldv + t, ws.ms, bias);
-        }
+        var->output(z, mm, b, cols, sz, &ws);
         for (int64_t g = t0; g < t0 + nb;) { /* one tile row's run of the block at a time */
             const int64_t n = g / T, ty = g % T / TW, tx = g % TW;
             const int64_t txb = min64(TW, tx + t0 + nb - g);
             for (int64_t o = 0; o < O; o++)
-                wino_store_rows(y + (n * O + o) * sz->out_plane, z + o * 4 * ldv + g - t0, ldv, ty,
-                                tx, txb, sz);
+                wino_store_rows(y + (n * O + o) * sz->out_plane, z + o * m * m * ldv + g - t0, ldv,
+                                ty, tx, txb, sz, m);
             g += txb - tx;
         }
     }
+}
+
+void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
+                       const conv_sizes *sz, float *work) {
+    dpt__wino_forward_variant(y, x, w, b, sz, work,
+                              dpt__wino4_pays(sz) ? &dpt__wino4_variant : &wino2_variant);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -479,7 +462,7 @@ static void wino_weight_finish(float *dw, const float *du, const conv_sizes *sz,
 void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const conv_sizes *sz,
                                float *work) {
     wino_layout ws;
-    const int32_t *seq_off = wino_begin(&ws, work, sz, 1);
+    const int32_t *seq_off = wino_begin(&ws, work, sz, 2, 1);
     float *v = work + ws.v, *du = work + ws.du, *yt = work + ws.yt, *dycl = work + ws.dycl;
     const int64_t C = sz->C, O = sz->O, opad = ws.opad, T = ws.T, TW = ws.TW, total = ws.total;
     memset(du, 0, (size_t)(16 * C * opad) * sizeof(float));
@@ -487,7 +470,7 @@ void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const
     int64_t in_r = -1, in_dy = -1;
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
-        wino_input_block(work, x, t0, nb, &in_r, sz, &ws);
+        wino_input_block(work, x, t0, nb, &in_r, sz, &ws, &wino2_variant);
         for (int64_t g = t0; g < t0 + nb; g++) {
             const int64_t n = g / T, t = g % T;
             if (n != in_dy) {
@@ -497,9 +480,17 @@ void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const
             }
             wino_dy_transform(yt + (g - t0) * opad, ws.ys, dycl, opad, t / TW, t % TW, sz);
         }
+        wino_prefetch pf;
+        wino_prefetch_init(&pf, NULL, x, t0, nb, sz, &ws);
+        if (pf.x) { /* and that image's dy */
+            const int64_t next = ((const float *)pf.x - x) / (C * sz->in_plane);
+            const float *dyn = dy + next * O * sz->out_plane;
+            pf.x2 = (const char *)dyn;
+            pf.x2_end = (const char *)(dyn + O * sz->out_plane);
+        }
         for (int64_t xi = 0; xi < 16; xi++) /* dU[xi] += V[xi] Yt[xi] */
             wino_product(du + xi * C * opad, opad, 1, C, opad, v + xi * ws.vs, ws.ldv, seq_off, nb,
-                         yt + xi * ws.ys, opad, NULL, sz, &ws);
+                         yt + xi * ws.ys, opad, &pf, sz, &ws);
     }
     wino_weight_finish(dw, du, sz, opad);
 }
@@ -520,7 +511,7 @@ int dpt__wino_one_channel_use(const conv_sizes *sz) {
 }
 
 static int64_t wino_one_channel_plan(const conv_sizes *sz, wino_layout *b) {
-    wino_tiling(sz, b);
+    wino_tiling(sz, b, 2);
     b->nch = (b->TW + VL - 1) / VL;
     int64_t o = 0;
     b->xb = o;
@@ -535,12 +526,16 @@ static int64_t wino_one_channel_plan(const conv_sizes *sz, wino_layout *b) {
 
 int64_t dpt__wino_forward_floats(const conv_sizes *sz) {
     wino_layout b;
-    return wino_shape_ok(sz) ? wino_plan(sz, &b, 0) : 0;
+    if (!wino_shape_ok(sz))
+        return 0;
+    /* both variants, whichever runs */
+    const int64_t f2 = wino_plan(sz, &b, 2, 0);
+    return max64(f2, wino_plan(sz, &b, 4, 0));
 }
 
 int64_t dpt__wino_weight_grad_floats(const conv_sizes *sz) {
     wino_layout b;
-    const int64_t many = wino_shape_ok(sz) ? wino_plan(sz, &b, 1) : 0;
+    const int64_t many = wino_shape_ok(sz) ? wino_plan(sz, &b, 2, 1) : 0;
     const int64_t one = wino_one_channel_shape_ok(sz) ? wino_one_channel_plan(sz, &b) : 0;
     return max64(many, one);
 }

@@ -158,18 +158,25 @@ dpt_status dpt_runtime_init(void) {
     return dpt_conv_select_from_env();
 }
 
-/* -1 until first asked: then DPT_WINOGRAD decides (anything but "0" keeps it on). */
+/* 0 off, 1 on (each shape's own choice of tile), 2 F(2x2) only, 4 F(4x4) wherever it fits. */
+static int winograd_mode(int on) {
+    return on == 0 || on == 2 || on == 4 ? on : 1;
+}
+
+/* -1 until first asked: then DPT_WINOGRAD decides ("0", "2" and "4" as above, anything else
+ * keeps it on). */
 static atomic_int winograd_on = -1;
 
 void dpt_conv_set_winograd(int on) {
-    atomic_store(&winograd_on, on ? 1 : 0);
+    atomic_store(&winograd_on, winograd_mode(on));
 }
 
 int dpt_conv_winograd(void) {
     int on = atomic_load(&winograd_on);
     if (on < 0) {
         const char *v = getenv("DPT_WINOGRAD");
-        on = !(v && !strcmp(v, "0"));
+        on = v ? winograd_mode(!strcmp(v, "0") ? 0 : !strcmp(v, "2") ? 2 : !strcmp(v, "4") ? 4 : 1)
+               : 1;
         atomic_store(&winograd_on, on);
     }
     return on;
@@ -180,7 +187,10 @@ const char *dpt_conv_default_description(void) {
     const dpt_conv_impl *conv = dpt_conv_default();
     const int simd =
         conv == dpt_conv_impl_get(DPT_CONV_AVX2) || conv == dpt_conv_impl_get(DPT_CONV_AVX512);
-    snprintf(buf, sizeof buf, "%s%s", conv->name,
-             simd && dpt_conv_winograd() ? ", Winograd F(2x2,3x3) for 3x3 stride 1" : "");
+    /* by mode; distinct wherever the rounding differs (--deterministic compares them) */
+    static const char *const wino[] = {"", ", Winograd F(4x4)/F(2x2) for 3x3 stride 1",
+                                       ", Winograd F(2x2,3x3) for 3x3 stride 1", "",
+                                       ", Winograd F(4x4,3x3) for 3x3 stride 1"};
+    snprintf(buf, sizeof buf, "%s%s", conv->name, simd ? wino[dpt_conv_winograd()] : "");
     return buf;
 }

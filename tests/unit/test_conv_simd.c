@@ -238,6 +238,181 @@ static void test_winograd_switch(void **state) {
     }
 }
 
+/* F(4x4, 3x3) wherever it fits (dpt_conv_set_winograd(4)), where its tiling of 4x4 outputs has
+ * edges: outputs of every remainder modulo 4 (13, 14, 15 and a lone tile of 2x2 or 3x5), pad 0
+ * and 2, one to several blocks of tiles per image and blocks across images, odd N, channel counts
+ * off the vector widths and the register tiles; and layers Winograd does not take (one input
+ * channel, too few channels), which must keep their direct paths. */
+static void test_winograd4_edges(void **state) {
+    (void)state;
+    const dpt_conv_geom cases[] = {
+        g2(3, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1),  /* fmnist-cnn conv3, odd N */
+        g2(5, 64, 64, 14, 14, 3, 1, 1, 1, 1, 1),  /* blocks across images */
+        g2(1, 32, 32, 28, 28, 3, 1, 1, 1, 1, 0),  /* conv2: 7 tiles per row */
+        g2(1, 64, 48, 40, 40, 3, 1, 1, 1, 1, 1),  /* 100 tiles, rows split by blocks */
+        g2(2, 16, 16, 13, 13, 3, 1, 1, 1, 1, 0),  /* 13x13: a last tile of one row/column */
+        g2(3, 17, 100, 11, 9, 3, 1, 0, 1, 1, 1),  /* pad 0, 9x7 output, O = 100 */
+        g2(1, 33, 20, 9, 30, 3, 1, 2, 1, 1, 1),   /* pad 2, 11x32 output */
+        g2(2, 24, 18, 6, 70, 3, 1, 1, 1, 1, 1),   /* 18 tiles per row, two row remainders */
+        g2(4, 16, 48, 4, 4, 3, 1, 0, 1, 1, 1),    /* 2x2 output: one partial tile per image */
+        g2(1, 50, 16, 3, 5, 3, 1, 1, 1, 1, 0),    /* 3x5 output */
+        g2(3, 19, 37, 17, 15, 3, 1, 1, 1, 1, 1),  /* 17x15: remainders 1 and 3 */
+        g2(2, 1, 32, 14, 14, 3, 1, 1, 1, 1, 1),   /* one input channel: direct forward */
+        g2(1, 8, 24, 10, 10, 3, 1, 1, 1, 1, 1),   /* too few channels: direct */
+    };
+    dpt_conv_set_winograd(4);
+    run_cases(cases, sizeof cases / sizeof cases[0], 700);
+    dpt_conv_set_winograd(1);
+}
+
+/* y: (N, O, S, S) = the 3x3 convolution of x: (N, C, S, S) with w: (O, C, 3, 3), pad p (output
+ * S + 2p - 2 square), in double; w_flip: the weights of the same layer's backward-data as a
+ * forward, (C, O, 3, 3) flipped. */
+static void conv3x3_f64(double *y, const float *x, const float *w, int64_t N, int64_t C,
+                        int64_t O, int64_t S, int64_t p) {
+    const int64_t oS = S + 2 * p - 2;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t i = 0; i < oS; i++)
+                for (int64_t j = 0; j < oS; j++) {
+                    double s = 0.0;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t a = 0; a < 3; a++)
+                            for (int64_t bb = 0; bb < 3; bb++) {
+                                const int64_t h = i + a - p, v = j + bb - p;
+                                if (h >= 0 && h < S && v >= 0 && v < S)
+                                    s += (double)x[((n * C + c) * S + h) * S + v] *
+                                         (double)w[((o * C + c) * 3 + a) * 3 + bb];
+                            }
+                    y[((n * O + o) * oS + i) * oS + j] = s;
+                }
+}
+
+/* The rounding of F(4x4, 3x3), F(2x2, 3x3) and direct convolution on the layers of fmnist-cnn
+ * (forward, and backward-data: the transposed layer), against a double reference: the worst
+ * |error| as a fraction of the tolerance of these tests (8 eps sqrt(K), atol scaled by the
+ * largest |output| and rtol), printed for docs/kernels.md. F(4x4) runs by default only where it
+ * keeps a margin of at least 2x: here 17-39 % of the tolerance over four seeds (F(2x2) 1-1.6 %,
+ * direct 2-3 %), so at most half of it. */
+static void test_winograd_accuracy(void **state) {
+    (void)state;
+    const dpt_conv_impl *impls[2];
+    const int ni = n_simd(impls);
+    const struct {
+        const char *name;
+        int64_t C, O, S;
+    } layers[] = {{"conv2", 32, 32, 28}, {"conv3", 32, 64, 14}, {"conv4", 64, 64, 14}};
+    const int modes[] = {0, 2, 4};
+    const char *mode_names[] = {"direct", "F(2x2)", "F(4x4)"};
+    const int64_t N = 4;
+    for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
+        const int64_t C = layers[li].C, O = layers[li].O, S = layers[li].S;
+        dpt_conv_geom g = g2(N, C, O, S, S, 3, 1, 1, 1, 1, 0);
+        assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
+        const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
+        float *x = falloc(nx), *w = falloc(nw), *dy = falloc(ny), *wf = falloc(nw);
+        float *y = falloc(ny), *dx = falloc(nx);
+        double *yr = malloc((size_t)ny * sizeof(double)), *dxr = malloc((size_t)nx * sizeof(double));
+        assert_non_null(yr);
+        assert_non_null(dxr);
+        dpt_fill_uniform(x, nx, -1.0f, 1.0f, 800 + (uint32_t)li, 1);
+        dpt_fill_uniform(w, nw, -1.0f, 1.0f, 800 + (uint32_t)li, 2);
+        dpt_fill_uniform(dy, ny, -1.0f, 1.0f, 800 + (uint32_t)li, 4);
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t k = 0; k < 9; k++)
+                    wf[(c * O + o) * 9 + k] = w[(o * C + c) * 9 + 8 - k];
+        conv3x3_f64(yr, x, w, N, C, O, S, 1);
+        conv3x3_f64(dxr, dy, wf, N, O, C, S, 1);
+        const double tf = sum_tol((double)(C * 9 + 1)), tb = sum_tol((double)(O * 9));
+        for (int k = 0; k < ni; k++) {
+            const dpt_conv_impl *impl = impls[k];
+            float *work = falloc((int64_t)impl->workspace(&g));
+            double used[3][2];
+            for (int mi = 0; mi < 3; mi++) {
+                dpt_conv_set_winograd(modes[mi]);
+                dpt_cmp r;
+                impl->forward(y, x, w, NULL, &g, work);
+                assert_true(dpt_cmp_f32_f64(&r, y, yr, ny, tf, tf));
+                used[mi][0] = r.max_ratio;
+                impl->backward_data(dx, dy, w, &g, work);
+                assert_true(dpt_cmp_f32_f64(&r, dx, dxr, nx, tb, tb));
+                used[mi][1] = r.max_ratio;
+            }
+            dpt_conv_set_winograd(1);
+            for (int mi = 0; mi < 3; mi++)
+                printf("  %s %s %-6s: worst error %5.2f %% of the tolerance forward, %5.2f %% "
+                       "backward-data\n",
+                       impl->name, layers[li].name, mode_names[mi], 100.0 * used[mi][0],
+                       100.0 * used[mi][1]);
+            assert_true(used[2][0] <= 0.5 && used[2][1] <= 0.5);
+            dpt_free_aligned(work);
+        }
+        float *bufs[] = {x, w, dy, wf, y, dx};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            dpt_free_aligned(bufs[i]);
+        free(yr);
+        free(dxr);
+    }
+}
+
+/* dpt_conv_set_winograd: 0 switches F(4x4) off as well as F(2x2), 2 and 4 force one variant, 1
+ * lets the shape choose (F(4x4) on fmnist-cnn's conv3); the workspace is the same for all. */
+static void check_winograd_modes(const dpt_conv_impl *impl, dpt_conv_geom g) {
+    const int modes[] = {0, 2, 4, 1};
+    assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
+    const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
+    const size_t ws = impl->workspace(&g);
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(g.O), *work = falloc((int64_t)ws);
+    float *dy = falloc(ny), *y[4], *dx[4];
+    dpt_fill_uniform(x, nx, -1.0f, 1.0f, 9, 1);
+    dpt_fill_uniform(dy, ny, -1.0f, 1.0f, 9, 4);
+    dpt_fill_uniform(w, nw, -1.0f, 1.0f, 9, 2);
+    dpt_fill_uniform(b, g.O, -1.0f, 1.0f, 9, 3);
+    for (int mi = 0; mi < 4; mi++) {
+        dpt_conv_set_winograd(modes[mi]);
+        assert_int_equal(dpt_conv_winograd(), modes[mi]);
+        assert_int_equal(impl->workspace(&g), ws);
+        y[mi] = falloc(ny);
+        dx[mi] = falloc(nx);
+        impl->forward(y[mi], x, w, b, &g, work);
+        impl->backward_data(dx[mi], dy, w, &g, work);
+    }
+    dpt_conv_set_winograd(1);
+    int64_t differ[3] = {0, 0, 0}, auto_f4 = 0;
+    for (int64_t i = 0; i < ny; i++) {
+        differ[0] += y[0][i] != y[2][i]; /* off vs F(4x4) */
+        differ[1] += y[1][i] != y[2][i]; /* F(2x2) vs F(4x4) */
+        differ[2] += y[0][i] != y[1][i]; /* off vs F(2x2) */
+        auto_f4 += y[3][i] != y[2][i];   /* the default vs F(4x4) */
+    }
+    for (int64_t i = 0; i < nx; i++) {
+        differ[0] += dx[0][i] != dx[2][i];
+        differ[1] += dx[1][i] != dx[2][i];
+        auto_f4 += dx[3][i] != dx[2][i];
+    }
+    printf("  %s: off/F(4x4) %lld, F(2x2)/F(4x4) %lld, off/F(2x2) %lld outputs differ; the "
+           "default differs from F(4x4) in %lld\n",
+           impl->name, (long long)differ[0], (long long)differ[1], (long long)differ[2],
+           (long long)auto_f4);
+    assert_true(differ[0] > 0 && differ[1] > 0 && differ[2] > 0);
+    assert_int_equal(auto_f4, 0);
+    for (int mi = 0; mi < 4; mi++) {
+        dpt_free_aligned(y[mi]);
+        dpt_free_aligned(dx[mi]);
+    }
+    float *bufs[] = {x, w, b, work, dy};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        dpt_free_aligned(bufs[i]);
+}
+
+static void test_winograd4_switch(void **state) {
+    (void)state;
+    const dpt_conv_impl *impls[2];
+    for (int k = n_simd(impls) - 1; k >= 0; k--)
+        check_winograd_modes(impls[k], g2(3, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1));
+}
+
 /* 1x1 (pure GEMM), depthwise (groups = C, multiplier 1 and 2), grouped. */
 static void test_1x1_depthwise_groups(void **state) {
     (void)state;
@@ -291,6 +466,9 @@ int main(void) {
         cmocka_unit_test(test_3x3_stride1_direct),
         cmocka_unit_test(test_winograd_edges),
         cmocka_unit_test(test_winograd_switch),
+        cmocka_unit_test(test_winograd4_edges),
+        cmocka_unit_test(test_winograd_accuracy),
+        cmocka_unit_test(test_winograd4_switch),
         cmocka_unit_test(test_1x1_depthwise_groups),
         cmocka_unit_test(test_stride_dilation_padding),
         cmocka_unit_test(test_1d_3d),
