@@ -137,7 +137,7 @@ void dpt__simd_backward_weight(float *dw, float *db, const float *dy, const floa
 #define dpt__conv_simd ISA_NAME(dpt__conv_simd)
 extern const dpt_conv_impl dpt__conv_simd;
 
-/* ---- conv_winograd.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) (conv_winograd4.c, forward only)
+/* ---- conv_winograd.c: Winograd F(2x2, 3x3), and F(4x4, 3x3) for the forward where it pays,
  * for 2-D 3x3 layers, unit stride and dilation, one group ---- */
 #define dpt__wino_use ISA_NAME(dpt__wino_use)
 #define dpt__wino_one_channel_use ISA_NAME(dpt__wino_one_channel_use)

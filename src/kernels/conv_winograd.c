@@ -1,7 +1,7 @@
 /* Winograd F(2x2, 3x3) convolution on the simd.h vocabulary (kernels, compiled once per ISA):
  * forward and weight gradient of 2-D 3x3 layers with unit stride and dilation and one group; and
- * what the forward shares with F(4x4, 3x3) (conv_winograd4.c, conv_winograd.h): the layout, the
- * blocking, the products, the prefetch and the driver, for a tile side m of 2 or 4.
+ * F(4x4, 3x3) for the forward (and backward-data) of the layers where it pays, sharing the layout,
+ * the blocking, the products, the prefetch and the driver, for a tile side m of 2 or 4.
  *
  * Each 2x2 output tile comes from a 4x4 input tile d:  Y = A^T [ (G g G^T) . (B^T d B) ] A,
  * with . the elementwise product of 16 "frequencies" xi, so a tile costs 16 multiplications per
@@ -21,7 +21,209 @@
  * the tiles (row a/m of plane a%m), which B^T along the columns then reads VL tiles at a time. */
 #include <string.h>
 
-#include "conv_winograd.h"
+#include "conv_simd.h"
+
+/* ---- the variants' shared pieces --------------------------------------------------------------
+ * A variant F(m x m, 3x3) takes al x al input tiles (al = m + 2) to m x m output tiles through
+ * nxi = al^2 frequencies; the layout, the blocking, the per-frequency products, the prefetch and
+ * the forward driver are common, and each variant brings its 1-D transforms, instantiated into the
+ * skeletons below (SIMD_INLINE, with the 1-D transform a constant function pointer, so each
+ * instance compiles to straight-line code), as a wino_variant. */
+/* The largest tile side of any variant: F(4x4, 3x3) has 6x6 input tiles. */
+#define WINO_AL_MAX 6
+
+typedef struct {
+    int64_t m, al, nxi; /* output tile side, input tile side m + 2, frequencies al^2 */
+    int64_t TH, TW, T;  /* tile rows, tile columns and tiles per image */
+    int64_t total;      /* tiles of the batch */
+    int64_t tb;         /* tiles per block */
+    int64_t ldv;        /* floats per row of V, M and Z: a block's tiles, plus spill room */
+    int64_t vs, ms;     /* floats from one xi to the next in V and in M */
+    int64_t bh, bw;     /* zero-bordered channel planes: m*TH+2 rows, with vector-load slack */
+    int64_t xp;         /* floats per row-residue plane of the bordered input: TH+1 rows of m*TW,
+                           and VL of room */
+    int64_t rp;         /* floats per row-residue plane of R: TH+1 rows of TW, plus spill room */
+    int64_t opad;       /* output channels rounded up to whole vectors (weight gradient) */
+    int64_t nch;        /* vectors per tile row (one-channel weight gradient) */
+    int64_t ys;         /* floats from one xi to the next in Yt (weight gradient) */
+    /* offsets in floats; forward: u, m, z; weight gradient: du, yt, dycl */
+    int64_t u, v, mo, z, xb, r, seq_off, du, yt, dycl, end;
+} wino_layout;
+
+/* 1-D transforms over vectors (lanes: tiles): al inputs to al (input side) or m (output side)
+ * outputs. */
+typedef void (*wino_1d)(vf *out, const vf *in);
+
+/* One variant: its tile side, G (al x 3, row-major, applied in double to the weights), and the
+ * per-image row transform, per-run column transform and per-block output transform (see the
+ * skeletons). */
+typedef struct {
+    int m;
+    const double *G;
+    void (*rows)(float *r, float *xb, const float *x, const conv_sizes *sz, const wino_layout *b);
+    void (*columns)(float *v, const float *r, int64_t t, int64_t run, const conv_sizes *sz,
+                    const wino_layout *b);
+    void (*output)(float *z, const float *mm, const float *bias, int64_t cols, const conv_sizes *sz,
+                   const wino_layout *b);
+} wino_variant;
+
+/* Columns m*l + j (j < m) of the m*VL floats at p, in lane l of out[j]: rounds of even/odd
+ * splits. */
+SIMD_INLINE void wino_split(vf out[4], const float *p, const int m) {
+    if (m == 2) {
+        v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &out[0], &out[1]);
+        return;
+    }
+    vf e01, o01, e23, o23;
+    v_deinterleave(V_LOAD(p), V_LOAD(p + VL), &e01, &o01);
+    v_deinterleave(V_LOAD(p + 2 * VL), V_LOAD(p + 3 * VL), &e23, &o23);
+    v_deinterleave(e01, e23, &out[0], &out[2]);
+    v_deinterleave(o01, o23, &out[1], &out[3]);
+}
+
+/* dst[0..n) = src[0..n), then zeros up to the end of the last vector: no masked store (slow on
+ * some cores), for rows followed by room that is zero or written later. */
+SIMD_INLINE void wino_copy_row(float *dst, const float *src, int64_t n) {
+    int64_t j = 0;
+    for (; j + VL <= n; j += VL)
+        V_STORE(dst + j, V_LOAD(src + j));
+    if (j < n)
+        V_STORE(dst + j, V_LOAD_N(src + j, (int)(n - j)));
+}
+
+/* One channel x: (H, W) copied, zero-bordered, into xb by row residue: bordered row rr is row rr/m
+ * of plane (0, rr%m), columns 0 .. m*TW-1, and of plane (1, rr%m), columns m .. m*TW+m-1; each
+ * plane's rows (TH+1 of m*TW floats) back to back, then VL floats of room, so tile column tx of
+ * row i starts at m*(i*TW + tx) in both. The rows are copied in order, each with zeros past its
+ * end up to a whole vector: they land in the next row of the plane, before it is copied, or in
+ * the room; the borders stay zero. */
+SIMD_INLINE void wino_copy_channel(float *xb, const float *x, const conv_sizes *sz,
+                                   const wino_layout *b, const int m) {
+    const int64_t H = sz->in[1], W = sz->in[2], xw = m * b->TW, xp = b->xp, pad = sz->pad[2];
+    const int64_t n0 = min64(W, xw - pad), c1 = max64(pad, m), n1 = pad + W - c1;
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t rr = h + sz->pad[1];
+        float *d = xb + rr % m * xp + rr / m * xw;
+        if (n0 > 0)
+            wino_copy_row(d + pad, x + h * W, n0);
+        if (n1 > 0)
+            wino_copy_row(d + m * xp + c1 - m, x + h * W + c1 - pad, n1);
+    }
+}
+
+/* R for image x: (C, H, W), one channel at a time through two buffers of wino_copy_channel in xb
+ * (a channel is copied while the one before it is transformed, so that no load waits for a store
+ * of the copy to reach L1, and the buffers stay in L1). One run of VL tiles along a plane, whatever
+ * the rows, splits into columns j < m of each tile (first plane) and columns m and m+1 (second
+ * plane), and B^T along the row gives R[c][k][rr%m]: from (rr/m)*TW on, value k of bordered row
+ * rr for every tile column. Input row m*ty + a of tile (ty, tx) is then at ty*TW + tx of plane
+ * (k, a % m), from (a / m)*TW on: one run along the tiles, for a < al <= 2m. */
+SIMD_INLINE void wino_rows_skeleton(float *r, float *xb, const float *x, const conv_sizes *sz,
+                                    const wino_layout *b, const int m, const int al,
+                                    wino_1d in_fn) {
+    const int64_t xp = b->xp, lanes = (b->TH + 1) * b->TW;
+    wino_copy_channel(xb, x, sz, b, m);
+    for (int64_t c = 0; c < sz->C; c++) {
+        const float *buf = xb + c % 2 * 2 * m * xp;
+        if (c + 1 < sz->C)
+            wino_copy_channel(xb + (c + 1) % 2 * 2 * m * xp, x + (c + 1) * sz->in_plane, sz, b, m);
+        for (int p = 0; p < m; p++) {
+            const float *s0 = buf + p * xp, *s1 = s0 + m * xp;
+            float *dst = r + (c * al * m + p) * b->rp;
+            for (int64_t l0 = 0; l0 < lanes; l0 += VL) {
+                vf d[WINO_AL_MAX], e[4], t[WINO_AL_MAX];
+                wino_split(d, s0 + m * l0, m);
+                wino_split(e, s1 + m * l0, m);
+                SIMD_UNROLL
+                for (int j = m; j < al; j++)
+                    d[j] = e[j - m];
+                in_fn(t, d);
+                /* whole vectors: the lanes past the plane land in its spill room */
+                SIMD_UNROLL
+                for (int k = 0; k < al; k++)
+                    V_STORE(dst + k * m * b->rp + l0, t[k]);
+            }
+        }
+    }
+}
+
+/* V[xi][c][t - t0 ..] for the run of tiles [t, t + run) of one image (t counted in the image, v
+ * at the run's first column): the column transform of each value k of the rows, VL tiles at a
+ * time, xi = al*a + k. The lanes past the image or the block spill into columns written later,
+ * or into the spill room. */
+SIMD_INLINE void wino_columns_skeleton(float *v, const float *r, int64_t t, int64_t run,
+                                       const conv_sizes *sz, const wino_layout *b, const int m,
+                                       const int al, wino_1d col_fn) {
+    const int64_t rp = b->rp, TW = b->TW;
+    for (int64_t s = 0; s < run; s += VL)
+        for (int64_t c = 0; c < sz->C; c++) {
+            const float *rc = r + c * al * m * rp + t + s;
+            float *vc = v + c * b->ldv + s;
+            SIMD_UNROLL
+            for (int k = 0; k < al; k++) {
+                vf d[WINO_AL_MAX], o[WINO_AL_MAX];
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    d[a] = V_LOAD(rc + (k * m + a % m) * rp + a / m * TW);
+                col_fn(o, d);
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    V_STORE(vc + (a * al + k) * b->vs, o[a]);
+            }
+        }
+}
+
+/* Z[o][m*i + j][col ..] = output (i, j) of the block's tiles: A^T M A + bias, from
+ * M[xi][o][col ..], for the `cols` columns (whole vectors) of every output channel. */
+SIMD_INLINE void wino_output_skeleton(float *z, const float *mm, const float *bias, int64_t cols,
+                                      const conv_sizes *sz, const wino_layout *b, const int m,
+                                      const int al, wino_1d out_fn) {
+    const int64_t ldv = b->ldv, ms = b->ms;
+    for (int64_t o = 0; o < sz->O; o++) {
+        const vf bv = V_SET1(bias ? bias[o] : 0.0f);
+        for (int64_t t = 0; t < cols; t += VL) {
+            const float *mo = mm + o * ldv + t;
+            float *zo = z + o * m * m * ldv + t;
+            vf s[WINO_AL_MAX - 2][WINO_AL_MAX];
+            SIMD_UNROLL
+            for (int k = 0; k < al; k++) { /* along the rows of the tile */
+                vf d[WINO_AL_MAX], y[WINO_AL_MAX - 2];
+                SIMD_UNROLL
+                for (int a = 0; a < al; a++)
+                    d[a] = V_LOAD(mo + (a * al + k) * ms);
+                out_fn(y, d);
+                SIMD_UNROLL
+                for (int i = 0; i < m; i++)
+                    s[i][k] = y[i];
+            }
+            SIMD_UNROLL
+            for (int i = 0; i < m; i++) { /* ... and along the columns */
+                vf y[WINO_AL_MAX - 2];
+                out_fn(y, s[i]);
+                SIMD_UNROLL
+                for (int j = 0; j < m; j++)
+                    V_STORE(zo + (m * i + j) * ldv, V_ADD(y[j], bv));
+            }
+        }
+    }
+}
+
+/* Defines `name`, the wino_variant of tile side M with 1-D transforms in_fn (B^T, rows and
+ * columns) and out_fn (A^T), and weight transform G: the skeletons instantiated for them. */
+#define WINO_DEFINE_VARIANT(storage, name, M, in_fn, out_fn, G)                                    \
+    static void name##_rows(float *r, float *xb, const float *x, const conv_sizes *sz,             \
+                            const wino_layout *b) {                                                \
+        wino_rows_skeleton(r, xb, x, sz, b, M, M + 2, in_fn);                                      \
+    }                                                                                              \
+    static void name##_columns(float *v, const float *r, int64_t t, int64_t run,                   \
+                               const conv_sizes *sz, const wino_layout *b) {                       \
+        wino_columns_skeleton(v, r, t, run, sz, b, M, M + 2, in_fn);                               \
+    }                                                                                              \
+    static void name##_output(float *z, const float *mm, const float *bias, int64_t cols,          \
+                              const conv_sizes *sz, const wino_layout *b) {                        \
+        wino_output_skeleton(z, mm, bias, cols, sz, b, M, M + 2, out_fn);                          \
+    }                                                                                              \
+    storage const wino_variant name = {M, G, name##_rows, name##_columns, name##_output}
 
 /* Forward and backward-data of layers with fewer channels are cheaper direct (the transforms are
  * paid per channel, the savings per channel pair). */
@@ -122,10 +324,6 @@ static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int m, int weight
     return o;
 }
 
-int64_t dpt__wino_forward_plan(const conv_sizes *sz, wino_layout *b, int m) {
-    return wino_plan(sz, b, m, 0);
-}
-
 /* u: (nxi, O, C), xi = al*row + column of G g G^T with G (al x 3); w: (O, C, 3, 3). In double,
  * rounded once. Sixteen input channels at a time, in the innermost loops (vectorized), and each
  * xi's sixteen written as one run: u's planes are O*C floats apart, often a multiple of 4 KB, so
@@ -149,9 +347,9 @@ static void wino_weight_transform(float *u, const float *w, const conv_sizes *sz
             for (int i = 0; i < al; i++) /* (G g) G^T: along the kernel columns */
                 for (int k = 0; k < al; k++)
                     for (int cc = 0; cc < CB; cc++)
-                        r[i * al + k][cc] = (float)(t[i][0][cc] * G[3 * k] +
-                                                    t[i][1][cc] * G[3 * k + 1] +
-                                                    t[i][2][cc] * G[3 * k + 2]);
+                        r[i * al + k][cc] =
+                            (float)(t[i][0][cc] * G[3 * k] + t[i][1][cc] * G[3 * k + 1] +
+                                    t[i][2][cc] * G[3 * k + 2]);
             for (int xi = 0; xi < al * al; xi++)
                 memcpy(u + (xi * sz->O + o) * sz->C + c0, r[xi], (size_t)nc * sizeof(float));
         }
@@ -200,6 +398,69 @@ SIMD_INLINE void wino_store_columns(float *out, int64_t stride, vf d[4][4]) {
 static const double wino2_G[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
 
 WINO_DEFINE_VARIANT(static, wino2_variant, 2, wino2_in, wino2_out, wino2_G);
+
+/* ---- F(4x4, 3x3): forward (and backward-data, a forward of dy), on the same layout, products
+ * and driver. A 4x4
+ * output tile comes from a 6x6 input tile through 36 frequencies: 2.25 multiplications per output
+ * and channel pair instead of 4 with F(2x2) and 9 direct. The points 0, +-1, +-2 and infinity
+ * (Lavin & Gray):
+ *
+ *   B^T = | 4  0 -5  0  1  0 |    G = |  1/4     0     0   |    A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6  |          | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |        | -1/6   1/6  -1/6  |          | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |        |  1/24  1/12  1/6  |          | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |        |  1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |        |  0     0     1    |
+ *
+ * Its coefficients (up to 8 in A^T, 5 in B^T, 1/6 in G) round more than F(2x2)'s 0, +-1 and 1/2;
+ * docs/kernels.md gives the error measured against the double reference. */
+
+/* B^T d along one dimension: the 6 transformed values of 6 inputs. */
+static inline void wino4_in(vf *t, const vf *d) {
+    const vf a = V_FNMA(V_SET1(4.0f), d[2], d[4]), p = V_FNMA(V_SET1(4.0f), d[1], d[3]);
+    const vf e = V_SUB(d[4], d[2]), q = V_SUB(d[3], d[1]);
+    t[0] = V_FMA(V_SET1(4.0f), d[0], V_FNMA(V_SET1(5.0f), d[2], d[4]));
+    t[1] = V_ADD(a, p);
+    t[2] = V_SUB(a, p);
+    t[3] = V_FMA(V_SET1(2.0f), q, e);
+    t[4] = V_FNMA(V_SET1(2.0f), q, e);
+    t[5] = V_FMA(V_SET1(4.0f), d[1], V_FNMA(V_SET1(5.0f), d[3], d[5]));
+}
+
+/* A^T m along one dimension: the 4 outputs of 6 transformed values. */
+static inline void wino4_out(vf *y, const vf *m) {
+    const vf s12 = V_ADD(m[1], m[2]), d12 = V_SUB(m[1], m[2]);
+    const vf s34 = V_ADD(m[3], m[4]), d34 = V_SUB(m[3], m[4]);
+    y[0] = V_ADD(V_ADD(m[0], s12), s34);
+    y[1] = V_FMA(V_SET1(2.0f), d34, d12);
+    y[2] = V_FMA(V_SET1(4.0f), s34, s12);
+    y[3] = V_ADD(V_FMA(V_SET1(8.0f), d34, d12), m[5]);
+}
+
+static const double wino4_G[6 * 3] = {
+    1.0 / 4,  0.0,      0.0,     -1.0 / 6, -1.0 / 6,  -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+    1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6,  0.0,      0.0,     1.0,
+};
+
+WINO_DEFINE_VARIANT(static, wino4_variant, 4, wino4_in, wino4_out, wino4_G);
+
+/* By default F(4x4) runs where its rounding was measured to keep a wide margin (test_conv_simd's
+ * test_winograd_accuracy: the layers of fmnist-cnn, up to 64 channels each way, at most 39 % of
+ * the tolerance, where F(2x2) uses 1-1.6 %) and where its tiles take at most 4/5 of the
+ * multiplications of F(2x2)'s (the 14x14 and 28x28 layers of fmnist-cnn: 0.73 and 0.56, and faster
+ * in both ISAs, docs/kernels.md).
+ */
+#define WINO4_MAX_CH 64
+
+static int wino4_pays(const conv_sizes *sz) {
+    const int mode = dpt_conv_winograd();
+    if (mode == 4 || mode == 2)
+        return mode == 4;
+    const int64_t oH = sz->out[1], oW = sz->out[2];
+    const int64_t mul4 = 36 * ((oH + 3) / 4) * ((oW + 3) / 4);
+    const int64_t mul2 = 16 * ((oH + 1) / 2) * ((oW + 1) / 2);
+    return sz->C <= WINO4_MAX_CH && sz->O <= WINO4_MAX_CH && 5 * mul4 <= 4 * mul2;
+}
 
 /* The m vectors of one output row of VL tiles, from the m vectors z[j*ldz] of its columns j:
  * interleaved, column j of tile l at lane m*l + j of the row. */
@@ -275,7 +536,7 @@ static void wino_input_block(float *work, const float *x, int64_t t0, int64_t nb
 typedef struct {
     const char *p, *end; /* the current range */
     const float *y;
-    int64_t g, g_end, o; /* the run being walked, the block's end, the channel */
+    int64_t g, g_end, o;     /* the run being walked, the block's end, the channel */
     const char *x, *x_end;   /* then the next image's input */
     const char *x2, *x2_end; /* and another range after it, or NULL */
 } wino_prefetch;
@@ -363,9 +624,8 @@ static void wino_product(float *out, int64_t ldo, int accumulate, int64_t rows, 
     }
 }
 
-
-void dpt__wino_forward_variant(float *y, const float *x, const float *w, const float *b,
-                               const conv_sizes *sz, float *work, const wino_variant *var) {
+static void wino_forward_variant(float *y, const float *x, const float *w, const float *b,
+                                 const conv_sizes *sz, float *work, const wino_variant *var) {
     wino_layout ws;
     const int m = var->m;
     const int32_t *seq_off = wino_begin(&ws, work, sz, m, 0);
@@ -396,8 +656,7 @@ void dpt__wino_forward_variant(float *y, const float *x, const float *w, const f
 
 void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
                        const conv_sizes *sz, float *work) {
-    dpt__wino_forward_variant(y, x, w, b, sz, work,
-                              dpt__wino4_pays(sz) ? &dpt__wino4_variant : &wino2_variant);
+    wino_forward_variant(y, x, w, b, sz, work, wino4_pays(sz) ? &wino4_variant : &wino2_variant);
 }
 
 /* ---------------------------------------------------------------------------------------------
