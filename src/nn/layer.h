@@ -111,6 +111,7 @@ struct dpt__layer {
             dpt_conv_geom g; /* N = max_batch; passes copy it and set N */
             int64_t out_ch, k[3], stride[3], pad[3], dil[3], groups;
             int bias;
+            int64_t partials; /* weight-gradient partial slots in each thread's scratch */
         } conv;
         struct {
             int64_t in, out;

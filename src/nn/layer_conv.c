@@ -37,6 +37,11 @@ static size_t round16(size_t n) {
     return (n + 15) / 16 * 16;
 }
 
+/* Weight-gradient blocks whose partials are formed in one job before they are added: fewer
+ * waits for the slowest thread than rounds of T blocks. One thread needs a single slot (it never
+ * waits), T threads this many slots in all. */
+enum { PARTIALS_PER_ROUND = 8 };
+
 static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     const int dims = l->dims;
     dpt_status st = dpt__layer_need_spatial(l, dims);
@@ -77,13 +82,14 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     l->flops = dpt_conv_flops(&one);
     /* A thread's kernel sees its share of the batch (forward, backward-data) or one block of a
      * weight gradient. One sample is asked about too, so that the maximum covers every count
-     * whichever way an implementation's scratch scales with N. After the kernel's scratch: one
-     * block's partial weight and bias gradient. */
+     * whichever way an implementation's scratch scales with N. After the kernel's scratch: the
+     * thread's slots for blocks' partial weight and bias gradients. */
     size_t wk = b->conv->workspace(&share);
     const size_t wu = b->conv->workspace(&unit), w1 = b->conv->workspace(&one);
     wk = wk > wu ? wk : wu;
     wk = wk > w1 ? wk : w1;
-    l->work_floats = round16(wk) + (size_t)param_count(g);
+    l->u.conv.partials = b->threads > 1 ? (PARTIALS_PER_ROUND + b->threads - 1) / b->threads : 1;
+    l->work_floats = round16(wk) + (size_t)l->u.conv.partials * round16((size_t)param_count(g));
     return DPT_OK;
 }
 
@@ -120,10 +126,12 @@ static void backward_data_share(void *ctx, int64_t n0, int64_t n, int t) {
                               j->l->param[0].v, &g, dpt__work(j->r, t));
 }
 
-/* The partial of unit i of a round: after the kernel's scratch of the i-th thread's area (the
- * thread that runs unit i may be another one; no two units of a round share an i). */
+/* The partial of block i of a round: slot i / T after the kernel's scratch of thread i % T's area
+ * (the thread that runs block i may be another one; no two blocks of a round share an i). */
 static float *partial_of(const conv_job *j, int64_t i) {
-    return dpt__work(j->r, (int)i) + j->kernel_floats;
+    const int64_t T = dpt_pool_threads(j->r->pool);
+    return dpt__work(j->r, (int)(i % T)) + j->kernel_floats +
+           (size_t)(i / T) * round16((size_t)param_count(&j->l->u.conv.g));
 }
 
 /* x: in, dy: out (backward reads what forward wrote). Unit 0 accumulates straight into dw, db
@@ -162,7 +170,11 @@ static void reduce_block(void *ctx, int64_t e0, int64_t n, int t) {
 
 static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     DPT_ASSERT(l->work_floats <= r->work_floats);
-    conv_job j = {.l = l, .r = r, .out = y, .in = x, .in_count = dpt_shape_count(&l->in),
+    conv_job j = {.l = l,
+                  .r = r,
+                  .out = y,
+                  .in = x,
+                  .in_count = dpt_shape_count(&l->in),
                   .out_count = dpt_shape_count(&l->out)};
     dpt__parallel_split(r, r->n, 1, forward_share, &j);
     return DPT_OK;
@@ -172,16 +184,21 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
                                 const float *x, const float *y) {
     (void)y;
     const int64_t count = param_count(&l->u.conv.g);
-    conv_job j = {.l = l, .r = r, .out = (float *)dy, .in = x,
-                  .in_count = dpt_shape_count(&l->in), .out_count = dpt_shape_count(&l->out),
-                  .kernel_floats = l->work_floats - (size_t)count};
-    /* Rounds of T units, T the thread count: their partials are added before the next round
-     * reuses the slots. The sums do not depend on T: every dw element gets unit 0's
-     * contribution, then unit 1's partial, unit 2's, ... */
+    const int64_t slots = l->u.conv.partials;
+    conv_job j = {.l = l,
+                  .r = r,
+                  .out = (float *)dy,
+                  .in = x,
+                  .in_count = dpt_shape_count(&l->in),
+                  .out_count = dpt_shape_count(&l->out),
+                  .kernel_floats = l->work_floats - (size_t)slots * round16((size_t)count)};
+    /* Rounds of T x slots blocks, T the thread count: their partials are added before the next
+     * round reuses the slots. The sums do not depend on T: every dw element gets block 0's
+     * contribution, then block 1's partial, block 2's, ... */
     const int64_t units = (r->n + DPT__UNIT_IMAGES - 1) / DPT__UNIT_IMAGES;
-    const int64_t T = dpt_pool_threads(r->pool);
-    for (int64_t first = 0; first < units; first += T) {
-        const int64_t k = units - first < T ? units - first : T;
+    const int64_t round = dpt_pool_threads(r->pool) * slots;
+    for (int64_t first = 0; first < units; first += round) {
+        const int64_t k = units - first < round ? units - first : round;
         j.first_unit = first;
         dpt_pool_run(r->pool, k, backward_weight_unit, &j);
         reduce_job rj = {.job = &j, .first = first == 0 ? 1 : 0, .count = k};
@@ -189,7 +206,11 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
             dpt__parallel_split(r, count, DPT__SPLIT_ALIGN, reduce_block, &rj);
     }
     if (dx) {
-        conv_job d = {.l = l, .r = r, .out = dx, .in = dy, .in_count = dpt_shape_count(&l->in),
+        conv_job d = {.l = l,
+                      .r = r,
+                      .out = dx,
+                      .in = dy,
+                      .in_count = dpt_shape_count(&l->in),
                       .out_count = dpt_shape_count(&l->out)};
         dpt__parallel_split(r, r->n, 1, backward_data_share, &d);
     }

@@ -293,6 +293,48 @@ static void test_conv_layer_matches_ref(void **state) {
     }
 }
 
+/* A conv layer's weight gradient over more blocks than one round of partials holds (11 blocks of
+ * 16 images; a round is 8 blocks at 2 threads, 9 at 3): several rounds, the last one short, give
+ * the one-thread bits. Every implementation this CPU runs. */
+static float *conv_grads_at(const dpt_conv_impl *impl, int T, int64_t N, int64_t *np) {
+    dpt_model_cfg cfg = {.max_batch = N, .seed = 5, .threads = T, .conv = impl};
+    dpt_model *m = NULL;
+    const dpt_shape in = dpt_shape_make(3, (int64_t[]){17, 6, 5});
+    assert_int_equal(dpt_model_create(&m, "conv2d(16,3,pad=1)", in, &cfg), DPT_OK);
+    const int64_t nx = N * dpt_shape_count(&in), ny = N * 16 * 6 * 5;
+    float *x = malloc((size_t)nx * sizeof *x), *dy = malloc((size_t)ny * sizeof *dy);
+    assert_true(x && dy);
+    dpt_fill_uniform(x, nx, -1.0f, 1.0f, SEED, 7);
+    dpt_fill_uniform(dy, ny, -1.0f, 1.0f, SEED, 8);
+    dpt_model_zero_grad(m);
+    assert_int_equal(dpt_model_forward(m, x, N, 1, NULL), DPT_OK);
+    assert_int_equal(dpt_model_backward(m, dy), DPT_OK);
+    const float *grads = dpt_model_grads(m, np);
+    float *g = copy_of(grads, *np);
+    free(x), free(dy);
+    dpt_model_destroy(m);
+    return g;
+}
+
+static void test_conv_weight_gradient_rounds(void **state) {
+    (void)state;
+    const int64_t N = 11 * 16 - 5;
+    for (int id = 0; id < DPT_CONV_IMPL_COUNT; id++) {
+        const dpt_conv_impl *impl = dpt_conv_impl_get((dpt_conv_impl_id)id);
+        if (!impl)
+            continue;
+        int64_t n1, nt;
+        float *one = conv_grads_at(impl, 1, N, &n1);
+        for (int T = 2; T <= 3; T++) {
+            float *many = conv_grads_at(impl, T, N, &nt);
+            assert_int_equal(nt, n1);
+            assert_same("conv weight gradient", many, one, n1, impl->name, T, N, 0);
+            free(many);
+        }
+        free(one);
+    }
+}
+
 /* Batch norm (fused with ReLU by default: the layer after it is a view), max and avg pooling: the
  * threaded layer gives exactly what the whole-batch kernels give. */
 static void test_bn_and_pool_layers_match_kernels(void **state) {
@@ -395,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_pool_runs_every_unit_on_its_block),
         cmocka_unit_test(test_models_bit_identical_for_any_thread_count),
         cmocka_unit_test(test_conv_layer_matches_ref),
+        cmocka_unit_test(test_conv_weight_gradient_rounds),
         cmocka_unit_test(test_bn_and_pool_layers_match_kernels),
         cmocka_unit_test(test_dense_layer_matches_naive),
     };
