@@ -1,10 +1,12 @@
 /* A fixed pool of worker threads for the threads inside one rank (core). A job is `units`
- * independent pieces of work; thread t of T always runs the same contiguous block of units, the
- * calling thread being thread 0. What a unit computes must not depend on T: callers fix the
- * partition into units (images, channel blocks, parameter ranges) and give every reduction one
- * partial per unit, summed in unit order, so results are bit-identical for any thread count.
+ * independent pieces of work, claimed in increasing order by whichever thread is free (the calling
+ * thread is thread 0), so a thread slowed by another process on its core takes fewer of them.
+ * What a unit computes must depend neither on T nor on the thread that runs it (only its scratch
+ * may be the thread's): callers fix the partition into units (images, channel blocks, parameter
+ * ranges) and give every reduction one partial per unit, summed in unit order, so results are
+ * bit-identical for any thread count.
  *
- * pthreads rather than OpenMP: the partition is ours and static, idle workers spin only briefly
+ * pthreads rather than OpenMP: the partition is ours, idle workers spin only briefly
  * before sleeping on a condition variable (libgomp's spinning would fight MPI progress and the
  * other ranks of an oversubscribed node), and ranks x threads stays an explicit count. */
 #ifndef DPT_POOL_H
@@ -34,9 +36,9 @@ void dpt_pool_destroy(dpt_pool *p); /* NULL is fine; joins the workers */
 /* 1 for NULL. */
 int dpt_pool_threads(const dpt_pool *p);
 
-/* Calls fn(ctx, u, t) for every u in [0, units) and returns when all have returned. Thread t runs
- * units [t*units/T, (t+1)*units/T) in increasing order. p NULL runs everything on the caller as
- * thread 0. Not reentrant: one job at a time, from one calling thread. */
+/* Calls fn(ctx, u, t) for every u in [0, units), t the thread that claimed u, and returns when
+ * all have returned. p NULL runs everything on the caller as thread 0, in order. Not reentrant:
+ * one job at a time, from one calling thread. */
 void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx);
 
 /* The thread count asked for by the environment variable DPT_THREADS (1 when unset);

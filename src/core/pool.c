@@ -34,13 +34,18 @@ struct dpt_pool {
     dpt_pool_fn fn;
     void *ctx;
     int64_t units;
+    atomic_int_fast64_t next; /* the next unit to claim */
 };
 
-static void run_block(dpt_pool *p, int t) {
-    const int64_t T = p->threads;
-    const int64_t u0 = p->units * t / T, u1 = p->units * (t + 1) / T;
-    for (int64_t u = u0; u < u1; u++)
+/* Claims units in increasing order until none is left: a thread slowed by another process on its
+ * core takes fewer of them, instead of holding up the job's end. */
+static void run_units(dpt_pool *p, int t) {
+    for (;;) {
+        const int64_t u = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (u >= p->units)
+            return;
         p->fn(p->ctx, u, t);
+    }
 }
 
 typedef struct {
@@ -70,7 +75,7 @@ static void *worker(void *arg) {
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             return NULL;
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        run_block(p, t);
+        run_units(p, t);
         if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -150,12 +155,13 @@ void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
     p->fn = fn;
     p->ctx = ctx;
     p->units = units;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_block(p, 0);
+    run_units(p, 0);
     for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < SPIN;
          spins++)
         cpu_relax();

@@ -142,10 +142,11 @@ struct dpt__layer {
 
 /* ---- threads (model.c) ---------------------------------------------------------------------------
  * Two ways to cut a pass, both giving every thread count T the same bits:
- * - dpt__parallel_split: [0, count) in T contiguous ranges, one per thread (T = 1: one call over
- *   everything, exactly the single-threaded pass). Only for passes whose items (images, channels,
- *   elements) are computed independently, with the same operations whatever range an item is
- *   computed in: forward and backward-data passes, per-channel sums.
+ * - dpt__parallel_split: [0, count) in a few contiguous pieces per thread, claimed by whichever
+ *   thread is free (T = 1: one call over everything, exactly the single-threaded pass). Only for
+ *   passes whose items (images, channels, elements) are computed independently, with the same
+ *   operations whatever range an item is computed in: forward and backward-data passes,
+ *   per-channel sums.
  * - dpt__parallel: fixed blocks of `block` items whose boundaries depend on the batch and the
  *   layer, never on T. For reductions across items (a weight gradient over images): each block
  *   gets a partial, and the partials are added in block order. */
@@ -157,8 +158,9 @@ struct dpt__layer {
  * [0, count) (the last one shorter), on the model's threads; returns when all are done. */
 typedef void (*dpt__range_fn)(void *ctx, int64_t start, int64_t len, int thread);
 void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx);
-/* Calls fn(ctx, start, len, t) once per thread t with a non-empty share of [0, count); shares are
- * contiguous, in thread order, and start at multiples of `align`. */
+/* Calls fn(ctx, start, len, t) for contiguous pieces covering [0, count), each starting at a
+ * multiple of `align`, t the thread that runs the piece; one call over everything with one
+ * thread. */
 void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
                          void *ctx);
 /* Scratch of thread t (r->work_floats floats). */

@@ -118,17 +118,21 @@ void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_f
     dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
 }
 
+/* Pieces per thread of a split pass: enough that a thread slowed by another process takes fewer
+ * of them, few enough that each kernel call still has a good run of work. */
+enum { SPLIT_PIECES_PER_THREAD = 4 };
+
 typedef struct {
     dpt__range_fn fn;
     void *ctx;
-    int64_t count, align, threads;
+    int64_t count, align, pieces;
 } split_job;
 
-/* Share t of T: [t*A/T, (t+1)*A/T) aligned blocks, A = the count of aligned blocks. */
-static void split_unit(void *ctx, int64_t t, int thread) {
+/* Piece k of P: [k*A/P, (k+1)*A/P) aligned blocks, A = the count of aligned blocks. */
+static void split_piece(void *ctx, int64_t k, int thread) {
     const split_job *j = ctx;
     const int64_t blocks = (j->count + j->align - 1) / j->align;
-    const int64_t b0 = blocks * t / j->threads, b1 = blocks * (t + 1) / j->threads;
+    const int64_t b0 = blocks * k / j->pieces, b1 = blocks * (k + 1) / j->pieces;
     const int64_t start = b0 * j->align, end = b1 * j->align < j->count ? b1 * j->align : j->count;
     if (end > start)
         j->fn(j->ctx, start, end - start, thread);
@@ -144,8 +148,11 @@ void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__r
         fn(ctx, 0, count, 0);
         return;
     }
-    split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align, .threads = T};
-    dpt_pool_run(r->pool, T, split_unit, &j);
+    const int64_t blocks = (count + align - 1) / align;
+    split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align,
+                   .pieces = blocks < T * SPLIT_PIECES_PER_THREAD ? blocks
+                                                                  : T * SPLIT_PIECES_PER_THREAD};
+    dpt_pool_run(r->pool, j.pieces, split_piece, &j);
 }
 
 float *dpt__work(const dpt__run *r, int thread) {

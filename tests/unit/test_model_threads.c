@@ -8,7 +8,7 @@
  *    test_conv_impls' tolerance 8*FLT_EPSILON*sqrt(K) of conv_ref; batch norm and pooling bit for
  *    bit (threads split their channels and images without reordering any sum); dense within the
  *    same tolerance of the naive double GEMM;
- *  - the pool itself: every unit runs once, on the thread its static block names. */
+ *  - the pool itself: every unit runs once, on one of its threads. */
 #include <float.h>
 #include <math.h>
 #include <setjmp.h>
@@ -46,7 +46,7 @@ static void probe_unit(void *ctx, int64_t u, int t) {
     p->thread[u] = t;
 }
 
-static void test_pool_runs_every_unit_on_its_block(void **state) {
+static void test_pool_runs_every_unit_once(void **state) {
     (void)state;
     for (int T = 1; T <= 4; T++) {
         dpt_pool *pool = NULL;
@@ -59,9 +59,7 @@ static void test_pool_runs_every_unit_on_its_block(void **state) {
                 dpt_pool_run(pool, units, probe_unit, &p);
                 for (int64_t u = 0; u < units; u++) {
                     assert_int_equal(ran[u], 1);
-                    if (units > 1) /* one unit runs on the caller */
-                        assert_true(u >= units * thread[u] / T &&
-                                    u < units * (thread[u] + 1) / T);
+                    assert_true(thread[u] >= 0 && thread[u] < T);
                 }
             }
         dpt_pool_destroy(pool);
@@ -434,7 +432,7 @@ static void test_dense_layer_matches_naive(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pool_runs_every_unit_on_its_block),
+        cmocka_unit_test(test_pool_runs_every_unit_once),
         cmocka_unit_test(test_models_bit_identical_for_any_thread_count),
         cmocka_unit_test(test_conv_layer_matches_ref),
         cmocka_unit_test(test_conv_weight_gradient_rounds),
