@@ -142,8 +142,8 @@ struct dpt__layer {
 
 /* ---- threads (model.c) ---------------------------------------------------------------------------
  * Two ways to cut a pass, both giving every thread count T the same bits:
- * - dpt__parallel_split: [0, count) in a few contiguous pieces per thread, claimed by whichever
- *   thread is free (T = 1: one call over everything, exactly the single-threaded pass). Only for
+ * - dpt__parallel_split: [0, count) in one contiguous piece per thread (T = 1: one call over
+ *   everything, exactly the single-threaded pass). Only for
  *   passes whose items (images, channels, elements) are computed independently, with the same
  *   operations whatever range an item is computed in: forward and backward-data passes,
  *   per-channel sums.

@@ -118,9 +118,10 @@ void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_f
     dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
 }
 
-/* Pieces per thread of a split pass: enough that a thread slowed by another process takes fewer
- * of them, few enough that each kernel call still has a good run of work. */
-enum { SPLIT_PIECES_PER_THREAD = 4 };
+/* Pieces per thread of a split pass. More would let a thread on a faster core take more of them,
+ * but every kernel call pays fixed costs (Winograd's weight transform, partial tile blocks):
+ * fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread than with one. */
+enum { SPLIT_PIECES_PER_THREAD = 1 };
 
 typedef struct {
     dpt__range_fn fn;
