@@ -143,10 +143,9 @@ struct dpt__layer {
 /* ---- threads (model.c) ---------------------------------------------------------------------------
  * Two ways to cut a pass, both giving every thread count T the same bits:
  * - dpt__parallel_split: [0, count) in one contiguous piece per thread (T = 1: one call over
- *   everything, exactly the single-threaded pass). Only for
- *   passes whose items (images, channels, elements) are computed independently, with the same
- *   operations whatever range an item is computed in: forward and backward-data passes,
- *   per-channel sums.
+ *   everything, exactly the single-threaded pass). Only for passes whose items (images, channels,
+ *   elements) are computed independently, with the same operations whatever range an item is
+ *   computed in: forward and backward-data passes, per-channel sums.
  * - dpt__parallel: fixed blocks of `block` items whose boundaries depend on the batch and the
  *   layer, never on T. For reductions across items (a weight gradient over images): each block
  *   gets a partial, and the partials are added in block order. */
