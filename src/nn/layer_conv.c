@@ -168,14 +168,19 @@ static void reduce_block(void *ctx, int64_t e0, int64_t n, int t) {
     }
 }
 
+/* A pass of layer l writing `out` from `in`. */
+static conv_job job_of(dpt__layer *l, const dpt__run *r, float *out, const float *in) {
+    return (conv_job){.l = l,
+                      .r = r,
+                      .out = out,
+                      .in = in,
+                      .in_count = dpt_shape_count(&l->in),
+                      .out_count = dpt_shape_count(&l->out)};
+}
+
 static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     DPT_ASSERT(l->work_floats <= r->work_floats);
-    conv_job j = {.l = l,
-                  .r = r,
-                  .out = y,
-                  .in = x,
-                  .in_count = dpt_shape_count(&l->in),
-                  .out_count = dpt_shape_count(&l->out)};
+    conv_job j = job_of(l, r, y, x);
     dpt__parallel_split(r, r->n, 1, forward_share, &j);
     return DPT_OK;
 }
@@ -185,13 +190,8 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     (void)y;
     const int64_t count = param_count(&l->u.conv.g);
     const int64_t slots = l->u.conv.partials;
-    conv_job j = {.l = l,
-                  .r = r,
-                  .out = (float *)dy,
-                  .in = x,
-                  .in_count = dpt_shape_count(&l->in),
-                  .out_count = dpt_shape_count(&l->out),
-                  .kernel_floats = l->work_floats - (size_t)slots * round16((size_t)count)};
+    conv_job j = job_of(l, r, (float *)dy, x);
+    j.kernel_floats = l->work_floats - (size_t)slots * round16((size_t)count);
     /* Rounds of T x slots blocks, T the thread count: their partials are added before the next
      * round reuses the slots. The sums do not depend on T: every dw element gets block 0's
      * contribution, then block 1's partial, block 2's, ... */
@@ -206,12 +206,7 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
             dpt__parallel_split(r, count, DPT__SPLIT_ALIGN, reduce_block, &rj);
     }
     if (dx) {
-        conv_job d = {.l = l,
-                      .r = r,
-                      .out = dx,
-                      .in = dy,
-                      .in_count = dpt_shape_count(&l->in),
-                      .out_count = dpt_shape_count(&l->out)};
+        conv_job d = job_of(l, r, dx, dy);
         dpt__parallel_split(r, r->n, 1, backward_data_share, &d);
     }
     return DPT_OK;
