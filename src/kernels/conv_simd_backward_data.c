@@ -19,10 +19,12 @@ static int backward_as_forward(const conv_sizes *sz) {
 
 /* Columns instead of the as-forward route when a third or more of its products would multiply
  * padding (dx positions >= 1.5 x dy positions), or when dx has so few channels (a first layer's
- * input gradient) that the forward's output-channel blocks would be mostly empty. */
+ * input gradient) that the forward's output-channel blocks would be mostly empty, if the columns'
+ * sums over dy's channels are long enough to pay for storing them (lenet5's conv1, 6 channels,
+ * ran 40 % slower by columns with AVX2). */
 static int backward_by_columns(const conv_sizes *sz) {
     return backward_as_forward(sz) && sz->out_plane >= VL &&
-           (2 * sz->in_plane >= 3 * sz->out_plane || 4 * sz->Cg <= VL);
+           (2 * sz->in_plane >= 3 * sz->out_plane || (4 * sz->Cg <= VL && sz->Og >= 16));
 }
 
 /* Floats per row of dy and of the column rows: whole vectors, so loads of the last one stay in
