@@ -4,13 +4,11 @@
  * https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html */
 #include <limits.h>
 #include <math.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include <string.h>
 
 #include "dpt/ops.h"
 #include "kernel_table.h"
+#include "simd.h" /* the portable flavor: this file is compiled once, for any CPU */
 
 static const char *const dim_letter[3] = {"D", "H", "W"};
 static const char *const field_name[4] = {"in", "k", "stride", "pad"};
@@ -125,19 +123,12 @@ static inline void max2x2_one(float *y, int32_t *at, const float *r0, const floa
     *at = idx[k];
 }
 
-#ifdef __SSE2__
 /* "take the new value": new > best, or new is NaN (a NaN is the maximum, as in torch) */
-static inline __m128 take_mask(__m128 v, __m128 best) {
-    return _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+static inline void select_lanes(vf *best, vi *at, vf v, vi vat) {
+    const vmask take = V_MASK_OR(V_CMP_GT(v, *best), V_ISNAN(v));
+    *best = V_BLEND(take, *best, v);
+    *at = VI_BLEND(take, *at, vat);
 }
-
-static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
-    const __m128 take = take_mask(v, *best);
-    *best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, *best));
-    const __m128i t = _mm_castps_si128(take);
-    *at = _mm_or_si128(_mm_and_si128(t, vat), _mm_andnot_si128(t, *at));
-}
-#endif
 
 /* One output row pair of the 2x2 path: r0, r1 the two input rows, `base` the plane offset of
  * r0[0], outputs ow in [0, oW). The vector rows (pool_simd.c) make the same selections as
@@ -145,33 +136,31 @@ static inline void select4(__m128 *best, __m128i *at, __m128 v, __m128i vat) {
 static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const float *r1,
                               int32_t base, int32_t W, int64_t oW) {
     int64_t ow = 0;
-#ifdef __SSE2__
-    const __m128i step = _mm_set1_epi32(8), one = _mm_set1_epi32(1);
-    const __m128i wv = _mm_set1_epi32(W);
-    __m128i at0 = _mm_add_epi32(_mm_set1_epi32(base), _mm_setr_epi32(0, 2, 4, 6));
-    for (; ow + 4 <= oW; ow += 4, at0 = _mm_add_epi32(at0, step)) {
-        const __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
-        const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
-        __m128 best = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m128i at = at0;
-        select4(&best, &at, _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
-                _mm_add_epi32(at0, one));
-        const __m128i at2 = _mm_add_epi32(at0, wv);
-        select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), at2);
-        select4(&best, &at, _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)),
-                _mm_add_epi32(at2, one));
-        _mm_storeu_ps(yr + ow, best);
-        _mm_storeu_si128((__m128i *)(ar + ow), at);
+    const vi step = VI_SET1(2 * VL), one = VI_SET1(1), wv = VI_SET1(W);
+    vi at0 = VI_SET1(base);
+    for (int l = 0; l < VL; l++)
+        at0[l] += 2 * l;
+    for (; ow + VL <= oW; ow += VL, at0 = VI_ADD(at0, step)) {
+        vf a[2], b[2], best;
+        v_deinterleave(V_LOAD(r0 + 2 * ow), V_LOAD(r0 + 2 * ow + VL), &a[0], &a[1]);
+        v_deinterleave(V_LOAD(r1 + 2 * ow), V_LOAD(r1 + 2 * ow + VL), &b[0], &b[1]);
+        best = a[0];
+        vi at = at0;
+        select_lanes(&best, &at, a[1], VI_ADD(at0, one));
+        const vi at2 = VI_ADD(at0, wv);
+        select_lanes(&best, &at, b[0], at2);
+        select_lanes(&best, &at, b[1], VI_ADD(at2, one));
+        V_STORE(yr + ow, best);
+        VI_STORE(ar + ow, at);
     }
-#endif
     for (; ow < oW; ow++)
         max2x2_one(yr + ow, ar + ow, r0 + 2 * ow, r1 + 2 * ow, base + (int32_t)(2 * ow), W);
 }
 
 /* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic, one
  * output row at a time with branch-free selects (the comparisons are data-random, so branches
- * would mispredict half the time): 16 outputs per step with AVX-512F, 8 with AVX2, 4 with the
- * x86-64 baseline's SSE2. */
+ * would mispredict half the time): 16 outputs per step with AVX-512F, 8 with AVX2, 4 with
+ * simd.h's portable flavor. */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
     dpt__maxpool_row_fn *const row = dpt__kernels()->maxpool2x2_row;

@@ -68,6 +68,25 @@ SIMD_INLINE void v_store_n(float *p, vf v, int n) {
 #define V_LOAD_N(p, n) v_load_n((p), (n))
 #define V_STORE_N(p, v, n) v_store_n((p), (v), (n))
 
+/* Lane masks (all-ones or all-zero int32 lanes) from comparisons, ordered: false where either
+ * side is NaN; V_BLEND(m, a, b) takes b where m, else a. */
+typedef int32_t vi __attribute__((vector_size(16)));
+typedef vi vmask;
+#define V_CMP_GT(a, b) ((vmask)((a) > (b)))
+#define V_ISNAN(a) ((vmask)((a) != (a)))
+#define V_MASK_OR(a, b) ((a) | (b))
+#define V_BLEND(m, a, b) ((vf)(((vi)(b) & (m)) | ((vi)(a) & ~(m))))
+#define VI_BLEND(m, a, b) (((b) & (m)) | ((a) & ~(m)))
+#define VI_SET1(s) ((vi){(s), (s), (s), (s)})
+#define VI_ADD(a, b) ((a) + (b))
+#define VI_STORE(p, v) memcpy((p), &(v), sizeof(vi))
+
+/* The even and the odd lanes of the 2*VL floats a, b (a's first). */
+SIMD_INLINE void v_deinterleave(vf a, vf b, vf *even, vf *odd) {
+    *even = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    *odd = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+}
+
 /* The four lanes of v as doubles: lanes 0-1 in *lo, 2-3 in *hi (exact). */
 SIMD_INLINE void v_widen(vf v, vd *lo, vd *hi) {
 #if defined(__SSE2__)
