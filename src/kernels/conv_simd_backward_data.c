@@ -1,10 +1,11 @@
 /* Backward-data convolution on the simd.h vocabulary (kernels, compiled once per ISA). With stride
  * 1 and pad <= dil*(k-1) it is a forward convolution of dy, padded by dil*(k-1) - pad, with the
  * kernel flipped and the channel roles swapped, unless that padding would make a third or more of
- * the forward's products multiply zeros (a 5x5 layer without padding): then, per input channel,
- * the rows (tap, positions of dy) = W^T dy are formed by the shifted-row kernel and added into dx
- * tap by tap (a col2im). Any other geometry scatters per-tap products of the channel micro-kernel
- * into a channel-last dx. */
+ * the forward's products multiply zeros (a 5x5 layer without padding) or dx has too few channels
+ * for the forward's channel blocks (a first layer): then, per input channel, the rows (tap,
+ * positions of dy) = W^T dy are formed by the shifted-row kernel and each dx row is summed from
+ * them in registers (a col2im). Any other geometry scatters per-tap products of the channel
+ * micro-kernel into a channel-last dx. */
 #include <string.h>
 
 #include "conv_simd.h"

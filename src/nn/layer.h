@@ -150,7 +150,6 @@ struct dpt__layer {
  *   layer, never on T. For reductions across items (a weight gradient over images): each block
  *   gets a partial, and the partials are added in block order. */
 #define DPT__UNIT_IMAGES 16 /* images per block of a conv weight gradient */
-#define DPT__UNIT_ELEMS 16384 /* elements per block of the optimizer's elementwise passes */
 #define DPT__SPLIT_ALIGN 64   /* elementwise ranges start at multiples of this (whole vectors) */
 
 /* Calls fn(ctx, start, len, thread) for [start, start + len) = each block of `block` items of

@@ -118,11 +118,6 @@ void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_f
     dpt_pool_run(r->pool, (count + block - 1) / block, range_unit, &j);
 }
 
-/* Pieces per thread of a split pass. More would let a thread on a faster core take more of them,
- * but every kernel call pays fixed costs (Winograd's weight transform, partial tile blocks):
- * fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread than with one. */
-enum { SPLIT_PIECES_PER_THREAD = 1 };
-
 typedef struct {
     dpt__range_fn fn;
     void *ctx;
@@ -149,10 +144,12 @@ void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__r
         fn(ctx, 0, count, 0);
         return;
     }
+    /* One piece per thread. More would let a thread on a faster core take more of them, but
+     * every kernel call pays fixed costs (Winograd's weight transform, partial tile blocks):
+     * fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread. */
     const int64_t blocks = (count + align - 1) / align;
     split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align,
-                   .pieces = blocks < T * SPLIT_PIECES_PER_THREAD ? blocks
-                                                                  : T * SPLIT_PIECES_PER_THREAD};
+                   .pieces = blocks < T ? blocks : T};
     dpt_pool_run(r->pool, j.pieces, split_piece, &j);
 }
 

@@ -319,7 +319,6 @@ struct dpt_optim {
     unit *units; /* the fixed partition of a step (dpt/pool.h) */
     int64_t n_units;
     dpt_pool *pool; /* borrowed; NULL: one thread */
-    double lr;      /* of the step in progress */
 };
 
 /* The rule's update function and its state slots at their fixed indices. */
@@ -481,9 +480,10 @@ void dpt_optim_destroy(dpt_optim *o) {
 }
 
 typedef struct {
-    dpt_optim *o;
+    const dpt_optim *o;
     float *params;
     const float *grads;
+    double lr;
 } step_job;
 
 static void step_unit(void *ctx, int64_t u, int thread) {
@@ -498,7 +498,7 @@ static void step_unit(void *ctx, int64_t u, int thread) {
                         .n = un->len,
                         .wd = sg->wd,
                         .adapt = sg->adapt,
-                        .lr = o->lr,
+                        .lr = j->lr,
                         .t = o->t};
     for (int k = 0; k < DPT_OPTIM_MAX_SLOTS; k++)
         s.slot[k] = o->slots[k] ? o->slots[k] + at : NULL;
@@ -511,8 +511,7 @@ dpt_status dpt_optim_step(dpt_optim *o, float *params, const float *grads, doubl
         return dpt_errorf(DPT_EINVAL, "%s step %lld: lr = %g: must be finite and >= 0",
                           kind_names[o->cfg.kind], (long long)o->t + 1, lr);
     o->t++;
-    o->lr = lr;
-    step_job j = {o, params, grads};
+    step_job j = {o, params, grads, lr};
     dpt_pool_run(o->pool, o->n_units, step_unit, &j);
     return DPT_OK;
 }
