@@ -122,15 +122,19 @@ void dpt_bn_backward_data(float *dx, const float *dy, const float *x, const floa
                           const float *invstd, const float *gamma, const double *dbeta_sum,
                           const double *dgamma_sum, int64_t m, int64_t N, int64_t C, int64_t S);
 
-/* The same sums for channels [c0, c1) only (other entries untouched), bit for bit what the
- * whole-range calls give there: threads split a layer's channels. y non-NULL selects the fused
- * ReLU variant (dpt_bn_backward_sums_relu), NULL the plain one. */
-void dpt_bn_stats_channels(double *sum, double *sumsq, const float *x, int64_t N, int64_t C,
-                           int64_t S, int64_t c0, int64_t c1);
-void dpt_bn_backward_sums_channels(double *dbeta_sum, double *dgamma_sum, const float *dy,
-                                   const float *y, const float *x, const float *mean,
-                                   const float *invstd, int64_t N, int64_t C, int64_t S,
-                                   int64_t c0, int64_t c1);
+/* The same sums in two steps, for threads that split the images: first each run's (one image's
+ * one channel's) sums for images [n0, n1), written at r1[n * C + c], r2[n * C + c] of (N, C)
+ * arrays, x, dy, y being whole (N, C, S) tensors; then dpt_bn_add_runs adds a channel's runs in
+ * image order, bit for bit what the one-call functions give. For the backward sums, y non-NULL
+ * selects the fused ReLU variant (dpt_bn_backward_sums_relu), NULL the plain one, and
+ * dpt_bn_add_runs's invstd (NULL for the statistics) scales the second sum. */
+void dpt_bn_stats_runs(double *r1, double *r2, const float *x, int64_t n0, int64_t n1, int64_t C,
+                       int64_t S);
+void dpt_bn_backward_sums_runs(double *r1, double *r2, const float *dy, const float *y,
+                               const float *x, const float *mean, int64_t n0, int64_t n1,
+                               int64_t C, int64_t S);
+void dpt_bn_add_runs(double *s1, double *s2, const double *r1, const double *r2,
+                     const float *invstd, int64_t N, int64_t C);
 
 /* Batch norm fused with the ReLU after it (one pass instead of two each way). The same
  * operations as dpt_bn_apply followed by dpt_act_forward(RELU), bit for bit; y = relu(bn(x)).

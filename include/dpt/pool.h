@@ -1,6 +1,7 @@
 /* A fixed pool of worker threads for the threads inside one rank (core). A job is `units`
  * independent pieces of work, claimed in increasing order by whichever thread is free (the calling
- * thread is thread 0), so a thread slowed by another process on its core takes fewer of them.
+ * thread is thread 0), so a thread slowed by another process on its core takes fewer of them; or
+ * (dpt_pool_run_shares) one share per thread, sized by the threads' measured speeds.
  * What a unit computes must depend neither on T nor on the thread that runs it (only its scratch
  * may be the thread's): callers fix the partition into units (images, channel blocks, parameter
  * ranges) and give every reduction one partial per unit, summed in unit order, so results are
@@ -40,6 +41,20 @@ int dpt_pool_threads(const dpt_pool *p);
  * all have returned. p NULL runs everything on the caller as thread 0, in order. Not reentrant:
  * one job at a time, from one calling thread. */
 void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx);
+
+/* Calls fn(ctx, start, end, t) once on every thread t, [start, end) its share of [0, blocks):
+ * contiguous shares in thread order that cover [0, blocks), some possibly empty. The shares follow
+ * each thread's speed on the earlier jobs of the same `kind` (any address that names the kind of
+ * work, e.g. the function that does it): a thread whose core another process slows gets less.
+ * Only for work whose result does not depend on where the cuts fall. One thread (or p NULL):
+ * one call fn(ctx, 0, blocks, 0). */
+typedef void (*dpt_pool_share_fn)(void *ctx, int64_t start, int64_t end, int thread);
+void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool_share_fn fn,
+                         void *ctx);
+
+/* For tests: the clock that times the shares (seconds; called on the thread that runs the share),
+ * for every pool of the process; NULL restores the monotonic clock. */
+void dpt_pool_set_clock(double (*clock)(int thread));
 
 /* The thread count asked for by the environment variable DPT_THREADS (1 when unset);
  * DPT_EINVAL naming the variable when it is not an integer in [1, DPT_POOL_MAX_THREADS]. */

@@ -1,7 +1,8 @@
 /* The thread pool (core): T - 1 workers started once, woken per job by a generation counter.
  * A waiting thread spins briefly (jobs of one training step follow each other within
  * microseconds) and then sleeps on a condition variable, so an idle pool costs no CPU while MPI
- * waits or other ranks share the cores. Knows nothing about what the units compute. */
+ * waits or other ranks share the cores. Knows nothing about what the units compute; for share
+ * jobs it keeps, per kind of job, each thread's share of the work, learnt from their times. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dpt/pool.h"
@@ -23,6 +25,31 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Kinds of share jobs whose balance is remembered (a model has a few per layer type). Further
+ * kinds get equal shares. */
+enum { KINDS = 64 };
+
+/* Each share job moves a thread's share this far towards what its last times asked for: a few
+ * jobs follow a change of a core's speed, one preempted piece does not swing the next cut. */
+#define SHARE_STEP 0.25
+/* A thread keeps at least this fraction of an equal share, so that its speed stays measured. */
+#define SHARE_FLOOR 0.05
+/* Pieces shorter than this are mostly start-up cost: their times teach nothing about speed. */
+#define MIN_TIMED_SECONDS 5e-6
+
+static double monotonic_seconds(int thread) {
+    (void)thread;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double (*_Atomic pool_clock)(int thread) = monotonic_seconds;
+
+void dpt_pool_set_clock(double (*clock)(int thread)) {
+    pool_clock = clock ? clock : monotonic_seconds;
+}
+
 struct dpt_pool {
     int threads;
     pthread_t *tid;
@@ -35,11 +62,30 @@ struct dpt_pool {
     void *ctx;
     int64_t units;
     atomic_int_fast64_t next; /* the next unit to claim */
+    /* share jobs: thread t runs [cut[t], cut[t + 1]) and records its time in seconds[t] */
+    dpt_pool_share_fn share_fn;
+    int64_t *cut;
+    double *seconds;
+    const void *kind[KINDS];
+    double *share; /* KINDS x threads: the fractions of a kind's work given to each thread */
 };
+
+static void run_share(dpt_pool *p, int t) {
+    p->seconds[t] = 0;
+    if (p->cut[t + 1] == p->cut[t])
+        return;
+    const double t0 = pool_clock(t);
+    p->share_fn(p->ctx, p->cut[t], p->cut[t + 1], t);
+    p->seconds[t] = pool_clock(t) - t0;
+}
 
 /* Claims units in increasing order until none is left: a thread slowed by another process on its
  * core takes fewer of them, instead of holding up the job's end. */
 static void run_units(dpt_pool *p, int t) {
+    if (p->share_fn) {
+        run_share(p, t);
+        return;
+    }
     for (;;) {
         const int64_t u = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
         if (u >= p->units)
@@ -100,7 +146,11 @@ dpt_status dpt_pool_create(dpt_pool **out, int threads) {
         *out = p;
         return DPT_OK;
     }
-    if (!(p->tid = calloc((size_t)threads, sizeof *p->tid))) {
+    p->tid = calloc((size_t)threads, sizeof *p->tid);
+    p->cut = calloc((size_t)threads + 1, sizeof *p->cut);
+    p->seconds = calloc((size_t)threads, sizeof *p->seconds);
+    p->share = calloc((size_t)KINDS * (size_t)threads, sizeof *p->share);
+    if (!p->tid || !p->cut || !p->seconds || !p->share) {
         dpt_pool_destroy(p);
         return dpt_errorf(DPT_ENOMEM, "thread pool: cannot allocate");
     }
@@ -138,6 +188,9 @@ void dpt_pool_destroy(dpt_pool *p) {
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
     free(p->tid);
+    free(p->cut);
+    free(p->seconds);
+    free(p->share);
     free(p);
 }
 
@@ -145,17 +198,8 @@ int dpt_pool_threads(const dpt_pool *p) {
     return p ? p->threads : 1;
 }
 
-void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
-    DPT_ASSERT(units >= 0 && fn);
-    if (!p || p->threads == 1 || units <= 1) {
-        for (int64_t u = 0; u < units; u++)
-            fn(ctx, u, 0);
-        return;
-    }
-    p->fn = fn;
-    p->ctx = ctx;
-    p->units = units;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+/* Wakes the workers for the job set up in p, takes the caller's part and waits for the rest. */
+static void run_job(dpt_pool *p) {
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
@@ -171,6 +215,88 @@ void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
             pthread_cond_wait(&p->done, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx) {
+    DPT_ASSERT(units >= 0 && fn);
+    if (!p || p->threads == 1 || units <= 1) {
+        for (int64_t u = 0; u < units; u++)
+            fn(ctx, u, 0);
+        return;
+    }
+    p->fn = fn;
+    p->share_fn = NULL;
+    p->ctx = ctx;
+    p->units = units;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    run_job(p);
+}
+
+/* The row of shares remembered for `kind` (equal shares when it is new), or NULL when the table
+ * is full. */
+static double *shares_of(dpt_pool *p, const void *kind) {
+    const int T = p->threads;
+    const size_t h = ((uintptr_t)kind >> 4) * 0x9E3779B97F4A7C15u >> 58; /* 6 bits: KINDS */
+    for (size_t k = 0; k < KINDS; k++) {
+        const size_t i = (h + k) % KINDS;
+        if (p->kind[i] == kind)
+            return p->share + i * (size_t)T;
+        if (!p->kind[i]) {
+            p->kind[i] = kind;
+            for (int t = 0; t < T; t++)
+                p->share[i * (size_t)T + (size_t)t] = 1.0 / T;
+            return p->share + i * (size_t)T;
+        }
+    }
+    return NULL;
+}
+
+/* Moves each thread's share towards its speed on the job just run (blocks per second, as a
+ * fraction of all threads' speeds). Skipped when a piece was empty or too short to time. */
+static void learn_shares(dpt_pool *p, double *share) {
+    const int T = p->threads;
+    double speed_sum = 0;
+    for (int t = 0; t < T; t++) {
+        if (p->seconds[t] < MIN_TIMED_SECONDS)
+            return;
+        speed_sum += (double)(p->cut[t + 1] - p->cut[t]) / p->seconds[t];
+    }
+    double sum = 0;
+    for (int t = 0; t < T; t++) {
+        const double asked = (double)(p->cut[t + 1] - p->cut[t]) / p->seconds[t] / speed_sum;
+        share[t] += SHARE_STEP * (asked - share[t]);
+        if (share[t] < SHARE_FLOOR / T)
+            share[t] = SHARE_FLOOR / T;
+        sum += share[t];
+    }
+    for (int t = 0; t < T; t++)
+        share[t] /= sum;
+}
+
+void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool_share_fn fn,
+                         void *ctx) {
+    DPT_ASSERT(blocks >= 0 && fn);
+    if (blocks == 0)
+        return;
+    if (!p || p->threads == 1) {
+        fn(ctx, 0, blocks, 0);
+        return;
+    }
+    const int T = p->threads;
+    double *share = shares_of(p, kind);
+    double before = 0;
+    p->cut[0] = 0;
+    for (int t = 0; t < T; t++) {
+        before += share ? share[t] : 1.0 / T;
+        const int64_t c = (int64_t)(before * (double)blocks + 0.5);
+        p->cut[t + 1] = t == T - 1 ? blocks : c < p->cut[t] ? p->cut[t] : c > blocks ? blocks : c;
+    }
+    p->fn = NULL;
+    p->share_fn = fn;
+    p->ctx = ctx;
+    run_job(p);
+    if (share)
+        learn_shares(p, share);
 }
 
 dpt_status dpt_pool_threads_from_env(int *threads) {

@@ -169,22 +169,56 @@ void dpt__bn_fill_table(dpt__kernel_table *t, dpt__isa isa) {
 /* ---- entry points -----------------------------------------------------------------------------
  */
 
-/* s1, s2: (C), entries [c0, c1) written: per channel, the sums of its runs in n order; of x
- * (relu = -1), or of g and g*(x - mean) with g = dy masked by y when relu = 1. A channel's sum
- * does not depend on the range it is computed in. */
-static void channel_sums(double *s1, double *s2, const float *dy, const float *y, const float *x,
-                         const float *mean, int64_t N, int64_t C, int64_t S, int relu, int64_t c0,
-                         int64_t c1) {
-    DPT_ASSERT(N >= 0 && C >= 1 && S >= 1 && 0 <= c0 && c0 <= c1 && c1 <= C);
+/* The sums of the run at off: of x (relu = -1), or of g and g*(x - mean) with g = dy masked by y
+ * when relu = 1. */
+static dpt__bn_sums one_run(const dpt__kernel_table *kt, const float *dy, const float *y,
+                            const float *x, float mean, int64_t off, int64_t S, int relu) {
+    if (relu < 0)
+        return kt->bn_stats(x + off, S);
+    return kt->bn_grad_sums(relu, dy + off, y ? y + off : NULL, x + off, mean, S);
+}
+
+/* r1, r2: (N, C), entries of images [n0, n1) written: each run's sums, of x (relu = -1), or of g
+ * and g*(x - mean) with g = dy masked by y when relu = 1. */
+static void run_sums(double *r1, double *r2, const float *dy, const float *y, const float *x,
+                     const float *mean, int64_t n0, int64_t n1, int64_t C, int64_t S, int relu) {
+    DPT_ASSERT(0 <= n0 && n0 <= n1 && C >= 1 && S >= 1);
     const dpt__kernel_table *kt = dpt__kernels();
-    for (int64_t c = c0; c < c1; c++)
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t off = (n * C + c) * S;
+            const dpt__bn_sums t = one_run(kt, dy, y, x, mean ? mean[c] : 0.0f, off, S, relu);
+            r1[n * C + c] = t.s1;
+            r2[n * C + c] = t.s2;
+        }
+}
+
+void dpt_bn_add_runs(double *s1, double *s2, const double *r1, const double *r2,
+                     const float *invstd, int64_t N, int64_t C) {
+    DPT_ASSERT(N >= 0 && C >= 1);
+    for (int64_t c = 0; c < C; c++)
         s1[c] = s2[c] = 0.0;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t c = c0; c < c1; c++) {
+        for (int64_t c = 0; c < C; c++) {
+            s1[c] += r1[n * C + c];
+            s2[c] += r2[n * C + c];
+        }
+    if (invstd)
+        for (int64_t c = 0; c < C; c++)
+            s2[c] *= invstd[c];
+}
+
+/* s1, s2: (C) written: per channel, the sums of its runs (one_run) in n order. */
+static void channel_sums(double *s1, double *s2, const float *dy, const float *y, const float *x,
+                         const float *mean, int64_t N, int64_t C, int64_t S, int relu) {
+    DPT_ASSERT(N >= 0 && C >= 1 && S >= 1);
+    const dpt__kernel_table *kt = dpt__kernels();
+    for (int64_t c = 0; c < C; c++)
+        s1[c] = s2[c] = 0.0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
             const int64_t off = (n * C + c) * S;
-            const dpt__bn_sums t = relu < 0 ? kt->bn_stats(x + off, S)
-                                            : kt->bn_grad_sums(relu, dy + off, y ? y + off : NULL,
-                                                               x + off, mean[c], S);
+            const dpt__bn_sums t = one_run(kt, dy, y, x, mean ? mean[c] : 0.0f, off, S, relu);
             s1[c] += t.s1;
             s2[c] += t.s2;
         }
@@ -192,12 +226,12 @@ static void channel_sums(double *s1, double *s2, const float *dy, const float *y
 
 /* x: (N, C, S)  sum, sumsq: (C), written. */
 void dpt_bn_stats(double *sum, double *sumsq, const float *x, int64_t N, int64_t C, int64_t S) {
-    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1, 0, C);
+    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1);
 }
 
-void dpt_bn_stats_channels(double *sum, double *sumsq, const float *x, int64_t N, int64_t C,
-                           int64_t S, int64_t c0, int64_t c1) {
-    channel_sums(sum, sumsq, NULL, NULL, x, NULL, N, C, S, -1, c0, c1);
+void dpt_bn_stats_runs(double *r1, double *r2, const float *x, int64_t n0, int64_t n1, int64_t C,
+                       int64_t S) {
+    run_sums(r1, r2, NULL, NULL, x, NULL, n0, n1, C, S, -1);
 }
 
 /* sum, sumsq: (C) over m elements per channel  mean, invstd: (C) float  var: (C) double (biased;
@@ -265,30 +299,29 @@ void dpt_bn_eval_invstd(float *invstd, const float *running_var, int64_t C, doub
 
 static void backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *y,
                           const float *x, const float *mean, const float *invstd, int64_t N,
-                          int64_t C, int64_t S, int relu, int64_t c0, int64_t c1) {
-    channel_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, N, C, S, relu, c0, c1);
-    for (int64_t c = c0; c < c1; c++)
+                          int64_t C, int64_t S, int relu) {
+    channel_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, N, C, S, relu);
+    for (int64_t c = 0; c < C; c++)
         dgamma_sum[c] *= invstd[c];
 }
 
-void dpt_bn_backward_sums_channels(double *dbeta_sum, double *dgamma_sum, const float *dy,
-                                   const float *y, const float *x, const float *mean,
-                                   const float *invstd, int64_t N, int64_t C, int64_t S,
-                                   int64_t c0, int64_t c1) {
-    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, y ? 1 : 0, c0, c1);
+void dpt_bn_backward_sums_runs(double *r1, double *r2, const float *dy, const float *y,
+                               const float *x, const float *mean, int64_t n0, int64_t n1,
+                               int64_t C, int64_t S) {
+    run_sums(r1, r2, dy, y, x, mean, n0, n1, C, S, y ? 1 : 0);
 }
 
 /* dy, x: (N, C, S)  mean, invstd: (C)  dbeta_sum, dgamma_sum: (C), written.
  * xhat = (x - mean)*invstd with the same float mean/invstd as the forward pass. */
 void dpt_bn_backward_sums(double *dbeta_sum, double *dgamma_sum, const float *dy, const float *x,
                           const float *mean, const float *invstd, int64_t N, int64_t C, int64_t S) {
-    backward_sums(dbeta_sum, dgamma_sum, dy, NULL, x, mean, invstd, N, C, S, 0, 0, C);
+    backward_sums(dbeta_sum, dgamma_sum, dy, NULL, x, mean, invstd, N, C, S, 0);
 }
 
 void dpt_bn_backward_sums_relu(double *dbeta_sum, double *dgamma_sum, const float *dy,
                                const float *y, const float *x, const float *mean,
                                const float *invstd, int64_t N, int64_t C, int64_t S) {
-    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, 1, 0, C);
+    backward_sums(dbeta_sum, dgamma_sum, dy, y, x, mean, invstd, N, C, S, 1);
 }
 
 /* The coefficients of dx = a*(g - b - k*(x - mean)) for channel c, formed in double. */

@@ -126,6 +126,7 @@ struct dpt__layer {
         struct {
             double eps, momentum;
             int64_t C, S, chunks; /* chunks: sub-batches of the largest batch */
+            int64_t rows;         /* the largest batch */
             int fused_relu;       /* the next layer is a ReLU run here (it is a view) */
         } bn;
         struct {
@@ -142,13 +143,14 @@ struct dpt__layer {
 
 /* ---- threads (model.c) ---------------------------------------------------------------------------
  * Two ways to cut a pass, both giving every thread count T the same bits:
- * - dpt__parallel_split: [0, count) in one contiguous piece per thread (T = 1: one call over
- *   everything, exactly the single-threaded pass). Only for passes whose items (images, channels,
- *   elements) are computed independently, with the same operations whatever range an item is
- *   computed in: forward and backward-data passes, per-channel sums.
+ * - one share per thread (dpt__parallel_split, dpt__parallel_images, dpt__parallel_image_blocks;
+ *   T = 1: one call over everything, exactly the single-threaded pass), sized by the threads'
+ *   measured speeds. Only for passes whose items (images, channels, elements) are computed
+ *   independently, with the same operations wherever the cuts fall: forward and backward-data
+ *   passes, per-channel sums, blocks whose partials are summed in block order.
  * - dpt__parallel: fixed blocks of `block` items whose boundaries depend on the batch and the
- *   layer, never on T. For reductions across items (a weight gradient over images): each block
- *   gets a partial, and the partials are added in block order. */
+ *   layer, never on T, claimed by free threads. For GEMMs, whose rounding of a row may depend
+ *   on the rows beside it. */
 #define DPT__UNIT_IMAGES 16 /* images per block of a conv weight gradient */
 #define DPT__SPLIT_ALIGN 64   /* elementwise ranges start at multiples of this (whole vectors) */
 
@@ -156,11 +158,17 @@ struct dpt__layer {
  * [0, count) (the last one shorter), on the model's threads; returns when all are done. */
 typedef void (*dpt__range_fn)(void *ctx, int64_t start, int64_t len, int thread);
 void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_fn fn, void *ctx);
-/* Calls fn(ctx, start, len, t) for contiguous pieces covering [0, count), each starting at a
- * multiple of `align`, t the thread that runs the piece; one call over everything with one
- * thread. */
+/* Calls fn(ctx, start, len, t) for contiguous pieces covering [0, count), one per thread t, each
+ * starting at a multiple of `align`; shares learnt per fn. */
 void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
                          void *ctx);
+/* The same over the r->n images' items, [0, r->n * per), cut where every per-image pass of the
+ * run cuts (moved down to multiples of align): each thread keeps its images from layer to layer. */
+void dpt__parallel_images(const dpt__run *r, int64_t per, int64_t align, dpt__range_fn fn,
+                          void *ctx);
+/* fn(ctx, b0, nb, t): blocks [b0, b0 + nb) of [0, blocks), blocks of consecutive images, cut in
+ * the proportions of the images' cut. */
+void dpt__parallel_image_blocks(const dpt__run *r, int64_t blocks, dpt__range_fn fn, void *ctx);
 /* Scratch of thread t (r->work_floats floats). */
 float *dpt__work(const dpt__run *r, int thread);
 

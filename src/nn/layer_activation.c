@@ -66,7 +66,7 @@ static void backward_block(void *ctx, int64_t e0, int64_t n, int t) {
 
 static dpt_status act_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     act_job j = {.l = l, .out = y, .in = x};
-    dpt__parallel_split(r, r->n * dpt_shape_count(&l->in), DPT__SPLIT_ALIGN, forward_block, &j);
+    dpt__parallel_images(r, dpt_shape_count(&l->in), DPT__SPLIT_ALIGN, forward_block, &j);
     return DPT_OK;
 }
 
@@ -75,7 +75,7 @@ static dpt_status act_backward(dpt__layer *l, const dpt__run *r, float *dx, cons
     if (!dx)
         return DPT_OK;
     act_job j = {.l = l, .out = dx, .in = dy, .x = x, .y = y};
-    dpt__parallel_split(r, r->n * dpt_shape_count(&l->in), DPT__SPLIT_ALIGN, backward_block, &j);
+    dpt__parallel_images(r, dpt_shape_count(&l->in), DPT__SPLIT_ALIGN, backward_block, &j);
     return DPT_OK;
 }
 

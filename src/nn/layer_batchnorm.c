@@ -9,19 +9,22 @@
 #include "nn/layer.h"
 
 /* Views of l->state. Doubles: per-channel sums | sums of squares | element count, then the two
- * backward sums, the batch variance, and each chunk's element count. Floats: each chunk's mean and
- * invstd (chunk 0's invstd holds the eval-mode one after an eval forward). */
+ * backward sums, the batch variance, each chunk's element count, and the runs' two sums (one run:
+ * one image's one channel) of the largest chunk. Floats: each chunk's mean and invstd (chunk 0's
+ * invstd holds the eval-mode one after an eval forward). */
 typedef struct {
     double *sums;  /* 2C + 1: sum, sumsq, m */
     double *dsums; /* 2C: dbeta_sum, dgamma_sum */
     double *var;   /* C */
     double *m;     /* chunks */
+    double *runs;  /* 2 * rows * C: first sums | second sums, (rows, C) each */
     float *mean;   /* chunks * C */
     float *invstd; /* chunks * C */
 } bn_state;
 
-static size_t state_bytes(int64_t C, int64_t chunks) {
-    return (size_t)(6 * C + 1 + chunks) * sizeof(double) + (size_t)(2 * chunks * C) * sizeof(float);
+static size_t state_bytes(int64_t C, int64_t chunks, int64_t rows) {
+    return (size_t)(6 * C + 1 + chunks + 2 * rows * C) * sizeof(double) +
+           (size_t)(2 * chunks * C) * sizeof(float);
 }
 
 static bn_state state_of(const dpt__layer *l) {
@@ -31,7 +34,8 @@ static bn_state state_of(const dpt__layer *l) {
     s.dsums = s.sums + 2 * C + 1;
     s.var = s.dsums + 2 * C;
     s.m = s.var + C;
-    s.mean = (float *)(s.m + chunks);
+    s.runs = s.m + chunks;
+    s.mean = (float *)(s.runs + 2 * l->u.bn.rows * C);
     s.invstd = s.mean + chunks * C;
     return s;
 }
@@ -61,13 +65,14 @@ static dpt_status bn_infer(dpt__layer *l, const dpt__build *b) {
     l->u.bn.C = C;
     l->u.bn.S = dpt_shape_count(&l->in) / C;
     l->u.bn.chunks = b->bn_ghost > 0 ? (b->max_batch + b->bn_ghost - 1) / b->bn_ghost : 1;
+    l->u.bn.rows = b->max_batch; /* an eval-mode backward sums the whole batch */
     l->out = l->in;
     snprintf(l->kind, sizeof l->kind, "batchnorm%dd", dims);
     dpt__layer_add_param(l, "weight", DPT_PARAM_NORM, 1, &C);
     dpt__layer_add_param(l, "bias", DPT_PARAM_NORM, 1, &C);
     dpt__layer_add_buffer(l, "running_mean", 1, &C);
     dpt__layer_add_buffer(l, "running_var", 1, &C);
-    l->state_bytes = state_bytes(C, l->u.bn.chunks);
+    l->state_bytes = state_bytes(C, l->u.bn.chunks, l->u.bn.rows);
     l->backward_in_place = 1; /* each chunk's sums are taken before its dx is written */
     l->flops = 4.0 * (double)dpt_shape_count(&l->in);
     return DPT_OK;
@@ -87,12 +92,13 @@ static int64_t chunk_rows(const dpt__run *r) {
     return r->bn_ghost > 0 ? r->bn_ghost : r->n;
 }
 
-/* Threads split the per-channel sums by channel (each sum keeps its order over images) and the
- * elementwise passes by shares of the images; the moments and the reducer run on the caller. */
+/* Threads split every pass by images: the per-channel sums as each run's sums, added in image
+ * order on the caller (dpt_bn_add_runs: N adds per channel), so that a thread reads only the
+ * images it wrote. The moments and the reducer run on the caller. */
 typedef struct {
     dpt__layer *l;
-    double *s1, *s2;
-    float *out; /* y or dx */
+    double *r1, *r2; /* the runs' sums, (n, C) each */
+    float *out;      /* y or dx */
     const float *x, *dy, *y;
     const float *mean, *invstd;
     const double *dsums;
@@ -100,18 +106,17 @@ typedef struct {
     int eval;     /* backward: the eval-mode affine map */
 } bn_job;
 
-static void stats_channels(void *ctx, int64_t c0, int64_t nc, int t) {
+static void stats_rows(void *ctx, int64_t n0, int64_t n, int t) {
     (void)t;
     const bn_job *j = ctx;
-    dpt_bn_stats_channels(j->s1, j->s2, j->x, j->n, j->l->u.bn.C, j->l->u.bn.S, c0, c0 + nc);
+    dpt_bn_stats_runs(j->r1, j->r2, j->x, n0, n0 + n, j->l->u.bn.C, j->l->u.bn.S);
 }
 
-static void grad_sums_channels(void *ctx, int64_t c0, int64_t nc, int t) {
+static void grad_sums_rows(void *ctx, int64_t n0, int64_t n, int t) {
     (void)t;
     const bn_job *j = ctx;
-    dpt_bn_backward_sums_channels(j->s1, j->s2, j->dy, j->l->u.bn.fused_relu ? j->y : NULL, j->x,
-                                  j->mean, j->invstd, j->n, j->l->u.bn.C, j->l->u.bn.S, c0,
-                                  c0 + nc);
+    dpt_bn_backward_sums_runs(j->r1, j->r2, j->dy, j->l->u.bn.fused_relu ? j->y : NULL, j->x,
+                              j->mean, n0, n0 + n, j->l->u.bn.C, j->l->u.bn.S);
 }
 
 static void apply_rows(void *ctx, int64_t n0, int64_t n, int t) {
@@ -146,6 +151,15 @@ static void grad_rows(void *ctx, int64_t n0, int64_t n, int t) {
     }
 }
 
+/* The rows of one chunk: the whole batch is cut as every per-image pass cuts it; a ghost batch,
+ * a part of it, is cut on its own. */
+static void rows_parallel(const dpt__run *r, int64_t nk, dpt__range_fn fn, bn_job *j) {
+    if (nk == r->n)
+        dpt__parallel_images(r, 1, 1, fn, j);
+    else
+        dpt__parallel_split(r, nk, 1, fn, j);
+}
+
 static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
     float *rmean = l->buffer[0].v, *rvar = l->buffer[1].v;
@@ -153,7 +167,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
     if (!r->training) {
         dpt_bn_eval_invstd(s.invstd, rvar, C, l->u.bn.eps);
         bn_job j = {.l = l, .out = y, .x = x, .mean = rmean, .invstd = s.invstd};
-        dpt__parallel_split(r, r->n, 1, apply_rows, &j);
+        dpt__parallel_images(r, 1, 1, apply_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
@@ -161,9 +175,10 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         const int64_t nk = r->n - n0 < G ? r->n - n0 : G;
         const float *xk = x + n0 * C * S;
         float *mean = s.mean + k * C, *invstd = s.invstd + k * C;
-        bn_job j = {.l = l, .s1 = s.sums, .s2 = s.sums + C, .out = y + n0 * C * S, .x = xk,
+        bn_job j = {.l = l, .r1 = s.runs, .r2 = s.runs + nk * C, .out = y + n0 * C * S, .x = xk,
                     .mean = mean, .invstd = invstd, .n = nk};
-        dpt__parallel_split(r, C, 1, stats_channels, &j);
+        rows_parallel(r, nk, stats_rows, &j);
+        dpt_bn_add_runs(s.sums, s.sums + C, j.r1, j.r2, NULL, nk, C);
         s.sums[2 * C] = (double)(nk * S);
         if (r->bn_ghost == 0 && r->reduce) {
             dpt_status st = r->reduce(r->reduce_ctx, s.sums, 2 * C + 1);
@@ -179,7 +194,7 @@ static dpt_status bn_forward(dpt__layer *l, const dpt__run *r, float *y, const f
         s.m[k] = (double)m;
         dpt_bn_moments(mean, invstd, s.var, s.sums, s.sums + C, m, C, l->u.bn.eps);
         dpt_bn_update_running(rmean, rvar, mean, s.var, m, C, l->u.bn.momentum);
-        dpt__parallel_split(r, nk, 1, apply_rows, &j);
+        rows_parallel(r, nk, apply_rows, &j);
     }
     return DPT_OK;
 }
@@ -198,21 +213,23 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
     const int64_t C = l->u.bn.C, S = l->u.bn.S;
     bn_state s = state_of(l);
     if (!r->training) {
-        bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx, .x = x, .dy = dy, .y = y,
+        bn_job j = {.l = l, .r1 = s.runs, .r2 = s.runs + r->n * C, .out = dx, .x = x, .dy = dy, .y = y,
                     .mean = l->buffer[0].v, .invstd = s.invstd, .n = r->n, .eval = 1};
-        dpt__parallel_split(r, C, 1, grad_sums_channels, &j);
+        dpt__parallel_images(r, 1, 1, grad_sums_rows, &j);
+        dpt_bn_add_runs(s.dsums, s.dsums + C, j.r1, j.r2, j.invstd, r->n, C);
         accumulate_param_grads(l, s.dsums);
         if (dx)
-            dpt__parallel_split(r, r->n, 1, grad_rows, &j);
+            dpt__parallel_images(r, 1, 1, grad_rows, &j);
         return DPT_OK;
     }
     const int64_t G = chunk_rows(r);
     for (int64_t k = 0, n0 = 0; n0 < r->n; k++, n0 += G) {
         const int64_t nk = r->n - n0 < G ? r->n - n0 : G, off = n0 * C * S;
-        bn_job j = {.l = l, .s1 = s.dsums, .s2 = s.dsums + C, .out = dx ? dx + off : NULL,
+        bn_job j = {.l = l, .r1 = s.runs, .r2 = s.runs + nk * C, .out = dx ? dx + off : NULL,
                     .x = x + off, .dy = dy + off, .y = y + off, .mean = s.mean + k * C,
                     .invstd = s.invstd + k * C, .dsums = s.dsums, .n = nk, .m = (int64_t)s.m[k]};
-        dpt__parallel_split(r, C, 1, grad_sums_channels, &j);
+        rows_parallel(r, nk, grad_sums_rows, &j);
+        dpt_bn_add_runs(s.dsums, s.dsums + C, j.r1, j.r2, j.invstd, nk, C);
         accumulate_param_grads(l, s.dsums);
         if (!dx)
             continue;
@@ -221,7 +238,7 @@ static dpt_status bn_backward(dpt__layer *l, const dpt__run *r, float *dx, const
             if (st != DPT_OK)
                 return st;
         }
-        dpt__parallel_split(r, nk, 1, grad_rows, &j);
+        rows_parallel(r, nk, grad_rows, &j);
     }
     return DPT_OK;
 }

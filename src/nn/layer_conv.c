@@ -78,7 +78,7 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     dpt_conv_geom one = *g, unit = *g, share = *g;
     one.N = 1;
     unit.N = g->N < DPT__UNIT_IMAGES ? g->N : DPT__UNIT_IMAGES;
-    share.N = (g->N + b->threads - 1) / b->threads;
+    share.N = g->N; /* a thread's share follows its speed: up to the whole batch */
     l->flops = dpt_conv_flops(&one);
     /* A thread's kernel sees its share of the batch (forward, backward-data) or one block of a
      * weight gradient. One sample is asked about too, so that the maximum covers every count
@@ -151,6 +151,11 @@ static void backward_weight_unit(void *ctx, int64_t i, int t) {
                                 dpt__work(j->r, t));
 }
 
+static void backward_weight_blocks(void *ctx, int64_t i0, int64_t n, int t) {
+    for (int64_t i = i0; i < i0 + n; i++)
+        backward_weight_unit(ctx, i, t);
+}
+
 typedef struct {
     const conv_job *job;
     int64_t first, count; /* partials 0..count-1 of the round, first: the first one to add */
@@ -181,7 +186,7 @@ static conv_job job_of(dpt__layer *l, const dpt__run *r, float *out, const float
 static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     DPT_ASSERT(l->work_floats <= r->work_floats);
     conv_job j = job_of(l, r, y, x);
-    dpt__parallel_split(r, r->n, 1, forward_share, &j);
+    dpt__parallel_images(r, 1, 1, forward_share, &j);
     return DPT_OK;
 }
 
@@ -200,14 +205,14 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     for (int64_t first = 0; first < units; first += round) {
         const int64_t k = units - first < round ? units - first : round;
         j.first_unit = first;
-        dpt_pool_run(r->pool, k, backward_weight_unit, &j);
+        dpt__parallel_image_blocks(r, k, backward_weight_blocks, &j);
         reduce_job rj = {.job = &j, .first = first == 0 ? 1 : 0, .count = k};
         if (rj.first < rj.count)
             dpt__parallel_split(r, count, DPT__SPLIT_ALIGN, reduce_block, &rj);
     }
     if (dx) {
         conv_job d = job_of(l, r, dx, dy);
-        dpt__parallel_split(r, r->n, 1, backward_data_share, &d);
+        dpt__parallel_images(r, 1, 1, backward_data_share, &d);
     }
     return DPT_OK;
 }

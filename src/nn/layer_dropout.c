@@ -69,7 +69,7 @@ static dpt_status dropout_forward(dpt__layer *l, const dpt__run *r, float *y, co
     }
     DPT_ASSERT(r->rng); /* the contract: rng may be NULL only for models without dropout */
     drop_job j = {.l = l, .r = r, .out = y, .in = x};
-    dpt__parallel_split(r, r->n, 1, forward_rows, &j);
+    dpt__parallel_images(r, 1, 1, forward_rows, &j);
     return DPT_OK;
 }
 
@@ -85,7 +85,7 @@ static dpt_status dropout_backward(dpt__layer *l, const dpt__run *r, float *dx, 
         return DPT_OK;
     }
     drop_job j = {.l = l, .r = r, .out = dx, .in = dy};
-    dpt__parallel_split(r, count, DPT__SPLIT_ALIGN, backward_block, &j);
+    dpt__parallel_images(r, dpt_shape_count(&l->in), DPT__SPLIT_ALIGN, backward_block, &j);
     return DPT_OK;
 }
 

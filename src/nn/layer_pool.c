@@ -135,7 +135,7 @@ static void backward_share(void *ctx, int64_t n0, int64_t n, int t) {
 
 static dpt_status pool_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     pool_job j = {.l = l, .out = y, .in = x};
-    dpt__parallel_split(r, r->n, 1, forward_share, &j);
+    dpt__parallel_images(r, 1, 1, forward_share, &j);
     return DPT_OK;
 }
 
@@ -145,7 +145,7 @@ static dpt_status pool_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     if (!dx)
         return DPT_OK;
     pool_job j = {.l = l, .out = dx, .in = dy};
-    dpt__parallel_split(r, r->n, 1, backward_share, &j);
+    dpt__parallel_images(r, 1, 1, backward_share, &j);
     return DPT_OK;
 }
 

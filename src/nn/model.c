@@ -121,36 +121,53 @@ void dpt__parallel(const dpt__run *r, int64_t count, int64_t block, dpt__range_f
 typedef struct {
     dpt__range_fn fn;
     void *ctx;
-    int64_t count, align, pieces;
+    int64_t count, align; /* [0, count) in pieces starting at multiples of align */
+    int64_t per;          /* per-image passes: items per image, the pool's blocks being images */
 } split_job;
 
-/* Piece k of P: [k*A/P, (k+1)*A/P) aligned blocks, A = the count of aligned blocks. */
-static void split_piece(void *ctx, int64_t k, int thread) {
+/* Aligned blocks [b0, b1) as items. */
+static void split_share(void *ctx, int64_t b0, int64_t b1, int thread) {
     const split_job *j = ctx;
-    const int64_t blocks = (j->count + j->align - 1) / j->align;
-    const int64_t b0 = blocks * k / j->pieces, b1 = blocks * (k + 1) / j->pieces;
     const int64_t start = b0 * j->align, end = b1 * j->align < j->count ? b1 * j->align : j->count;
+    j->fn(j->ctx, start, end - start, thread);
+}
+
+/* Images [i0, i1) as items, each end moved down to a multiple of align (the last one is count). */
+static void images_share(void *ctx, int64_t i0, int64_t i1, int thread) {
+    const split_job *j = ctx;
+    const int64_t start = i0 * j->per / j->align * j->align;
+    const int64_t end = i1 * j->per >= j->count ? j->count : i1 * j->per / j->align * j->align;
     if (end > start)
         j->fn(j->ctx, start, end - start, thread);
 }
 
+/* The kind under which the pool learns the threads' shares of the images. */
+static const char images_kind;
+
+/* One share per thread, sized by the pool from the threads' speeds on earlier calls: the two
+ * cores of a shared machine can differ by a quarter. Finer pieces claimed by free threads would
+ * balance too, but every kernel call pays fixed costs (Winograd's weight transform, partial tile
+ * blocks): fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread. */
 void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
                          void *ctx) {
     DPT_ASSERT(count >= 0 && align >= 1);
-    const int64_t T = dpt_pool_threads(r->pool);
-    if (count == 0)
-        return;
-    if (T == 1) {
-        fn(ctx, 0, count, 0);
-        return;
-    }
-    /* One piece per thread. More would let a thread on a faster core take more of them, but
-     * every kernel call pays fixed costs (Winograd's weight transform, partial tile blocks):
-     * fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread. */
-    const int64_t blocks = (count + align - 1) / align;
-    split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align,
-                   .pieces = blocks < T ? blocks : T};
-    dpt_pool_run(r->pool, j.pieces, split_piece, &j);
+    split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align};
+    dpt_pool_run_shares(r->pool, (const void *)fn, (count + align - 1) / align, split_share, &j);
+}
+
+/* Every per-image pass cuts the batch where the others do, so that the images a thread works on
+ * stay in its core's caches from layer to layer: data another core wrote reads at half the speed
+ * (a 4 MB activation on this machine's two cores: 33 against 60 GB/s). */
+void dpt__parallel_images(const dpt__run *r, int64_t per, int64_t align, dpt__range_fn fn,
+                          void *ctx) {
+    DPT_ASSERT(per >= 1 && align >= 1);
+    split_job j = {.fn = fn, .ctx = ctx, .count = r->n * per, .align = align, .per = per};
+    dpt_pool_run_shares(r->pool, &images_kind, r->n, images_share, &j);
+}
+
+void dpt__parallel_image_blocks(const dpt__run *r, int64_t blocks, dpt__range_fn fn, void *ctx) {
+    split_job j = {.fn = fn, .ctx = ctx, .count = blocks, .align = 1};
+    dpt_pool_run_shares(r->pool, &images_kind, blocks, split_share, &j);
 }
 
 float *dpt__work(const dpt__run *r, int thread) {

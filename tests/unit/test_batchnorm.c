@@ -243,6 +243,46 @@ static void test_bn_split_batch_equals_whole(void **state) {
     bn_case_free(c);
 }
 
+/* The two-step sums threads use (each run's sums over pieces of the images, then the runs added
+ * in image order) give the one-call sums bit for bit, wherever the pieces are cut; the eval-mode
+ * scaling by invstd included. */
+static void test_bn_run_sums_equal_one_call(void **state) {
+    (void)state;
+    struct bn_case *c = bn_case_new(7, 3, 29, 700);
+    const int64_t N = c->N, C = c->C, S = c->S;
+    double s[3], q[3], db[3], dg[3], dbr[3], dgr[3], s2[3], q2[3], r1[7 * 3], r2[7 * 3];
+    float mean[3], invstd[3], *yr = malloc((size_t)c->n * sizeof *yr);
+    assert_non_null(yr);
+    dpt_bn_stats(s, q, c->x, N, C, S);
+    dpt_bn_moments(mean, invstd, NULL, s, q, c->m, C, EPS);
+    dpt_bn_apply_relu(yr, c->x, mean, invstd, c->gamma, c->beta, N, C, S);
+    dpt_bn_backward_sums(db, dg, c->dy, c->x, mean, invstd, N, C, S);
+    dpt_bn_backward_sums_relu(dbr, dgr, c->dy, yr, c->x, mean, invstd, N, C, S);
+    static const int64_t cuts[][3] = {{0, 7, 7}, {0, 3, 7}, {1, 2, 7}, {5, 6, 7}};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        const int64_t a = cuts[k][0], b = cuts[k][1];
+        memset(r1, 0xff, sizeof r1), memset(r2, 0xff, sizeof r2); /* NaN: every run written */
+        dpt_bn_stats_runs(r1, r2, c->x, b, N, C, S);
+        dpt_bn_stats_runs(r1, r2, c->x, 0, a, C, S);
+        dpt_bn_stats_runs(r1, r2, c->x, a, b, C, S);
+        dpt_bn_add_runs(s2, q2, r1, r2, NULL, N, C);
+        assert_memory_equal(s2, s, sizeof s);
+        assert_memory_equal(q2, q, sizeof q);
+        for (int relu = 0; relu <= 1; relu++) {
+            memset(r1, 0xff, sizeof r1), memset(r2, 0xff, sizeof r2);
+            const float *y = relu ? yr : NULL;
+            dpt_bn_backward_sums_runs(r1, r2, c->dy, y, c->x, mean, a, b, C, S);
+            dpt_bn_backward_sums_runs(r1, r2, c->dy, y, c->x, mean, 0, a, C, S);
+            dpt_bn_backward_sums_runs(r1, r2, c->dy, y, c->x, mean, b, N, C, S);
+            dpt_bn_add_runs(s2, q2, r1, r2, invstd, N, C);
+            assert_memory_equal(s2, relu ? dbr : db, sizeof s);
+            assert_memory_equal(q2, relu ? dgr : dg, sizeof q);
+        }
+    }
+    free(yr);
+    bn_case_free(c);
+}
+
 /* A constant channel has variance 0 (clamped, never negative from rounding): invstd is
  * 1/sqrt(eps) and y = beta. */
 static void test_bn_constant_channel(void **state) {
@@ -398,6 +438,7 @@ int main(void) {
         cmocka_unit_test(test_bn_training_matches_formula_and_fd),
         cmocka_unit_test(test_bn_eval_matches_formula),
         cmocka_unit_test(test_bn_split_batch_equals_whole),
+        cmocka_unit_test(test_bn_run_sums_equal_one_call),
         cmocka_unit_test(test_bn_constant_channel),
         cmocka_unit_test(test_bn_every_path_same_bits),
         cmocka_unit_test(test_bn_stats_large_mean),

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -69,6 +70,101 @@ static void test_pool_runs_every_unit_once(void **state) {
     assert_null(pool);
     assert_int_equal(dpt_pool_create(&pool, DPT_POOL_MAX_THREADS + 1), DPT_EINVAL);
     dpt_pool_destroy(NULL);
+}
+
+/* Share jobs: every block once, each thread one contiguous run of them, runs in thread order. */
+typedef struct {
+    int64_t blocks;
+    int *ran;     /* per block: times run */
+    int *thread;  /* per block: the thread that ran it */
+    int *calls;   /* per thread: calls */
+    double *cost; /* per thread: virtual seconds per block (NULL: no virtual clock) */
+} share_probe;
+
+static _Thread_local double virtual_seconds;
+
+static double virtual_clock(int thread) {
+    (void)thread;
+    return virtual_seconds;
+}
+
+static void probe_share(void *ctx, int64_t b0, int64_t b1, int t) {
+    share_probe *p = ctx;
+    assert_true(0 <= b0 && b0 < b1 && b1 <= p->blocks);
+    p->calls[t]++;
+    for (int64_t b = b0; b < b1; b++) {
+        p->ran[b]++;
+        p->thread[b] = t;
+    }
+    if (p->cost)
+        virtual_seconds += (double)(b1 - b0) * p->cost[t];
+}
+
+static void test_pool_shares_cover_in_thread_order(void **state) {
+    (void)state;
+    for (int T = 1; T <= 4; T++) {
+        dpt_pool *pool = NULL;
+        assert_int_equal(dpt_pool_create(&pool, T), DPT_OK);
+        for (int64_t blocks = 0; blocks <= 17; blocks++)
+            for (int rep = 0; rep < 30; rep++) {
+                int ran[17] = {0}, thread[17] = {0}, calls[4] = {0};
+                share_probe p = {blocks, ran, thread, calls, NULL};
+                dpt_pool_run_shares(pool, &p, blocks, probe_share, &p);
+                for (int64_t b = 0; b < blocks; b++) {
+                    assert_int_equal(ran[b], 1);
+                    assert_true(thread[b] >= 0 && thread[b] < T);
+                    if (b > 0)
+                        assert_true(thread[b] >= thread[b - 1]);
+                }
+                for (int t = 0; t < T; t++)
+                    assert_true(calls[t] <= 1);
+            }
+        dpt_pool_destroy(pool);
+    }
+}
+
+/* The cut after thread 0's share of 100 blocks of `kind`, after `jobs` jobs at these costs. */
+static int64_t cut_after(dpt_pool *pool, const void *kind, int jobs, double cost0, double cost1) {
+    int64_t cut = -1;
+    for (int k = 0; k < jobs; k++) {
+        int ran[100] = {0}, thread[100] = {0}, calls[2] = {0};
+        double cost[2] = {cost0, cost1};
+        share_probe p = {100, ran, thread, calls, cost};
+        dpt_pool_run_shares(pool, kind, 100, probe_share, &p);
+        cut = 0;
+        while (cut < 100 && thread[cut] == 0)
+            cut++;
+    }
+    return cut;
+}
+
+/* On a virtual clock: a thread three times slower gets a quarter of the blocks, learnt per kind;
+ * a thread that stalls keeps a few blocks (its speed stays measured) and wins its share back. */
+static void test_pool_shares_follow_speed(void **state) {
+    (void)state;
+    static const char kind_a, kind_b;
+    dpt_pool_set_clock(virtual_clock);
+    dpt_pool *pool = NULL;
+    assert_int_equal(dpt_pool_create(&pool, 2), DPT_OK);
+    assert_int_equal(cut_after(pool, &kind_a, 1, 1e-5, 3e-5), 50); /* a new kind: equal shares */
+    const int64_t learnt = cut_after(pool, &kind_a, 40, 1e-5, 3e-5);
+    assert_true(learnt >= 74 && learnt <= 76);
+    assert_int_equal(cut_after(pool, &kind_b, 1, 1e-5, 1e-5), 50); /* kinds do not mix */
+    const int64_t stalled = cut_after(pool, &kind_b, 40, 1e-5, 1.0);
+    assert_true(stalled >= 97 && stalled <= 98);
+    const int64_t recovered = cut_after(pool, &kind_b, 60, 1e-5, 1e-5);
+    assert_true(recovered >= 49 && recovered <= 51);
+    assert_int_equal(cut_after(pool, &kind_a, 1, 1e-5, 3e-5), learnt);
+    dpt_pool_destroy(pool);
+    dpt_pool_set_clock(NULL);
+}
+
+/* For the models below: thread t's times count 1 + 2t times over, so that the learnt shares cut
+ * the passes off the middle, at points that move from job to job. */
+static double skewed_clock(int thread) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (1.0 + 2.0 * thread) * ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
 }
 
 /* ---- whole models at 1, 2 and 3 threads ------------------------------------------------------- */
@@ -191,8 +287,11 @@ static void check_models(const dpt_conv_impl *impl, const char *label) {
                 continue; /* training batch norm needs two values per channel */
             model_result one, many;
             run_model(&one, &models[k], impl, 1, N);
-            for (int T = 2; T <= 3; T++) {
+            for (int run = 0; run < 4; run++) {
+                const int T = 2 + run % 2;
+                dpt_pool_set_clock(run >= 2 ? skewed_clock : NULL);
                 run_model(&many, &models[k], impl, T, N);
+                dpt_pool_set_clock(NULL);
                 assert_same("logits", many.logits, one.logits, one.n_out, label, T, N, (int)k);
                 assert_same("input gradient", many.dx, one.dx, one.n_in, label, T, N, (int)k);
                 assert_same("parameter gradients", many.grads, one.grads, one.n_params, label, T,
@@ -433,6 +532,8 @@ static void test_dense_layer_matches_naive(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_runs_every_unit_once),
+        cmocka_unit_test(test_pool_shares_cover_in_thread_order),
+        cmocka_unit_test(test_pool_shares_follow_speed),
         cmocka_unit_test(test_models_bit_identical_for_any_thread_count),
         cmocka_unit_test(test_conv_layer_matches_ref),
         cmocka_unit_test(test_conv_weight_gradient_rounds),
