@@ -576,7 +576,8 @@ static dpt_status print_model(const dpt_train_cfg *c, const dpt_group *g) {
                                         : dpt_shape_make(4, (int64_t[]){ds->C, ds->D, ds->H, ds->W});
         dpt_model_cfg mc = {.max_batch = dpt_train_model_rows(c, g->size),
                             .num_classes = ds->K,
-                            .seed = c->seed};
+                            .seed = c->seed,
+                            .threads = c->threads};
         st = dpt_model_create(&m, c->model, in, &mc);
     }
     if (st == DPT_OK && g->world_rank == 0) {

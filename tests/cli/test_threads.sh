@@ -9,6 +9,7 @@
 #    1 rank x 1 thread (DESIGN §6: bit-identical for any rank count; and for any thread count);
 #  - a run resumed at 2 threads from a 1-thread checkpoint equals the uninterrupted run;
 #  - a rank whose CPU affinity has fewer CPUs than --threads is warned about (taskset -c 0);
+#  - --print-model counts one workspace per thread;
 #  - bad values are refused with one line naming the option or the variable.
 . "$(dirname "$0")/common.sh"
 
@@ -67,6 +68,15 @@ same "resumed at 2 threads vs uninterrupted at 1" "$tmp/lenet5-t1" "$tmp/resume"
 # -- threads that would share one CPU (Open MPI's default binding for 2 or fewer ranks)
 check affinity-warning 0 "dptrain: warning: --threads 2, but 1 of 1 ranks may run on fewer CPUs" \
     taskset -c 0 "$dptrain" train "${common[@]}" --model lenet5 --max-steps 2 --threads 2
+
+# -- --print-model sizes the model a run at that thread count builds: a workspace per thread
+workspace() {
+    "$dptrain" train --data sample --model fmnist-cnn --batch 50 --threads "$1" --print-model |
+        grep -oE 'workspace [0-9.]+' | cut -d' ' -f2
+}
+ws1=$(workspace 1) ws3=$(workspace 3)
+if awk -v a="$ws1" -v b="$ws3" 'BEGIN { exit !(a > 0 && b >= 3 * a) }'; then ok=0; else ok=1; fi
+pass_if $ok "print-model: workspace at 3 threads ($ws3 MiB) >= 3x at 1 ($ws1 MiB)"
 
 # -- refused values: one line naming the option
 check threads-zero fail "^dptrain: error: (rank 0: )?--threads: 0 is out of range \[1, 1024\]" \
