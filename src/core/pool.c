@@ -284,13 +284,16 @@ void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool
     }
     const int T = p->threads;
     double *share = shares_of(p, kind);
+    /* Cuts at the rounded running sums of the shares, kept in order and inside [0, blocks]. */
     double before = 0;
     p->cut[0] = 0;
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < T - 1; t++) {
         before += share ? share[t] : 1.0 / T;
-        const int64_t c = (int64_t)(before * (double)blocks + 0.5);
-        p->cut[t + 1] = t == T - 1 ? blocks : c < p->cut[t] ? p->cut[t] : c > blocks ? blocks : c;
+        int64_t c = (int64_t)(before * (double)blocks + 0.5);
+        c = c < p->cut[t] ? p->cut[t] : c;
+        p->cut[t + 1] = c > blocks ? blocks : c;
     }
+    p->cut[T] = blocks;
     p->fn = NULL;
     p->share_fn = fn;
     p->ctx = ctx;
