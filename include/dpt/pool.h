@@ -7,9 +7,10 @@
  * ranges) and give every reduction one partial per unit, summed in unit order, so results are
  * bit-identical for any thread count.
  *
- * pthreads rather than OpenMP: the partition is ours, idle workers spin only briefly
- * before sleeping on a condition variable (libgomp's spinning would fight MPI progress and the
- * other ranks of an oversubscribed node), and ranks x threads stays an explicit count. */
+ * pthreads rather than OpenMP: the partition is ours, idle workers poll only briefly (yielding
+ * their core to anyone else runnable) before sleeping on a condition variable (libgomp's spinning
+ * would fight MPI progress and the other ranks of an oversubscribed node), and ranks x threads
+ * stays an explicit count. */
 #ifndef DPT_POOL_H
 #define DPT_POOL_H
 
