@@ -1,8 +1,9 @@
 /* The thread pool (core): T - 1 workers started once, woken per job by a generation counter.
  * A waiting thread polls briefly (jobs of one training step follow each other within
  * microseconds), yielding its core to anyone else runnable, and then sleeps on a condition
- * variable, so an idle pool costs no CPU while MPI waits or other ranks share the cores. Knows nothing about what the units compute; for share
- * jobs it keeps, per kind of job, each thread's share of the work, learnt from their times. */
+ * variable, so an idle pool costs no CPU while MPI waits or other ranks share the cores. Knows
+ * nothing about what the units compute; for share jobs it keeps, per kind of job, each thread's
+ * share of the work, learnt from their times. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <pthread.h>
@@ -305,8 +306,7 @@ void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool
         p->cut[t + 1] = c > blocks ? blocks : c;
     }
     p->cut[T] = blocks;
-    p->fn = NULL;
-    p->share_fn = fn;
+    p->share_fn = fn; /* selects share mode in run_units */
     p->ctx = ctx;
     run_job(p);
     if (share)

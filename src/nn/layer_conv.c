@@ -75,16 +75,16 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     dpt__layer_add_param(l, "weight", DPT_PARAM_WEIGHT, dims + 2, w);
     if (g->has_bias)
         dpt__layer_add_param(l, "bias", DPT_PARAM_BIAS, 1, &g->O);
-    dpt_conv_geom one = *g, unit = *g, share = *g;
+    dpt_conv_geom one = *g, unit = *g;
     one.N = 1;
     unit.N = g->N < DPT__UNIT_IMAGES ? g->N : DPT__UNIT_IMAGES;
-    share.N = g->N; /* a thread's share follows its speed: up to the whole batch */
     l->flops = dpt_conv_flops(&one);
-    /* A thread's kernel sees its share of the batch (forward, backward-data) or one block of a
-     * weight gradient. One sample is asked about too, so that the maximum covers every count
-     * whichever way an implementation's scratch scales with N. After the kernel's scratch: the
-     * thread's slots for blocks' partial weight and bias gradients. */
-    size_t wk = b->conv->workspace(&share);
+    /* A thread's kernel sees its share of the batch (forward, backward-data: up to the whole batch,
+     * since shares follow the threads' speeds) or one block of a weight gradient. One sample is
+     * asked about too, so that the maximum covers every count whichever way an implementation's
+     * scratch scales with N. After the kernel's scratch: the thread's slots for blocks' partial
+     * weight and bias gradients. */
+    size_t wk = b->conv->workspace(g);
     const size_t wu = b->conv->workspace(&unit), w1 = b->conv->workspace(&one);
     wk = wk > wu ? wk : wu;
     wk = wk > w1 ? wk : w1;
