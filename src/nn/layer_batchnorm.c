@@ -10,7 +10,7 @@
 
 /* Views of l->state. Doubles: per-channel sums | sums of squares | element count, then the two
  * backward sums, the batch variance, each chunk's element count, and the runs' two sums (one run:
- * one image's one channel) of the largest chunk. Floats: each chunk's mean and invstd (chunk 0's
+ * one image's one channel) of the largest batch. Floats: each chunk's mean and invstd (chunk 0's
  * invstd holds the eval-mode one after an eval forward). */
 typedef struct {
     double *sums;  /* 2C + 1: sum, sumsq, m */
