@@ -78,6 +78,7 @@ typedef struct {
 
 #define dpt__prefetch_init ISA_NAME(dpt__prefetch_init)
 #define dpt__channel_kernel ISA_NAME(dpt__channel_kernel)
+#define dpt__channel_kernel_two_rows ISA_NAME(dpt__channel_kernel_two_rows)
 #define dpt__row_kernel ISA_NAME(dpt__row_kernel)
 #define dpt__shifted_kernel ISA_NAME(dpt__shifted_kernel)
 
@@ -98,6 +99,14 @@ void dpt__prefetch_init(prefetch_stream *s, const float *a, int64_t na, const fl
 void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int NV, int64_t rs,
                          const float *a, const int32_t *a_off, int64_t K, const float *B,
                          int64_t ldb, int nch, prefetch_stream *ps);
+
+/* The same with NV = 1 and rs = 1 over two runs of `run` positions (run <= CHANNEL_TILE_MAX2),
+ * the first at a, the second at a + a_row, stored channel-major (nch > 0) as 2*run consecutive
+ * positions: a forward tile of two whole output rows. One weight load then feeds twice the
+ * FMAs, for layers whose rows are short and whose channels fill one vector (lenet5 conv2). */
+void dpt__channel_kernel_two_rows(float *out, int64_t ldo, const float *init, int run,
+                                  const float *a, int64_t a_row, const int32_t *a_off, int64_t K,
+                                  const float *B, int nch, prefetch_stream *ps);
 
 /* Row micro-kernel: y[o*yso + r*ysr + j] = bias[o] + sum_k w[o*K + k] * a[a_off[k] + r*asr + j]
  * for OB channels o x RB rows r x the positions j of WV vectors along a row (nlast valid lanes in

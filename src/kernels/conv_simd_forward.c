@@ -24,6 +24,12 @@ static int forward_by_shifted_rows(const conv_sizes *sz) {
  * tiles go to a channel-last buffer that is transposed once per image. */
 #define TILES_TO_OUTPUT (VL >= 16)
 
+/* Whether the channel blocking computes two whole output rows per tile
+ * (dpt__channel_kernel_two_rows): one channel vector, stride 1, rows that fit one tile each. */
+static int forward_two_rows(const conv_sizes *sz, int NV) {
+    return TILES_TO_OUTPUT && NV == 1 && sz->stride[2] == 1 && sz->out[2] <= CHANNEL_TILE_MAX2;
+}
+
 /* Positions per tile of the channel blocking for NV channel vectors. */
 static int forward_tile_max(int NV) {
     return NV == 2 ? CHANNEL_TILE_MAX2
@@ -81,9 +87,12 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
     const int64_t rs = sz->stride[2], ld = sz->OgPad, P = sz->out_plane;
     const int64_t pH = sz->padded[1], pW = sz->padded[2];
     int64_t calls = 0; /* micro-kernel calls per (image, group) */
-    for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL)
-        calls += sz->out[0] * sz->out[1] *
-                 tiles_count(sz->out[2], forward_tile_max(sz->Og - ob > VL ? 2 : 1));
+    for (int64_t ob = 0; ob < sz->Og; ob += 2 * VL) {
+        const int NV = sz->Og - ob > VL ? 2 : 1;
+        calls += forward_two_rows(sz, NV)
+                     ? sz->out[0] * ((sz->out[1] + 1) / 2)
+                     : sz->out[0] * sz->out[1] * tiles_count(sz->out[2], forward_tile_max(NV));
+    }
     forward_begin(xp, x, sz);
     for (int64_t i = 0; i < sz->N * sz->groups; i++) { /* i = (image, group) */
         const int64_t n = i / sz->groups, gi = i % sz->groups;
@@ -100,10 +109,18 @@ static void forward_channels(float *y, const float *x, const conv_sizes *sz, con
             const int64_t nt = tiles_count(sz->out[2], forward_tile_max(NV));
             const float *B = packed_w + (gi * ld + ob) * sz->K; /* (K, NV*VL) block */
             const float *bias = packed_b + gi * ld + ob;
+            const int two_rows = forward_two_rows(sz, NV);
             for (int64_t od = 0; od < sz->out[0]; od++)
                 for (int64_t oh = 0; oh < sz->out[1]; oh++) {
                     const float *arow = xp + (od * sz->stride[0] * pH + oh * sz->stride[1]) * pW;
                     const int64_t p0 = (od * sz->out[1] + oh) * sz->out[2];
+                    if (two_rows && oh + 1 < sz->out[1]) { /* rows oh, oh + 1: consecutive in y */
+                        dpt__channel_kernel_two_rows(yi + ob * P + p0, P, bias, (int)sz->out[2],
+                                                     arow, sz->stride[1] * pW, tap_off, sz->K, B,
+                                                     nch, &ps);
+                        oh++;
+                        continue;
+                    }
                     for (int64_t t = 0; t < nt; t++) {
                         int64_t ow0;
                         int R;

@@ -26,13 +26,15 @@ SIMD_INLINE int64_t prefetch_take(prefetch_stream *s, const char **p) {
     return n;
 }
 
-/* One tile of dpt__channel_kernel with R, NV and rs as compile-time constants; the first
- * n_prefetch reduction steps also prefetch one line each from `prefetch` into L2: a steady
- * trickle hidden under the FMAs, where a burst between calls would stall on full miss queues. */
+/* One tile of dpt__channel_kernel with R, NV, rs and rows as compile-time constants: the R
+ * positions are `rows` runs of R / rows, the runs a_row floats apart in `a`. The first n_prefetch
+ * reduction steps also prefetch one line each from `prefetch` into L2: a steady trickle hidden
+ * under the FMAs, where a burst between calls would stall on full miss queues. */
 SIMD_INLINE void channel_tile(float *out, int64_t ldo, const float *init, const int R, const int NV,
-                              const int64_t rs, const float *a, const int32_t *a_off, int64_t K,
-                              const float *B, int64_t ldb, int nch, const char *prefetch,
-                              int64_t n_prefetch) {
+                              const int64_t rs, const int rows, int64_t a_row, const float *a,
+                              const int32_t *a_off, int64_t K, const float *B, int64_t ldb,
+                              int nch, const char *prefetch, int64_t n_prefetch) {
+    const int run = R / rows;
     vf c[CHANNEL_ACC_MAX];
     const int accum = init == out;
     SIMD_UNROLL
@@ -51,7 +53,7 @@ SIMD_INLINE void channel_tile(float *out, int64_t ldo, const float *init, const 
         const vf b1 = NV > 1 ? V_LOAD(bp + VL) : b0;                                               \
         SIMD_UNROLL                                                                                \
         for (int r = 0; r < R; r++) {                                                              \
-            const vf xa = V_SET1(ap[r * rs]);                                                      \
+            const vf xa = V_SET1((r < run ? ap : ap + a_row)[(r % run) * rs]);                     \
             c[r * NV] = V_FMA(xa, b0, c[r * NV]);                                                  \
             if (NV > 1)                                                                            \
                 c[r * NV + 1] = V_FMA(xa, b1, c[r * NV + 1]);                                      \
@@ -64,20 +66,24 @@ SIMD_INLINE void channel_tile(float *out, int64_t ldo, const float *init, const 
     for (; k < K; k++)
         CHANNEL_STEP(k);
 #undef CHANNEL_STEP
-    if (R <= VL && nch > 0) { /* channel-major: transpose the accumulators in registers */
+    if (nch > 0) { /* channel-major: transpose the accumulators in registers, VL positions at once */
         SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
-            vf t[VL];
-            SIMD_UNROLL
-            for (int r = 0; r < VL; r++)
-                t[r] = r < R ? c[r * NV + v] : V_ZERO();
-            v_transpose(t);
             const int nj = nch - v * VL < VL ? nch - v * VL : VL;
-            for (int j = 0; j < nj; j++) {
-                if (R == VL)
-                    V_STORE(out + (v * VL + j) * ldo, t[j]);
-                else
-                    V_STORE_N(out + (v * VL + j) * ldo, t[j], R);
+            SIMD_UNROLL
+            for (int r0 = 0; r0 < R; r0 += VL) {
+                const int n = R - r0 < VL ? R - r0 : VL;
+                vf t[VL];
+                SIMD_UNROLL
+                for (int r = 0; r < VL; r++)
+                    t[r] = r < n ? c[(r0 + r) * NV + v] : V_ZERO();
+                v_transpose(t);
+                for (int j = 0; j < nj; j++) {
+                    if (n == VL)
+                        V_STORE(out + (v * VL + j) * ldo + r0, t[j]);
+                    else
+                        V_STORE_N(out + (v * VL + j) * ldo + r0, t[j], n);
+                }
             }
         }
         return;
@@ -100,10 +106,10 @@ void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int 
 #define TILE_CASE(r, nv)                                                                           \
     case r:                                                                                        \
         if (rs == 1)                                                                               \
-            channel_tile(out, ldo, init, r, nv, 1, a, a_off, K, B, ldb, nch, prefetch,             \
+            channel_tile(out, ldo, init, r, nv, 1, 1, 0, a, a_off, K, B, ldb, nch, prefetch,       \
                          n_prefetch);                                                              \
         else                                                                                       \
-            channel_tile(out, ldo, init, r, nv, rs, a, a_off, K, B, ldb, nch, prefetch,            \
+            channel_tile(out, ldo, init, r, nv, rs, 1, 0, a, a_off, K, B, ldb, nch, prefetch,      \
                          n_prefetch);                                                              \
         return;
 #define TILE_CASE2(r) TILE_CASE(r, 2)
@@ -125,6 +131,26 @@ void dpt__channel_kernel(float *out, int64_t ldo, const float *init, int R, int 
 #undef TILE_CASE1
 #undef TILE_CASE
     DPT_ASSERT(!"dpt__channel_kernel: register block out of range");
+}
+
+void dpt__channel_kernel_two_rows(float *out, int64_t ldo, const float *init, int run,
+                                  const float *a, int64_t a_row, const int32_t *a_off, int64_t K,
+                                  const float *B, int nch, prefetch_stream *ps) {
+    DPT_ASSERT(nch > 0 && nch <= VL);
+    const char *prefetch = NULL;
+    const int64_t n_prefetch = ps ? prefetch_take(ps, &prefetch) : 0;
+#define TWO_ROW_CASE(r)                                                                            \
+    case r:                                                                                        \
+        channel_tile(out, ldo, init, 2 * (r), 1, 1, 2, a_row, a, a_off, K, B, VL, nch, prefetch,   \
+                     n_prefetch);                                                                  \
+        return;
+    switch (run) {
+        CHANNEL_TILES2(TWO_ROW_CASE)
+    default:
+        break;
+    }
+#undef TWO_ROW_CASE
+    DPT_ASSERT(!"dpt__channel_kernel_two_rows: register block out of range");
 }
 
 /* Row block: OB channels x RB rows x WV vectors along a row.

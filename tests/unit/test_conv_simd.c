@@ -443,6 +443,28 @@ static void test_stride_dilation_padding(void **state) {
     run_cases(cases, sizeof cases / sizeof cases[0], 400);
 }
 
+/* Forward tiles of two whole output rows (one channel vector, rows of at most 14 with AVX-512):
+ * even and odd output heights (the last row alone), partial channel vectors, a vertical stride,
+ * dilation, groups, depth, and a row one position too long for it. */
+static void test_two_row_tiles(void **state) {
+    (void)state;
+    dpt_conv_geom vstride = g2(1, 5, 12, 13, 11, 3, 1, 1, 1, 1, 1);
+    vstride.stride[1] = 2;
+    dpt_conv_geom depth = {.dims = 3, .N = 1, .C = 4, .O = 16, .in = {3, 6, 9}, .k = {2, 3, 3},
+                           .pad = {0, 1, 1}, .has_bias = 1};
+    const dpt_conv_geom cases[] = {
+        g2(2, 6, 16, 14, 14, 5, 1, 0, 1, 1, 1),  /* lenet5 conv2: 10 rows of 10 */
+        g2(1, 6, 16, 15, 12, 5, 1, 0, 1, 1, 0),  /* 11 rows of 8 */
+        g2(2, 4, 10, 9, 16, 3, 1, 0, 1, 1, 1),   /* 10 channels, 7 rows of 14 */
+        vstride,                                 /* 7 rows of 11, every other input row */
+        g2(1, 8, 16, 12, 12, 3, 1, 2, 2, 1, 0),  /* dilation 2 */
+        g2(2, 12, 24, 10, 10, 3, 1, 1, 1, 2, 1), /* 2 groups of 6 -> 12 */
+        depth,                                   /* 2 x 6 rows of 9 */
+        g2(1, 6, 16, 8, 19, 5, 1, 0, 1, 1, 1),   /* rows of 15: one row per tile */
+    };
+    run_cases(cases, sizeof cases / sizeof cases[0], 450);
+}
+
 /* 1-D and 3-D, batch 1 and odd. */
 static void test_1d_3d(void **state) {
     (void)state;
@@ -471,6 +493,7 @@ int main(void) {
         cmocka_unit_test(test_winograd4_switch),
         cmocka_unit_test(test_1x1_depthwise_groups),
         cmocka_unit_test(test_stride_dilation_padding),
+        cmocka_unit_test(test_two_row_tiles),
         cmocka_unit_test(test_1d_3d),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
