@@ -8,7 +8,9 @@
 # A second table (issue #14) puts threads beside ranks on the same two cores, per-core batch 64:
 # 1 rank x 1 thread (batch 64, and batch 128: the same work per step as the 2-thread run),
 # 1 rank x 2 threads (batch 128, --bind-to none so both threads get a core), 2 ranks x 1 thread
-# (global batch 128) and PyTorch in one process with 2 threads (batch 128), all in this run.
+# (global batch 128), PyTorch in one process with 2 threads (batch 128), and two independent
+# 1-rank processes at once, one on each of CPUs 0 and 1 (2x1r1t: the sum of their images/s, what
+# the two cores give work that never meets), all in this run.
 #   scripts/bench-scaling.sh [REPS=3] [STEPS=60]     THREADS_ONLY=1: the second table only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,21 @@ torch_once() { # model ranks per-rank-batch [threads]
     /usr/bin/python3 scripts/bench-ddp.py --model "$1" --ranks "$2" --batch "$3" \
         --threads "${4:-1}" \
         --steps $((steps / 6 + 2)) --windows 3 | grep -oE 'images/s=[0-9.]+' | cut -d= -f2
+}
+
+# Two independent 1-rank 1-thread runs at once, one pinned to each of CPUs 0 and 1: the sum of
+# their images/s, what two cores give work that never meets (the ceiling for threads and ranks).
+pair_once() { # model per-process-batch
+    local first
+    first=$(mktemp)
+    taskset -c 0 "$build/dptrain" train --model "$1" --data "$data" --epochs 1 --batch "$2" \
+        --max-steps "$steps" --quiet | grep -oE '[0-9.]+ images/s' | awk '{ print $1 }' >"$first" &
+    local second
+    second=$(taskset -c 1 "$build/dptrain" train --model "$1" --data "$data" --epochs 1 \
+        --batch "$2" --max-steps "$steps" --quiet | grep -oE '[0-9.]+ images/s' | awk '{ print $1 }')
+    wait
+    awk -v s="$second" '{ print $1 + s }' "$first"
+    rm -f "$first"
 }
 
 # Runs the commands given as arguments (each one string, eval'ed) in turn, REPS rounds, and prints
@@ -72,14 +89,14 @@ done
 fi
 
 echo
-printf '%-11s %6s | %9s %9s %9s %9s %9s | %8s %8s %8s %8s\n' model b/core 1r1t 1r1t-b128 1r2t \
-    2r1t torch-2t 1r2t/1r1t 1r2t/b128 1r2t/2r1t 1r2t/t2t
+printf '%-11s %6s | %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s\n' model b/core 1r1t 1r1t-b128 \
+    1r2t 2r1t torch-2t 2x1r1t 1r2t/1r1t 1r2t/b128 1r2t/2r1t 1r2t/t2t 2x/1r1t
 for model in fmnist-cnn lenet5; do
     b=64
-    read -r one one128 thr two tt < <(medians_in_turn "dptrain_once $model 1 $b" \
+    read -r one one128 thr two tt pair < <(medians_in_turn "dptrain_once $model 1 $b" \
         "dptrain_once $model 1 $((2 * b))" "dptrain_once $model 1 $((2 * b)) --threads 2" \
-        "dptrain_once $model 2 $b" "torch_once $model 1 $((2 * b)) 2")
+        "dptrain_once $model 2 $b" "torch_once $model 1 $((2 * b)) 2" "pair_once $model $b")
     awk -v m="$model" -v b="$b" -v o="$one" -v w="$one128" -v h="$thr" -v t="$two" -v p="$tt" \
-        'BEGIN { printf "%-11s %6d | %9.0f %9.0f %9.0f %9.0f %9.0f | %7.2fx %7.2fx %7.2fx %7.2fx\n",
-                 m, b, o, w, h, t, p, h / o, h / w, h / t, h / p }'
+        -v x="$pair" 'BEGIN { printf "%-11s %6d | %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f | %7.2fx %7.2fx %7.2fx %7.2fx %7.2fx\n",
+                 m, b, o, w, h, t, p, x, h / o, h / w, h / t, h / p, x / o }'
 done
