@@ -157,21 +157,22 @@ static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const flo
         max2x2_one(yr + ow, ar + ow, r0 + 2 * ow, r1 + 2 * ow, base + (int32_t)(2 * ow), W);
 }
 
+static void max2x2_rows_scalar(float *y, int32_t *argmax, const float *x, int32_t base,
+                               int32_t W, int64_t oW, int64_t rows) {
+    for (int64_t k = 0; k < rows; k++)
+        max2x2_row_scalar(y + k * oW, argmax + k * oW, x + 2 * k * W, x + (2 * k + 1) * W,
+                          base + (int32_t)(2 * k) * W, W, oW);
+}
+
 /* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic, one
  * output row at a time with branch-free selects (the comparisons are data-random, so branches
  * would mispredict half the time): 16 outputs per step with AVX-512F, 8 with AVX2, 4 with
- * simd.h's portable flavor. */
+ * simd.h's portable flavor; one table call per plane. */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    dpt__maxpool_row_fn *const row = dpt__kernels()->maxpool2x2_row;
-    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
-        const float *xp = x + nc * H * W;
-        for (int64_t oh = 0; oh < oH; oh++) {
-            const int64_t o = (nc * oH + oh) * oW;
-            row(y + o, argmax + o, xp + 2 * oh * W, xp + (2 * oh + 1) * W, (int32_t)(2 * oh * W),
-                (int32_t)W, oW);
-        }
-    }
+    dpt__maxpool_rows_fn *const rows = dpt__kernels()->maxpool2x2_rows;
+    for (int64_t nc = 0; nc < g->N * g->C; nc++)
+        rows(y + nc * oH * oW, argmax + nc * oH * oW, x + nc * H * W, 0, (int32_t)W, oW, oH);
 }
 
 /* ---- backward of the 2x2 path: each input element belongs to at most one window, so dx is
@@ -194,19 +195,23 @@ static void unpool2x2_row_scalar(float *d0, float *d1, const float *dyr, const i
     }
 }
 
+static void unpool2x2_rows_scalar(float *dx, const float *dy, const int32_t *argmax, int32_t base,
+                                  int32_t W, int64_t oW, int64_t rows) {
+    for (int64_t k = 0; k < rows; k++)
+        unpool2x2_row_scalar(dx + 2 * k * W, dx + (2 * k + 1) * W, dy + k * oW, argmax + k * oW,
+                             base + (int32_t)(2 * k) * W, W, oW);
+}
+
 static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
                          const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    dpt__maxunpool_row_fn *const row = dpt__kernels()->maxunpool2x2_row;
+    dpt__maxunpool_rows_fn *const rows = dpt__kernels()->maxunpool2x2_rows;
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *dxp = dx + nc * H * W;
-        for (int64_t oh = 0; oh < oH; oh++) {
-            const int64_t o = (nc * oH + oh) * oW;
-            float *d0 = dxp + 2 * oh * W, *d1 = d0 + W;
-            row(d0, d1, dy + o, argmax + o, (int32_t)(2 * oh * W), (int32_t)W, oW);
-            if (W > 2 * oW) /* an odd width: the last column is in no window */
-                d0[W - 1] = d1[W - 1] = 0.0f;
-        }
+        rows(dxp, dy + nc * oH * oW, argmax + nc * oH * oW, 0, (int32_t)W, oW, oH);
+        if (W > 2 * oW) /* an odd width: the last column is in no window */
+            for (int64_t r = 0; r < 2 * oH; r++)
+                dxp[r * W + W - 1] = 0.0f;
         if (H > 2 * oH) /* an odd height: the last row is in no window */
             memset(dxp + 2 * oH * W, 0, (size_t)W * sizeof *dxp);
     }
@@ -214,8 +219,8 @@ static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
 
 /* The vector paths are pool_simd.c, compiled once per ISA. */
 void dpt__pool_fill_table(dpt__kernel_table *t, dpt__isa isa) {
-    t->maxpool2x2_row = max2x2_row_scalar;
-    t->maxunpool2x2_row = unpool2x2_row_scalar;
+    t->maxpool2x2_rows = max2x2_rows_scalar;
+    t->maxunpool2x2_rows = unpool2x2_rows_scalar;
 #ifdef DPT_KERNELS_X86
     if (isa == DPT__ISA_AVX512)
         dpt__pool_fill_avx512(t);

@@ -1,5 +1,5 @@
 /* The vector rows of 2x2 stride-2 max pooling and of its backward (kernels, compiled once per
- * ISA): the dispatch-table entries that pool.c calls per output row, VL outputs per step. They
+ * ISA): the dispatch-table entries that pool.c calls per plane, VL outputs per step. They
  * make the selections of pool.c's scalar rows in the same order, so every path gives the same y,
  * argmax and dx. kernel_table.c installs them only on a CPU that runs the ISA. */
 #include "dpt/status.h"
@@ -55,8 +55,8 @@ SIMD_INLINE void max_block(float *yr, int32_t *ar, const float *r0, const float 
     }
 }
 
-static void max_row(float *yr, int32_t *ar, const float *r0, const float *r1, int32_t base,
-                    int32_t W, int64_t oW) {
+SIMD_INLINE void max_row(float *yr, int32_t *ar, const float *r0, const float *r1, int32_t base,
+                        int32_t W, int64_t oW) {
     const vi lane_pairs = VI_ADD(vi_lane_index(), vi_lane_index()), row_step = VI_SET1(W);
     int64_t ow = 0;
     for (; ow + VL <= oW; ow += VL)
@@ -105,8 +105,8 @@ SIMD_INLINE void unpool_block(float *d0, float *d1, const float *dyr, const int3
     }
 }
 
-static void unpool_row(float *d0, float *d1, const float *dyr, const int32_t *ar, int32_t base,
-                       int32_t W, int64_t oW) {
+SIMD_INLINE void unpool_row(float *d0, float *d1, const float *dyr, const int32_t *ar,
+                           int32_t base, int32_t W, int64_t oW) {
     const vi lane_pairs = VI_ADD(vi_lane_index(), vi_lane_index()), row_step = VI_SET1(W);
     int64_t ow = 0;
     for (; ow + VL <= oW; ow += VL)
@@ -117,7 +117,21 @@ static void unpool_row(float *d0, float *d1, const float *dyr, const int32_t *ar
                      offsets_of(top_left_of(base, ow, lane_pairs), row_step), oW - ow);
 }
 
+static void max_rows(float *y, int32_t *argmax, const float *x, int32_t base, int32_t W,
+                     int64_t oW, int64_t rows) {
+    for (int64_t k = 0; k < rows; k++)
+        max_row(y + k * oW, argmax + k * oW, x + 2 * k * W, x + (2 * k + 1) * W,
+                base + (int32_t)(2 * k) * W, W, oW);
+}
+
+static void unpool_rows(float *dx, const float *dy, const int32_t *argmax, int32_t base,
+                        int32_t W, int64_t oW, int64_t rows) {
+    for (int64_t k = 0; k < rows; k++)
+        unpool_row(dx + 2 * k * W, dx + (2 * k + 1) * W, dy + k * oW, argmax + k * oW,
+                   base + (int32_t)(2 * k) * W, W, oW);
+}
+
 void ISA_NAME(dpt__pool_fill)(dpt__kernel_table *t) {
-    t->maxpool2x2_row = max_row;
-    t->maxunpool2x2_row = unpool_row;
+    t->maxpool2x2_rows = max_rows;
+    t->maxunpool2x2_rows = unpool_rows;
 }
