@@ -109,10 +109,11 @@ echo "kill -9: $kills kills ($in_write inside a checkpoint write, $late after th
 [ "$kills" -ge "$n_kills" ]
 pass_if $? "at least 10 kills must land inside the runs ($kills did)"
 
-# Signals: 20-epoch runs signalled after their first epoch, no slow saves (mpirun SIGKILLs 1 s after
-# forwarding SIGTERM). An epoch takes 65 ms in the normal build, so 19 epochs are left after the
-# signal; DPT_TEST_SIG_EPOCHS=4 under ASan (scripts/test.sh --sanitize), 20 times slower per epoch.
-sig=(--epochs "${DPT_TEST_SIG_EPOCHS:-20}" --checkpoint-every 1000steps "${lenet[@]}")
+# Signals: 60-epoch runs signalled after their first epoch, no slow saves (mpirun SIGKILLs 1 s after
+# forwarding SIGTERM). An epoch takes 45-65 ms in the normal build, so about 3 s are left after the
+# signal: with 20 epochs (0.9 s in all) a signal sent under ctest -j2 once landed after the end.
+# DPT_TEST_SIG_EPOCHS=4 under ASan (scripts/test.sh --sanitize), 20 times slower per epoch.
+sig=(--epochs "${DPT_TEST_SIG_EPOCHS:-60}" --checkpoint-every 1000steps "${lenet[@]}")
 run "$tmp/refsig" 2 "${sig[@]}"
 signal_run() { # name dir signal target want-status
     "$mpirun" -np 2 --oversubscribe "$dptrain" train "${base[@]}" --out "$2" "${sig[@]}" \
