@@ -16,15 +16,15 @@ typedef struct {
     double s1, s2;
 } dpt__bn_sums;
 
-/* `rows` consecutive output rows of one plane of 2x2 stride-2 max pooling, and of its backward
- * (pool.c): output row k (oW values at y + k*oW, argmax + k*oW) is taken from the input rows at
- * x + 2k*W and x + (2k+1)*W, whose first element is at plane offset base + 2k*W. One call per
- * plane: a call per row cost as much as the row itself on 14- and 7-wide rows. */
-typedef void dpt__maxpool_rows_fn(float *y, int32_t *argmax, const float *x, int32_t base,
-                                  int32_t W, int64_t oW, int64_t rows);
+/* 2x2 stride-2 max pooling of one plane x (W wide), and its backward (pool.c): output row k (oW
+ * values at y + k*oW, argmax + k*oW, the argmax an offset into the plane) is taken from the input
+ * rows 2k and 2k+1. One call per plane: a call per row cost as much as the row itself on 14- and
+ * 7-wide rows. */
+typedef void dpt__maxpool_plane_fn(float *y, int32_t *argmax, const float *x, int32_t W,
+                                   int64_t oW, int64_t oH);
 /* dx rows 2k and 2k+1, columns [0, 2*oW), from dy and argmax row k. */
-typedef void dpt__maxunpool_rows_fn(float *dx, const float *dy, const int32_t *argmax,
-                                    int32_t base, int32_t W, int64_t oW, int64_t rows);
+typedef void dpt__maxunpool_plane_fn(float *dx, const float *dy, const int32_t *argmax, int32_t W,
+                                     int64_t oW, int64_t oH);
 
 typedef struct {
     const char *name; /* the DPT_KERNEL value that selects it: ref, im2col, avx2 or avx512 */
@@ -39,8 +39,8 @@ typedef struct {
                       int64_t n);
     void (*bn_grad)(int relu, float *dx, const float *dy, const float *y, const float *x, float a,
                     float b, float k, float mu, int64_t n);
-    dpt__maxpool_rows_fn *maxpool2x2_rows;
-    dpt__maxunpool_rows_fn *maxunpool2x2_rows;
+    dpt__maxpool_plane_fn *maxpool2x2_plane;
+    dpt__maxunpool_plane_fn *maxunpool2x2_plane;
 } dpt__kernel_table;
 
 /* The table in use: the fastest this CPU runs, or the one DPT_KERNEL names, chosen on the first

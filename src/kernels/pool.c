@@ -157,11 +157,11 @@ static void max2x2_row_scalar(float *yr, int32_t *ar, const float *r0, const flo
         max2x2_one(yr + ow, ar + ow, r0 + 2 * ow, r1 + 2 * ow, base + (int32_t)(2 * ow), W);
 }
 
-static void max2x2_rows_scalar(float *y, int32_t *argmax, const float *x, int32_t base,
-                               int32_t W, int64_t oW, int64_t rows) {
-    for (int64_t k = 0; k < rows; k++)
+static void max2x2_plane_scalar(float *y, int32_t *argmax, const float *x, int32_t W, int64_t oW,
+                                int64_t oH) {
+    for (int64_t k = 0; k < oH; k++)
         max2x2_row_scalar(y + k * oW, argmax + k * oW, x + 2 * k * W, x + (2 * k + 1) * W,
-                          base + (int32_t)(2 * k) * W, W, oW);
+                          (int32_t)(2 * k) * W, W, oW);
 }
 
 /* The 2x2 stride-2 unpadded window of 2-D models, without the general clipping arithmetic, one
@@ -170,9 +170,9 @@ static void max2x2_rows_scalar(float *y, int32_t *argmax, const float *x, int32_
  * simd.h's portable flavor; one table call per plane. */
 static void maxpool2x2(float *y, int32_t *argmax, const float *x, const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    dpt__maxpool_rows_fn *const rows = dpt__kernels()->maxpool2x2_rows;
+    dpt__maxpool_plane_fn *const plane = dpt__kernels()->maxpool2x2_plane;
     for (int64_t nc = 0; nc < g->N * g->C; nc++)
-        rows(y + nc * oH * oW, argmax + nc * oH * oW, x + nc * H * W, 0, (int32_t)W, oW, oH);
+        plane(y + nc * oH * oW, argmax + nc * oH * oW, x + nc * H * W, (int32_t)W, oW, oH);
 }
 
 /* ---- backward of the 2x2 path: each input element belongs to at most one window, so dx is
@@ -195,20 +195,20 @@ static void unpool2x2_row_scalar(float *d0, float *d1, const float *dyr, const i
     }
 }
 
-static void unpool2x2_rows_scalar(float *dx, const float *dy, const int32_t *argmax, int32_t base,
-                                  int32_t W, int64_t oW, int64_t rows) {
-    for (int64_t k = 0; k < rows; k++)
+static void unpool2x2_plane_scalar(float *dx, const float *dy, const int32_t *argmax, int32_t W,
+                                   int64_t oW, int64_t oH) {
+    for (int64_t k = 0; k < oH; k++)
         unpool2x2_row_scalar(dx + 2 * k * W, dx + (2 * k + 1) * W, dy + k * oW, argmax + k * oW,
-                             base + (int32_t)(2 * k) * W, W, oW);
+                             (int32_t)(2 * k) * W, W, oW);
 }
 
 static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
                          const dpt_pool_geom *g) {
     const int64_t H = g->in[1], W = g->in[2], oH = g->out[1], oW = g->out[2];
-    dpt__maxunpool_rows_fn *const rows = dpt__kernels()->maxunpool2x2_rows;
+    dpt__maxunpool_plane_fn *const plane = dpt__kernels()->maxunpool2x2_plane;
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         float *dxp = dx + nc * H * W;
-        rows(dxp, dy + nc * oH * oW, argmax + nc * oH * oW, 0, (int32_t)W, oW, oH);
+        plane(dxp, dy + nc * oH * oW, argmax + nc * oH * oW, (int32_t)W, oW, oH);
         if (W > 2 * oW) /* an odd width: the last column is in no window */
             for (int64_t r = 0; r < 2 * oH; r++)
                 dxp[r * W + W - 1] = 0.0f;
@@ -219,8 +219,8 @@ static void maxunpool2x2(float *dx, const float *dy, const int32_t *argmax,
 
 /* The vector paths are pool_simd.c, compiled once per ISA. */
 void dpt__pool_fill_table(dpt__kernel_table *t, dpt__isa isa) {
-    t->maxpool2x2_rows = max2x2_rows_scalar;
-    t->maxunpool2x2_rows = unpool2x2_rows_scalar;
+    t->maxpool2x2_plane = max2x2_plane_scalar;
+    t->maxunpool2x2_plane = unpool2x2_plane_scalar;
 #ifdef DPT_KERNELS_X86
     if (isa == DPT__ISA_AVX512)
         dpt__pool_fill_avx512(t);

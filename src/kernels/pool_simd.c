@@ -117,21 +117,21 @@ SIMD_INLINE void unpool_row(float *d0, float *d1, const float *dyr, const int32_
                      offsets_of(top_left_of(base, ow, lane_pairs), row_step), oW - ow);
 }
 
-static void max_rows(float *y, int32_t *argmax, const float *x, int32_t base, int32_t W,
-                     int64_t oW, int64_t rows) {
-    for (int64_t k = 0; k < rows; k++)
+static void max_plane(float *y, int32_t *argmax, const float *x, int32_t W, int64_t oW,
+                      int64_t oH) {
+    for (int64_t k = 0; k < oH; k++)
         max_row(y + k * oW, argmax + k * oW, x + 2 * k * W, x + (2 * k + 1) * W,
-                base + (int32_t)(2 * k) * W, W, oW);
+                (int32_t)(2 * k) * W, W, oW);
 }
 
-static void unpool_rows(float *dx, const float *dy, const int32_t *argmax, int32_t base,
-                        int32_t W, int64_t oW, int64_t rows) {
-    for (int64_t k = 0; k < rows; k++)
+static void unpool_plane(float *dx, const float *dy, const int32_t *argmax, int32_t W, int64_t oW,
+                         int64_t oH) {
+    for (int64_t k = 0; k < oH; k++)
         unpool_row(dx + 2 * k * W, dx + (2 * k + 1) * W, dy + k * oW, argmax + k * oW,
-                   base + (int32_t)(2 * k) * W, W, oW);
+                   (int32_t)(2 * k) * W, W, oW);
 }
 
 void ISA_NAME(dpt__pool_fill)(dpt__kernel_table *t) {
-    t->maxpool2x2_rows = max_rows;
-    t->maxunpool2x2_rows = unpool_rows;
+    t->maxpool2x2_plane = max_plane;
+    t->maxunpool2x2_plane = unpool_plane;
 }
