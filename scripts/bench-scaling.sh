@@ -41,14 +41,16 @@ torch_once() { # model ranks per-rank-batch [threads]
 
 # Two independent 1-rank 1-thread runs at once, one pinned to each of CPUs 0 and 1: the sum of
 # their images/s, what two cores give work that never meets (the ceiling for threads and ranks).
+pinned_once() { # cpu model batch: one 1-rank run (no mpirun) on that CPU, its images/s
+    taskset -c "$1" "$build/dptrain" train --model "$2" --data "$data" --epochs 1 --batch "$3" \
+        --max-steps "$steps" --quiet | grep -oE '[0-9.]+ images/s' | awk '{ print $1 }'
+}
+
 pair_once() { # model per-process-batch
-    local first
+    local first second
     first=$(mktemp)
-    taskset -c 0 "$build/dptrain" train --model "$1" --data "$data" --epochs 1 --batch "$2" \
-        --max-steps "$steps" --quiet | grep -oE '[0-9.]+ images/s' | awk '{ print $1 }' >"$first" &
-    local second
-    second=$(taskset -c 1 "$build/dptrain" train --model "$1" --data "$data" --epochs 1 \
-        --batch "$2" --max-steps "$steps" --quiet | grep -oE '[0-9.]+ images/s' | awk '{ print $1 }')
+    pinned_once 0 "$1" "$2" >"$first" &
+    second=$(pinned_once 1 "$1" "$2")
     wait
     awk -v s="$second" '{ print $1 + s }' "$first"
     rm -f "$first"

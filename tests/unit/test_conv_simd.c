@@ -460,6 +460,7 @@ static void test_two_row_tiles(void **state) {
         g2(1, 8, 16, 12, 12, 3, 1, 2, 2, 1, 0),  /* dilation 2 */
         g2(2, 12, 24, 10, 10, 3, 1, 1, 1, 2, 1), /* 2 groups of 6 -> 12 */
         depth,                                   /* 2 x 6 rows of 9 */
+        g2(1, 4, 40, 9, 9, 3, 1, 0, 1, 1, 1),    /* 40 channels: a pair of vectors, then 8 */
         g2(1, 6, 16, 8, 19, 5, 1, 0, 1, 1, 1),   /* rows of 15: one row per tile */
     };
     run_cases(cases, sizeof cases / sizeof cases[0], 450);
