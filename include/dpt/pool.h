@@ -1,7 +1,7 @@
 /* A fixed pool of worker threads for the threads inside one rank (core). A job is `units`
  * independent pieces of work, claimed in increasing order by whichever thread is free (the calling
  * thread is thread 0), so a thread slowed by another process on its core takes fewer of them; or
- * (dpt_pool_run_shares) one share per thread, sized by the threads' measured speeds.
+ * (dpt_pool_run_shares) one range per thread, sized by the threads' measured speeds.
  * What a unit computes must depend neither on T nor on the thread that runs it (only its scratch
  * may be the thread's): callers fix the partition into units (images, channel blocks, parameter
  * ranges) and give every reduction one partial per unit, summed in unit order, so results are
@@ -43,15 +43,19 @@ int dpt_pool_threads(const dpt_pool *p);
  * one job at a time, from one calling thread. */
 void dpt_pool_run(dpt_pool *p, int64_t units, dpt_pool_fn fn, void *ctx);
 
-/* Calls fn(ctx, start, end, t) once on every thread t, [start, end) its share of [0, blocks):
- * contiguous shares in thread order that cover [0, blocks), some possibly empty. The shares follow
- * each thread's speed on the earlier jobs of the same `kind` (any address that names the kind of
- * work, e.g. the function that does it): a thread whose core another process slows gets less.
+/* Calls fn(ctx, start, end, t) on the threads t so that every block of [0, blocks) runs once and
+ * the blocks each thread runs form one range, the ranges in thread order (some possibly empty).
+ * The cuts between the ranges are first placed by each thread's speed on the earlier jobs of the
+ * same `kind` (any address that names the kind of work, e.g. the function that does it): a thread
+ * whose core another process slows gets less. With slack 0, that is all: one call per thread.
+ * Otherwise up to `slack` blocks on either side of each cut (at most half of each share) are
+ * claimed in pieces by whichever of the two neighbours gets there first, after its bulk: a
+ * thread may get a few calls, and a late one loses blocks to its neighbour on this very job.
  * Only for work whose result does not depend on where the cuts fall. One thread (or p NULL):
- * one call fn(ctx, 0, blocks, 0). */
+ * one call fn(ctx, 0, blocks, 0). blocks <= UINT32_MAX. */
 typedef void (*dpt_pool_share_fn)(void *ctx, int64_t start, int64_t end, int thread);
-void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool_share_fn fn,
-                         void *ctx);
+void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, int64_t slack,
+                         dpt_pool_share_fn fn, void *ctx);
 
 /* For tests: the clock that times the shares (seconds; called on the thread that runs the share),
  * for every pool of the process; NULL restores the monotonic clock. */

@@ -64,6 +64,36 @@ void dpt_pool_set_clock(double (*clock)(int thread)) {
     pool_clock = clock ? clock : monotonic_seconds;
 }
 
+/* The unclaimed blocks [lo, hi) of the region around a cut: lo in the low 32 bits of one word, so
+ * that the threads on either side claim from their ends with one compare-and-swap. */
+typedef struct {
+    _Atomic uint64_t span;
+    int64_t piece; /* blocks per claim */
+} region;
+
+static uint64_t span_of(int64_t lo, int64_t hi) {
+    return (uint64_t)lo | (uint64_t)hi << 32;
+}
+
+/* Takes up to `piece` blocks from the low end (from_low) or the high end of r into [*b0, *b1);
+ * 0 when nothing is left. */
+static int claim(region *r, int from_low, int64_t *b0, int64_t *b1) {
+    uint64_t span = atomic_load_explicit(&r->span, memory_order_relaxed);
+    for (;;) {
+        const int64_t lo = (int64_t)(span & 0xffffffffu), hi = (int64_t)(span >> 32);
+        if (lo >= hi)
+            return 0;
+        const int64_t n = hi - lo < r->piece ? hi - lo : r->piece;
+        const uint64_t next = from_low ? span_of(lo + n, hi) : span_of(lo, hi - n);
+        if (atomic_compare_exchange_weak_explicit(&r->span, &span, next, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *b0 = from_low ? lo : hi - n;
+            *b1 = from_low ? lo + n : hi;
+            return 1;
+        }
+    }
+}
+
 struct dpt_pool {
     int threads;
     pthread_t *tid;
@@ -76,21 +106,39 @@ struct dpt_pool {
     void *ctx;
     int64_t units;
     atomic_int_fast64_t next; /* the next unit to claim */
-    /* share jobs: thread t runs [cut[t], cut[t + 1]) and records its time in seconds[t] */
+    /* share jobs: thread t runs its bulk [bulk[2t], bulk[2t + 1]) whole, then claims pieces of
+     * the regions around its cuts; it records its blocks in ran[t] and their time in seconds[t] */
     dpt_pool_share_fn share_fn;
-    int64_t *cut;
+    int64_t *cut, *bulk, *ran;
     double *seconds;
+    region *regions; /* regions[t] lies around cut[t], between threads t - 1 and t (1 <= t < T) */
     const void *kind[KINDS];
     double *share; /* KINDS x threads: the fractions of a kind's work given to each thread */
 };
 
-static void run_share(dpt_pool *p, int t) {
-    p->seconds[t] = 0;
-    if (p->cut[t + 1] == p->cut[t])
+static void run_piece(dpt_pool *p, int t, int64_t b0, int64_t b1) {
+    if (b1 == b0)
         return;
     const double t0 = pool_clock(t);
-    p->share_fn(p->ctx, p->cut[t], p->cut[t + 1], t);
-    p->seconds[t] = pool_clock(t) - t0;
+    p->share_fn(p->ctx, b0, b1, t);
+    p->seconds[t] += pool_clock(t) - t0;
+    p->ran[t] += b1 - b0;
+}
+
+/* The bulk, then the region above it from the bottom up and the one below from the top down: the
+ * blocks a thread runs stay one contiguous range, next to its neighbours' (the data a thread
+ * wrote in one pass is what it reads in the next), and where the range ends follows how fast
+ * each thread actually was on this job. */
+static void run_share(dpt_pool *p, int t) {
+    const int T = p->threads;
+    p->seconds[t] = 0;
+    p->ran[t] = 0;
+    run_piece(p, t, p->bulk[2 * t], p->bulk[2 * t + 1]);
+    int64_t b0, b1;
+    while (t + 1 < T && claim(&p->regions[t + 1], 1, &b0, &b1))
+        run_piece(p, t, b0, b1);
+    while (t > 0 && claim(&p->regions[t], 0, &b0, &b1))
+        run_piece(p, t, b0, b1);
 }
 
 /* Claims units in increasing order until none is left: a thread slowed by another process on its
@@ -160,9 +208,12 @@ dpt_status dpt_pool_create(dpt_pool **out, int threads) {
     }
     p->tid = calloc((size_t)threads, sizeof *p->tid);
     p->cut = calloc((size_t)threads + 1, sizeof *p->cut);
+    p->bulk = calloc(2 * (size_t)threads, sizeof *p->bulk);
+    p->ran = calloc((size_t)threads, sizeof *p->ran);
     p->seconds = calloc((size_t)threads, sizeof *p->seconds);
+    p->regions = calloc((size_t)threads, sizeof *p->regions);
     p->share = calloc((size_t)KINDS * (size_t)threads, sizeof *p->share);
-    if (!p->tid || !p->cut || !p->seconds || !p->share) {
+    if (!p->tid || !p->cut || !p->bulk || !p->ran || !p->seconds || !p->regions || !p->share) {
         dpt_pool_destroy(p);
         return dpt_errorf(DPT_ENOMEM, "thread pool: cannot allocate");
     }
@@ -201,7 +252,10 @@ void dpt_pool_destroy(dpt_pool *p) {
     pthread_mutex_destroy(&p->mu);
     free(p->tid);
     free(p->cut);
+    free(p->bulk);
+    free(p->ran);
     free(p->seconds);
+    free(p->regions);
     free(p->share);
     free(p);
 }
@@ -271,11 +325,11 @@ static void learn_shares(dpt_pool *p, double *share) {
     for (int t = 0; t < T; t++) {
         if (p->seconds[t] < MIN_TIMED_SECONDS)
             return;
-        speed_sum += (double)(p->cut[t + 1] - p->cut[t]) / p->seconds[t];
+        speed_sum += (double)p->ran[t] / p->seconds[t];
     }
     double sum = 0;
     for (int t = 0; t < T; t++) {
-        const double asked = (double)(p->cut[t + 1] - p->cut[t]) / p->seconds[t] / speed_sum;
+        const double asked = (double)p->ran[t] / p->seconds[t] / speed_sum;
         share[t] += SHARE_STEP * (asked - share[t]);
         if (share[t] < SHARE_FLOOR / T)
             share[t] = SHARE_FLOOR / T;
@@ -285,9 +339,13 @@ static void learn_shares(dpt_pool *p, double *share) {
         share[t] /= sum;
 }
 
-void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool_share_fn fn,
-                         void *ctx) {
-    DPT_ASSERT(blocks >= 0 && fn);
+static int64_t min64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
+
+void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, int64_t slack,
+                         dpt_pool_share_fn fn, void *ctx) {
+    DPT_ASSERT(blocks >= 0 && blocks <= UINT32_MAX && slack >= 0 && fn);
     if (blocks == 0)
         return;
     if (!p || p->threads == 1) {
@@ -306,6 +364,19 @@ void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, dpt_pool
         p->cut[t + 1] = c > blocks ? blocks : c;
     }
     p->cut[T] = blocks;
+    /* Around each inner cut, up to `slack` blocks on either side (at most half of each share) go
+     * to a region that both neighbours claim from; the rest of a share is its thread's bulk. */
+    p->bulk[0] = 0;
+    p->bulk[2 * T - 1] = blocks;
+    for (int t = 1; t < T; t++) {
+        const int64_t below = min64(slack, (p->cut[t] - p->cut[t - 1]) / 2);
+        const int64_t above = min64(slack, (p->cut[t + 1] - p->cut[t]) / 2);
+        p->bulk[2 * t - 1] = p->cut[t] - below;
+        p->bulk[2 * t] = p->cut[t] + above;
+        p->regions[t].piece = (below + above + 3) / 4 > 1 ? (below + above + 3) / 4 : 1;
+        atomic_store_explicit(&p->regions[t].span, span_of(p->cut[t] - below, p->cut[t] + above),
+                              memory_order_relaxed);
+    }
     p->share_fn = fn; /* selects share mode in run_units */
     p->ctx = ctx;
     run_job(p);

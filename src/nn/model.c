@@ -145,29 +145,34 @@ static void images_share(void *ctx, int64_t i0, int64_t i1, int thread) {
 static const char images_kind;
 
 /* One share per thread, sized by the pool from the threads' speeds on earlier calls: the two
- * cores of a shared machine can differ by a quarter. Finer pieces claimed by free threads would
- * balance too, but every kernel call pays fixed costs (Winograd's weight transform, partial tile
- * blocks): fmnist-cnn at 2 threads trained 7-10 % slower with 2 or 4 pieces per thread. */
+ * cores of a shared machine can differ by a quarter. */
 void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__range_fn fn,
                          void *ctx) {
     DPT_ASSERT(count >= 0 && align >= 1);
     split_job j = {.fn = fn, .ctx = ctx, .count = count, .align = align};
-    dpt_pool_run_shares(r->pool, (const void *)fn, (count + align - 1) / align, split_share, &j);
+    dpt_pool_run_shares(r->pool, (const void *)fn, (count + align - 1) / align, 0, split_share, &j);
 }
 
 /* Every per-image pass cuts the batch where the others do, so that the images a thread works on
  * stay in its core's caches from layer to layer: data another core wrote reads at about half the
- * speed (4 MiB on this machine's two cores: 31 against 55 GB/s, tests/bench/bench_cross_core). */
+ * speed (4 MiB on this machine's two cores: 31 against 55 GB/s, tests/bench/bench_cross_core).
+ * The images within an eighth of a share of a cut go in pieces to whichever neighbour gets
+ * there first: on a shared machine a thread's pass runs late by more than 0.2 ms in one job of
+ * seven (memory-bound passes most), which no share learnt from earlier jobs can foresee. A
+ * piece is a quarter of such a region: kernel calls on fewer images pay more fixed costs
+ * (fmnist-cnn trained 8-12 % slower cut into pieces of 4 images, 20-25 % in pieces of 2). */
 void dpt__parallel_images(const dpt__run *r, int64_t per, int64_t align, dpt__range_fn fn,
                           void *ctx) {
     DPT_ASSERT(per >= 1 && align >= 1);
     split_job j = {.fn = fn, .ctx = ctx, .count = r->n * per, .align = align, .per = per};
-    dpt_pool_run_shares(r->pool, &images_kind, r->n, images_share, &j);
+    const int64_t slack = r->n / (8 * dpt_pool_threads(r->pool));
+    dpt_pool_run_shares(r->pool, &images_kind, r->n, slack, images_share, &j);
 }
 
+/* Blocks of images run one kernel call each anyway: half of every share is up for claiming. */
 void dpt__parallel_image_blocks(const dpt__run *r, int64_t blocks, dpt__range_fn fn, void *ctx) {
     split_job j = {.fn = fn, .ctx = ctx, .count = blocks, .align = 1};
-    dpt_pool_run_shares(r->pool, &images_kind, blocks, split_share, &j);
+    dpt_pool_run_shares(r->pool, &images_kind, blocks, blocks, split_share, &j);
 }
 
 float *dpt__work(const dpt__run *r, int thread) {

@@ -72,13 +72,15 @@ static void test_pool_runs_every_unit_once(void **state) {
     dpt_pool_destroy(NULL);
 }
 
-/* Share jobs: every block once, each thread one contiguous run of them, runs in thread order. */
+/* Share jobs: every block once, each thread one contiguous run of them, runs in thread order;
+ * one call per thread without slack. */
 typedef struct {
     int64_t blocks;
     int *ran;     /* per block: times run */
     int *thread;  /* per block: the thread that ran it */
     int *calls;   /* per thread: calls */
     double *cost; /* per thread: virtual seconds per block (NULL: no virtual clock) */
+    int late;     /* >= 0: this thread sleeps 50 ms in its first call */
 } share_probe;
 
 static _Thread_local double virtual_seconds;
@@ -98,6 +100,10 @@ static void probe_share(void *ctx, int64_t b0, int64_t b1, int t) {
     }
     if (p->cost)
         virtual_seconds += (double)(b1 - b0) * p->cost[t];
+    if (t == p->late && p->calls[t] == 1) {
+        const struct timespec pause = {0, 50000000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static void test_pool_shares_cover_in_thread_order(void **state) {
@@ -105,20 +111,22 @@ static void test_pool_shares_cover_in_thread_order(void **state) {
     for (int T = 1; T <= 4; T++) {
         dpt_pool *pool = NULL;
         assert_int_equal(dpt_pool_create(&pool, T), DPT_OK);
-        for (int64_t blocks = 0; blocks <= 17; blocks++)
-            for (int rep = 0; rep < 30; rep++) {
-                int ran[17] = {0}, thread[17] = {0}, calls[4] = {0};
-                share_probe p = {blocks, ran, thread, calls, NULL};
-                dpt_pool_run_shares(pool, &p, blocks, probe_share, &p);
-                for (int64_t b = 0; b < blocks; b++) {
-                    assert_int_equal(ran[b], 1);
-                    assert_true(thread[b] >= 0 && thread[b] < T);
-                    if (b > 0)
-                        assert_true(thread[b] >= thread[b - 1]);
+        static const int64_t slacks[] = {0, 1, 3, 100};
+        for (int s = 0; s < 4; s++)
+            for (int64_t blocks = 0; blocks <= 17; blocks++)
+                for (int rep = 0; rep < 30; rep++) {
+                    int ran[17] = {0}, thread[17] = {0}, calls[4] = {0};
+                    share_probe p = {blocks, ran, thread, calls, NULL, -1};
+                    dpt_pool_run_shares(pool, &p, blocks, slacks[s], probe_share, &p);
+                    for (int64_t b = 0; b < blocks; b++) {
+                        assert_int_equal(ran[b], 1);
+                        assert_true(thread[b] >= 0 && thread[b] < T);
+                        if (b > 0)
+                            assert_true(thread[b] >= thread[b - 1]);
+                    }
+                    for (int t = 0; t < T; t++)
+                        assert_true(slacks[s] > 0 || calls[t] <= 1);
                 }
-                for (int t = 0; t < T; t++)
-                    assert_true(calls[t] <= 1);
-            }
         dpt_pool_destroy(pool);
     }
 }
@@ -129,8 +137,8 @@ static int64_t cut_after(dpt_pool *pool, const void *kind, int jobs, double cost
     for (int k = 0; k < jobs; k++) {
         int ran[100] = {0}, thread[100] = {0}, calls[2] = {0};
         double cost[2] = {cost0, cost1};
-        share_probe p = {100, ran, thread, calls, cost};
-        dpt_pool_run_shares(pool, kind, 100, probe_share, &p);
+        share_probe p = {100, ran, thread, calls, cost, -1};
+        dpt_pool_run_shares(pool, kind, 100, 0, probe_share, &p);
         cut = 0;
         while (cut < 100 && thread[cut] == 0)
             cut++;
@@ -157,6 +165,30 @@ static void test_pool_shares_follow_speed(void **state) {
     assert_int_equal(cut_after(pool, &kind_a, 1, 1e-5, 3e-5), learnt);
     dpt_pool_destroy(pool);
     dpt_pool_set_clock(NULL);
+}
+
+/* With slack, the region around a cut goes to the neighbour that gets there first: while one of
+ * two threads sleeps in its bulk, the other runs its own bulk and then the whole region, in
+ * pieces of a quarter of it (equal shares of 100 blocks, slack 10: region [40, 60), pieces of 5). */
+static void test_pool_late_thread_loses_its_region(void **state) {
+    (void)state;
+    dpt_pool *pool = NULL;
+    assert_int_equal(dpt_pool_create(&pool, 2), DPT_OK);
+    for (int late = 0; late < 2; late++) {
+        static const char kinds[2]; /* new to the pool: equal shares */
+        int ran[100] = {0}, thread[100] = {0}, calls[2] = {0};
+        share_probe p = {100, ran, thread, calls, NULL, late};
+        dpt_pool_run_shares(pool, &kinds[late], 100, 10, probe_share, &p);
+        int64_t cut = 0;
+        while (cut < 100 && thread[cut] == 0)
+            cut++;
+        for (int64_t b = 0; b < 100; b++)
+            assert_int_equal(ran[b], 1);
+        assert_int_equal(cut, late == 1 ? 60 : 40);
+        assert_int_equal(calls[late], 1);
+        assert_int_equal(calls[1 - late], 1 + 4);
+    }
+    dpt_pool_destroy(pool);
 }
 
 /* For the models below: thread t's times count 1 + 2t times over, so that the learnt shares cut
@@ -534,6 +566,7 @@ int main(void) {
         cmocka_unit_test(test_pool_runs_every_unit_once),
         cmocka_unit_test(test_pool_shares_cover_in_thread_order),
         cmocka_unit_test(test_pool_shares_follow_speed),
+        cmocka_unit_test(test_pool_late_thread_loses_its_region),
         cmocka_unit_test(test_models_bit_identical_for_any_thread_count),
         cmocka_unit_test(test_conv_layer_matches_ref),
         cmocka_unit_test(test_conv_weight_gradient_rounds),
