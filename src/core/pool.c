@@ -365,7 +365,8 @@ void dpt_pool_run_shares(dpt_pool *p, const void *kind, int64_t blocks, int64_t 
     }
     p->cut[T] = blocks;
     /* Around each inner cut, up to `slack` blocks on either side (at most half of each share) go
-     * to a region that both neighbours claim from; the rest of a share is its thread's bulk. */
+     * to a region that both neighbours claim from, a quarter of it at a time; the rest of a share
+     * is its thread's bulk. */
     p->bulk[0] = 0;
     p->bulk[2 * T - 1] = blocks;
     for (int t = 1; t < T; t++) {

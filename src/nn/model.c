@@ -159,8 +159,9 @@ void dpt__parallel_split(const dpt__run *r, int64_t count, int64_t align, dpt__r
  * The images within an eighth of a share of a cut go in pieces to whichever neighbour gets
  * there first: on a shared machine a thread's pass runs late by more than 0.2 ms in one job of
  * seven (memory-bound passes most), which no share learnt from earlier jobs can foresee. A
- * piece is a quarter of such a region: kernel calls on fewer images pay more fixed costs
- * (fmnist-cnn trained 8-12 % slower cut into pieces of 4 images, 20-25 % in pieces of 2). */
+ * piece is a quarter of such a region, since kernel calls on fewer images pay more fixed costs:
+ * one thread with every pass cut into pieces of 4 images trained fmnist-cnn 8-12 % slower, in
+ * pieces of 2 images 20-25 % (docs/threads.md). */
 void dpt__parallel_images(const dpt__run *r, int64_t per, int64_t align, dpt__range_fn fn,
                           void *ctx) {
     DPT_ASSERT(per >= 1 && align >= 1);
