@@ -365,11 +365,17 @@ static dpt_status micro_step(dpt_trainer *t, const int64_t *idx, int64_t first, 
     return st;
 }
 
+/* An Inf or a NaN has every exponent bit set. Tested on the bits: a chain of float adds (one
+ * add's latency per element) took about 1 % of a fmnist-cnn step, on one thread while the others
+ * wait; this takes half of that. */
 static int grads_finite(const float *g, int64_t n) {
-    float acc = 0;
-    for (int64_t i = 0; i < n; i++)
-        acc += g[i] * 0.0f; /* NaN or Inf anywhere makes this NaN */
-    return acc == 0.0f;
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &g[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
 }
 
 /* local_sumsq (NULL: not wanted) receives the squared norm of this rank's own gradient, the sum
