@@ -3,7 +3,8 @@
  * microseconds), yielding its core to anyone else runnable, and then sleeps on a condition
  * variable, so an idle pool costs no CPU while MPI waits or other ranks share the cores. Knows
  * nothing about what the units compute; for share jobs it keeps, per kind of job, each thread's
- * share of the work, learnt from their times. */
+ * share of the work, learnt from their times, and lets the two threads beside each cut claim the
+ * blocks around it. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <pthread.h>
@@ -106,8 +107,9 @@ struct dpt_pool {
     void *ctx;
     int64_t units;
     atomic_int_fast64_t next; /* the next unit to claim */
-    /* share jobs: thread t runs its bulk [bulk[2t], bulk[2t + 1]) whole, then claims pieces of
-     * the regions around its cuts; it records its blocks in ran[t] and their time in seconds[t] */
+    /* share jobs: the caller places the cuts (cut[0..T], its own scratch); thread t runs its bulk
+     * [bulk[2t], bulk[2t + 1]) whole, then claims pieces of the regions around its cuts, and
+     * records its blocks in ran[t] and their time in seconds[t] */
     dpt_pool_share_fn share_fn;
     int64_t *cut, *bulk, *ran;
     double *seconds;
