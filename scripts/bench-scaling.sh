@@ -11,7 +11,8 @@
 # (global batch 128), PyTorch in one process with 2 threads (batch 128), and two independent
 # 1-rank processes at once, one on each of CPUs 0 and 1 (2x1r1t: the sum of their images/s, what
 # the two cores give work that never meets), all in this run.
-#   scripts/bench-scaling.sh [REPS=3] [STEPS=60]     THREADS_ONLY=1: the second table only
+#   scripts/bench-scaling.sh [REPS=3] [STEPS=60]     THREADS_ONLY=1: the second table only;
+#   MODELS="fmnist-cnn": those models only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
@@ -78,7 +79,7 @@ medians_in_turn() {
 if [ "${THREADS_ONLY:-0}" != 1 ]; then
 printf '%-11s %6s | %9s %9s %9s %7s %7s | %9s %9s %7s | %s\n' model batch dpt-1r dpt-2r \
     dpt-2r-blk scale blk-sc torch-1r torch-2r t-scale "dpt-2r / torch-2r"
-for model in fmnist-cnn lenet5; do
+for model in ${MODELS:-fmnist-cnn lenet5}; do
     for b in 64 128; do
         read -r one two blk t1 t2 < <(medians_in_turn "dptrain_once $model 1 $b" \
             "dptrain_once $model 2 $b" "dptrain_once $model 2 $b --no-overlap" \
@@ -93,7 +94,7 @@ fi
 echo
 printf '%-11s %6s | %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s\n' model b/core 1r1t 1r1t-b128 \
     1r2t 2r1t torch-2t 2x1r1t 1r2t/1r1t 1r2t/b128 1r2t/2r1t 1r2t/t2t 2x/1r1t
-for model in fmnist-cnn lenet5; do
+for model in ${MODELS:-fmnist-cnn lenet5}; do
     b=64
     read -r one one128 thr two tt pair < <(medians_in_turn "dptrain_once $model 1 $b" \
         "dptrain_once $model 1 $((2 * b))" "dptrain_once $model 1 $((2 * b)) --threads 2" \

@@ -49,6 +49,8 @@ double dpt_conv_flops(const dpt_conv_geom *g);
 /* "conv2d N=2 C=3->8 in=8x8 k=3x3 s=1x1 p=1x1 d=1x1 g=1" */
 int dpt_conv_geom_format(const dpt_conv_geom *g, char *buf, size_t n);
 
+typedef enum { DPT_CONV_PASS_FORWARD, DPT_CONV_PASS_BACKWARD_DATA } dpt_conv_pass;
+
 /* One implementation: raw pointers, geometry already checked, scratch of workspace() floats. */
 typedef struct {
     const char *name; /* "ref", "im2col", "avx2", "avx512" */
@@ -60,6 +62,19 @@ typedef struct {
     /* db may be NULL (then no bias gradient); accumulates. */
     void (*backward_weight)(float *dw, float *db, const float *dy, const float *x,
                             const dpt_conv_geom *g, float *work);
+    /* Optional (NULL: every call reads w as it is). The weights as one pass reads them (the
+     * Winograd transform), made once for all the calls that split the pass's images instead of
+     * once per call: prepared_floats(g, pass) floats, 0 when this geometry has nothing to make;
+     * prepare fills part `part` of `parts` (independent: any thread, any order; g.N does not
+     * matter); forward_prepared and backward_data_prepared read them in place of w and give
+     * the bits of forward and backward_data. */
+    size_t (*prepared_floats)(const dpt_conv_geom *g, dpt_conv_pass pass);
+    void (*prepare)(float *p, const float *w, const dpt_conv_geom *g, dpt_conv_pass pass,
+                    int64_t part, int64_t parts);
+    void (*forward_prepared)(float *y, const float *x, const float *p, const float *b,
+                             const dpt_conv_geom *g, float *work);
+    void (*backward_data_prepared)(float *dx, const float *dy, const float *p,
+                                   const dpt_conv_geom *g, float *work);
 } dpt_conv_impl;
 
 typedef enum {

@@ -126,15 +126,34 @@ void dpt__shifted_kernel(int OB, int WV, float *y, int64_t yso, int nlast, const
 #define dpt__simd_forward ISA_NAME(dpt__simd_forward)
 #define dpt__simd_backward_data_floats ISA_NAME(dpt__simd_backward_data_floats)
 #define dpt__simd_backward_data ISA_NAME(dpt__simd_backward_data)
+#define dpt__simd_forward_prepared_floats ISA_NAME(dpt__simd_forward_prepared_floats)
+#define dpt__simd_forward_prepare ISA_NAME(dpt__simd_forward_prepare)
+#define dpt__simd_forward_prepared ISA_NAME(dpt__simd_forward_prepared)
+#define dpt__simd_backward_data_prepared_floats ISA_NAME(dpt__simd_backward_data_prepared_floats)
+#define dpt__simd_backward_data_prepare ISA_NAME(dpt__simd_backward_data_prepare)
+#define dpt__simd_backward_data_prepared ISA_NAME(dpt__simd_backward_data_prepared)
 #define dpt__simd_backward_weight_floats ISA_NAME(dpt__simd_backward_weight_floats)
 #define dpt__simd_backward_weight ISA_NAME(dpt__simd_backward_weight)
 
 /* conv_simd_forward.c */
 int64_t dpt__simd_forward_floats(const conv_sizes *sz);
+/* Weights made once for all the calls of a pass (Winograd's U), in prepared_floats floats (0:
+ * this geometry reads w as it is); prepare makes output channels [o0, o1) (of the transposed
+ * sizes, the layer's input channels, for backward-data), prepared reads them instead of w. */
+int64_t dpt__simd_forward_prepared_floats(const conv_sizes *sz);
+void dpt__simd_forward_prepare(float *p, const float *w, const conv_sizes *sz, int64_t o0,
+                               int64_t o1);
+void dpt__simd_forward_prepared(float *y, const float *x, const float *p, const float *b,
+                                const conv_sizes *sz, float *work);
 void dpt__simd_forward(float *y, const float *x, const float *w, const float *b,
                        const conv_sizes *sz, float *work);
 /* conv_simd_backward_data.c */
 int64_t dpt__simd_backward_data_floats(const conv_sizes *sz);
+int64_t dpt__simd_backward_data_prepared_floats(const conv_sizes *sz);
+void dpt__simd_backward_data_prepare(float *p, const float *w, const conv_sizes *sz, int64_t c0,
+                                     int64_t c1);
+void dpt__simd_backward_data_prepared(float *dx, const float *dy, const float *p,
+                                      const conv_sizes *sz, float *work);
 void dpt__simd_backward_data(float *dx, const float *dy, const float *w, const conv_sizes *sz,
                              float *work);
 /* conv_simd_backward_weight.c: dw +=, db += (db may be NULL) */
@@ -153,6 +172,9 @@ extern const dpt_conv_impl dpt__conv_simd;
 #define dpt__wino_forward_floats ISA_NAME(dpt__wino_forward_floats)
 #define dpt__wino_weight_grad_floats ISA_NAME(dpt__wino_weight_grad_floats)
 #define dpt__wino_forward ISA_NAME(dpt__wino_forward)
+#define dpt__wino_prepared_floats ISA_NAME(dpt__wino_prepared_floats)
+#define dpt__wino_prepare ISA_NAME(dpt__wino_prepare)
+#define dpt__wino_forward_prepared ISA_NAME(dpt__wino_forward_prepared)
 #define dpt__wino_backward_weight ISA_NAME(dpt__wino_backward_weight)
 #define dpt__wino_one_channel_backward_weight ISA_NAME(dpt__wino_one_channel_backward_weight)
 
@@ -165,9 +187,24 @@ int dpt__wino_one_channel_use(const conv_sizes *sz);
  * 0 when it does not. Independent of the switch. */
 int64_t dpt__wino_forward_floats(const conv_sizes *sz);
 int64_t dpt__wino_weight_grad_floats(const conv_sizes *sz);
-/* y: (N, O, oH, oW)  x: (N, C, H, W)  w: (O, C, 3, 3)  b: (O) or NULL. */
-void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
-                       const conv_sizes *sz, float *work);
+/* Where the forward finds the (O, C, 3, 3) weights of its sizes: (o, c, tap) at
+ * w[o*o_stride + c*c_stride + tap], tap reversed when flipped (a backward-data's transposed
+ * sizes read the layer's (C, O, 3, 3) weights so). */
+typedef struct {
+    int64_t o_stride, c_stride;
+    int flipped;
+} dpt__wino_weights;
+/* y: (N, O, oH, oW)  x: (N, C, H, W)  b: (O) or NULL. */
+void dpt__wino_forward(float *y, const float *x, const float *w, dpt__wino_weights ws,
+                       const float *b, const conv_sizes *sz, float *work);
+/* The same in two steps, so that the calls of one pass over many image ranges transform the
+ * weights once: U (dpt__wino_prepared_floats(sz) floats) of output channels [o0, o1), then
+ * forwards reading it (any N; U depends only on the weights and the channels). */
+int64_t dpt__wino_prepared_floats(const conv_sizes *sz);
+void dpt__wino_prepare(float *u, const float *w, dpt__wino_weights ws, const conv_sizes *sz,
+                       int64_t o0, int64_t o1);
+void dpt__wino_forward_prepared(float *y, const float *x, const float *u, const float *b,
+                                const conv_sizes *sz, float *work);
 /* dw: (O, C, 3, 3) +=  dy: (N, O, oH, oW)  x: (N, C, H, W). The bias gradient is the caller's. */
 void dpt__wino_backward_weight(float *dw, const float *dy, const float *x, const conv_sizes *sz,
                                float *work);

@@ -258,10 +258,29 @@ static void pack_weights(float *packed_w, float *packed_b, const float *w, const
     }
 }
 
+/* w: (O, C, kD, kH, kW) as Winograd reads it (one group). */
+static dpt__wino_weights wino_weights_of(const conv_sizes *sz) {
+    return (dpt__wino_weights){.o_stride = sz->C * 9, .c_stride = 9, .flipped = 0};
+}
+
+int64_t dpt__simd_forward_prepared_floats(const conv_sizes *sz) {
+    return dpt__wino_use(sz) ? dpt__wino_prepared_floats(sz) : 0;
+}
+
+void dpt__simd_forward_prepare(float *p, const float *w, const conv_sizes *sz, int64_t o0,
+                               int64_t o1) {
+    dpt__wino_prepare(p, w, wino_weights_of(sz), sz, o0, o1);
+}
+
+void dpt__simd_forward_prepared(float *y, const float *x, const float *p, const float *b,
+                                const conv_sizes *sz, float *work) {
+    dpt__wino_forward_prepared(y, x, p, b, sz, work);
+}
+
 void dpt__simd_forward(float *y, const float *x, const float *w, const float *b,
                        const conv_sizes *sz, float *work) {
     if (dpt__wino_use(sz)) {
-        dpt__wino_forward(y, x, w, b, sz, work);
+        dpt__wino_forward(y, x, w, wino_weights_of(sz), b, sz, work);
         return;
     }
     forward_layout ws;

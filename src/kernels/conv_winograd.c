@@ -324,21 +324,25 @@ static int64_t wino_plan(const conv_sizes *sz, wino_layout *b, int m, int weight
     return o;
 }
 
-/* u: (nxi, O, C), xi = al*row + column of G g G^T with G (al x 3); w: (O, C, 3, 3). In double,
- * rounded once. Sixteen input channels at a time, in the innermost loops (vectorized), and each
- * xi's sixteen written as one run: u's planes are O*C floats apart, often a multiple of 4 KB, so
- * one store per plane and pair would keep evicting lines of one L1 set. */
-static void wino_weight_transform(float *u, const float *w, const conv_sizes *sz, const double *G,
-                                  int al) {
+/* u: (nxi, O, C), xi = al*row + column of G g G^T with G (al x 3), for output channels [o0, o1);
+ * g of (o, c) read as w[o*ws.o_stride + c*ws.c_stride + tap], the taps reversed when ws.flipped.
+ * In double, rounded once. Sixteen input channels at a time, in the innermost loops (vectorized),
+ * and each xi's sixteen written as one run: u's planes are O*C floats apart, often a multiple of
+ * 4 KB, so one store per plane and pair would keep evicting lines of one L1 set. */
+static void wino_weight_transform(float *u, const float *w, dpt__wino_weights ws,
+                                  const conv_sizes *sz, const double *G, int al, int64_t o0,
+                                  int64_t o1) {
     enum { CB = 16 };
-    for (int64_t o = 0; o < sz->O; o++)
+    for (int64_t o = o0; o < o1; o++)
         for (int64_t c0 = 0; c0 < sz->C; c0 += CB) {
             const int64_t nc = min64(CB, sz->C - c0);
             double g[9][CB] = {{0}}, t[WINO_AL_MAX][3][CB];
             float r[WINO_AL_MAX * WINO_AL_MAX][CB];
-            for (int64_t cc = 0; cc < nc; cc++)
+            for (int64_t cc = 0; cc < nc; cc++) {
+                const float *gw = w + o * ws.o_stride + (c0 + cc) * ws.c_stride;
                 for (int j = 0; j < 9; j++)
-                    g[j][cc] = w[(o * sz->C + c0 + cc) * 9 + j];
+                    g[j][cc] = gw[ws.flipped ? 8 - j : j];
+            }
             for (int i = 0; i < al; i++) /* G g: along the kernel rows */
                 for (int j = 0; j < 3; j++)
                     for (int cc = 0; cc < CB; cc++)
@@ -624,14 +628,13 @@ static void wino_product(float *out, int64_t ldo, int accumulate, int64_t rows, 
     }
 }
 
-static void wino_forward_variant(float *y, const float *x, const float *w, const float *b,
+static void wino_forward_variant(float *y, const float *x, const float *u, const float *b,
                                  const conv_sizes *sz, float *work, const wino_variant *var) {
     wino_layout ws;
     const int m = var->m;
     const int32_t *seq_off = wino_begin(&ws, work, sz, m, 0);
-    float *u = work + ws.u, *v = work + ws.v, *mm = work + ws.mo, *z = work + ws.z;
+    float *v = work + ws.v, *mm = work + ws.mo, *z = work + ws.z;
     const int64_t C = sz->C, O = sz->O, T = ws.T, TW = ws.TW, ldv = ws.ldv, total = ws.total;
-    wino_weight_transform(u, w, sz, var->G, (int)ws.al);
     int64_t in_r = -1; /* the image whose rows are in R */
     for (int64_t t0 = 0; t0 < total; t0 += ws.tb) {
         const int64_t nb = min64(ws.tb, total - t0);
@@ -654,9 +657,33 @@ static void wino_forward_variant(float *y, const float *x, const float *w, const
     }
 }
 
-void dpt__wino_forward(float *y, const float *x, const float *w, const float *b,
-                       const conv_sizes *sz, float *work) {
-    wino_forward_variant(y, x, w, b, sz, work, wino4_pays(sz) ? &wino4_variant : &wino2_variant);
+static const wino_variant *forward_variant(const conv_sizes *sz) {
+    return wino4_pays(sz) ? &wino4_variant : &wino2_variant;
+}
+
+int64_t dpt__wino_prepared_floats(const conv_sizes *sz) {
+    const int64_t al = forward_variant(sz)->m + 2;
+    return al * al * sz->O * sz->C;
+}
+
+/* Output channel o's part of U does not depend on the others': any cut gives the same bits. */
+void dpt__wino_prepare(float *u, const float *w, dpt__wino_weights ws, const conv_sizes *sz,
+                       int64_t o0, int64_t o1) {
+    const wino_variant *var = forward_variant(sz);
+    wino_weight_transform(u, w, ws, sz, var->G, var->m + 2, o0, o1);
+}
+
+void dpt__wino_forward_prepared(float *y, const float *x, const float *u, const float *b,
+                                const conv_sizes *sz, float *work) {
+    wino_forward_variant(y, x, u, b, sz, work, forward_variant(sz));
+}
+
+void dpt__wino_forward(float *y, const float *x, const float *w, dpt__wino_weights ws,
+                       const float *b, const conv_sizes *sz, float *work) {
+    wino_layout layout;
+    wino_plan(sz, &layout, forward_variant(sz)->m, 0);
+    dpt__wino_prepare(work + layout.u, w, ws, sz, 0, sz->O);
+    dpt__wino_forward_prepared(y, x, work + layout.u, b, sz, work);
 }
 
 /* ---------------------------------------------------------------------------------------------

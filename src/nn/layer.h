@@ -48,6 +48,8 @@ typedef struct {
     const dpt_conv_impl *conv; /* the conv implementation of the model */
     float *work;               /* scratch of thread t: work + t * work_floats */
     size_t work_floats;
+    float *prepared; /* read by every thread of one pass: the largest layer's prepared_floats */
+    size_t prepared_floats;
     dpt_pool *pool;            /* the model's threads; NULL: one */
     const dpt_model_rng *rng; /* NULL when the caller gave none */
     int64_t bn_ghost;
@@ -105,6 +107,7 @@ struct dpt__layer {
     size_t state_bytes; /* private memory kept from forward to backward */
     void *state;        /* 64-byte aligned, in the model's arena */
     size_t work_floats; /* shared scratch needed by one pass */
+    size_t prepared_floats; /* weights made once per pass for all its threads (conv) */
 
     union {
         struct {

@@ -90,6 +90,12 @@ static dpt_status conv_infer(dpt__layer *l, const dpt__build *b) {
     wk = wk > w1 ? wk : w1;
     l->u.conv.partials = b->threads > 1 ? (PARTIALS_PER_ROUND + b->threads - 1) / b->threads : 1;
     l->work_floats = round16(wk) + (size_t)l->u.conv.partials * round16((size_t)param_count(g));
+    l->prepared_floats = 0;
+    if (b->conv->prepared_floats) {
+        const size_t f = b->conv->prepared_floats(g, DPT_CONV_PASS_FORWARD);
+        const size_t d = b->conv->prepared_floats(g, DPT_CONV_PASS_BACKWARD_DATA);
+        l->prepared_floats = f > d ? f : d;
+    }
     return DPT_OK;
 }
 
@@ -103,6 +109,7 @@ typedef struct {
     int64_t in_count, out_count; /* per image */
     size_t kernel_floats;        /* the kernel's part of a thread's scratch */
     int64_t first_unit;          /* weight gradient: the first unit of this round */
+    const float *prepared;       /* forward, backward-data: the weights made once, or NULL */
 } conv_job;
 
 static dpt_conv_geom geom_of(const conv_job *j, int64_t n) {
@@ -115,15 +122,54 @@ static void forward_share(void *ctx, int64_t n0, int64_t n, int t) {
     const conv_job *j = ctx;
     const dpt_conv_geom g = geom_of(j, n);
     const dpt__layer *l = j->l;
-    j->r->conv->forward(j->out + n0 * j->out_count, j->in + n0 * j->in_count, l->param[0].v,
-                        g.has_bias ? l->param[1].v : NULL, &g, dpt__work(j->r, t));
+    float *y = j->out + n0 * j->out_count;
+    const float *x = j->in + n0 * j->in_count, *b = g.has_bias ? l->param[1].v : NULL;
+    if (j->prepared)
+        j->r->conv->forward_prepared(y, x, j->prepared, b, &g, dpt__work(j->r, t));
+    else
+        j->r->conv->forward(y, x, l->param[0].v, b, &g, dpt__work(j->r, t));
 }
 
 static void backward_data_share(void *ctx, int64_t n0, int64_t n, int t) {
     const conv_job *j = ctx;
     const dpt_conv_geom g = geom_of(j, n);
-    j->r->conv->backward_data(j->out + n0 * j->in_count, j->in + n0 * j->out_count,
-                              j->l->param[0].v, &g, dpt__work(j->r, t));
+    float *dx = j->out + n0 * j->in_count;
+    const float *dy = j->in + n0 * j->out_count;
+    if (j->prepared)
+        j->r->conv->backward_data_prepared(dx, dy, j->prepared, &g, dpt__work(j->r, t));
+    else
+        j->r->conv->backward_data(dx, dy, j->l->param[0].v, &g, dpt__work(j->r, t));
+}
+
+/* Parts of the prepared weights: enough for free threads to even out, few enough that each is
+ * a few output channels' worth. */
+enum { PREPARE_PARTS = 16 };
+
+typedef struct {
+    const dpt__layer *l;
+    const dpt__run *r;
+    dpt_conv_pass pass;
+} prepare_job;
+
+static void prepare_parts(void *ctx, int64_t k0, int64_t n, int t) {
+    (void)t;
+    const prepare_job *pj = ctx;
+    for (int64_t k = k0; k < k0 + n; k++)
+        pj->r->conv->prepare(pj->r->prepared, pj->l->param[0].v, &pj->l->u.conv.g, pj->pass, k,
+                             PREPARE_PARTS);
+}
+
+/* The weights of a forward or backward-data pass as its kernel calls read them, made once in
+ * the run's shared area (a thread's share of the images may come in several calls): NULL when
+ * the implementation reads w as it is, or when it needs more room than the model was built
+ * with (the Winograd switch changed since). */
+static const float *prepare(const dpt__layer *l, const dpt__run *r, dpt_conv_pass pass) {
+    const size_t need = r->conv->prepared_floats ? r->conv->prepared_floats(&l->u.conv.g, pass) : 0;
+    if (need == 0 || need > r->prepared_floats)
+        return NULL;
+    prepare_job pj = {.l = l, .r = r, .pass = pass};
+    dpt__parallel(r, PREPARE_PARTS, 1, prepare_parts, &pj);
+    return r->prepared;
 }
 
 /* The partial of block i of a round: slot i / T after the kernel's scratch of thread i % T's area
@@ -186,6 +232,7 @@ static conv_job job_of(dpt__layer *l, const dpt__run *r, float *out, const float
 static dpt_status conv_forward(dpt__layer *l, const dpt__run *r, float *y, const float *x) {
     DPT_ASSERT(l->work_floats <= r->work_floats);
     conv_job j = job_of(l, r, y, x);
+    j.prepared = prepare(l, r, DPT_CONV_PASS_FORWARD);
     dpt__parallel_images(r, 1, 1, forward_share, &j);
     return DPT_OK;
 }
@@ -212,6 +259,7 @@ static dpt_status conv_backward(dpt__layer *l, const dpt__run *r, float *dx, con
     }
     if (dx) {
         conv_job d = job_of(l, r, dx, dy);
+        d.prepared = prepare(l, r, DPT_CONV_PASS_BACKWARD_DATA);
         dpt__parallel_images(r, 1, 1, backward_data_share, &d);
     }
     return DPT_OK;

@@ -45,6 +45,8 @@ struct dpt_model {
     dpt_model_memory memory;
     float *work;        /* threads x work_floats: one scratch per thread */
     size_t work_floats; /* per thread, a multiple of 16 (every thread's scratch 64-byte aligned) */
+    float *prepared;    /* one pass's prepared weights, all threads' */
+    size_t prepared_floats;
     dpt_pool *pool;     /* NULL: one thread */
     int threads;
     float *dlogits;
@@ -291,7 +293,7 @@ static size_t taken_since(const arena *a, size_t *mark) {
 
 static void carve(dpt_model *m, arena *a) {
     const int64_t B = m->cfg.max_batch;
-    size_t work = 0, pp[2], mark = a->used;
+    size_t work = 0, prepared = 0, pp[2], mark = a->used;
     dpt_model_memory *mem = &m->memory;
     *mem = (dpt_model_memory){.rows = B};
     m->params = take(a, (size_t)m->nparams, sizeof(float));
@@ -308,6 +310,7 @@ static void carve(dpt_model *m, arena *a) {
         l->state = l->state_bytes ? take(a, l->state_bytes, 1) : NULL;
         mem->state += taken_since(a, &mark);
         work = max_size(work, l->work_floats);
+        prepared = max_size(prepared, l->prepared_floats);
     }
     plan_backward(m, block_start, pp);
     m->pingpong[0] = take(a, max_size(pp[0], 1), sizeof(float));
@@ -319,6 +322,8 @@ static void carve(dpt_model *m, arena *a) {
         m->io[i].dx = dx_memory(m, a->base, m->io[i].dx_at);
     m->work_floats = (max_size(work, 1) + 15) / 16 * 16;
     m->work = take(a, dpt_size_mul(m->work_floats, (size_t)m->threads), sizeof(float));
+    m->prepared_floats = prepared;
+    m->prepared = prepared ? take(a, prepared, sizeof(float)) : NULL;
     mem->workspace = taken_since(a, &mark);
 }
 
@@ -591,6 +596,8 @@ static dpt__run run_of(const dpt_model *m, const dpt_model_rng *rng) {
                       .conv = m->conv,
                       .work = m->work,
                       .work_floats = m->work_floats,
+                      .prepared = m->prepared,
+                      .prepared_floats = m->prepared_floats,
                       .pool = m->pool,
                       .rng = rng,
                       .bn_ghost = m->cfg.bn_ghost,

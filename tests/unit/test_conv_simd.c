@@ -413,6 +413,91 @@ static void test_winograd4_switch(void **state) {
         check_winograd_modes(impls[k], g2(3, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1));
 }
 
+/* Prepared weights: made in parts, out of order, and read by calls over uneven runs of images,
+ * forward and backward-data give the bits of one call with w. Returns how many of the two passes
+ * had weights to prepare. */
+static int check_prepared(const dpt_conv_impl *impl, dpt_conv_geom g) {
+    enum { PARTS = 5 };
+    char desc[160];
+    assert_int_equal(dpt_conv_geom_check(&g), DPT_OK);
+    dpt_conv_geom_format(&g, desc, sizeof desc);
+    const int64_t nx = dpt_conv_x_count(&g), nw = dpt_conv_w_count(&g), ny = dpt_conv_y_count(&g);
+    const int64_t xs = nx / g.N, ys = ny / g.N;
+    const size_t ws = impl->workspace(&g);
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(g.O), *dy = falloc(ny);
+    float *whole = falloc(nx > ny ? nx : ny), *cut = falloc(nx > ny ? nx : ny);
+    float *work = falloc((int64_t)ws);
+    dpt_fill_uniform(x, nx, -1.0f, 1.0f, 13, 1);
+    dpt_fill_uniform(w, nw, -1.0f, 1.0f, 13, 2);
+    dpt_fill_uniform(b, g.O, -1.0f, 1.0f, 13, 3);
+    dpt_fill_uniform(dy, ny, -1.0f, 1.0f, 13, 4);
+    const float *bias = g.has_bias ? b : NULL;
+    const int64_t runs[] = {0, 1, g.N - 1, g.N}; /* images [runs[i], runs[i+1]) */
+    int prepared = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const int fwd = pass == DPT_CONV_PASS_FORWARD;
+        const size_t pf = impl->prepared_floats(&g, (dpt_conv_pass)pass);
+        if (pf == 0)
+            continue;
+        prepared++;
+        float *p = falloc((int64_t)pf);
+        for (int k = PARTS - 1; k >= 0; k--)
+            impl->prepare(p, w, &g, (dpt_conv_pass)pass, k, PARTS);
+        for (size_t i = 0; i < pf; i++)
+            assert_false(isnan(p[i])); /* every part written */
+        const int64_t in = fwd ? xs : ys, out = fwd ? ys : xs, n_out = g.N * out;
+        poison(work, (int64_t)ws);
+        if (fwd)
+            impl->forward(whole, x, w, bias, &g, work);
+        else
+            impl->backward_data(whole, dy, w, &g, work);
+        poison(cut, n_out);
+        for (int r = 0; r < 3; r++) {
+            dpt_conv_geom gr = g;
+            gr.N = runs[r + 1] - runs[r];
+            if (gr.N == 0)
+                continue;
+            const float *src = (fwd ? x : dy) + runs[r] * in;
+            poison(work, (int64_t)ws);
+            if (fwd)
+                impl->forward_prepared(cut + runs[r] * out, src, p, bias, &gr, work);
+            else
+                impl->backward_data_prepared(cut + runs[r] * out, src, p, &gr, work);
+        }
+        printf("  %s %s %s: %zu prepared floats\n", impl->name, fwd ? "forward" : "backward-data",
+               desc, pf);
+        assert_memory_equal(cut, whole, (size_t)n_out * sizeof(float));
+        dpt_free_aligned(p);
+    }
+    float *bufs[] = {x, w, b, dy, whole, cut, work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        dpt_free_aligned(bufs[i]);
+    return prepared;
+}
+
+/* The Winograd passes prepare (F(4x4) at 28x28 and 14x14 by default, F(2x2) or F(4x4) forced,
+ * unpadded backward-data as a padded forward); direct convolution and a 5x5 layer do not. */
+static void test_prepared_weights(void **state) {
+    (void)state;
+    const dpt_conv_impl *impls[2];
+    const dpt_conv_geom wino[] = {g2(5, 32, 32, 28, 28, 3, 1, 1, 1, 1, 0),
+                                  g2(4, 32, 64, 14, 14, 3, 1, 1, 1, 1, 1),
+                                  g2(3, 24, 40, 16, 16, 3, 1, 0, 1, 1, 1)};
+    const dpt_conv_geom direct = g2(3, 6, 16, 14, 14, 5, 1, 0, 1, 1, 1);
+    const int modes[] = {1, 2, 4, 0};
+    for (int k = n_simd(impls) - 1; k >= 0; k--) {
+        for (int mi = 0; mi < 4; mi++) {
+            dpt_conv_set_winograd(modes[mi]);
+            for (size_t i = 0; i < sizeof wino / sizeof wino[0]; i++)
+                assert_int_equal(check_prepared(impls[k], wino[i]), modes[mi] ? 2 : 0);
+            assert_int_equal(check_prepared(impls[k], direct), 0);
+        }
+        dpt_conv_set_winograd(1);
+    }
+    for (int id = DPT_CONV_REF; id <= DPT_CONV_IM2COL; id++) /* they read w as it is */
+        assert_null(dpt_conv_impl_get((dpt_conv_impl_id)id)->prepare);
+}
+
 /* 1x1 (pure GEMM), depthwise (groups = C, multiplier 1 and 2), grouped. */
 static void test_1x1_depthwise_groups(void **state) {
     (void)state;
@@ -492,6 +577,7 @@ int main(void) {
         cmocka_unit_test(test_winograd4_edges),
         cmocka_unit_test(test_winograd_accuracy),
         cmocka_unit_test(test_winograd4_switch),
+        cmocka_unit_test(test_prepared_weights),
         cmocka_unit_test(test_1x1_depthwise_groups),
         cmocka_unit_test(test_stride_dilation_padding),
         cmocka_unit_test(test_two_row_tiles),
