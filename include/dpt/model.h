@@ -179,7 +179,9 @@ typedef struct {
     size_t outputs;    /* every layer output that is not a view, kept for backward */
     size_t gradients;  /* backward's ping-pong buffers and dlogits (most dx reuse outputs) */
     size_t state;      /* max-pool indices, dropout masks, batch-norm statistics */
-    size_t workspace;  /* the largest scratch of one pass */
+    size_t workspace;  /* the largest scratch of one pass, one per thread */
+    size_t prepared;   /* conv weights as one pass's kernels read them (the Winograd transform),
+                          one copy for all threads */
     size_t parameters; /* parameters, their gradients, running statistics */
 } dpt_model_memory;
 void dpt_model_memory_of(const dpt_model *m, dpt_model_memory *out);

@@ -322,9 +322,10 @@ static void carve(dpt_model *m, arena *a) {
         m->io[i].dx = dx_memory(m, a->base, m->io[i].dx_at);
     m->work_floats = (max_size(work, 1) + 15) / 16 * 16;
     m->work = take(a, dpt_size_mul(m->work_floats, (size_t)m->threads), sizeof(float));
+    mem->workspace = taken_since(a, &mark);
     m->prepared_floats = prepared;
     m->prepared = prepared ? take(a, prepared, sizeof(float)) : NULL;
-    mem->workspace = taken_since(a, &mark);
+    mem->prepared = taken_since(a, &mark);
 }
 
 /* Views of the flat buffers for every layer's tensors, and the segment tables. */
@@ -776,12 +777,14 @@ int dpt_model_summary(const dpt_model *m, char *buf, size_t n) {
     const double MiB = 1024.0 * 1024.0;
     dpt__fmt(buf, n, &used,
              "memory for %lld rows: %.1f MiB = layer outputs %.1f + backward gradients %.1f + "
-             "layer state %.1f + workspace %.1f + parameters, gradients and buffers %.1f\n",
+             "layer state %.1f + workspace %.1f + prepared weights %.1f + parameters, gradients "
+             "and buffers %.1f\n",
              (long long)mem->rows,
              (double)(mem->outputs + mem->gradients + mem->state + mem->workspace +
-                      mem->parameters) / MiB,
+                      mem->prepared + mem->parameters) / MiB,
              (double)mem->outputs / MiB, (double)mem->gradients / MiB, (double)mem->state / MiB,
-             (double)mem->workspace / MiB, (double)mem->parameters / MiB);
+             (double)mem->workspace / MiB, (double)mem->prepared / MiB,
+             (double)mem->parameters / MiB);
     return used;
 }
 

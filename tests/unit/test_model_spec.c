@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "dpt/conv.h"
 #include "dpt/model.h"
 #include "dpt/tensor.h"
 
@@ -125,6 +126,10 @@ static void test_fmnist_cnn_backward_memory(void **state) {
                            4 * aligned(rows * 64 * 14 * 14 * f) + aligned(rows * 64 * 7 * 7 * f) +
                            3 * aligned(rows * 128 * f) + aligned(rows * 10 * f);
     assert_int_equal(mem.outputs, outputs);
+    /* the Winograd weights of the largest pass: conv4's F(4x4), 36 frequencies x 64 x 64 */
+    const dpt_conv_impl *impl = dpt_conv_default();
+    const int wino = impl->prepare && dpt_conv_winograd() == 1;
+    assert_int_equal(mem.prepared, wino ? aligned(36 * 64 * 64 * f) : 0);
     dpt_model_destroy(m);
 }
 
