@@ -274,6 +274,7 @@ void dpt__simd_forward_prepare(float *p, const float *w, const conv_sizes *sz, i
 
 void dpt__simd_forward_prepared(float *y, const float *x, const float *p, const float *b,
                                 const conv_sizes *sz, float *work) {
+    DPT_ASSERT(dpt__wino_use(sz));
     dpt__wino_forward_prepared(y, x, p, b, sz, work);
 }
 
