@@ -245,6 +245,9 @@ static float *copy_of(const float *x, int64_t n) {
     return c;
 }
 
+/* The Winograd mode run_model switches to between building the model and running it; -1: none. */
+static int winograd_after_build = -1;
+
 /* A training forward and backward (twice, so gradients accumulate), then an eval-mode forward and
  * backward, of a model with fixed parameters on fixed data. */
 static void run_model(model_result *r, const model_case *mc, const dpt_conv_impl *impl, int T,
@@ -257,6 +260,8 @@ static void run_model(model_result *r, const model_case *mc, const dpt_conv_impl
     dpt_status st = dpt_model_create(&m, mc->spec, in, &cfg);
     if (st != DPT_OK)
         fail_msg("%s: %s", mc->spec, dpt_last_error());
+    if (winograd_after_build >= 0)
+        dpt_conv_set_winograd(winograd_after_build);
     const int64_t per_in = dpt_shape_count(&in);
     const dpt_shape os = dpt_model_output_shape(m);
     r->n_in = N * per_in;
@@ -362,6 +367,40 @@ static void test_models_bit_identical_for_any_thread_count(void **state) {
     dpt_conv_set_winograd(1);
     print_message("checked %d convolution paths at 1, 2 and 3 threads\n", ran);
     assert_true(ran >= 2);
+}
+
+/* A model built in one Winograd mode and run in another gives the bits of one built in the mode
+ * it runs in: built for F(2x2) and run as F(4x4), its prepared weights would not fit and the
+ * layers call the kernels with w (the fallback); built for F(4x4) and run as F(2x2), they fit. */
+static void test_winograd_switched_after_build(void **state) {
+    (void)state;
+    const dpt_conv_impl *impl = dpt_conv_impl_get(DPT_CONV_AVX512);
+    if (!impl)
+        impl = dpt_conv_impl_get(DPT_CONV_AVX2);
+    if (!impl) {
+        print_message("no SIMD path on this CPU/build: nothing to check\n");
+        return;
+    }
+    const int modes[][2] = {{2, 4}, {4, 2}, {1, 0}}; /* built in, run in */
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const int built = modes[i][0], run = modes[i][1];
+        for (int T = 1; T <= 2; T++) {
+            model_result want, got;
+            dpt_conv_set_winograd(run);
+            run_model(&want, &models[0], impl, T, 13);
+            dpt_conv_set_winograd(built);
+            winograd_after_build = run;
+            run_model(&got, &models[0], impl, T, 13);
+            winograd_after_build = -1;
+            assert_same("logits", got.logits, want.logits, want.n_out, impl->name, T, 13, 0);
+            assert_same("input gradient", got.dx, want.dx, want.n_in, impl->name, T, 13, 0);
+            assert_same("parameter gradients", got.grads, want.grads, want.n_params, impl->name,
+                        T, 13, 0);
+            result_free(&want);
+            result_free(&got);
+        }
+    }
+    dpt_conv_set_winograd(1);
 }
 
 /* ---- single layers on 3 threads against one whole-batch kernel call --------------------------- */
@@ -568,6 +607,7 @@ int main(void) {
         cmocka_unit_test(test_pool_shares_follow_speed),
         cmocka_unit_test(test_pool_late_thread_loses_its_region),
         cmocka_unit_test(test_models_bit_identical_for_any_thread_count),
+        cmocka_unit_test(test_winograd_switched_after_build),
         cmocka_unit_test(test_conv_layer_matches_ref),
         cmocka_unit_test(test_conv_weight_gradient_rounds),
         cmocka_unit_test(test_bn_and_pool_layers_match_kernels),
