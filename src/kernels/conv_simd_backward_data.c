@@ -212,23 +212,29 @@ static void backward_data_columns(float *dx, const float *dy, const float *w, co
     for (int64_t o = 0; o < Og; o++)
         o_off[o] = (int32_t)(o * ld);
     memset(dy_rows, 0, (size_t)(Og * ld) * sizeof(float)); /* the row tails stay zero */
+    /* taps in blocks of as even a size as ROW_BLOCK_CH allows (9 taps: 3 + 3 + 3, not
+     * 4 + 4 + 1, whose last block would do one FMA per load) */
+    const int64_t tap_blocks = (taps + ROW_BLOCK_CH - 1) / ROW_BLOCK_CH;
     for (int64_t gi = 0; gi < sz->groups; gi++) {
         for (int64_t c = 0; c < sz->Cg; c++) /* w_taps[c][t][o] = w[o][c][t] of this group */
             for (int64_t t = 0; t < taps; t++)
                 for (int64_t o = 0; o < Og; o++)
                     w_taps[(c * taps + t) * Og + o] = w[((gi * Og + o) * sz->Cg + c) * taps + t];
         for (int64_t n = 0; n < sz->N; n++) {
-            const float *dy_g = dy + (n * sz->O + gi * Og) * P;
-            for (int64_t o = 0; o < Og; o++)
-                memcpy(dy_rows + o * ld, dy_g + o * P, (size_t)P * sizeof(float));
+            const float *dy_g = dy + (n * sz->O + gi * Og) * P, *rows = dy_g;
+            if (ld != P) { /* rows of whole vectors, so that no load leaves dy */
+                for (int64_t o = 0; o < Og; o++)
+                    memcpy(dy_rows + o * ld, dy_g + o * P, (size_t)P * sizeof(float));
+                rows = dy_rows;
+            }
             for (int64_t c = 0; c < sz->Cg; c++) {
-                for (int64_t t = 0; t < taps;) {
-                    const int OB = taps - t >= ROW_BLOCK_CH ? ROW_BLOCK_CH : 1;
+                for (int64_t t = 0, blk = 0; t < taps; blk++) {
+                    const int OB = (int)((taps - t + tap_blocks - blk - 1) / (tap_blocks - blk));
                     for (int64_t p = 0; p < P; p += SHIFTED_VECS * VL) {
                         const int64_t rem = min64(P - p, SHIFTED_VECS * VL);
                         const int WV = (int)((rem + VL - 1) / VL);
                         dpt__shifted_kernel(OB, WV, cols + t * ld + p, ld,
-                                            (int)(rem - (WV - 1) * VL), dy_rows + p, o_off, Og,
+                                            (int)(rem - (WV - 1) * VL), rows + p, o_off, Og,
                                             w_taps + (c * taps + t) * Og, NULL);
                     }
                     t += OB;

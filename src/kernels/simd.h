@@ -221,6 +221,8 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 /* Row micro-kernel (conv_simd_kernel.c), positions along a row in the lanes: ROW_BLOCK_CH
  * channels x ROW_BLOCK_ROWS rows x ROW_BLOCK_VECS vectors along the row. */
 #define ROW_BLOCK_CH 4
+/* shifted-row blocks of the channel counts between 1 and ROW_BLOCK_CH */
+#define SHIFTED_BETWEEN(X) SHIFTED_WIDTHS(X, 2) SHIFTED_WIDTHS(X, 3)
 #define ROW_BLOCK_ROWS 3
 #define ROW_BLOCK_ROWS1 12 /* rows when there is a single output channel */
 #define ROW_BLOCK_VECS 2
@@ -333,6 +335,7 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define CHANNEL_TILES2(X) X(1) X(2) X(3) X(4) X(5) X(6)
 #define CHANNEL_TILES1(X) CHANNEL_TILES2(X) X(7) X(8) X(9) X(10) X(11) X(12)
 #define ROW_BLOCK_CH 2
+#define SHIFTED_BETWEEN(X)
 #define ROW_BLOCK_ROWS 2
 #define ROW_BLOCK_ROWS1 5
 #define ROW_BLOCK_VECS 2
@@ -370,7 +373,8 @@ SIMD_INLINE void v_interleave(vf e, vf o, vf *lo, vf *hi) {
 #define ROW_WIDTHS(X, OB, RB) X(OB, RB, 1) X(OB, RB, ROW_BLOCK_VECS)
 #define SHIFTED_BLOCKS(X)                                                                          \
     SHIFTED_WIDTHS(X, ROW_BLOCK_CH)                                                                \
-    SHIFTED_WIDTHS(X, 1) X(1, 1, 7) X(1, 1, 8) X(1, 1, 9) X(1, 1, 10) X(1, 1, 11) X(1, 1, 12)
+    SHIFTED_WIDTHS(X, 1) X(1, 1, 7) X(1, 1, 8) X(1, 1, 9) X(1, 1, 10) X(1, 1, 11) X(1, 1, 12)      \
+    SHIFTED_BETWEEN(X)
 #define SHIFTED_WIDTHS(X, OB)                                                                      \
     X(OB, 1, 1) X(OB, 1, 2) X(OB, 1, 3) X(OB, 1, 4) X(OB, 1, 5) X(OB, 1, 6)
 /* The dot micro-kernel's (channels, rows) blocks. */

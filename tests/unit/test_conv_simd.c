@@ -151,6 +151,8 @@ static void test_first_layer(void **state) {
         g2(2, 3, 16, 17, 19, 3, 1, 1, 1, 1, 1),  /* RGB, odd extents */
         g2(1, 3, 37, 33, 35, 3, 1, 0, 1, 1, 0),  /* odd O, rows past two vectors */
         g2(2, 1, 5, 9, 40, 7, 1, 3, 1, 1, 1),    /* few outputs, wide row */
+        g2(2, 1, 16, 12, 13, 5, 1, 2, 1, 1, 1),  /* 25 taps in uneven blocks, rows copied */
+        g2(2, 1, 16, 28, 28, 5, 1, 2, 1, 1, 0),  /* ... with dy's rows read in place */
     };
     run_cases(cases, sizeof cases / sizeof cases[0], 100);
 }
