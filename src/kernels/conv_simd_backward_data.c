@@ -211,7 +211,8 @@ static void backward_data_columns(float *dx, const float *dy, const float *w, co
     DPT_ASSERT(Og * ld < INT32_MAX);
     for (int64_t o = 0; o < Og; o++)
         o_off[o] = (int32_t)(o * ld);
-    memset(dy_rows, 0, (size_t)(Og * ld) * sizeof(float)); /* the row tails stay zero */
+    if (ld != P) /* dy is copied into rows of whole vectors, whose tails stay zero */
+        memset(dy_rows, 0, (size_t)(Og * ld) * sizeof(float));
     /* taps in blocks of as even a size as ROW_BLOCK_CH allows (9 taps: 3 + 3 + 3, not
      * 4 + 4 + 1, whose last block would do one FMA per load) */
     const int64_t tap_blocks = (taps + ROW_BLOCK_CH - 1) / ROW_BLOCK_CH;
