@@ -251,10 +251,25 @@ static dpt__wino_weights wino_weights_flipped(const conv_sizes *sz) {
     return (dpt__wino_weights){.o_stride = 9, .c_stride = sz->C * 9, .flipped = 1};
 }
 
+/* Whether backward-data runs as a forward of dy through Winograd (then *t: its sizes), the one
+ * route with weights to prepare (U of the flipped, transposed kernel); the others read w as it
+ * is. */
+static int as_forward_winograd(const conv_sizes *sz, conv_sizes *t) {
+    if (backward_by_columns(sz) || !backward_as_forward(sz))
+        return 0;
+    dpt__sizes_transposed(t, sz);
+    return dpt__wino_use(t);
+}
+
 void dpt__simd_backward_data(float *dx, const float *dy, const float *w, const conv_sizes *sz,
                              float *work) {
     backward_data_layout ws;
     backward_data_plan(sz, &ws);
+    conv_sizes t;
+    if (as_forward_winograd(sz, &t)) { /* reads w flipped in place */
+        dpt__wino_forward(dx, dy, w, wino_weights_flipped(sz), NULL, &t, work + ws.forward);
+        return;
+    }
     if (backward_by_columns(sz)) {
         backward_data_columns(dx, dy, w, sz, &ws, work);
         return;
@@ -264,12 +279,7 @@ void dpt__simd_backward_data(float *dx, const float *dy, const float *w, const c
                               work + ws.dx_cl);
         return;
     }
-    conv_sizes t;
     dpt__sizes_transposed(&t, sz);
-    if (dpt__wino_use(&t)) { /* reads w flipped in place */
-        dpt__wino_forward(dx, dy, w, wino_weights_flipped(sz), NULL, &t, work + ws.forward);
-        return;
-    }
     /* w_flipped: (C, Og, kD, kH, kW), tap order reversed: [c][o][t] = w[o][c][taps-1-t] per
      * group. */
     float *wf = work + ws.w_flipped;
@@ -282,24 +292,15 @@ void dpt__simd_backward_data(float *dx, const float *dy, const float *w, const c
     dpt__simd_forward(dx, dy, wf, NULL, &t, work + ws.forward);
 }
 
-/* Prepared: only the as-forward route through Winograd has weights to make (U of the flipped,
- * transposed kernel); the other routes read w as it is. */
-static int prepares(const conv_sizes *sz, conv_sizes *t) {
-    if (backward_by_columns(sz) || !backward_as_forward(sz))
-        return 0;
-    dpt__sizes_transposed(t, sz);
-    return dpt__wino_use(t);
-}
-
 int64_t dpt__simd_backward_data_prepared_floats(const conv_sizes *sz) {
     conv_sizes t;
-    return prepares(sz, &t) ? dpt__wino_prepared_floats(&t) : 0;
+    return as_forward_winograd(sz, &t) ? dpt__wino_prepared_floats(&t) : 0;
 }
 
 void dpt__simd_backward_data_prepare(float *p, const float *w, const conv_sizes *sz, int64_t c0,
                                      int64_t c1) {
     conv_sizes t;
-    if (prepares(sz, &t))
+    if (as_forward_winograd(sz, &t))
         dpt__wino_prepare(p, w, wino_weights_flipped(sz), &t, c0, c1);
 }
 
@@ -308,6 +309,6 @@ void dpt__simd_backward_data_prepared(float *dx, const float *dy, const float *p
     conv_sizes t;
     backward_data_layout ws;
     backward_data_plan(sz, &ws);
-    DPT_ASSERT(prepares(sz, &t));
+    DPT_ASSERT(as_forward_winograd(sz, &t));
     dpt__wino_forward_prepared(dx, dy, p, NULL, &t, work + ws.forward);
 }
